@@ -1,0 +1,441 @@
+"""The ``connector`` command line: a thin layer over the library.
+
+Exit statuses: 0 success, 1 a validation failure or an error the user can fix,
+2 a usage error. Errors are one line on standard error, never a traceback.
+Every listing command takes ``--json``; the shapes are documented in
+``docs/cli.md`` and only ever gain fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO, Any, NoReturn
+
+from . import __version__
+from .errors import ConnectorError, UsageError
+from .models import (
+    ApiKeyAuth,
+    HttpBasicAuth,
+    OAuth2AuthorizationCode,
+    ProviderDeclaration,
+    ReconnectKind,
+)
+from .plugins import Plugins, load_plugins
+from .scopes import check_scopes, parse_scopes, scopes_for_actions
+from .serialize import declaration_to_data, to_data
+
+__all__ = ["main", "main_exit"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace, Plugins, IO[str]], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (shape documented in docs/cli.md)")
+
+
+def build_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+    parser = _Parser(
+        prog="connector",
+        description="Connect your customers' SaaS accounts through provider plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"connector-core {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    providers = sub.add_parser("providers", help="list providers and show what they declare")
+    psub = providers.add_subparsers(dest="providers_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    p = psub.add_parser("list", help="list installed providers")
+    _add_json(p)
+    p.set_defaults(handler=_providers_list)
+    p = psub.add_parser("show", help="show everything a provider declares")
+    p.add_argument("provider", metavar="PROVIDER")
+    _add_json(p)
+    p.set_defaults(handler=_providers_show)
+    p = psub.add_parser("setup-guide", help="the one-time onboarding checklist with a provider")
+    p.add_argument("provider", metavar="PROVIDER")
+    _add_json(p)
+    p.set_defaults(handler=_providers_setup_guide)
+    providers.set_defaults(handler=_needs_subcommand(providers))
+
+    scopes = sub.add_parser(
+        "scopes",
+        help="show a provider's scope catalogue, check a scope set, or derive one from actions",
+    )
+    scopes.add_argument("provider", metavar="PROVIDER")
+    scopes.add_argument("--group", metavar="GROUP", help="show only this feature area")
+    mode = scopes.add_mutually_exclusive_group()
+    mode.add_argument("--check", nargs="+", metavar="SCOPE", help="check a requested scope set")
+    mode.add_argument("--for-actions", nargs="+", metavar="ACTION", help="the least scope set for these actions")
+    _add_json(scopes)
+    scopes.set_defaults(handler=_scopes)
+
+    plugins_cmd = sub.add_parser("plugins", help="list plugins with version, hooks and load errors")
+    _add_json(plugins_cmd)
+    plugins_cmd.set_defaults(handler=_plugins)
+
+    builtin = set(sub.choices)
+    for command in plugins.register_commands(builtin):
+        cp = sub.add_parser(command.name, help=f"{command.help} [plugin {command.plugin}]")
+        command.configure(cp)
+        cp.set_defaults(handler=_plugin_handler(command.run))
+    return parser, sub.choices
+
+
+def _needs_subcommand(parser: argparse.ArgumentParser) -> Handler:
+    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
+
+    return handler
+
+
+def _plugin_handler(run: Callable[[argparse.Namespace, Plugins], int]) -> Handler:
+    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+        return int(run(args, plugins) or 0)
+
+    return handler
+
+
+def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -> int:
+    """Run the CLI; return the exit status. ``plugins`` replaces discovery (for tests)."""
+    out, err = sys.stdout, sys.stderr
+    try:
+        if plugins is None:
+            plugins = load_plugins()
+        parser, _ = build_parser(plugins)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(out)
+            return EXIT_USAGE
+        if args.command != "plugins":
+            for problem in plugins.problems:
+                err.write(f"connector: warning: {problem}\n")
+        handler: Handler = args.handler
+        return handler(args, plugins, out)
+    except ConnectorError as exc:
+        err.write(f"connector: error: {exc.message}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("connector: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def main_exit() -> None:
+    """Console-script entry point: run :func:`main` and exit with its status."""
+    sys.exit(main())
+
+
+def _emit_json(out: IO[str], data: Any) -> None:
+    json.dump(data, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def _table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    for index, row in enumerate(lines):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        out.write(indent + "  ".join(cells).rstrip() + "\n")
+        if index == 0:
+            out.write(indent + "  ".join("-" * w for w in widths) + "\n")
+
+
+# ----------------------------------------------------------------------- providers
+
+
+def _providers_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    providers = plugins.providers()
+    if args.json:
+        _emit_json(
+            out,
+            {"providers": [{**to_data(p), "plugin": plugins.plugin_of(p.key)} for p in providers]},
+        )
+        return EXIT_OK
+    if not providers:
+        out.write("No providers installed. Install a provider plugin, e.g. connector-hibob.\n")
+        return EXIT_OK
+    _table(
+        out,
+        ("KEY", "NAME", "CATEGORIES", "PLUGIN"),
+        [(p.key, p.display_name, ", ".join(p.categories), plugins.plugin_of(p.key)) for p in providers],
+    )
+    return EXIT_OK
+
+
+def _providers_show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    decl = plugins.declaration(args.provider)
+    callbacks = _callback_urls(plugins, decl)
+    if args.json:
+        data = declaration_to_data(decl)
+        data["callback_urls"] = callbacks
+        _emit_json(out, data)
+        return EXIT_OK
+    _render_declaration(out, decl, callbacks)
+    return EXIT_OK
+
+
+def _callback_urls(plugins: Plugins, decl: ProviderDeclaration) -> dict[str, str | None]:
+    urls: dict[str, str | None] = {}
+    if decl.callback is None:
+        return urls
+    for env in decl.environments:
+        try:
+            urls[env.key] = plugins.callback_url(decl.key, env.key)
+        except ConnectorError:
+            urls[env.key] = None
+    return urls
+
+
+def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict[str, str | None]) -> None:
+    p = decl.provider
+    w = out.write
+    w(f"{p.display_name} ({p.key})  [plugin {decl.plugin}]\n")
+    if p.description:
+        w(f"{p.description}\n")
+    if p.categories:
+        w(f"Categories: {', '.join(p.categories)}\n")
+    for link in p.links:
+        w(f"  {link.label}: {link.url}\n")
+
+    w("\nAuth types\n")
+    for auth in decl.auth_types:
+        w(f"  {auth.key}: {auth.label} ({auth.kind.value})\n")
+        if auth.description:
+            w(f"    {auth.description}\n")
+        if isinstance(auth, OAuth2AuthorizationCode):
+            w(f"    authorize URL:   {auth.authorize_url}\n")
+            w(f"    token URL:       {auth.token_url}\n")
+            w(f"    revocation URL:  {auth.revocation_url or '(none declared)'}\n")
+            w(f"    client auth:     {auth.client_auth_method.value}\n")
+            w(f"    PKCE (S256):     {'on' if auth.pkce else 'off'}\n")
+            w(f"    scope separator: {auth.scope_separator!r}\n")
+            for name, value in auth.extra_authorize_params:
+                w(f"    extra parameter: {name}={value}\n")
+        elif isinstance(auth, HttpBasicAuth):
+            w(f"    username field: {auth.username_field}; password field: {auth.password_field}\n")
+        elif isinstance(auth, ApiKeyAuth):
+            w(f"    header: {auth.header_name}: {auth.prefix + ' ' if auth.prefix else ''}<{auth.key_field}>\n")
+        fields = decl.fields_for(auth.key)
+        if fields:
+            w("    credential fields:\n")
+            _table(
+                out,
+                ("FIELD", "LABEL", "KIND", "REQUIRED", "LEVEL", "PATTERN"),
+                [
+                    (f.name, f.label, f.kind.value, "yes" if f.required else "no", f.level.value, f.pattern or "")
+                    for f in fields
+                ],
+                indent="      ",
+            )
+
+    w("\nEnvironments\n")
+    for env in decl.environments:
+        default = " (default)" if env.default else ""
+        creds = env.credential_set_label or env.credential_set
+        w(f"  {env.key}: {env.label}{default}, uses {creds}\n")
+        if env.description:
+            w(f"    {env.description}\n")
+        w(f"    API base URL: {env.api_base_url}\n")
+        for label, url in (
+            ("authorize URL", env.authorize_url),
+            ("token URL", env.token_url),
+            ("revocation URL", env.revocation_url),
+            ("web app", env.web_url),
+        ):
+            if url:
+                w(f"    {label}: {url}\n")
+        if env.key in callbacks:
+            w(f"    callback URL: {callbacks[env.key] or '(set CONNECTOR_CALLBACK_BASE_URL)'}\n")
+
+    catalogue = decl.scope_catalogue
+    if catalogue is not None:
+        w(
+            f"\nScopes: {len(catalogue.names)} in {len(catalogue.groups)} feature areas "
+            f"(see 'connector scopes {p.key}')\n"
+        )
+        w(f"  default: {' '.join(catalogue.default_scopes)}\n")
+        w(f"  minimum: {' '.join(catalogue.minimum_scopes)}\n")
+
+    if decl.actions:
+        w("\nActions\n")
+        _table(
+            out,
+            ("ACTION", "LABEL", "SCOPES"),
+            [(a.key, a.label, " ".join(a.scopes)) for a in decl.actions],
+            indent="  ",
+        )
+
+    if decl.connection_test is not None:
+        t = decl.connection_test
+        w(f"\nConnection test: {t.method} {t.path} (needs {t.scope})\n")
+        if t.description:
+            w(f"  {t.description}\n")
+
+    policy = decl.reconnect_policy
+    w("\nReconnect policy: ")
+    if policy is None:
+        w(f"{ReconnectKind.REAUTHORIZE.value}\n")
+    else:
+        w(f"{policy.kind.value}\n  {policy.summary}\n")
+        for proc in policy.procedures:
+            scope = f" (environments: {', '.join(proc.environments)})" if proc.environments else ""
+            w(f"  {proc.title}{scope}\n")
+            for number, step in enumerate(proc.steps, 1):
+                where = f" [{step.location}]" if step.location else ""
+                w(f"    {number}. {step.text}{where}\n")
+    if decl.setup_guide is not None:
+        w(f"\nSetup guide: {len(decl.setup_guide.steps)} steps (see 'connector providers setup-guide {p.key}')\n")
+
+
+def _providers_setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    decl = plugins.declaration(args.provider)
+    guide = decl.setup_guide
+    if guide is None:
+        if args.json:
+            _emit_json(out, {"provider": decl.key, "title": None, "steps": [], "callback_urls": {}})
+        else:
+            out.write(f"{decl.provider.display_name} declares no setup guide.\n")
+        return EXIT_OK
+    if args.json:
+        _emit_json(out, {"provider": decl.key, **to_data(guide), "callback_urls": _callback_urls(plugins, decl)})
+        return EXIT_OK
+    out.write(f"{guide.title}\n\n")
+    for number, step in enumerate(guide.steps, 1):
+        optional = " (optional)" if step.optional else ""
+        out.write(f"{number}. {step.title}{optional}\n")
+        for detail in step.details:
+            out.write(f"   - {detail}\n")
+        if step.url:
+            out.write(f"   {step.url}\n")
+    callbacks = _callback_urls(plugins, decl)
+    if callbacks:
+        out.write("\nYour callback (redirect) URL:\n")
+        for env, url in callbacks.items():
+            out.write(f"  {env}: {url or '(set CONNECTOR_CALLBACK_BASE_URL to your platform base URL)'}\n")
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------- scopes
+
+
+def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    decl = plugins.declaration(args.provider)
+    catalogue = decl.scope_catalogue
+    if catalogue is None:
+        raise UsageError(f"provider {decl.key!r} declares no OAuth scopes")
+    if args.check:
+        if args.group:
+            raise UsageError("connector scopes: --group cannot be combined with --check")
+        return _scopes_check(args, decl, out)
+    if args.for_actions:
+        if args.group:
+            raise UsageError("connector scopes: --group cannot be combined with --for-actions")
+        actions = [a for arg in args.for_actions for a in arg.replace(",", " ").split()]
+        scopes = scopes_for_actions(decl, actions)
+        if args.json:
+            _emit_json(out, {"provider": decl.key, "actions": actions, "scopes": list(scopes)})
+        else:
+            out.write(" ".join(scopes) + "\n")
+        return EXIT_OK
+
+    groups = catalogue.groups
+    if args.group:
+        group = catalogue.group(args.group)
+        if group is None:
+            from .errors import UnknownNameError
+
+            raise UnknownNameError("scope group", args.group, [g.key for g in groups], within=f"provider {decl.key!r}")
+        groups = (group,)
+    if args.json:
+        _emit_json(
+            out,
+            {
+                "provider": decl.key,
+                "groups": to_data(groups),
+                "default_scopes": list(catalogue.default_scopes),
+                "minimum_scopes": list(catalogue.minimum_scopes),
+            },
+        )
+        return EXIT_OK
+    for group in groups:
+        out.write(f"{group.label} [{group.key}]\n")
+        if group.description:
+            out.write(f"  {group.description}\n")
+        rows = []
+        for s in group.scopes:
+            marks = [
+                m
+                for m, on in (
+                    ("default", s.name in catalogue.default_scopes),
+                    ("minimum", s.name in catalogue.minimum_scopes),
+                    ("sensitive", s.sensitive),
+                )
+                if on
+            ]
+            rows.append((s.name, s.access.value, s.module or "", ", ".join(marks), s.description))
+        _table(out, ("SCOPE", "ACCESS", "MODULE", "FLAGS", "DESCRIPTION"), rows, indent="  ")
+        for s in group.scopes:
+            for note in s.notes:
+                out.write(f"  note: {s.name}: {note}\n")
+        out.write("\n")
+    out.write(f"default: {' '.join(catalogue.default_scopes)}\n")
+    out.write(f"minimum: {' '.join(catalogue.minimum_scopes)}\n")
+    return EXIT_OK
+
+
+def _scopes_check(args: argparse.Namespace, decl: ProviderDeclaration, out: IO[str]) -> int:
+    assert decl.scope_catalogue is not None
+    requested = parse_scopes(args.check, field="--check")
+    result = check_scopes(decl.scope_catalogue, requested)
+    if args.json:
+        _emit_json(
+            out,
+            {
+                "provider": decl.key,
+                "requested": list(result.requested),
+                "ok": result.ok,
+                "findings": to_data(result.findings),
+            },
+        )
+    else:
+        for finding in result.findings:
+            out.write(f"{finding.severity.value}: {finding.message}\n")
+        errors, warnings = len(result.errors), len(result.warnings)
+        verdict = "ok" if result.ok else "invalid"
+        out.write(f"{verdict}: {len(result.requested)} scopes, {errors} errors, {warnings} warnings\n")
+    return EXIT_OK if result.ok else EXIT_INVALID
+
+
+# ------------------------------------------------------------------------- plugins
+
+
+def _plugins(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    infos = plugins.plugin_infos()
+    if args.json:
+        _emit_json(out, {"plugins": to_data(infos)})
+        return EXIT_OK
+    for info in infos:
+        version = f" {info.version}" if info.version else ""
+        dist = f" ({info.distribution}{version})" if info.distribution else ""
+        out.write(f"{info.name}{dist}\n")
+        if info.providers:
+            out.write(f"  providers: {', '.join(info.providers)}\n")
+        if info.hooks:
+            out.write(f"  hooks: {', '.join(info.hooks)}\n")
+        if info.error:
+            out.write(f"  error: {info.error}\n")
+    return EXIT_OK

@@ -1,0 +1,155 @@
+"""Hook specifications: what a plugin can declare or change.
+
+This module holds only signatures and docstrings. Plugins implement any subset
+of these with ``@connector_core.hookimpl``; an implementation may accept fewer
+arguments than the spec names. Specs grow only by gaining arguments.
+
+How results combine:
+
+* :func:`connector_core_register_providers` and
+  :func:`connector_core_register_commands` are called once per plugin with a
+  registry object; everything registered is collected. A provider key registered
+  by two plugins is an error naming both, and that key becomes unusable while
+  every other provider keeps working.
+* Every hook taking ``provider_key`` is ``firstresult``: the first
+  implementation that returns something other than ``None`` answers, so a plugin
+  returns ``None`` for providers that are not its own. Implementations marked
+  ``tryfirst=True`` run first, so a platform plugin can override one
+  declaration of a provider it does not own.
+* :func:`connector_core_callback_base_url` is ``firstresult`` too; the core's
+  built-in plugin answers last, from ``CONNECTOR_CALLBACK_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._markers import hookspec
+
+if TYPE_CHECKING:
+    from .commands import CommandRegistry
+    from .models import (
+        Action,
+        AuthType,
+        Callback,
+        ConnectionTest,
+        CredentialField,
+        Environment,
+        ReconnectPolicy,
+        ScopeCatalogue,
+        SetupGuide,
+    )
+    from .plugins import ProviderRegistry
+
+__all__ = [
+    "connector_core_actions",
+    "connector_core_auth_types",
+    "connector_core_callback",
+    "connector_core_callback_base_url",
+    "connector_core_connection_test",
+    "connector_core_credential_fields",
+    "connector_core_environments",
+    "connector_core_reconnect_policy",
+    "connector_core_register_commands",
+    "connector_core_register_providers",
+    "connector_core_scope_catalogue",
+    "connector_core_setup_guide",
+]
+
+
+# ------------------------------------------------------------- provider declarations
+
+
+@hookspec
+def connector_core_register_providers(register: ProviderRegistry) -> None:
+    """Register the providers this plugin implements.
+
+    Call ``register.add(Provider(...))`` once per provider. Collected from every
+    plugin; registering a key another plugin registered already is an error
+    naming both plugins.
+    """
+
+
+@hookspec(firstresult=True)
+def connector_core_auth_types(provider_key: str) -> Sequence[AuthType] | None:
+    """Return the provider's auth types, preferred first, or ``None`` if not yours.
+
+    Each is an :class:`~connector_core.OAuth2AuthorizationCode`,
+    :class:`~connector_core.HttpBasicAuth` or :class:`~connector_core.ApiKeyAuth`
+    with a key unique within the provider. Required for every provider.
+    """
+
+
+@hookspec(firstresult=True)
+def connector_core_credential_fields(provider_key: str) -> Sequence[CredentialField] | None:
+    """Return every credential field of every auth type, in form order.
+
+    Each :class:`~connector_core.CredentialField` names the auth type it belongs
+    to and its level (the platform's app registration, or the end user).
+    """
+
+
+@hookspec(firstresult=True)
+def connector_core_scope_catalogue(provider_key: str) -> ScopeCatalogue | None:
+    """Return the provider's scope catalogue: groups, defaults and minimum.
+
+    Required for providers with an OAuth 2.0 auth type.
+    """
+
+
+@hookspec(firstresult=True)
+def connector_core_environments(provider_key: str) -> Sequence[Environment] | None:
+    """Return the provider's environments (sandbox, production...), with hosts
+    and the credential set each uses. Required for every provider."""
+
+
+@hookspec(firstresult=True)
+def connector_core_callback(provider_key: str) -> Callback | None:
+    """Return the OAuth callback declaration: the provider's path and, optionally,
+    a default platform base URL. Required for OAuth 2.0 providers."""
+
+
+@hookspec(firstresult=True)
+def connector_core_reconnect_policy(provider_key: str) -> ReconnectPolicy | None:
+    """Return how a broken or outdated connection is repaired, with any manual
+    steps a person must take first. ``None`` means plain re-authorization."""
+
+
+@hookspec(firstresult=True)
+def connector_core_connection_test(provider_key: str) -> ConnectionTest | None:
+    """Return the cheapest request that proves a connection works. Its scope
+    must be among the minimum scopes."""
+
+
+@hookspec(firstresult=True)
+def connector_core_actions(provider_key: str) -> Sequence[Action] | None:
+    """Return the named operations a profile can enable, with the scopes each
+    needs; the least scope set for a profile is derived from them."""
+
+
+@hookspec(firstresult=True)
+def connector_core_setup_guide(provider_key: str) -> SetupGuide | None:
+    """Return the platform's one-time onboarding checklist with this provider
+    (partner application, app registration, redirect URI, scopes...)."""
+
+
+# ------------------------------------------------------------------ platform hooks
+
+
+@hookspec(firstresult=True)
+def connector_core_callback_base_url(provider_key: str, environment: str) -> str | None:
+    """Return the platform's public base URL that OAuth callbacks reach, or
+    ``None`` to leave it to the next plugin, then the provider's default.
+
+    The callback URL is this base URL joined with the provider's callback path.
+    """
+
+
+@hookspec
+def connector_core_register_commands(commands: CommandRegistry) -> None:
+    """Add sub-commands to the ``connector`` CLI with ``commands.add(...)``.
+
+    A name that clashes with a built-in command or another plugin's is an error
+    naming the plugin.
+    """

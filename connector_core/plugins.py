@@ -1,0 +1,545 @@
+"""Finding, loading and asking plugins; the typed facade over the hooks.
+
+Nothing loads at import time. :func:`load_plugins` builds a plugin manager,
+registers the built-in plugin and every entry point in the ``connector_core``
+group (subject to the allow-list and block-list environment variables), checks
+every hook implementation against the specs, and returns a :class:`Plugins`
+facade. The rest of the code calls the facade's methods, never ``pm.hook``.
+
+One plugin's failure never takes down the rest: a plugin that fails to import,
+has a misspelled or mis-signed hook implementation, raises inside a hook or
+returns the wrong type is recorded as a :class:`LoadProblem` naming it, and
+everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import pluggy
+
+from . import hookspecs
+from ._markers import PROJECT_NAME
+from .errors import ConnectorError, DeclarationError, PluginError, UnknownNameError, ValidationError
+from .models import (
+    AUTH_TYPE_CLASSES,
+    Action,
+    Callback,
+    ConnectionTest,
+    CredentialField,
+    Environment,
+    Provider,
+    ProviderDeclaration,
+    ReconnectPolicy,
+    ScopeCatalogue,
+    SetupGuide,
+)
+
+__all__ = [
+    "ENV_ALLOW",
+    "ENV_BLOCK",
+    "ENV_TRACE",
+    "LoadProblem",
+    "PluginInfo",
+    "Plugins",
+    "ProviderRegistry",
+    "load_plugins",
+    "make_plugin_manager",
+]
+
+_T = TypeVar("_T")
+
+#: Comma-separated entry-point or distribution names: load only these plugins.
+#: Set but empty, it loads no external plugin at all.
+ENV_ALLOW = "CONNECTOR_CORE_PLUGINS"
+#: Comma-separated entry-point or distribution names never to load.
+ENV_BLOCK = "CONNECTOR_CORE_DISABLED_PLUGINS"
+#: Set to 1 to trace every hook call to standard error.
+ENV_TRACE = "CONNECTOR_CORE_TRACE_PLUGINS"
+
+BUILTIN_PLUGIN_NAME = "connector_core.builtin"
+
+
+@attrs.frozen
+class LoadProblem:
+    """Something wrong with one plugin, reported by name while the rest work."""
+
+    plugin: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"plugin {self.plugin!r}: {self.message}"
+
+
+@attrs.frozen
+class PluginInfo:
+    """What ``connector plugins`` shows about one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    providers: tuple[str, ...]
+    error: str | None = None
+
+
+@attrs.define
+class ProviderRegistry:
+    """Handed to :func:`~connector_core.hookspecs.connector_core_register_providers`."""
+
+    _plugin: str
+    _providers: list[Provider] = attrs.field(factory=list, repr=False)
+
+    def add(self, provider: Provider) -> None:
+        """Register one provider."""
+        if not isinstance(provider, Provider):
+            raise PluginError(self._plugin, f"register.add() expected a Provider, got {type(provider).__name__}")
+        self._providers.append(provider)
+
+    @property
+    def providers(self) -> tuple[Provider, ...]:
+        return tuple(self._providers)
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager with the ``connector_core`` hook specs and nothing registered."""
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _split_env(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+def _entry_points() -> Sequence[Any]:
+    from importlib.metadata import entry_points
+
+    return tuple(entry_points(group=PROJECT_NAME))
+
+
+def load_plugins(
+    plugins: Iterable[object] = (),
+    *,
+    entry_points: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> Plugins:
+    """Build the plugin manager and return the facade over it.
+
+    ``plugins`` are extra plugin objects (modules or instances) to register, as
+    tests and embedding applications do. ``entry_points=False`` skips installed
+    plugins entirely. ``env`` defaults to :data:`os.environ` and is read for
+    :data:`ENV_ALLOW`, :data:`ENV_BLOCK` and :data:`ENV_TRACE`.
+    """
+    env = os.environ if env is None else env
+    pm = make_plugin_manager()
+    problems: list[LoadProblem] = []
+    dists: dict[str, tuple[str | None, str | None]] = {}
+
+    from . import _builtin
+
+    pm.register(_builtin, name=BUILTIN_PLUGIN_NAME)
+
+    if entry_points:
+        allow = _split_env(env.get(ENV_ALLOW))
+        block = _split_env(env.get(ENV_BLOCK)) or frozenset()
+        for ep in _entry_points():
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.name if dist is not None else None
+            names = {ep.name, dist_name} - {None}
+            if allow is not None and not names & allow:
+                continue
+            if names & block:
+                continue
+            dists[ep.name] = (dist_name, dist.version if dist is not None else None)
+            try:
+                obj = ep.load()
+            except Exception as exc:  # a broken plugin must not break the others
+                problems.append(LoadProblem(ep.name, f"failed to import {ep.value}: {_describe(exc)}"))
+                continue
+            _register(pm, obj, ep.name, problems)
+
+    for index, obj in enumerate(plugins):
+        name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{index}"
+        _register(pm, obj, name, problems)
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:  # pragma: no cover - _register catches these first
+        problems.append(LoadProblem(getattr(exc.plugin, "__name__", "?"), str(exc)))
+
+    if env.get(ENV_TRACE, "") not in ("", "0"):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+
+    return Plugins(pm, problems, dists)
+
+
+def _register(pm: pluggy.PluginManager, obj: object, name: str, problems: list[LoadProblem]) -> None:
+    """Register one plugin; on any contract breach, record it and leave it out."""
+    try:
+        pm.register(obj, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        problems.append(LoadProblem(name, _describe_validation(exc)))
+        return
+    # check_pending, per plugin, so that one misspelled hook leaves only its plugin out.
+    for caller in pm.get_hookcallers(obj) or ():
+        if caller.spec is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.plugin is obj and not impl.optionalhook:
+                problems.append(LoadProblem(name, _unknown_hook_message(pm, caller.name)))
+                pm.unregister(obj)
+                return
+
+
+def _unknown_hook_message(pm: pluggy.PluginManager, hook_name: str) -> str:
+    import difflib
+
+    known = [n for n in dir(hookspecs) if n.startswith(f"{PROJECT_NAME}_")]
+    match = difflib.get_close_matches(hook_name, known, n=1)
+    hint = f"; did you mean {match[0]!r}?" if match else f"; expected one of: {', '.join(known)}"
+    return f"implements unknown hook {hook_name!r}{hint}"
+
+
+def _describe_validation(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    if "Argument(s)" in text and "not available in hookspec" in text:
+        return "a hook implementation takes arguments the hook spec does not offer: " + text
+    return text
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
+
+
+def _culprit(caller: pluggy.HookCaller, tb: types.TracebackType | None) -> str:
+    """The plugin whose hook implementation appears in a traceback."""
+    codes = {impl.function.__code__: impl.plugin_name for impl in caller.get_hookimpls()}
+    found = "unknown plugin"
+    while tb is not None:
+        name = codes.get(tb.tb_frame.f_code)
+        if name is not None:
+            found = name
+        tb = tb.tb_next
+    return found
+
+
+class Plugins:
+    """The typed facade over the plugin manager.
+
+    Get one from :func:`load_plugins`. Declarations are gathered lazily, per
+    provider, the first time they are asked for, then cached.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        problems: Iterable[LoadProblem] = (),
+        distributions: Mapping[str, tuple[str | None, str | None]] | None = None,
+    ) -> None:
+        self._pm = pm
+        self._problems = list(problems)
+        self._distributions = dict(distributions or {})
+        self._owners: dict[str, tuple[Provider, str]] | None = None
+        self._duplicates: dict[str, tuple[str, ...]] = {}
+        self._declarations: dict[str, ProviderDeclaration] = {}
+        self._broken: dict[str, PluginError] = {}
+
+    def __repr__(self) -> str:
+        return f"<Plugins {len(self._pm.get_plugins())} plugins, {len(self._problems)} problems>"
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The underlying pluggy manager, for advanced use (hook tracing, monitoring)."""
+        return self._pm
+
+    # ---------------------------------------------------------------- providers
+
+    def _registered(self) -> dict[str, tuple[Provider, str]]:
+        if self._owners is not None:
+            return self._owners
+        owners: dict[str, tuple[Provider, str]] = {}
+        claimed: dict[str, list[str]] = {}
+        caller = self._pm.hook.connector_core_register_providers
+        # Call each implementation on its own so that what it registers is
+        # attributed to it and one plugin's exception does not stop the others.
+        for impl in reversed(caller.get_hookimpls()):
+            registry = ProviderRegistry(impl.plugin_name)
+            try:
+                impl.function(*([registry] if impl.argnames else []))
+            except ConnectorError as exc:
+                self._problems.append(LoadProblem(impl.plugin_name, _strip_plugin(exc, impl.plugin_name)))
+                continue
+            except Exception as exc:
+                self._problems.append(
+                    LoadProblem(impl.plugin_name, f"connector_core_register_providers raised {_describe(exc)}")
+                )
+                continue
+            for provider in registry.providers:
+                claimed.setdefault(provider.key, []).append(impl.plugin_name)
+                owners.setdefault(provider.key, (provider, impl.plugin_name))
+        for key, plugin_names in claimed.items():
+            if len(plugin_names) > 1:
+                del owners[key]
+                self._duplicates[key] = tuple(plugin_names)
+                both = " and ".join(repr(p) for p in plugin_names)
+                for plugin_name in plugin_names:
+                    self._problems.append(
+                        LoadProblem(plugin_name, f"provider key {key!r} is registered by both {both}")
+                    )
+        self._owners = dict(sorted(owners.items()))
+        return self._owners
+
+    def providers(self) -> tuple[Provider, ...]:
+        """Every usable provider, sorted by key."""
+        return tuple(provider for provider, _ in self._registered().values())
+
+    def provider_keys(self) -> tuple[str, ...]:
+        return tuple(self._registered())
+
+    def provider(self, key: str) -> Provider:
+        """The provider registered under ``key``."""
+        return self._owner(key)[0]
+
+    def plugin_of(self, key: str) -> str:
+        """The name of the plugin that registered provider ``key``."""
+        return self._owner(key)[1]
+
+    def _owner(self, key: str) -> tuple[Provider, str]:
+        registered = self._registered()
+        if key in registered:
+            return registered[key]
+        if key in self._duplicates:
+            both = " and ".join(repr(p) for p in self._duplicates[key])
+            raise PluginError(
+                self._duplicates[key][0],
+                f"provider key {key!r} is registered by both {both}; uninstall or block one (set {ENV_BLOCK})",
+            )
+        raise UnknownNameError("provider", key, list(registered))
+
+    def declaration(self, key: str) -> ProviderDeclaration:
+        """Everything provider ``key`` declares, gathered and cross-checked.
+
+        Raises :class:`~connector_core.UnknownNameError` for an unknown key and
+        :class:`~connector_core.PluginError` naming the plugin when a hook fails
+        or a declaration is invalid.
+        """
+        if key in self._declarations:
+            return self._declarations[key]
+        if key in self._broken:
+            raise self._broken[key]
+        provider, plugin = self._owner(key)
+        try:
+            declaration = self._gather(provider, plugin)
+        except PluginError as exc:
+            self._broken[key] = exc
+            self._problems.append(LoadProblem(exc.plugin, _strip_plugin(exc, exc.plugin)))
+            raise
+        self._declarations[key] = declaration
+        return declaration
+
+    def declarations(self) -> tuple[ProviderDeclaration, ...]:
+        """Declarations of every provider that gathers cleanly (others become problems)."""
+        found = []
+        for key in self.provider_keys():
+            try:
+                found.append(self.declaration(key))
+            except PluginError:
+                continue
+        return tuple(found)
+
+    def _gather(self, provider: Provider, plugin: str) -> ProviderDeclaration:
+        key = provider.key
+        auth_types = self._ask_many("connector_core_auth_types", key, AUTH_TYPE_CLASSES, required=True)
+        environments = self._ask_many("connector_core_environments", key, Environment, required=True)
+        fields = self._ask_many("connector_core_credential_fields", key, CredentialField)
+        actions = self._ask_many("connector_core_actions", key, Action)
+        try:
+            return ProviderDeclaration(
+                provider=provider,
+                plugin=plugin,
+                auth_types=auth_types,
+                credential_fields=fields,
+                environments=environments,
+                scope_catalogue=self._ask("connector_core_scope_catalogue", key, ScopeCatalogue),
+                callback=self._ask("connector_core_callback", key, Callback),
+                reconnect_policy=self._ask("connector_core_reconnect_policy", key, ReconnectPolicy),
+                connection_test=self._ask("connector_core_connection_test", key, ConnectionTest),
+                actions=actions,
+                setup_guide=self._ask("connector_core_setup_guide", key, SetupGuide),
+            )
+        except DeclarationError as exc:
+            raise PluginError(plugin, f"provider {key!r}: {exc.message}") from None
+
+    def _call(self, hook_name: str, **kwargs: Any) -> Any:
+        caller: pluggy.HookCaller = getattr(self._pm.hook, hook_name)
+        try:
+            return caller(**kwargs)
+        except ConnectorError as exc:
+            culprit = _culprit(caller, exc.__traceback__)
+            raise PluginError(culprit, f"{hook_name}: {_strip_plugin(exc, culprit)}") from None
+        except Exception as exc:
+            culprit = _culprit(caller, exc.__traceback__)
+            raise PluginError(culprit, f"{hook_name} raised {_describe(exc)}") from None
+
+    def _answerer(self, hook_name: str, kwargs: Mapping[str, Any]) -> str:
+        """Which plugin gave the first non-None answer (slow path, for error messages)."""
+        caller: pluggy.HookCaller = getattr(self._pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                result = impl.function(*(kwargs[a] for a in impl.argnames))
+            except Exception:
+                return impl.plugin_name
+            if result is not None:
+                return impl.plugin_name
+        return "unknown plugin"
+
+    def _ask(self, hook_name: str, key: str, kind: type[_T]) -> _T | None:
+        result = self._call(hook_name, provider_key=key)
+        if result is not None and not isinstance(result, kind):
+            culprit = self._answerer(hook_name, {"provider_key": key})
+            raise PluginError(
+                culprit,
+                f"{hook_name} for provider {key!r} returned {type(result).__name__}; expected {kind.__name__} or None",
+            )
+        return result
+
+    def _ask_many(
+        self, hook_name: str, key: str, kind: type | tuple[type, ...], *, required: bool = False
+    ) -> tuple[Any, ...]:
+        result = self._call(hook_name, provider_key=key)
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        if result is None:
+            if required:
+                raise PluginError(
+                    self.plugin_of(key), f"provider {key!r} does not implement {hook_name} (it is required)"
+                )
+            return ()
+        if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
+            culprit = self._answerer(hook_name, {"provider_key": key})
+            raise PluginError(
+                culprit,
+                f"{hook_name} for provider {key!r} returned {type(result).__name__}; expected a list of {names}",
+            )
+        items = tuple(result)
+        for item in items:
+            if not isinstance(item, kind):
+                culprit = self._answerer(hook_name, {"provider_key": key})
+                raise PluginError(
+                    culprit,
+                    f"{hook_name} for provider {key!r} returned a list holding {type(item).__name__}; expected {names}",
+                )
+        return items
+
+    # ------------------------------------------------------------- platform hooks
+
+    def callback_url(self, key: str, environment: str | None = None, *, base_url: str | None = None) -> str:
+        """The full OAuth callback URL for provider ``key``.
+
+        The base URL is, in order: ``base_url``; a plugin's
+        ``connector_core_callback_base_url`` (the built-in one reads
+        ``CONNECTOR_CALLBACK_BASE_URL``); the provider's declared default.
+        """
+        declaration = self.declaration(key)
+        env = declaration.environment(environment)
+        if declaration.callback is None:
+            raise ValidationError("callback", f"provider {key!r} declares no OAuth callback")
+        if base_url is None:
+            answer = self._call("connector_core_callback_base_url", provider_key=key, environment=env.key)
+            if answer is not None and not isinstance(answer, str):
+                culprit = self._answerer(
+                    "connector_core_callback_base_url", {"provider_key": key, "environment": env.key}
+                )
+                raise PluginError(
+                    culprit, f"connector_core_callback_base_url returned {type(answer).__name__}; expected a string"
+                )
+            base_url = answer or declaration.callback.default_base_url
+        if base_url is None:
+            raise ValidationError(
+                "callback base URL",
+                f"provider {key!r} has no default; set CONNECTOR_CALLBACK_BASE_URL to your platform's public URL",
+            )
+        return declaration.callback.url(base_url)
+
+    def register_commands(self, reserved: Iterable[str]) -> tuple[Any, ...]:
+        """Commands that plugins add to the CLI (see :class:`~connector_core.CommandRegistry`)."""
+        from .commands import CommandRegistry
+
+        registry = CommandRegistry(frozenset(reserved))
+        caller = self._pm.hook.connector_core_register_commands
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(*([registry.for_plugin(impl.plugin_name)] if impl.argnames else []))
+            except ConnectorError as exc:
+                self._problems.append(LoadProblem(impl.plugin_name, _strip_plugin(exc, impl.plugin_name)))
+            except Exception as exc:
+                self._problems.append(
+                    LoadProblem(impl.plugin_name, f"connector_core_register_commands raised {_describe(exc)}")
+                )
+        return registry.commands
+
+    # ------------------------------------------------------------------ insight
+
+    @property
+    def problems(self) -> tuple[LoadProblem, ...]:
+        """Everything wrong so far: load failures, bad hooks, duplicate keys."""
+        self._registered()
+        return tuple(self._problems)
+
+    def plugin_infos(self) -> tuple[PluginInfo, ...]:
+        """One entry per plugin: loaded ones with their hooks, failed ones with their error."""
+        registered = self._registered()
+        infos: list[PluginInfo] = []
+        errors: dict[str, list[str]] = {}
+        for problem in self._problems:
+            errors.setdefault(problem.plugin, []).append(problem.message)
+        seen: set[str] = set()
+        for name, plugin in sorted(self._pm.list_name_plugin()):
+            if plugin is None:
+                continue
+            seen.add(name)
+            hooks = sorted(c.name for c in self._pm.get_hookcallers(plugin) or ())
+            dist_name, version = self._distributions.get(name, (None, None))
+            if name == BUILTIN_PLUGIN_NAME:
+                from . import __version__
+
+                dist_name, version = "connector-core", __version__
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    distribution=dist_name,
+                    version=version,
+                    hooks=tuple(hooks),
+                    providers=tuple(k for k, (_, owner) in registered.items() if owner == name),
+                    error="; ".join(errors[name]) if name in errors else None,
+                )
+            )
+        for name, messages in sorted(errors.items()):
+            if name not in seen:
+                dist_name, version = self._distributions.get(name, (None, None))
+                infos.append(
+                    PluginInfo(
+                        name=name,
+                        distribution=dist_name,
+                        version=version,
+                        hooks=(),
+                        providers=(),
+                        error="; ".join(messages),
+                    )
+                )
+        return tuple(infos)
+
+
+def _strip_plugin(exc: ConnectorError, plugin: str) -> str:
+    prefix = f"plugin {plugin!r}: "
+    return exc.message[len(prefix) :] if exc.message.startswith(prefix) else exc.message

@@ -1,0 +1,77 @@
+"""The HiBob provider's hook implementations.
+
+Registered through the ``connector_core`` entry point in this distribution's
+``pyproject.toml``, exactly as a third party's plugin would be. Every hook
+returns ``None`` for providers other than ``hibob``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from connector_core import (
+    Action,
+    AuthType,
+    Callback,
+    ConnectionTest,
+    CredentialField,
+    Environment,
+    ProviderRegistry,
+    ReconnectPolicy,
+    ScopeCatalogue,
+    SetupGuide,
+    hookimpl,
+)
+
+from . import declarations as d
+from .catalogue import CATALOGUE
+
+
+@hookimpl
+def connector_core_register_providers(register: ProviderRegistry) -> None:
+    register.add(d.PROVIDER)
+
+
+@hookimpl
+def connector_core_auth_types(provider_key: str) -> Sequence[AuthType] | None:
+    return d.auth_types() if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_credential_fields(provider_key: str) -> Sequence[CredentialField] | None:
+    return d.CREDENTIAL_FIELDS if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_scope_catalogue(provider_key: str) -> ScopeCatalogue | None:
+    return CATALOGUE if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_environments(provider_key: str) -> Sequence[Environment] | None:
+    return d.environments() if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_callback(provider_key: str) -> Callback | None:
+    return d.CALLBACK if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_reconnect_policy(provider_key: str) -> ReconnectPolicy | None:
+    return d.RECONNECT_POLICY if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_connection_test(provider_key: str) -> ConnectionTest | None:
+    return d.CONNECTION_TEST if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_actions(provider_key: str) -> Sequence[Action] | None:
+    return d.ACTIONS if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_setup_guide(provider_key: str) -> SetupGuide | None:
+    return d.SETUP_GUIDE if provider_key == d.KEY else None
