@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 
 from ._markers import hookimpl
 from .commands import Command, CommandRegistry
+from .crypto import CryptoError, KeyRing
 from .errors import (
     ConnectorError,
     DeclarationError,
@@ -19,6 +20,7 @@ from .errors import (
     UsageError,
     ValidationError,
 )
+from .formschema import profile_form_schema
 from .models import (
     Access,
     Action,
@@ -48,7 +50,10 @@ from .models import (
     SetupStep,
 )
 from .plugins import LoadProblem, PluginInfo, Plugins, ProviderRegistry, load_plugins, make_plugin_manager
+from .profiles import Profile, ProfileDraft, validate_profile
 from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
+from .secret import Secret
+from .store import KeyRotation, Store, StoreError
 
 __all__ = [
     "Access",
@@ -63,11 +68,14 @@ __all__ = [
     "ConnectionTest",
     "ConnectorError",
     "CredentialField",
+    "CryptoError",
     "DeclarationError",
     "Environment",
     "FieldKind",
     "FieldLevel",
     "HttpBasicAuth",
+    "KeyRing",
+    "KeyRotation",
     "Link",
     "LoadProblem",
     "ManualStep",
@@ -76,6 +84,8 @@ __all__ = [
     "PluginInfo",
     "Plugins",
     "Procedure",
+    "Profile",
+    "ProfileDraft",
     "Provider",
     "ProviderDeclaration",
     "ProviderRegistry",
@@ -87,9 +97,12 @@ __all__ = [
     "ScopeError",
     "ScopeFinding",
     "ScopeGroup",
+    "Secret",
     "SetupGuide",
     "SetupStep",
     "Severity",
+    "Store",
+    "StoreError",
     "UnknownNameError",
     "UsageError",
     "ValidationError",
@@ -99,5 +112,7 @@ __all__ = [
     "load_plugins",
     "make_plugin_manager",
     "parse_scopes",
+    "profile_form_schema",
     "scopes_for_actions",
+    "validate_profile",
 ]

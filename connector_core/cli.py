@@ -9,13 +9,13 @@ Every listing command takes ``--json``; the shapes are documented in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 from . import __version__
-from .errors import ConnectorError, UsageError
+from ._cli_output import Parser, add_json, emit_json, table
+from .errors import ConnectorError, UsageError, ValidationError
 from .models import (
     ApiKeyAuth,
     HttpBasicAuth,
@@ -36,37 +36,29 @@ EXIT_USAGE = 2
 Handler = Callable[[argparse.Namespace, Plugins, IO[str]], int]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit 2) instead of a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
-
-
-def _add_json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print JSON (shape documented in docs/cli.md)")
-
-
 def build_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
-    parser = _Parser(
+    parser = Parser(
         prog="connector",
         description="Connect your customers' SaaS accounts through provider plugins.",
     )
     parser.add_argument("--version", action="version", version=f"connector-core {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parser.add_argument(
+        "--home", metavar="DIR", help="the store's folder (default: $CONNECTOR_HOME, else the user data dir)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     providers = sub.add_parser("providers", help="list providers and show what they declare")
-    psub = providers.add_subparsers(dest="providers_command", metavar="SUBCOMMAND", parser_class=_Parser)
+    psub = providers.add_subparsers(dest="providers_command", metavar="SUBCOMMAND", parser_class=Parser)
     p = psub.add_parser("list", help="list installed providers")
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_providers_list)
     p = psub.add_parser("show", help="show everything a provider declares")
     p.add_argument("provider", metavar="PROVIDER")
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_providers_show)
     p = psub.add_parser("setup-guide", help="the one-time onboarding checklist with a provider")
     p.add_argument("provider", metavar="PROVIDER")
-    _add_json(p)
+    add_json(p)
     p.set_defaults(handler=_providers_setup_guide)
     providers.set_defaults(handler=_needs_subcommand(providers))
 
@@ -79,12 +71,16 @@ def build_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, dict[str, A
     mode = scopes.add_mutually_exclusive_group()
     mode.add_argument("--check", nargs="+", metavar="SCOPE", help="check a requested scope set")
     mode.add_argument("--for-actions", nargs="+", metavar="ACTION", help="the least scope set for these actions")
-    _add_json(scopes)
+    add_json(scopes)
     scopes.set_defaults(handler=_scopes)
 
     plugins_cmd = sub.add_parser("plugins", help="list plugins with version, hooks and load errors")
-    _add_json(plugins_cmd)
+    add_json(plugins_cmd)
     plugins_cmd.set_defaults(handler=_plugins)
+
+    from . import _cli_store
+
+    _cli_store.add_commands(sub, psub)
 
     builtin = set(sub.choices)
     for command in plugins.register_commands(builtin):
@@ -139,36 +135,23 @@ def main_exit() -> None:
     sys.exit(main())
 
 
-def _emit_json(out: IO[str], data: Any) -> None:
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
-
-
-def _table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = [headers, *rows]
-    for index, row in enumerate(lines):
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        out.write(indent + "  ".join(cells).rstrip() + "\n")
-        if index == 0:
-            out.write(indent + "  ".join("-" * w for w in widths) + "\n")
-
-
 # ----------------------------------------------------------------------- providers
 
 
 def _providers_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     providers = plugins.providers()
     if args.json:
-        _emit_json(
+        emit_json(
             out,
             {"providers": [{**to_data(p), "plugin": plugins.plugin_of(p.key)} for p in providers]},
         )
         return EXIT_OK
     if not providers:
-        out.write("No providers installed. Install a provider plugin, e.g. connector-hibob.\n")
+        out.write(
+            "No providers installed. Install a provider plugin (a distribution with a connector_core entry point).\n"
+        )
         return EXIT_OK
-    _table(
+    table(
         out,
         ("KEY", "NAME", "CATEGORIES", "PLUGIN"),
         [(p.key, p.display_name, ", ".join(p.categories), plugins.plugin_of(p.key)) for p in providers],
@@ -182,7 +165,7 @@ def _providers_show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) ->
     if args.json:
         data = declaration_to_data(decl)
         data["callback_urls"] = callbacks
-        _emit_json(out, data)
+        emit_json(out, data)
         return EXIT_OK
     _render_declaration(out, decl, callbacks)
     return EXIT_OK
@@ -232,7 +215,7 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
         fields = decl.fields_for(auth.key)
         if fields:
             w("    credential fields:\n")
-            _table(
+            table(
                 out,
                 ("FIELD", "LABEL", "KIND", "REQUIRED", "LEVEL", "PATTERN"),
                 [
@@ -272,7 +255,7 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
 
     if decl.actions:
         w("\nActions\n")
-        _table(
+        table(
             out,
             ("ACTION", "LABEL", "SCOPES"),
             [(a.key, a.label, " ".join(a.scopes)) for a in decl.actions],
@@ -306,12 +289,14 @@ def _providers_setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[s
     guide = decl.setup_guide
     if guide is None:
         if args.json:
-            _emit_json(out, {"provider": decl.key, "title": None, "steps": [], "callback_urls": {}})
+            emit_json(
+                out, {"provider": decl.key, "title": None, "steps": [], "callback_urls": _callback_urls(plugins, decl)}
+            )
         else:
             out.write(f"{decl.provider.display_name} declares no setup guide.\n")
         return EXIT_OK
     if args.json:
-        _emit_json(out, {"provider": decl.key, **to_data(guide), "callback_urls": _callback_urls(plugins, decl)})
+        emit_json(out, {"provider": decl.key, **to_data(guide), "callback_urls": _callback_urls(plugins, decl)})
         return EXIT_OK
     out.write(f"{guide.title}\n\n")
     for number, step in enumerate(guide.steps, 1):
@@ -336,7 +321,7 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     decl = plugins.declaration(args.provider)
     catalogue = decl.scope_catalogue
     if catalogue is None:
-        raise UsageError(f"provider {decl.key!r} declares no OAuth scopes")
+        raise ValidationError("provider", f"{decl.key!r} declares no OAuth scopes")
     if args.check:
         if args.group:
             raise UsageError("connector scopes: --group cannot be combined with --check")
@@ -347,7 +332,7 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         actions = [a for arg in args.for_actions for a in arg.replace(",", " ").split()]
         scopes = scopes_for_actions(decl, actions)
         if args.json:
-            _emit_json(out, {"provider": decl.key, "actions": actions, "scopes": list(scopes)})
+            emit_json(out, {"provider": decl.key, "actions": actions, "scopes": list(scopes)})
         else:
             out.write(" ".join(scopes) + "\n")
         return EXIT_OK
@@ -361,7 +346,7 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             raise UnknownNameError("scope group", args.group, [g.key for g in groups], within=f"provider {decl.key!r}")
         groups = (group,)
     if args.json:
-        _emit_json(
+        emit_json(
             out,
             {
                 "provider": decl.key,
@@ -387,7 +372,7 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
                 if on
             ]
             rows.append((s.name, s.access.value, s.module or "", ", ".join(marks), s.description))
-        _table(out, ("SCOPE", "ACCESS", "MODULE", "FLAGS", "DESCRIPTION"), rows, indent="  ")
+        table(out, ("SCOPE", "ACCESS", "MODULE", "FLAGS", "DESCRIPTION"), rows, indent="  ")
         for s in group.scopes:
             for note in s.notes:
                 out.write(f"  note: {s.name}: {note}\n")
@@ -402,7 +387,7 @@ def _scopes_check(args: argparse.Namespace, decl: ProviderDeclaration, out: IO[s
     requested = parse_scopes(args.check, field="--check")
     result = check_scopes(decl.scope_catalogue, requested)
     if args.json:
-        _emit_json(
+        emit_json(
             out,
             {
                 "provider": decl.key,
@@ -416,8 +401,15 @@ def _scopes_check(args: argparse.Namespace, decl: ProviderDeclaration, out: IO[s
             out.write(f"{finding.severity.value}: {finding.message}\n")
         errors, warnings = len(result.errors), len(result.warnings)
         verdict = "ok" if result.ok else "invalid"
-        out.write(f"{verdict}: {len(result.requested)} scopes, {errors} errors, {warnings} warnings\n")
+        out.write(
+            f"{verdict}: {_count(len(result.requested), 'scope')}, {_count(errors, 'error')}, "
+            f"{_count(warnings, 'warning')}\n"
+        )
     return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # ------------------------------------------------------------------------- plugins
@@ -426,7 +418,7 @@ def _scopes_check(args: argparse.Namespace, decl: ProviderDeclaration, out: IO[s
 def _plugins(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     infos = plugins.plugin_infos()
     if args.json:
-        _emit_json(out, {"plugins": to_data(infos)})
+        emit_json(out, {"plugins": to_data(infos)})
         return EXIT_OK
     for info in infos:
         version = f" {info.version}" if info.version else ""

@@ -102,6 +102,8 @@ class ClientAuthMethod(enum.Enum):
 
 
 class AuthKind(enum.Enum):
+    """The kind of an auth type, as shown in listings and JSON."""
+
     OAUTH2_AUTHORIZATION_CODE = "oauth2_authorization_code"
     HTTP_BASIC = "http_basic"
     API_KEY = "api_key"
@@ -186,7 +188,9 @@ def url_problem(value: str, *, allow_http_loopback: bool = True) -> str | None:
     if parts.fragment:
         return "expected a URL without a #fragment"
     if parts.scheme == "http" and not (allow_http_loopback and is_loopback_host(parts.hostname)):
-        return "expected https:// (http:// is allowed only for 127.0.0.1, [::1] or localhost)"
+        if allow_http_loopback:
+            return "expected https:// (http:// is allowed only for 127.0.0.1, [::1] or localhost)"
+        return "expected https://"
     return None
 
 
@@ -344,7 +348,7 @@ class Link:
 class Provider:
     """The provider itself: what the user picks from a list."""
 
-    key: str = attrs.field(validator=_matches(PROVIDER_KEY_RE, "a lower-case key such as 'hibob' or 'google-drive'"))
+    key: str = attrs.field(validator=_matches(PROVIDER_KEY_RE, "a lower-case key such as 'acme' or 'google-drive'"))
     display_name: str = attrs.field(validator=_text(max_length=100))
     description: str = attrs.field(default="", validator=_text(allow_empty=True))
     links: tuple[Link, ...] = attrs.field(default=(), converter=_to_tuple, validator=_instances(Link))
@@ -637,7 +641,7 @@ class Callback:
     path: str = attrs.field(
         validator=_matches(CALLBACK_PATH_RE, "an absolute path such as '/connect/oauth2/KEY/callback'")
     )
-    #: The base URL used when neither the platform nor the environment overrides it.
+    #: The base URL used when no plugin (or ``CONNECTOR_CALLBACK_BASE_URL``) gives the platform's own.
     default_base_url: str | None = attrs.field(default=None, validator=_optional(_url()))
 
     @path.validator
@@ -744,7 +748,7 @@ class Action:
     label: str = attrs.field(validator=_text(max_length=100))
     scopes: tuple[str, ...] = attrs.field(converter=_to_sorted_names, validator=_names(SCOPE_TOKEN_RE, "a scope token"))
     description: str = attrs.field(default="", validator=_text(allow_empty=True))
-    method: str | None = attrs.field(default=None)
+    method: str | None = attrs.field(default=None, converter=_upper)
     #: Path relative to the environment's API base URL.
     path: str | None = attrs.field(default=None)
 

@@ -15,6 +15,7 @@ everything else keeps working.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,10 +114,15 @@ def make_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+def _canonical(name: str) -> str:
+    """Plugin and distribution names compare as PEP 503 does: case, '-', '_' and '.' alike."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
 def _split_env(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
-    return frozenset(v.strip() for v in value.split(",") if v.strip())
+    return frozenset(_canonical(v) for v in value.split(",") if v.strip())
 
 
 def _entry_points() -> Sequence[Any]:
@@ -153,7 +159,7 @@ def load_plugins(
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
             dist_name = dist.name if dist is not None else None
-            names = {ep.name, dist_name} - {None}
+            names = {_canonical(n) for n in (ep.name, dist_name) if n}
             if allow is not None and not names & allow:
                 continue
             if names & block:
@@ -211,7 +217,7 @@ def _unknown_hook_message(pm: pluggy.PluginManager, hook_name: str) -> str:
 
 def _describe_validation(exc: Exception) -> str:
     text = " ".join(str(exc).split())
-    if "Argument(s)" in text and "not available in hookspec" in text:
+    if "Argument(s)" in text and ("not available in hookspec" in text or "can not be found in the hookspec" in text):
         return "a hook implementation takes arguments the hook spec does not offer: " + text
     return text
 
@@ -269,9 +275,10 @@ class Plugins:
         owners: dict[str, tuple[Provider, str]] = {}
         claimed: dict[str, list[str]] = {}
         caller = self._pm.hook.connector_core_register_providers
-        # Call each implementation on its own so that what it registers is
-        # attributed to it and one plugin's exception does not stop the others.
-        for impl in reversed(caller.get_hookimpls()):
+        # Call each implementation on its own, in registration order, so that what
+        # it registers is attributed to it and one plugin's exception does not
+        # stop the others.
+        for impl in caller.get_hookimpls():
             registry = ProviderRegistry(impl.plugin_name)
             try:
                 impl.function(*([registry] if impl.argnames else []))
@@ -477,7 +484,8 @@ class Plugins:
 
         registry = CommandRegistry(frozenset(reserved))
         caller = self._pm.hook.connector_core_register_commands
-        for impl in reversed(caller.get_hookimpls()):
+        # Registration order: the first plugin to add a name keeps it.
+        for impl in caller.get_hookimpls():
             try:
                 impl.function(*([registry.for_plugin(impl.plugin_name)] if impl.argnames else []))
             except ConnectorError as exc:

@@ -34,6 +34,8 @@ MAX_SCOPES = 200
 
 
 class Severity(enum.Enum):
+    """How much a :class:`ScopeFinding` matters."""
+
     #: The set cannot be used as it is.
     ERROR = "error"
     #: Usable, but worth a second look (module subscription, sensitive data).

@@ -1,0 +1,43 @@
+"""Shared pieces of the CLI: the one-line-error parser and output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn
+
+from .errors import UsageError
+
+__all__ = ["Parser", "add_json", "emit_json", "table"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) instead of a usage dump, and no
+    abbreviated options (an abbreviation could silently pick the wrong one)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON (shape documented in docs/cli.md)")
+
+
+def emit_json(out: IO[str], data: Any) -> None:
+    json.dump(data, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+def table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = [headers, *rows]
+    for index, row in enumerate(lines):
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
+        out.write(indent + "  ".join(cells).rstrip() + "\n")
+        if index == 0:
+            out.write(indent + "  ".join("-" * w for w in widths) + "\n")

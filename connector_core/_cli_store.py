@@ -1,0 +1,466 @@
+"""CLI commands over the store: ``profile ...``, ``keys ...`` and ``providers schema``.
+
+Secret values never come from argv: each secret field ``client_secret`` has
+``--client-secret-env VAR`` and ``--client-secret-file PATH``, and otherwise is
+prompted for without echo (an error when there is no terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ._cli_output import Parser, add_json, emit_json, table
+from .errors import UsageError, ValidationError
+from .models import CredentialField, FieldKind, FieldLevel, ProviderDeclaration
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+    from .profiles import Profile
+    from .store import Store
+
+__all__ = ["MAX_SECRET_FILE_BYTES", "add_commands"]
+
+MAX_SECRET_FILE_BYTES = 64 * 1024
+
+
+def add_commands(sub: Any, providers_sub: Any) -> None:
+    """Add ``profile`` and ``keys`` to the top-level subparsers and ``schema`` to ``providers``."""
+    p = providers_sub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12)")
+    p.add_argument("provider", metavar="PROVIDER")
+    p.add_argument("--auth-type", metavar="KEY", help="the auth type (default: the provider's preferred one)")
+    p.set_defaults(handler=_providers_schema)
+
+    profile = sub.add_parser("profile", help="create, list, show, update and delete connector profiles")
+    psub = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND", parser_class=Parser)
+    create = psub.add_parser(
+        "create",
+        help="create a profile: connector profile create PROVIDER --name NAME ... (PROVIDER --help for its fields)",
+        add_help=True,
+    )
+    create.add_argument("provider", metavar="PROVIDER")
+    create.add_argument("rest", nargs=argparse.REMAINDER, help="the provider's profile options")
+    create.set_defaults(handler=_profile_create)
+    update = psub.add_parser("update", help="change a profile; it is validated again (NAME --help for options)")
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("rest", nargs=argparse.REMAINDER, help="the provider's profile options")
+    update.set_defaults(handler=_profile_update)
+    lst = psub.add_parser("list", help="list profiles")
+    lst.add_argument("--provider", metavar="PROVIDER", help="only this provider's profiles")
+    add_json(lst)
+    lst.set_defaults(handler=_profile_list)
+    show = psub.add_parser("show", help="show a profile (secrets as ***)")
+    show.add_argument("name", metavar="NAME")
+    add_json(show)
+    show.set_defaults(handler=_profile_show)
+    delete = psub.add_parser("delete", help="delete a profile")
+    delete.add_argument("name", metavar="NAME")
+    delete.add_argument("--force", action="store_true", help="also delete the connections that use it")
+    add_json(delete)
+    delete.set_defaults(handler=_profile_delete)
+    profile.set_defaults(handler=_needs(profile))
+
+    keys = sub.add_parser("keys", help="the encryption keys of the store")
+    ksub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", parser_class=Parser)
+    rotate = ksub.add_parser("rotate", help="add a new key and re-encrypt every stored value with it")
+    rotate.add_argument("--retire", action="store_true", help="then drop the old keys from the key file")
+    add_json(rotate)
+    rotate.set_defaults(handler=_keys_rotate)
+    klist = ksub.add_parser("list", help="list keys and how many values each encrypts")
+    add_json(klist)
+    klist.set_defaults(handler=_keys_list)
+    keys.set_defaults(handler=_needs(keys))
+
+
+def _needs(parser: argparse.ArgumentParser) -> Any:
+    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
+
+    return handler
+
+
+def _store(args: argparse.Namespace) -> Store:
+    from .store import Store
+
+    return Store.open(args.home)
+
+
+# ------------------------------------------------------------------------- schema
+
+
+def _providers_schema(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from .formschema import profile_form_schema
+
+    emit_json(out, profile_form_schema(plugins.declaration(args.provider), args.auth_type))
+    return 0
+
+
+# ---------------------------------------------------------------- field options
+
+
+def _option(field: CredentialField) -> str:
+    return "--" + field.name.replace("_", "-")
+
+
+def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description=f"{decl.provider.display_name} connector profile options.")
+    if update:
+        parser.add_argument("--rename", metavar="NEW_NAME", help="give the profile a new name")
+    else:
+        parser.add_argument("--name", required=True, metavar="NAME", help="the profile's name, unique in the store")
+    envs = ", ".join(f"{e.key} ({e.credential_set_label or e.credential_set})" for e in decl.environments)
+    parser.add_argument("--environment", metavar="ENV", help=f"one of: {envs}")
+    parser.add_argument("--auth-type", metavar="KEY", help=f"one of: {', '.join(a.key for a in decl.auth_types)}")
+    seen: set[str] = set()
+    for field in decl.credential_fields:
+        if field.level is not FieldLevel.APP or field.name in seen:
+            continue
+        seen.add(field.name)
+        opt = _option(field)
+        help_text = field.help or field.label
+        if field.kind is FieldKind.SCOPE_LIST:
+            continue
+        if field.secret:
+            parser.add_argument(
+                opt, nargs="?", action=_RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{field.name}__argv"
+            )
+            group = parser.add_mutually_exclusive_group()
+            group.add_argument(
+                f"{opt}-env",
+                metavar="VAR",
+                dest=f"{field.name}__env",
+                help=f"read {field.label} from environment variable VAR. {help_text}",
+            )
+            group.add_argument(
+                f"{opt}-file",
+                metavar="PATH",
+                dest=f"{field.name}__file",
+                help=f"read {field.label} from a file (UTF-8, at most 64 KiB)",
+            )
+        else:
+            parser.add_argument(opt, metavar="VALUE", dest=field.name, help=help_text)
+    if decl.scope_catalogue is not None:
+        parser.add_argument(
+            "--scopes",
+            nargs="+",
+            metavar="SCOPE",
+            help="scopes to request (default: from --actions, else the provider's defaults)",
+        )
+        parser.add_argument("--actions", nargs="+", metavar="ACTION", help="actions to enable")
+    add_json(parser)
+    return parser
+
+
+class _RefuseSecretOnArgv(argparse.Action):
+    """``--client-secret VALUE`` is refused without ever printing VALUE: argv is visible to
+    every user of the machine (``ps``) and lands in shell history."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        raise UsageError(
+            f"{option_string}: secrets are never taken from the command line; use {option_string}-env VAR, "
+            f"{option_string}-file PATH, or leave it out to be prompted"
+        )
+
+
+def _fields_from_args(
+    args: argparse.Namespace, decl: ProviderDeclaration, auth_key: str, *, prompt_missing: bool
+) -> dict[str, str | Secret]:
+    values: dict[str, str | Secret] = {}
+    for field in decl.fields_for(auth_key):
+        if field.level is not FieldLevel.APP or field.kind is FieldKind.SCOPE_LIST:
+            continue
+        if field.secret:
+            secret = _read_secret(
+                field,
+                getattr(args, f"{field.name}__env", None),
+                getattr(args, f"{field.name}__file", None),
+                prompt=prompt_missing,
+            )
+            if secret is not None:
+                values[field.name] = secret
+        else:
+            value = getattr(args, field.name, None)
+            if value is not None:
+                values[field.name] = value
+    for field in decl.credential_fields:  # options of the other auth types must not be silently ignored
+        if field.auth_type == auth_key or field.level is not FieldLevel.APP:
+            continue
+        dests = (field.name, f"{field.name}__env", f"{field.name}__file")
+        given = any(getattr(args, d, None) is not None for d in dests)
+        if given and field.name not in {f.name for f in decl.fields_for(auth_key)}:
+            raise ValidationError(field.name, f"belongs to auth type {field.auth_type!r}, not {auth_key!r}")
+    return values
+
+
+def _read_secret(field: CredentialField, env_var: str | None, path: str | None, *, prompt: bool) -> Secret | None:
+    opt = _option(field)
+    if env_var is not None:
+        value = os.environ.get(env_var)
+        if not value:
+            raise ValidationError(field.name, f"environment variable {env_var} ({opt}-env) is not set or empty")
+        return Secret(value)
+    if path is not None:
+        return Secret(_read_secret_file(field, Path(path)))
+    if not prompt:
+        return None
+    if not field.required:
+        return None
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        raise ValidationError(
+            field.name,
+            f"{field.label} is required; pass {opt}-env VAR or {opt}-file PATH (there is no terminal to prompt on)",
+        )
+    import getpass
+
+    value = getpass.getpass(f"{field.label}: ")
+    if not value:
+        raise ValidationError(field.name, f"{field.label} is required and was empty")
+    return Secret(value)
+
+
+def _read_secret_file(field: CredentialField, path: Path) -> str:
+    where = f"{field.name} file {path}"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ValidationError(where, "does not exist") from None
+    except IsADirectoryError:
+        raise ValidationError(where, "is a folder, expected a file") from None
+    except OSError as exc:
+        raise ValidationError(where, f"cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise ValidationError(where, f"is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(where, "is not UTF-8 text") from None
+    text = text.removeprefix("\ufeff").rstrip("\r\n")
+    if not text.strip():
+        raise ValidationError(where, "is empty")
+    return text
+
+
+# ----------------------------------------------------------------------- profiles
+
+
+def _print_warnings(warnings: tuple[str, ...]) -> None:
+    for warning in warnings:
+        sys.stderr.write(f"connector: warning: {warning}\n")
+
+
+def _profile_create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from .profiles import validate_profile
+
+    decl = plugins.declaration(args.provider)
+    opts = _field_parser(f"connector profile create {decl.key}", decl, update=False).parse_args(args.rest)
+    auth = decl.auth_type(opts.auth_type)
+    store = _store(args)
+    from .errors import UnknownNameError
+
+    try:
+        store.get_profile(opts.name, with_secrets=False)
+    except UnknownNameError:
+        pass
+    else:
+        raise ValidationError("name", f"a profile named {opts.name!r} already exists")
+    draft = validate_profile(
+        decl,
+        name=opts.name,
+        environment=opts.environment,
+        auth_type=auth.key,
+        values=_fields_from_args(opts, decl, auth.key, prompt_missing=True),
+        scopes=getattr(opts, "scopes", None),
+        actions=getattr(opts, "actions", None),
+    )
+    profile = store.create_profile(draft)
+    _print_warnings(draft.warnings)
+    return _emit_profile(out, profile, decl, opts.json, store, verb="created")
+
+
+def _profile_update(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from .profiles import validate_profile
+
+    store = _store(args)
+    previous = store.get_profile(args.name)
+    decl = plugins.declaration(previous.provider)
+    opts = _field_parser(f"connector profile update {args.name}", decl, update=True).parse_args(args.rest)
+    auth_key = decl.auth_type(opts.auth_type or previous.auth_type).key
+    draft = validate_profile(
+        decl,
+        name=opts.rename or previous.name,
+        environment=opts.environment,
+        auth_type=auth_key,
+        values=_fields_from_args(opts, decl, auth_key, prompt_missing=False),
+        scopes=getattr(opts, "scopes", None),
+        actions=getattr(opts, "actions", None),
+        previous=previous,
+    )
+    profile = store.update_profile(previous.name, draft)
+    _print_warnings(draft.warnings)
+    return _emit_profile(out, profile, decl, opts.json, store, verb="updated")
+
+
+def _profile_data(profile: Profile, connections: int) -> dict[str, Any]:
+    fields: dict[str, str] = dict(profile.values)
+    for name in profile.secret_names:
+        fields[name] = "***"
+    return {
+        "id": profile.id,
+        "name": profile.name,
+        "provider": profile.provider,
+        "auth_type": profile.auth_type,
+        "environment": profile.environment,
+        "credential_set": profile.credential_set,
+        "fields": fields,
+        "scopes": list(profile.scopes),
+        "actions": list(profile.actions),
+        "connections": connections,
+        "created_at": profile.created_at,
+        "updated_at": profile.updated_at,
+    }
+
+
+def _emit_profile(
+    out: IO[str],
+    profile: Profile,
+    decl: ProviderDeclaration | None,
+    as_json: bool,
+    store: Store,
+    *,
+    verb: str | None = None,
+) -> int:
+    data = _profile_data(profile, store.profile_connection_count(profile.name))
+    if as_json:
+        emit_json(out, data)
+        return 0
+    if verb:
+        out.write(f"Profile {profile.name!r} {verb}.\n")
+    labels: dict[str, str] = {}
+    env_label = profile.environment
+    if decl is not None:
+        labels = {f.name: f.label for f in decl.fields_for(profile.auth_type)}
+        try:
+            env = decl.environment(profile.environment)
+            env_label = f"{env.label} ({env.key}), uses {env.credential_set_label or env.credential_set}"
+        except Exception:  # noqa: BLE001 - a provider that dropped the environment still shows the profile
+            env_label = f"{profile.environment} (no longer declared by the provider)"
+    rows = [
+        ("name", profile.name),
+        ("id", profile.id),
+        ("provider", profile.provider),
+        ("auth type", profile.auth_type),
+        ("environment", env_label),
+    ]
+    rows += [(labels.get(k, k), v) for k, v in data["fields"].items()]
+    rows += [
+        ("scopes", " ".join(profile.scopes) or "-"),
+        ("actions", " ".join(profile.actions) or "-"),
+        ("connections", str(data["connections"])),
+        ("created", profile.created_at),
+        ("updated", profile.updated_at),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        out.write(f"{key.ljust(width)}  {value}\n")
+    return 0
+
+
+def _profile_show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = _store(args)
+    profile = store.get_profile(args.name)
+    try:
+        decl: ProviderDeclaration | None = plugins.declaration(profile.provider)
+    except Exception:  # noqa: BLE001 - the profile is still shown if its plugin is gone
+        decl = None
+    return _emit_profile(out, profile, decl, args.json, store)
+
+
+def _profile_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = _store(args)
+    profiles = store.list_profiles(args.provider)
+    counts = {p.name: store.profile_connection_count(p.name) for p in profiles}
+    if args.json:
+        emit_json(out, {"profiles": [_profile_data(p, counts[p.name]) for p in profiles]})
+        return 0
+    if not profiles:
+        out.write("No profiles. Create one with: connector profile create PROVIDER --name NAME ...\n")
+        return 0
+    table(
+        out,
+        ("NAME", "PROVIDER", "AUTH", "ENVIRONMENT", "CREDENTIALS", "SCOPES", "CONNECTIONS"),
+        [
+            (p.name, p.provider, p.auth_type, p.environment, p.credential_set, str(len(p.scopes)), str(counts[p.name]))
+            for p in profiles
+        ],
+    )
+    return 0
+
+
+def _profile_delete(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = _store(args)
+    removed = store.delete_profile(args.name, force=args.force)
+    if args.json:
+        emit_json(out, {"deleted": args.name, "connections_deleted": removed})
+    else:
+        extra = f" with {removed} connection(s)" if removed else ""
+        out.write(f"Profile {args.name!r} deleted{extra}.\n")
+    return 0
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _keys_rotate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = _store(args)
+    result = store.rotate_keys(retire=args.retire)
+    if args.json:
+        emit_json(
+            out,
+            {
+                "primary_key": result.primary_key,
+                "reencrypted": result.reencrypted,
+                "retired": list(result.retired),
+                "keys": list(result.remaining),
+                "source": store.keyring.source,
+            },
+        )
+        return 0
+    out.write(f"Re-encrypted {result.reencrypted} value(s) with key {result.primary_key}.\n")
+    if result.retired:
+        out.write(f"Retired keys: {', '.join(result.retired)}.\n")
+    elif len(result.remaining) > 1:
+        out.write("Old keys stay readable until 'connector keys rotate --retire'.\n")
+    return 0
+
+
+def _keys_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = _store(args)
+    ring = store.keyring
+    usage = store.key_usage()
+    keys: list[dict[str, Any]] = [
+        {"id": k, "primary": k == ring.primary_id, "values": usage.get(k, 0)} for k in ring.key_ids
+    ]
+    missing = sorted(set(usage) - set(ring.key_ids))
+    if args.json:
+        emit_json(out, {"source": ring.source, "keys": keys, "missing": missing})
+        return 0
+    out.write(f"Keys from {ring.source}\n")
+    table(
+        out,
+        ("KEY", "PRIMARY", "VALUES"),
+        [(str(k["id"]), "yes" if k["primary"] else "", str(k["values"])) for k in keys],
+    )
+    for kid in missing:
+        out.write(f"missing: key {kid} encrypts {usage[kid]} value(s) but is not available\n")
+    return 1 if missing else 0

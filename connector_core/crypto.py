@@ -1,0 +1,226 @@
+"""Encryption at rest: AES-256-GCM with a key ring.
+
+Every secret value is encrypted with a fresh 96-bit nonce under the key ring's
+primary key, with associated data naming the record it belongs to, so a
+ciphertext copied onto another row fails to decrypt. The key's id is stored
+beside each ciphertext so old keys stay readable after a rotation.
+
+Where the keys come from:
+
+* ``CONNECTOR_CORE_SECRET_KEY``: base64 of 32 bytes, the primary key;
+  ``CONNECTOR_CORE_PREVIOUS_SECRET_KEYS``: comma-separated older keys still
+  readable. Nothing is written to disk.
+* Otherwise a key file (JSON, mode 0600) in platformdirs' user config dir,
+  one per store, generated on first use; ``CONNECTOR_CORE_KEY_FILE`` names
+  another path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .errors import ConnectorError
+
+__all__ = [
+    "ENV_KEY_FILE",
+    "ENV_PREVIOUS_SECRET_KEYS",
+    "ENV_SECRET_KEY",
+    "CryptoError",
+    "KeyRing",
+    "default_key_file",
+]
+
+ENV_SECRET_KEY = "CONNECTOR_CORE_SECRET_KEY"  # noqa: S105 - a variable name
+ENV_PREVIOUS_SECRET_KEYS = "CONNECTOR_CORE_PREVIOUS_SECRET_KEYS"  # noqa: S105 - a variable name
+ENV_KEY_FILE = "CONNECTOR_CORE_KEY_FILE"
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEY_FILE_VERSION = 1
+
+
+class CryptoError(ConnectorError):
+    """A key is missing, malformed or wrong, or a ciphertext failed its integrity check."""
+
+
+def key_id(key: bytes) -> str:
+    """A short, stable, non-secret identifier of a key (not reversible)."""
+    return hashlib.sha256(b"connector-core key id\x00" + key).hexdigest()[:16]
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise CryptoError(f"{where}: expected base64 of {KEY_BYTES} bytes, got text that is not base64") from None
+    if len(raw) != KEY_BYTES:
+        raise CryptoError(f"{where}: expected base64 of {KEY_BYTES} bytes, got {len(raw)} bytes")
+    return raw
+
+
+def default_key_file(store_id: str) -> Path:
+    """Where the key file of the store ``store_id`` lives when no override is set."""
+    override = os.environ.get(ENV_KEY_FILE)
+    if override:
+        return Path(override)
+    from platformdirs import user_config_path
+
+    return user_config_path("connector-core", appauthor=False) / f"keys-{store_id}.json"
+
+
+@attrs.define(repr=False)
+class KeyRing:
+    """The keys a store can decrypt with, and the primary one it encrypts with."""
+
+    _keys: dict[str, bytes]
+    _primary: str
+    #: The key file, or ``None`` when the keys come from the environment.
+    path: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"<KeyRing primary={self._primary} keys={len(self._keys)} source={self.source}>"
+
+    @property
+    def source(self) -> str:
+        return str(self.path) if self.path is not None else ENV_SECRET_KEY
+
+    @property
+    def primary_id(self) -> str:
+        return self._primary
+
+    @property
+    def key_ids(self) -> tuple[str, ...]:
+        return tuple(self._keys)
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, store_id: str, env: Mapping[str, str] | None = None, *, create: bool = True) -> KeyRing:
+        """The key ring for a store: from the environment, else its key file."""
+        env = os.environ if env is None else env
+        if env.get(ENV_SECRET_KEY):
+            primary = _decode_key(env[ENV_SECRET_KEY], ENV_SECRET_KEY)
+            keys = {key_id(primary): primary}
+            for index, text in enumerate(env.get(ENV_PREVIOUS_SECRET_KEYS, "").split(",")):
+                if text.strip():
+                    old = _decode_key(text, f"{ENV_PREVIOUS_SECRET_KEYS}[{index}]")
+                    keys.setdefault(key_id(old), old)
+            return cls(keys, key_id(primary), None)
+        path = Path(env[ENV_KEY_FILE]) if env.get(ENV_KEY_FILE) else default_key_file(store_id)
+        if not path.exists():
+            if not create:
+                raise CryptoError(f"key file {path} does not exist and {ENV_SECRET_KEY} is not set")
+            ring = cls.generate(path)
+            if ring.save(exclusive=True):
+                return ring
+            # Another process created the key file first: use its key.
+        return cls.from_file(path)
+
+    @classmethod
+    def generate(cls, path: Path | None = None) -> KeyRing:
+        key = secrets.token_bytes(KEY_BYTES)
+        return cls({key_id(key): key}, key_id(key), path)
+
+    @classmethod
+    def from_file(cls, path: Path) -> KeyRing:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CryptoError(f"key file {path}: cannot read it ({exc.strerror or exc})") from None
+        except (UnicodeDecodeError, ValueError):
+            raise CryptoError(f"key file {path}: not a connector-core key file (expected JSON)") from None
+        if not isinstance(data, dict) or data.get("version") != KEY_FILE_VERSION:
+            raise CryptoError(f"key file {path}: expected a version {KEY_FILE_VERSION} key file")
+        keys: dict[str, bytes] = {}
+        entries = data.get("keys")
+        if not isinstance(entries, list) or not entries:
+            raise CryptoError(f"key file {path}: holds no keys")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                raise CryptoError(f"key file {path}: keys[{index}] is malformed")
+            raw = _decode_key(entry["key"], f"key file {path}: keys[{index}]")
+            keys[key_id(raw)] = raw
+        primary = data.get("primary")
+        if primary not in keys:
+            raise CryptoError(f"key file {path}: its primary key is not among its keys")
+        return cls(keys, primary, path)
+
+    def save(self, *, exclusive: bool = False) -> bool:
+        """Write the key file atomically with mode 0600 (its folder 0700).
+
+        ``exclusive`` writes only when no key file exists yet; returns whether it wrote.
+        """
+        if self.path is None:
+            raise CryptoError(f"the keys come from {ENV_SECRET_KEY}; there is no key file to write")
+        from ._files import write_private_file
+
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        data: dict[str, Any] = {
+            "version": KEY_FILE_VERSION,
+            "primary": self._primary,
+            "keys": [
+                {"id": kid, "key": base64.b64encode(key).decode("ascii"), "saved_at": now}
+                for kid, key in self._keys.items()
+            ],
+        }
+        return write_private_file(self.path, json.dumps(data, indent=2).encode("utf-8"), exclusive=exclusive)
+
+    # ---------------------------------------------------------------- rotation
+
+    def with_new_primary(self) -> KeyRing:
+        """A copy with a freshly generated primary key; the old keys stay readable."""
+        key = secrets.token_bytes(KEY_BYTES)
+        keys = {key_id(key): key, **self._keys}
+        return KeyRing(keys, key_id(key), self.path)
+
+    def without(self, ids: set[str]) -> KeyRing:
+        """A copy without the keys ``ids`` (never the primary)."""
+        keys = {k: v for k, v in self._keys.items() if k not in ids or k == self._primary}
+        return KeyRing(keys, self._primary, self.path)
+
+    # ------------------------------------------------------------ en/decryption
+
+    def encrypt(self, plaintext: str, associated_data: str) -> tuple[str, bytes, bytes]:
+        """Encrypt under the primary key; return ``(key_id, nonce, ciphertext)``."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        ciphertext = AESGCM(self._keys[self._primary]).encrypt(
+            nonce, plaintext.encode("utf-8"), associated_data.encode("utf-8")
+        )
+        return self._primary, nonce, ciphertext
+
+    def decrypt(self, kid: str, nonce: bytes, ciphertext: bytes, associated_data: str, *, what: str) -> str:
+        """Decrypt one value. ``what`` names it in errors (never the value itself)."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        key = self._keys.get(kid)
+        if key is None:
+            raise CryptoError(
+                f"cannot decrypt {what}: it was encrypted with key {kid}, which {self.source} does not hold "
+                f"(wrong {ENV_SECRET_KEY}, or a retired or lost key file?)"
+            )
+        if len(nonce) != NONCE_BYTES:
+            raise CryptoError(f"cannot decrypt {what}: its stored nonce is damaged")
+        try:
+            plaintext = AESGCM(key).decrypt(nonce, ciphertext, associated_data.encode("utf-8"))
+        except InvalidTag:
+            raise CryptoError(
+                f"cannot decrypt {what}: integrity check failed (the value was altered or copied from another record)"
+            ) from None
+        try:
+            return plaintext.decode("utf-8")
+        except UnicodeDecodeError:  # pragma: no cover - GCM authenticated it, so we wrote it
+            raise CryptoError(f"cannot decrypt {what}: not UTF-8 text") from None
