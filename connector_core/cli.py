@@ -81,6 +81,12 @@ def build_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, dict[str, A
     from . import _cli_store
 
     _cli_store.add_commands(sub, psub)
+    from . import _cli_emulator
+
+    _cli_emulator.add_commands(sub)
+    from . import _cli_connect
+
+    _cli_connect.add_commands(sub)
 
     builtin = set(sub.choices)
     for command in plugins.register_commands(builtin):
@@ -122,6 +128,8 @@ def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -
         return handler(args, plugins, out)
     except ConnectorError as exc:
         err.write(f"connector: error: {exc.message}\n")
+        for line in exc.details:
+            err.write(f"  {line}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("connector: interrupted\n")

@@ -24,6 +24,9 @@ class ConnectorError(Exception):
     #: The CLI's exit status for this kind of error.
     exit_code: int = 1
 
+    #: Extra lines the CLI prints after the one-line error, such as manual steps to take.
+    details: tuple[str, ...] = ()
+
     def __init__(self, message: str) -> None:
         # One line, always: multi-line messages break log parsers and CLI output.
         super().__init__(" ".join(message.split()))

@@ -22,13 +22,14 @@ How results combine:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._markers import hookspec
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry
+    from .emulator import EmulatorSpec
     from .models import (
         Action,
         AuthType,
@@ -49,7 +50,9 @@ __all__ = [
     "connector_core_callback_base_url",
     "connector_core_connection_test",
     "connector_core_credential_fields",
+    "connector_core_emulator",
     "connector_core_environments",
+    "connector_core_identity",
     "connector_core_reconnect_policy",
     "connector_core_register_commands",
     "connector_core_register_providers",
@@ -132,6 +135,20 @@ def connector_core_actions(provider_key: str) -> Sequence[Action] | None:
 def connector_core_setup_guide(provider_key: str) -> SetupGuide | None:
     """Return the platform's one-time onboarding checklist with this provider
     (partner application, app registration, redirect URI, scopes...)."""
+
+
+@hookspec(firstresult=True)
+def connector_core_identity(provider_key: str, token_response: Mapping[str, Any]) -> Mapping[str, str] | None:
+    """Return the provider-specific identity found in a token response (a tenant
+    or company id), or ``None``. Called after every code exchange; the result
+    is stored with the connection. Secret values must not be returned."""
+
+
+@hookspec(firstresult=True)
+def connector_core_emulator(provider_key: str) -> EmulatorSpec | None:
+    """Return how the built-in emulator imitates this provider (its test app,
+    token behaviour, installation rules and resource endpoints), or ``None`` when
+    the provider has no emulator. See :mod:`connector_core.emulator`."""
 
 
 # ------------------------------------------------------------------ platform hooks

@@ -386,6 +386,9 @@ class OAuth2AuthorizationCode:
     )
     #: The authorization server's issuer identifier, for RFC 9207 ``iss`` checks.
     issuer: str | None = attrs.field(default=None, validator=_optional(_url()))
+    #: Installs may begin at the provider (a marketplace), whose callback carries a code
+    #: but no state of ours. Such callbacks are accepted only for providers that say so.
+    provider_initiated_install: bool = attrs.field(default=False, validator=_bool)
 
     @property
     def kind(self) -> AuthKind:

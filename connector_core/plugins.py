@@ -448,6 +448,26 @@ class Plugins:
                 )
         return items
 
+    def identity(self, key: str, token_response: Mapping[str, Any]) -> dict[str, str]:
+        """The provider-specific identity in a token response (``{}`` when none)."""
+        answer = self._call("connector_core_identity", provider_key=key, token_response=token_response)
+        if answer is None:
+            return {}
+        if not isinstance(answer, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in answer.items()
+        ):
+            culprit = self._answerer("connector_core_identity", {"provider_key": key, "token_response": token_response})
+            raise PluginError(culprit, f"connector_core_identity for provider {key!r} must return a str-to-str mapping")
+        return dict(answer)
+
+    def emulator_spec(self, key: str) -> Any:
+        """How the built-in emulator imitates provider ``key`` (an
+        :class:`~connector_core.emulator.EmulatorSpec`), or ``None``."""
+        self._owner(key)
+        from .emulator import EmulatorSpec
+
+        return self._ask("connector_core_emulator", key, EmulatorSpec)
+
     # ------------------------------------------------------------- platform hooks
 
     def callback_url(self, key: str, environment: str | None = None, *, base_url: str | None = None) -> str:

@@ -15,13 +15,17 @@ from collections.abc import Iterable, Mapping, Sequence
 import attrs
 
 from .errors import ScopeError, ValidationError
-from .models import FieldKind, FieldLevel, ProviderDeclaration
+from .models import FieldKind, FieldLevel, ProviderDeclaration, url_problem
 from .scopes import check_scopes, parse_scopes, scopes_for_actions
 from .secret import Secret
 
 __all__ = ["Profile", "ProfileDraft", "validate_profile"]
 
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+#: What a profile may override: the OAuth and API URLs of its environment (to point at
+#: an emulator or a proxy), and the redirect URI registered on the provider's app.
+ENDPOINT_NAMES = ("redirect_uri", "authorize_url", "token_url", "revocation_url", "api_base_url")
 
 
 @attrs.frozen
@@ -41,6 +45,8 @@ class ProfileDraft:
     actions: tuple[str, ...]
     #: Non-fatal scope findings (module-gated, sensitive) worth showing.
     warnings: tuple[str, ...] = ()
+    #: Overrides of the environment's URLs, and the registered redirect URI (see :data:`ENDPOINT_NAMES`).
+    endpoints: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -65,7 +71,12 @@ class Profile:
     actions: tuple[str, ...]
     created_at: str
     updated_at: str
+    endpoints: tuple[tuple[str, str], ...] = ()
     secrets: tuple[tuple[str, Secret], ...] = attrs.field(default=(), repr=False)
+
+    def endpoint(self, name: str) -> str | None:
+        """An endpoint override (``authorize_url``, ``redirect_uri``...) or ``None``."""
+        return dict(self.endpoints).get(name)
 
     def value(self, name: str) -> str | None:
         """A non-secret field's value, or ``None`` when it was not given."""
@@ -91,6 +102,7 @@ def validate_profile(
     scopes: str | Sequence[str] | None = None,
     actions: Sequence[str] | None = None,
     previous: Profile | None = None,
+    endpoints: Mapping[str, str | None] | None = None,
 ) -> ProfileDraft:
     """Check a profile's values against ``declaration`` and return the draft to store.
 
@@ -157,6 +169,17 @@ def validate_profile(
             raise ValidationError(field.name, f"{field.label} is required{why}")
 
     chosen_scopes, chosen_actions, warnings = _scopes(declaration, scopes, actions, previous)
+    chosen_endpoints = dict(previous.endpoints) if previous else {}
+    for key, url in (endpoints or {}).items():
+        if key not in ENDPOINT_NAMES:
+            raise ValidationError(key, f"is not an endpoint a profile can set (expected: {', '.join(ENDPOINT_NAMES)})")
+        if url is None or url == "":
+            chosen_endpoints.pop(key, None)
+            continue
+        problem = url_problem(url)
+        if problem:
+            raise ValidationError(key, f"{problem}, got {url!r}")
+        chosen_endpoints[key] = url.rstrip("/") if key == "api_base_url" else url
     return ProfileDraft(
         name=name,
         provider=declaration.key,
@@ -168,6 +191,7 @@ def validate_profile(
         scopes=chosen_scopes,
         actions=chosen_actions,
         warnings=warnings,
+        endpoints=tuple(sorted(chosen_endpoints.items())),
     )
 
 

@@ -30,8 +30,10 @@ from typing import Any, TypeVar
 import attrs
 
 from ._files import ensure_private_dir
+from .connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
 from .crypto import KeyRing
 from .errors import ConnectorError, ValidationError
+from .oauth import TokenSet
 from .profiles import Profile, ProfileDraft
 from .secret import Secret
 
@@ -83,6 +85,41 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX secrets_key ON secrets(key_id)",
     ),
+    2: (
+        # Per-profile endpoint overrides (an emulator, a proxy) and the registered redirect URI.
+        "ALTER TABLE profiles ADD COLUMN endpoints TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE connections ADD COLUMN auth_type TEXT NOT NULL DEFAULT 'oauth2'",
+        "ALTER TABLE connections ADD COLUMN token_type TEXT",
+        "ALTER TABLE connections ADD COLUMN expires_at REAL",
+        "ALTER TABLE connections ADD COLUMN requested_scopes TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE connections ADD COLUMN granted_scopes TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE connections ADD COLUMN identity TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE connections ADD COLUMN provider_initiated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE connections ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE connections ADD COLUMN refreshed_at TEXT",
+        # The cross-process refresh lease: who holds it and until when (epoch seconds).
+        "ALTER TABLE connections ADD COLUMN lock_owner TEXT",
+        "ALTER TABLE connections ADD COLUMN lock_until REAL",
+        "CREATE INDEX connections_status ON connections(status)",
+        """CREATE TABLE attempts (
+            id TEXT PRIMARY KEY,
+            state_hash TEXT NOT NULL UNIQUE,
+            profile_id TEXT NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            connection_id TEXT,
+            expires_at REAL NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE connection_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connection_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT
+        )""",
+        "CREATE INDEX connection_events_connection ON connection_events(connection_id, id)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -112,7 +149,7 @@ def default_home(env: Mapping[str, str] | None = None) -> Path:
 
 _SELECT_PROFILE = (
     "SELECT id, name, provider, auth_type, environment, credential_set, "
-    "field_values, scopes, actions, created_at, updated_at FROM profiles"
+    "field_values, scopes, actions, created_at, updated_at, endpoints FROM profiles"
 )
 
 
@@ -333,7 +370,7 @@ class Store:
 
     @staticmethod
     def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
-        """name, auth_type, environment, credential_set, field_values, scopes, actions."""
+        """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
         return (
             draft.name,
             draft.auth_type,
@@ -342,6 +379,7 @@ class Store:
             json.dumps(dict(draft.values)),
             json.dumps(list(draft.scopes)),
             json.dumps(list(draft.actions)),
+            json.dumps(dict(draft.endpoints)),
         )
 
     @contextlib.contextmanager
@@ -363,7 +401,7 @@ class Store:
         with self._writing_profile(draft) as conn:
             conn.execute(
                 "INSERT INTO profiles (name, auth_type, environment, credential_set, field_values, scopes, "
-                "actions, id, provider, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "actions, endpoints, id, provider, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*self._draft_columns(draft), profile_id, draft.provider, now, now),
             )
             for name, value in draft.secrets:
@@ -377,9 +415,13 @@ class Store:
             if row is None:
                 raise self._unknown_profile(conn, name)
             profile_id = row[0]
+            old_scopes = conn.execute("SELECT scopes FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+            if old_scopes is not None and set(json.loads(old_scopes[0])) != set(draft.scopes):
+                # Some providers need a re-install for new scopes: flag every connection.
+                self._mark_profile_connections(conn, profile_id, "scopes changed")
             conn.execute(
                 "UPDATE profiles SET name = ?, auth_type = ?, environment = ?, credential_set = ?, "
-                "field_values = ?, scopes = ?, actions = ?, updated_at = ? WHERE id = ?",
+                "field_values = ?, scopes = ?, actions = ?, endpoints = ?, updated_at = ? WHERE id = ?",
                 (*self._draft_columns(draft), _now(), profile_id),
             )
             keep = {n for n, _ in draft.secrets}
@@ -390,6 +432,21 @@ class Store:
                 self._put_secret(conn, profile_id, secret_name, value)
         return self.get_profile(draft.name)
 
+    def _mark_profile_connections(self, conn: sqlite3.Connection, profile_id: str, reason: str) -> None:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM connections WHERE profile_id = ? AND status IN (?, ?)",
+                (profile_id, ConnectionStatus.CONNECTED.value, ConnectionStatus.PENDING.value),
+            )
+        ]
+        for cid in ids:
+            conn.execute(
+                "UPDATE connections SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                (ConnectionStatus.NEEDS_RECONNECT.value, reason, _now(), cid),
+            )
+            self._event(conn, cid, ConnectionStatus.NEEDS_RECONNECT, reason)
+
     def _unknown_profile(self, conn: sqlite3.Connection, name: str) -> ConnectorError:
         from .errors import UnknownNameError
 
@@ -399,7 +456,20 @@ class Store:
     def _row_to_profile(
         self, row: tuple[Any, ...], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None = None
     ) -> Profile:
-        (pid, name, provider, auth_type, environment, credential_set, values, scopes, actions, created, updated) = row
+        (
+            pid,
+            name,
+            provider,
+            auth_type,
+            environment,
+            credential_set,
+            values,
+            scopes,
+            actions,
+            created,
+            updated,
+            endpoints,
+        ) = row
         return Profile(
             id=pid,
             name=name,
@@ -413,6 +483,7 @@ class Store:
             actions=tuple(json.loads(actions)),
             created_at=created,
             updated_at=updated,
+            endpoints=tuple(json.loads(endpoints).items()),
             secrets=tuple((secrets or {}).items()),
         )
 
@@ -542,3 +613,312 @@ class Store:
                     self._keyring = ring
             retired = tuple(sorted(old))
         return KeyRotation(ring.primary_id, count, retired, ring.key_ids)
+
+    # ---------------------------------------------------------------- attempts
+
+    def create_attempt(
+        self,
+        profile: Profile,
+        *,
+        state_hash: str,
+        verifier: Secret | None,
+        redirect_uri: str,
+        scopes: tuple[str, ...],
+        expires_at: float,
+        connection_id: str | None = None,
+    ) -> Attempt:
+        """Record a pending authorization; the PKCE verifier is encrypted like any secret."""
+        attempt_id = f"att_{uuid.uuid4().hex}"
+        self.keyring  # noqa: B018
+        try:
+            with self._write() as conn:
+                # Expired attempts are garbage: clear them while we hold the lock anyway.
+                stale = [r[0] for r in conn.execute("SELECT id FROM attempts WHERE expires_at < ?", (time.time(),))]
+                for old in stale:
+                    conn.execute("DELETE FROM secrets WHERE owner_id = ?", (old,))
+                    conn.execute("DELETE FROM attempts WHERE id = ?", (old,))
+                conn.execute(
+                    "INSERT INTO attempts (id, state_hash, profile_id, redirect_uri, scopes, connection_id, "
+                    "expires_at, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                    (
+                        attempt_id,
+                        state_hash,
+                        profile.id,
+                        redirect_uri,
+                        json.dumps(list(scopes)),
+                        connection_id,
+                        expires_at,
+                        _now(),
+                    ),
+                )
+                if verifier is not None:
+                    self._put_secret(conn, attempt_id, "code_verifier", verifier)
+        except sqlite3.Error as exc:
+            raise self._error("writing", exc) from None
+        return Attempt(attempt_id, profile.id, redirect_uri, scopes, expires_at, connection_id)
+
+    def consume_attempt(self, state_hash: str) -> tuple[Attempt, Secret | None] | None:
+        """Take the attempt with this state hash out of the store (single use): the
+        attempt and its verifier, or None when no such attempt exists."""
+        try:
+            with self._write() as conn:
+                row = conn.execute(
+                    "SELECT id, profile_id, redirect_uri, scopes, expires_at, connection_id FROM attempts "
+                    "WHERE state_hash = ?",
+                    (state_hash,),
+                ).fetchone()
+                if row is None:
+                    return None
+                attempt = Attempt(row[0], row[1], row[2], tuple(json.loads(row[3])), float(row[4]), row[5])
+                secrets = self._get_secrets(conn, attempt.id, "the pending authorization")
+                conn.execute("DELETE FROM secrets WHERE owner_id = ?", (attempt.id,))
+                conn.execute("DELETE FROM attempts WHERE id = ?", (attempt.id,))
+        except sqlite3.Error as exc:
+            raise self._error("writing", exc) from None
+        return attempt, secrets.get("code_verifier")
+
+    def profile_by_id(self, profile_id: str, *, with_secrets: bool = True) -> Profile:
+        row = self._connect().execute("SELECT name FROM profiles WHERE id = ?", (profile_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"database {self.path}: profile {profile_id} is gone")
+        return self.get_profile(row[0], with_secrets=with_secrets)
+
+    # ------------------------------------------------------------- connections
+
+    _CONNECTION_SELECT = (
+        "SELECT c.id, p.name, c.profile_id, c.provider, c.environment, c.auth_type, c.status, c.status_reason, "
+        "c.token_type, c.expires_at, c.requested_scopes, c.granted_scopes, c.identity, c.provider_initiated, "
+        "c.token_version, c.created_at, c.updated_at, c.refreshed_at FROM connections c "
+        "JOIN profiles p ON p.id = c.profile_id"
+    )
+
+    @staticmethod
+    def _row_to_connection(row: tuple[Any, ...]) -> Connection:
+        return Connection(
+            id=row[0],
+            profile=row[1],
+            profile_id=row[2],
+            provider=row[3],
+            environment=row[4],
+            auth_type=row[5],
+            status=ConnectionStatus(row[6]),
+            status_reason=row[7],
+            token_type=row[8],
+            expires_at=float(row[9]) if row[9] is not None else None,
+            requested_scopes=tuple(json.loads(row[10])),
+            granted_scopes=tuple(json.loads(row[11])),
+            identity=tuple(json.loads(row[12]).items()),
+            provider_initiated=bool(row[13]),
+            token_version=int(row[14]),
+            created_at=row[15],
+            updated_at=row[16],
+            refreshed_at=row[17],
+        )
+
+    def _event(
+        self, conn: sqlite3.Connection, connection_id: str, status: ConnectionStatus, reason: str | None
+    ) -> None:
+        conn.execute(
+            "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)",
+            (connection_id, _now(), status.value, reason),
+        )
+
+    def _put_tokens(self, conn: sqlite3.Connection, connection_id: str, tokens: TokenSet) -> None:
+        self._put_secret(conn, connection_id, "access_token", tokens.access_token)
+        if tokens.refresh_token is not None:  # a response without one keeps the old one
+            self._put_secret(conn, connection_id, "refresh_token", tokens.refresh_token)
+
+    def save_connection(
+        self,
+        profile: Profile,
+        tokens: TokenSet,
+        *,
+        requested: tuple[str, ...],
+        granted: tuple[str, ...],
+        identity: Mapping[str, str],
+        provider_initiated: bool,
+        connection_id: str | None = None,
+        reason: str = "authorized",
+    ) -> Connection:
+        """Store a new connection (or re-authorize an existing one, keeping its id) with
+        its tokens, in one transaction."""
+        now = _now()
+        self.keyring  # noqa: B018
+        try:
+            with self._write() as conn:
+                exists = (
+                    connection_id is not None
+                    and conn.execute("SELECT 1 FROM connections WHERE id = ?", (connection_id,)).fetchone() is not None
+                )
+                cid = connection_id or f"conn_{uuid.uuid4().hex}"
+                values = (
+                    profile.id,
+                    profile.provider,
+                    profile.environment,
+                    profile.auth_type,
+                    ConnectionStatus.CONNECTED.value,
+                    tokens.token_type,
+                    tokens.expires_at,
+                    json.dumps(list(requested)),
+                    json.dumps(list(granted)),
+                    json.dumps(dict(identity)),
+                    int(provider_initiated),
+                    now,
+                )
+                if exists:
+                    conn.execute(
+                        "UPDATE connections SET profile_id = ?, provider = ?, environment = ?, auth_type = ?, "
+                        "status = ?, token_type = ?, expires_at = ?, requested_scopes = ?, granted_scopes = ?, "
+                        "identity = ?, provider_initiated = ?, updated_at = ?, status_reason = NULL, "
+                        "token_version = token_version + 1, lock_owner = NULL, lock_until = NULL WHERE id = ?",
+                        (*values, cid),
+                    )
+                    conn.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
+                else:
+                    conn.execute(
+                        "INSERT INTO connections (profile_id, provider, environment, auth_type, status, token_type, "
+                        "expires_at, requested_scopes, granted_scopes, identity, provider_initiated, updated_at, id, "
+                        "created_at, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'{}')",
+                        (*values, cid, now),
+                    )
+                self._put_tokens(conn, cid, tokens)
+                self._event(conn, cid, ConnectionStatus.CONNECTED, reason)
+        except sqlite3.Error as exc:
+            raise self._error("writing", exc) from None
+        return self.get_connection(cid)
+
+    def get_connection(self, connection_id: str) -> Connection:
+        row = self._connect().execute(self._CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,)).fetchone()
+        if row is None:
+            from .errors import UnknownNameError
+
+            raise UnknownNameError("connection", connection_id)
+        return self._row_to_connection(row)
+
+    def needing_attention(self) -> tuple[Connection, ...]:
+        """Connections that cannot be used until someone acts: needs_reconnect, or a
+        reconnect left pending."""
+        query = self._CONNECTION_SELECT + " WHERE c.status IN (?, ?) ORDER BY c.updated_at"
+        rows = self._connect().execute(query, (ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.PENDING.value))
+        return tuple(self._row_to_connection(r) for r in rows)
+
+    def list_connections(
+        self,
+        *,
+        profile: str | None = None,
+        status: ConnectionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> tuple[Connection, ...]:
+        """Connections ordered by id; page with ``limit`` and ``after`` (the last id seen)."""
+        query = self._CONNECTION_SELECT + " WHERE 1 = 1"
+        args: list[Any] = []
+        if profile is not None:
+            query += " AND p.name = ?"
+            args.append(profile)
+        if status is not None:
+            query += " AND c.status = ?"
+            args.append(status.value)
+        if after is not None:
+            query += " AND c.id > ?"
+            args.append(after)
+        query += " ORDER BY c.id"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(int(limit))
+        return tuple(self._row_to_connection(r) for r in self._connect().execute(query, args))
+
+    def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
+        rows = self._connect().execute(
+            "SELECT at, status, reason FROM connection_events WHERE connection_id = ? ORDER BY id", (connection_id,)
+        )
+        return tuple(ConnectionEvent(r[0], ConnectionStatus(r[1]), r[2]) for r in rows)
+
+    def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
+        """The connection with its access and refresh tokens, read in one snapshot."""
+        with self._read() as conn:
+            row = conn.execute(self._CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,)).fetchone()
+            if row is None:
+                from .errors import UnknownNameError
+
+                raise UnknownNameError("connection", connection_id)
+            found = self._get_secrets(conn, connection_id, f"connection {connection_id!r}")
+        return self._row_to_connection(row), found.get("access_token"), found.get("refresh_token")
+
+    def set_status(
+        self, connection_id: str, status: ConnectionStatus, reason: str | None, *, delete_tokens: bool = False
+    ) -> Connection:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE connections SET status = ?, status_reason = ?, updated_at = ?, lock_owner = NULL, "
+                "lock_until = NULL WHERE id = ?",
+                (status.value, reason, _now(), connection_id),
+            )
+            if delete_tokens:
+                conn.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
+                conn.execute("UPDATE connections SET token_version = token_version + 1 WHERE id = ?", (connection_id,))
+            self._event(conn, connection_id, status, reason)
+        return self.get_connection(connection_id)
+
+    def delete_connection(self, connection_id: str) -> None:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM connections WHERE id = ?", (connection_id,)).fetchone() is None:
+                from .errors import UnknownNameError
+
+                raise UnknownNameError("connection", connection_id)
+            conn.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
+            conn.execute("DELETE FROM connection_events WHERE connection_id = ?", (connection_id,))
+            conn.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
+
+    # ------------------------------------------------------- refresh single-flight
+
+    def try_lock_refresh(self, connection_id: str, owner: str, ttl: float) -> bool:
+        """Take the connection's refresh lease unless another live holder has it."""
+        now = time.time()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE connections SET lock_owner = ?, lock_until = ? WHERE id = ? AND "
+                "(lock_owner IS NULL OR lock_until < ? OR lock_owner = ?)",
+                (owner, now + ttl, connection_id, now, owner),
+            )
+            return cur.rowcount == 1
+
+    def unlock_refresh(self, connection_id: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE connections SET lock_owner = NULL, lock_until = NULL WHERE id = ? AND lock_owner = ?",
+                (connection_id, owner),
+            )
+
+    def save_refreshed_tokens(
+        self, connection_id: str, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]
+    ) -> Connection:
+        """Persist a refresh's tokens (a rotated refresh token with its access token) and
+        release the lease, in one transaction, before anyone uses the new token.
+
+        Saved only if no other token change happened since ``expected_version`` was
+        read; even a lease that timed out meanwhile does not lose the new tokens.
+        """
+        with self._write() as conn:
+            now = _now()
+            cur = conn.execute(
+                "UPDATE connections SET token_type = ?, expires_at = ?, granted_scopes = ?, updated_at = ?, "
+                "refreshed_at = ?, token_version = token_version + 1, lock_owner = NULL, lock_until = NULL "
+                "WHERE id = ? AND token_version = ?",
+                (
+                    tokens.token_type,
+                    tokens.expires_at,
+                    json.dumps(list(granted)),
+                    now,
+                    now,
+                    connection_id,
+                    expected_version,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(
+                    f"connection {connection_id}: its tokens changed during the refresh; "
+                    "the refresh's tokens were not stored"
+                )
+            self._put_tokens(conn, connection_id, tokens)
+        return self.get_connection(connection_id)

@@ -178,3 +178,14 @@ def test_setup_guide(hibob_plugins: Plugins) -> None:
     assert steps["marketplace_listing"].optional
     assert not any(s.optional for k, s in steps.items() if k != "marketplace_listing")
     assert any("Redirect URI" in d for d in steps["redirect_uri"].details)
+
+
+def test_identity_is_the_company_id(hibob_plugins: Plugins) -> None:
+    assert hibob_plugins.identity("hibob", {"companyId": 12345, "access_token": "x"}) == {"companyId": "12345"}
+    assert hibob_plugins.identity("hibob", {"company_id": "c-9"}) == {"companyId": "c-9"}
+    assert hibob_plugins.identity("hibob", {}) == {}
+
+
+def test_installs_may_begin_in_bob(hibob_plugins: Plugins) -> None:
+    oauth = hibob_plugins.declaration("hibob").auth_type("oauth2")
+    assert isinstance(oauth, OAuth2AuthorizationCode) and oauth.provider_initiated_install

@@ -539,3 +539,46 @@ def test_trace_env_writes_hook_calls_to_stderr(site_dir: Path) -> None:
     result = run_connector(["providers", "show", "hibob"], env={ENV_TRACE: "1", ENV_ALLOW: "hibob"})
     assert result.returncode == 0
     assert "connector_core_scope_catalogue" in result.stderr
+
+
+def test_identity_hook_and_its_contract() -> None:
+    class Identity(Acme):
+        @hookimpl
+        def connector_core_identity(self, provider_key: str, token_response: Any) -> Any:
+            if provider_key != "acme":
+                return None
+            return {"tenant": str(token_response["tenant_id"])}
+
+    class BadIdentity(Acme):
+        key = "bad"
+
+        @hookimpl
+        def connector_core_identity(self, provider_key: str, token_response: Any) -> Any:
+            return {"tenant": 42} if provider_key == "bad" else None
+
+    plugins = load_plugins([Identity(), BadIdentity()], entry_points=False)
+    assert plugins.identity("acme", {"tenant_id": 7, "access_token": "x"}) == {"tenant": "7"}
+    with pytest.raises(PluginError, match="plugin 'BadIdentity-1': connector_core_identity for provider 'bad' must"):
+        plugins.identity("bad", {})
+    assert load_plugins([Acme()], entry_points=False).identity("acme", {}) == {}
+
+
+def test_emulator_hook_is_optional_and_type_checked() -> None:
+    class NoEmulator(Acme):
+        @hookimpl
+        def connector_core_emulator(self, provider_key: str) -> Any:
+            return None
+
+    class WrongEmulator(Acme):
+        key = "wrong"
+
+        @hookimpl
+        def connector_core_emulator(self, provider_key: str) -> Any:
+            return {"port": 1} if provider_key == "wrong" else None
+
+    plugins = load_plugins([NoEmulator(), WrongEmulator()], entry_points=False)
+    assert plugins.emulator_spec("acme") is None
+    with pytest.raises(PluginError, match="connector_core_emulator for provider 'wrong' returned dict"):
+        plugins.emulator_spec("wrong")
+    with pytest.raises(UnknownNameError):
+        plugins.emulator_spec("nope")

@@ -82,6 +82,8 @@ def auth_types() -> tuple[OAuth2AuthorizationCode | HttpBasicAuth, ...]:
             client_auth_method="client_secret_basic",
             scope_separator=" ",
             pkce=pkce,
+            # Marketplace apps must support installs begun in Bob, which carry no state of ours.
+            provider_initiated_install=True,
         ),
         HttpBasicAuth(
             key=SERVICE_USER,

@@ -7,7 +7,8 @@ returns ``None`` for providers other than ``hibob``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from connector_core import (
     Action,
@@ -25,6 +26,9 @@ from connector_core import (
 
 from . import declarations as d
 from .catalogue import CATALOGUE
+
+if TYPE_CHECKING:
+    from connector_core.emulator import EmulatorSpec
 
 
 @hookimpl
@@ -73,5 +77,28 @@ def connector_core_actions(provider_key: str) -> Sequence[Action] | None:
 
 
 @hookimpl
+def connector_core_identity(provider_key: str, token_response: Mapping[str, Any]) -> Mapping[str, str] | None:
+    """HiBob identifies the tenant by companyId, stable across re-installs. Where a
+    token response carries it (unconfirmed; the emulator sends it), keep it."""
+    if provider_key != d.KEY:
+        return None
+    for key in ("companyId", "company_id"):
+        value = token_response.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return {"companyId": str(value)}
+    return {}
+
+
+@hookimpl
 def connector_core_setup_guide(provider_key: str) -> SetupGuide | None:
     return d.SETUP_GUIDE if provider_key == d.KEY else None
+
+
+@hookimpl
+def connector_core_emulator(provider_key: str) -> EmulatorSpec | None:
+    """HiBob's test app, generated company and API slice for the built-in emulator."""
+    if provider_key != d.KEY:
+        return None
+    from .emulator import emulator_spec
+
+    return emulator_spec()

@@ -1,0 +1,152 @@
+"""Thin httpx transports for the sans-I/O flows.
+
+A flow is a generator that yields what it needs done, an :class:`~connector_core.oauth.HttpRequest`
+or a :class:`Sleep`, and receives an :class:`HttpResponse` (or ``None`` after a
+sleep). :func:`run_sync` and :func:`run_async` drive the same flow with a sync or
+an async httpx client, so both APIs share one implementation. Redirects are never
+followed; bodies are read with a size cap; transport failures come back as a
+response carrying a :class:`~connector_core.oauth.TransientError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from .oauth import HttpRequest, TransientError
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["Flow", "HttpResponse", "Sleep", "default_timeout", "run_async", "run_sync"]
+
+_T = TypeVar("_T")
+
+#: API responses larger than this are refused; token responses have their own, smaller cap.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+@attrs.frozen
+class Sleep:
+    seconds: float
+
+
+@attrs.frozen
+class HttpResponse:
+    status: int
+    #: Lower-case header names.
+    headers: dict[str, str] = attrs.field(repr=False)
+    body: bytes = attrs.field(repr=False)
+    #: Set instead of a status when the request failed in transport.
+    failure: TransientError | None = None
+    #: The body was cut at the size cap.
+    truncated: bool = False
+
+
+Flow = Generator[HttpRequest | Sleep, HttpResponse | None, _T]
+
+
+def default_timeout() -> httpx.Timeout:
+    import httpx
+
+    return httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=5.0)
+
+
+def _failure(exc: Exception, request: HttpRequest) -> HttpResponse:
+    import httpx
+
+    host = request.url.split("/")[2] if "//" in request.url else request.url
+    reached = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+    if isinstance(exc, httpx.TimeoutException):
+        text = f"timed out talking to {host} ({type(exc).__name__})"
+    elif isinstance(exc, httpx.ConnectError):
+        text = f"cannot connect to {host}"
+    else:
+        text = f"the connection to {host} failed ({type(exc).__name__})"
+    return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
+
+
+def _build(client: Any, request: HttpRequest) -> Any:
+    return client.build_request(request.method, request.url, headers=list(request.headers), content=request.body)
+
+
+def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
+    import httpx
+
+    try:
+        response = client.send(_build(client, request), stream=True, follow_redirects=False)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    truncated = True
+                    break
+                chunks.append(chunk)
+        finally:
+            response.close()
+    except httpx.HTTPError as exc:
+        return _failure(exc, request)
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
+
+
+async def send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
+    import httpx
+
+    try:
+        response = await client.send(_build(client, request), stream=True, follow_redirects=False)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    truncated = True
+                    break
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+    except httpx.HTTPError as exc:
+        return _failure(exc, request)
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
+
+
+def run_sync(flow: Flow[_T], client: httpx.Client) -> _T:
+    """Drive ``flow`` with a sync client."""
+    reply: HttpResponse | None = None
+    try:
+        while True:
+            step = flow.send(reply)
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                reply = None
+            else:
+                reply = send_sync(client, step)
+    except StopIteration as done:
+        result: _T = done.value
+        return result
+
+
+async def run_async(flow: Flow[_T], client: httpx.AsyncClient) -> _T:
+    """Drive ``flow`` with an async client."""
+    reply: HttpResponse | None = None
+    try:
+        while True:
+            step = flow.send(reply)
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                reply = None
+            else:
+                reply = await send_async(client, step)
+    except StopIteration as done:
+        result: _T = done.value
+        return result

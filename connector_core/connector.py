@@ -1,0 +1,839 @@
+"""The connect flow: authorize, complete, keep tokens fresh, revoke, and call the API.
+
+:class:`Connector` is the library API platform code uses (the CLI is a thin layer
+on it). Every operation is written once as a sans-I/O flow (see
+:mod:`connector_core._transport`) and offered twice: a sync method and an async
+one (prefixed ``a``) driving the same flow.
+
+Refresh is single-flight across threads and processes: a refresher takes a lease
+on the connection row in the store, re-reads the row (another process may have
+refreshed already), refreshes, and stores the rotated refresh token with the new
+access token in one transaction before anyone uses it.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import random
+import time
+import uuid
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import httpx
+
+from . import oauth
+from ._transport import Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
+from .connection import Connection, ConnectionStatus
+from .errors import ConnectorError, ValidationError
+from .models import OAuth2AuthorizationCode, Procedure, ProviderDeclaration, ReconnectKind, ReconnectPolicy
+from .oauth import HttpRequest, InvalidGrant, OAuthError, TokenSet, TransientError
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+    from .profiles import Profile
+    from .store import Store
+
+__all__ = [
+    "AlreadyInstalled",
+    "AuthorizationStart",
+    "ConfirmationRequired",
+    "ConnectResult",
+    "ConnectionAuth",
+    "Connector",
+    "ReconnectPlan",
+    "ReconnectRequired",
+    "RequestFailed",
+    "RevokeResult",
+    "TestResult",
+]
+
+#: Refresh this long before the access token expires.
+DEFAULT_LEEWAY = 60.0
+#: How long a pending authorization stays valid.
+ATTEMPT_TTL = 600.0
+#: How long a refresh lease lasts if its holder dies.
+LEASE_TTL = 30.0
+#: How long a caller waits for another refresher before giving up.
+LEASE_WAIT = 45.0
+MAX_ATTEMPTS = 4
+MAX_BACKOFF = 10.0
+MAX_RETRY_AFTER = 60.0
+
+
+class ReconnectRequired(ConnectorError):
+    """The connection's grant is gone; it must be authorized again."""
+
+    def __init__(self, connection_id: str, reason: str, guidance: str | None = None) -> None:
+        self.connection_id = connection_id
+        self.reason = reason
+        tail = f" {guidance}" if guidance else ""
+        super().__init__(
+            f"connection {connection_id} needs reconnecting ({reason}); run 'connector reconnect "
+            f"{connection_id}'.{tail}"
+        )
+
+
+def procedure_lines(policy: ReconnectPolicy, environment: str) -> tuple[str, ...]:
+    """The policy's manual procedures for an environment, as numbered lines to show."""
+    lines: list[str] = []
+    for proc in policy.procedures_for(environment):
+        lines.append(proc.title + (f" ({proc.url})" if proc.url else ""))
+        for number, step in enumerate(proc.steps, 1):
+            where = f" [{step.location}]" if step.location else ""
+            lines.append(f"  {number}. {step.text}{where}")
+    return tuple(lines)
+
+
+class AlreadyInstalled(OAuthError):
+    """The provider refused because the app is already installed; a person must
+    uninstall it first. ``details`` holds the provider's uninstall steps."""
+
+
+class ConfirmationRequired(ConnectorError):
+    """A reconnect needs manual steps done first; confirm them (``--yes``)."""
+
+
+class RequestFailed(ConnectorError):
+    """An API request failed; ``status`` is its HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+@attrs.frozen
+class AuthorizationStart:
+    """What :meth:`Connector.begin` returns: send the person to ``url``."""
+
+    attempt_id: str
+    url: str = attrs.field(repr=False)
+    redirect_uri: str
+    expires_at: float
+
+
+@attrs.frozen
+class ConnectResult:
+    connection: Connection
+    #: E.g. granted scopes that differ from those requested.
+    warnings: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ReconnectPlan:
+    connection: Connection
+    policy: ReconnectPolicy
+    procedures: tuple[Procedure, ...]
+    #: The procedures as numbered lines to show a person.
+    lines: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+
+@attrs.frozen
+class TestResult:
+    ok: bool
+    status: int
+    detail: str
+
+
+@attrs.frozen
+class RevokeResult:
+    connection: Connection
+    #: True when the provider revoked the grant; False when it has no revocation endpoint.
+    revoked_at_provider: bool
+    message: str
+
+
+@attrs.frozen
+class _Context:
+    """Everything an OAuth call needs for one profile, resolved once."""
+
+    declaration: ProviderDeclaration
+    profile: Profile
+    auth: OAuth2AuthorizationCode
+    authorize_url: str
+    token_url: str
+    revocation_url: str | None
+    api_base_url: str
+    client_id: str
+    client_secret: Secret | None = attrs.field(repr=False)
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+    return min(MAX_BACKOFF, random.uniform(0, 0.25 * (2**attempt)))  # noqa: S311 - jitter, not crypto
+
+
+class Connector:
+    """Connect accounts through profiles and use the connections.
+
+    ``client``/``async_client`` are the httpx clients to use (created on demand,
+    with explicit timeouts, when not given).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        plugins: Plugins,
+        *,
+        client: httpx.Client | None = None,
+        async_client: httpx.AsyncClient | None = None,
+        leeway: float = DEFAULT_LEEWAY,
+    ) -> None:
+        self.store = store
+        self.plugins = plugins
+        self._client = client
+        self._async_client = async_client
+        self.leeway = leeway
+
+    def __repr__(self) -> str:
+        return f"<Connector store={self.store.path}>"
+
+    # --------------------------------------------------------------- clients
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=default_timeout(), follow_redirects=False, trust_env=False)
+        return self._client
+
+    @property
+    def async_client(self) -> httpx.AsyncClient:
+        if self._async_client is None:
+            import httpx
+
+            self._async_client = httpx.AsyncClient(
+                timeout=default_timeout(),
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=64),
+            )
+        return self._async_client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    async def aclose(self) -> None:
+        if self._async_client is not None:
+            await self._async_client.aclose()
+
+    # --------------------------------------------------------------- context
+
+    def _context(self, profile: Profile) -> _Context:
+        decl = self.plugins.declaration(profile.provider)
+        auth = decl.auth_type(profile.auth_type)
+        if not isinstance(auth, OAuth2AuthorizationCode):
+            raise ValidationError("auth_type", f"profile {profile.name!r} uses {auth.key}, not OAuth 2.0")
+        env = decl.environment(profile.environment)
+        client_id = profile.value("client_id")
+        if client_id is None:
+            raise ValidationError("client_id", f"profile {profile.name!r} has no client_id")
+        secret = dict(profile.secrets).get("client_secret")
+        return _Context(
+            declaration=decl,
+            profile=profile,
+            auth=auth,
+            authorize_url=profile.endpoint("authorize_url") or env.authorize_url or auth.authorize_url,
+            token_url=profile.endpoint("token_url") or env.token_url or auth.token_url,
+            revocation_url=profile.endpoint("revocation_url") or env.revocation_url or auth.revocation_url,
+            api_base_url=(profile.endpoint("api_base_url") or env.api_base_url).rstrip("/"),
+            client_id=client_id,
+            client_secret=secret,
+        )
+
+    def redirect_uri(self, profile: Profile) -> str:
+        """The profile's registered redirect URI, else the provider's callback URL."""
+        return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
+
+    def _guidance(self, provider: str) -> str | None:
+        try:
+            policy = self.plugins.declaration(provider).reconnect_policy
+        except ConnectorError:
+            return None
+        if policy is None or policy.kind is ReconnectKind.REAUTHORIZE:
+            return None
+        return policy.summary
+
+    # ------------------------------------------------------------- authorize
+
+    def begin(
+        self,
+        profile: str,
+        *,
+        redirect_uri: str | None = None,
+        scopes: Sequence[str] | None = None,
+        connection_id: str | None = None,
+        ttl: float = ATTEMPT_TTL,
+    ) -> AuthorizationStart:
+        """Start an authorization: a fresh state (256 bits) and PKCE S256 verifier,
+        stored server-side with the redirect URI and scopes; returns the URL to visit."""
+        prof = self.store.get_profile(profile)
+        ctx = self._context(prof)
+        redirect = redirect_uri or self.redirect_uri(prof)
+        chosen = tuple(scopes) if scopes is not None else prof.scopes
+        state = oauth.new_state()
+        verifier = oauth.new_code_verifier() if ctx.auth.pkce else None
+        url = oauth.authorization_url(
+            ctx.authorize_url,
+            client_id=ctx.client_id,
+            redirect_uri=redirect,
+            scopes=chosen,
+            scope_separator=ctx.auth.scope_separator,
+            state=state,
+            verifier=verifier,
+            extra_params=ctx.auth.extra_authorize_params,
+        )
+        expires_at = time.time() + ttl
+        attempt = self.store.create_attempt(
+            prof,
+            state_hash=oauth.state_hash(state),
+            verifier=verifier,
+            redirect_uri=redirect,
+            scopes=chosen,
+            expires_at=expires_at,
+            connection_id=connection_id,
+        )
+        return AuthorizationStart(attempt.id, url, redirect, expires_at)
+
+    def complete(self, callback: str | Mapping[str, str], *, profile: str | None = None) -> ConnectResult:
+        """Finish an authorization from the callback URL or its parameters.
+
+        ``profile``, when given, is the profile the caller started with: a callback
+        whose state belongs to another profile's attempt is refused.
+        """
+        return run_sync(self._complete_flow(callback, profile), self.client)
+
+    async def acomplete(self, callback: str | Mapping[str, str], *, profile: str | None = None) -> ConnectResult:
+        return await run_async(self._complete_flow(callback, profile), self.async_client)
+
+    def _complete_flow(self, callback: str | Mapping[str, str], expected_profile: str | None) -> Flow[ConnectResult]:
+        params = oauth.parse_callback(callback)
+        if params.state is None:
+            if params.code is not None:
+                raise oauth.StateError(
+                    "the callback carries no state of ours; refused. If the install began at the provider, "
+                    "complete it with 'connector connect PROFILE --provider-initiated'",
+                    error="invalid_request",
+                )
+            raise oauth.StateError(
+                "the callback has no state; it was not sent by this authorization", error="invalid_request"
+            )
+        found = self.store.consume_attempt(oauth.state_hash(params.state))
+        if found is None:
+            raise oauth.StateError(
+                "the callback's state is unknown or was already used; start the connection again",
+                error="invalid_request",
+            )
+        attempt, verifier = found
+        if attempt.expires_at < time.time():
+            raise oauth.StateError(
+                "the authorization attempt expired; start the connection again", error="invalid_request"
+            )
+        profile = self.store.profile_by_id(attempt.profile_id)
+        if expected_profile is not None and profile.name != expected_profile:
+            raise oauth.StateError(
+                f"the callback belongs to an authorization of profile {profile.name!r}, "
+                f"not {expected_profile!r}; refused",
+                error="invalid_request",
+            )
+        ctx = self._context(profile)
+        try:
+            self._check_issuer(ctx, params)
+            if params.error is not None:
+                raise self._callback_error(ctx, params)
+            if params.code is None:
+                raise OAuthError("the callback has neither a code nor an error", error="invalid_request")
+        except OAuthError as exc:
+            if attempt.connection_id is not None:  # a failed reconnect leaves the connection needing one
+                self.store.set_status(
+                    attempt.connection_id, ConnectionStatus.NEEDS_RECONNECT, f"reconnect failed: {exc.error}"
+                )
+            raise
+        tokens = yield from self._token_call(
+            oauth.token_request(
+                ctx.token_url,
+                code=params.code,
+                redirect_uri=attempt.redirect_uri,
+                verifier=verifier,
+                client_id=ctx.client_id,
+                client_secret=ctx.client_secret,
+                method=ctx.auth.client_auth_method,
+            ),
+            what="code exchange",
+            idempotent=False,
+        )
+        return self._save(ctx, tokens, attempt.scopes, provider_initiated=False, connection_id=attempt.connection_id)
+
+    def complete_provider_initiated(self, profile: str, callback: str | Mapping[str, str]) -> ConnectResult:
+        """Finish an install that began at the provider (its callback has a code and no
+        state of ours). Allowed only when the provider declares such installs."""
+        prof = self.store.get_profile(profile)
+        ctx = self._context(prof)
+        if not ctx.auth.provider_initiated_install:
+            raise oauth.StateError(
+                f"{ctx.declaration.provider.display_name} does not start installs itself; "
+                "a callback without our state is refused",
+                error="invalid_request",
+            )
+        params = oauth.parse_callback(callback)
+        if params.state is not None:
+            raise oauth.StateError(
+                "this callback carries a state: complete it with 'connector connect' instead", error="invalid_request"
+            )
+        self._check_issuer(ctx, params)
+        if params.error is not None:
+            raise self._callback_error(ctx, params)
+        if params.code is None:
+            raise OAuthError("the callback has neither a code nor an error", error="invalid_request")
+        redirect = self.redirect_uri(prof)
+        flow = self._token_call(
+            oauth.token_request(
+                ctx.token_url,
+                code=params.code,
+                redirect_uri=redirect,
+                verifier=None,
+                client_id=ctx.client_id,
+                client_secret=ctx.client_secret,
+                method=ctx.auth.client_auth_method,
+            ),
+            what="code exchange",
+            idempotent=False,
+        )
+        tokens = run_sync(flow, self.client)
+        return self._save(ctx, tokens, prof.scopes, provider_initiated=True, connection_id=None)
+
+    def _check_issuer(self, ctx: _Context, params: oauth.CallbackParams) -> None:
+        issuer = ctx.auth.issuer
+        if issuer is not None and params.iss != issuer:
+            shown = "no iss" if params.iss is None else f"iss {params.iss!r}"
+            raise OAuthError(
+                f"the callback has {shown}, expected {issuer!r} (RFC 9207 mix-up defence); refused",
+                error="invalid_issuer",
+            )
+
+    def _callback_error(self, ctx: _Context, params: oauth.CallbackParams) -> OAuthError:
+        desc = f": {params.error_description}" if params.error_description else ""
+        policy = ctx.declaration.reconnect_policy
+        described = (params.error_description or "").lower()
+        if (
+            policy is not None
+            and policy.kind is ReconnectKind.UNINSTALL_THEN_REAUTHORIZE
+            and "install" in described
+            and params.error in ("access_denied", "invalid_request")
+        ):
+            name = ctx.declaration.provider.display_name
+            error = AlreadyInstalled(
+                f"{name} refused the authorization because the app is already installed in this company "
+                f"({params.error_description}); uninstall it first, then run the reconnect again",
+                error=params.error or "access_denied",
+                description=params.error_description,
+            )
+            error.details = procedure_lines(policy, ctx.profile.environment)
+            return error
+        if params.error == "access_denied":
+            return oauth.AccessDenied(
+                f"the authorization was denied{desc}", error="access_denied", description=params.error_description
+            )
+        return OAuthError(
+            f"the provider refused the authorization with {params.error}{desc}",
+            error=params.error or "",
+            description=params.error_description,
+        )
+
+    def _save(
+        self,
+        ctx: _Context,
+        tokens: TokenSet,
+        requested: tuple[str, ...],
+        *,
+        provider_initiated: bool,
+        connection_id: str | None,
+    ) -> ConnectResult:
+        granted = tokens.scopes if tokens.scopes is not None else requested
+        warnings: list[str] = []
+        missing = [s for s in requested if s not in granted]
+        extra = [s for s in granted if s not in requested]
+        if missing:
+            warnings.append(f"the provider did not grant: {' '.join(missing)}")
+        if extra:
+            warnings.append(f"the provider granted more than requested: {' '.join(extra)}")
+        identity = self.plugins.identity(ctx.profile.provider, dict(tokens.extra))
+        connection = self.store.save_connection(
+            ctx.profile,
+            tokens,
+            requested=requested,
+            granted=tuple(granted),
+            identity=identity,
+            provider_initiated=provider_initiated,
+            connection_id=connection_id,
+            reason="reauthorized"
+            if connection_id
+            else ("installed at the provider" if provider_initiated else "authorized"),
+        )
+        return ConnectResult(connection, tuple(warnings))
+
+    # ------------------------------------------------------------- reconnect
+
+    def reconnect_plan(self, connection_id: str, *, scopes: Sequence[str] | None = None) -> ReconnectPlan:
+        """What reconnecting would take: the provider's policy, the manual steps for the
+        connection's environment, and the scopes to request (the union of the old
+        grant and the profile's current scopes unless ``scopes`` is given)."""
+        conn = self.store.get_connection(connection_id)
+        profile = self.store.get_profile(conn.profile, with_secrets=False)
+        policy = self.plugins.declaration(conn.provider).reconnect_policy or ReconnectPolicy(
+            ReconnectKind.REAUTHORIZE, "Authorize again; the provider replaces the grant."
+        )
+        if scopes is not None:
+            chosen = tuple(dict.fromkeys(scopes))
+        else:
+            chosen = tuple(dict.fromkeys((*conn.granted_scopes, *profile.scopes)))
+        return ReconnectPlan(
+            conn, policy, policy.procedures_for(conn.environment), procedure_lines(policy, conn.environment), chosen
+        )
+
+    def begin_reconnect(
+        self,
+        connection_id: str,
+        *,
+        scopes: Sequence[str] | None = None,
+        redirect_uri: str | None = None,
+        confirmed: bool = False,
+    ) -> AuthorizationStart:
+        """Apply the provider's reconnect policy and start the authorization again; the
+        completed connection keeps its id, metadata and history."""
+        plan = self.reconnect_plan(connection_id, scopes=scopes)
+        if plan.policy.kind is ReconnectKind.UNINSTALL_THEN_REAUTHORIZE and not confirmed:
+            error = ConfirmationRequired(
+                f"reconnecting {plan.connection.provider} needs manual steps first: {plan.policy.summary} "
+                "Do them, then confirm (--yes)"
+            )
+            error.details = plan.lines
+            raise error
+        if plan.policy.kind is ReconnectKind.REVOKE_THEN_REAUTHORIZE:
+            _, access, refresh = self.store.get_tokens(connection_id)
+            if access is not None or refresh is not None:
+                run_sync(self._revoke_flow(connection_id, keep_status=True), self.client)
+        start = self.begin(
+            plan.connection.profile, redirect_uri=redirect_uri, scopes=plan.scopes, connection_id=connection_id
+        )
+        self.store.set_status(connection_id, ConnectionStatus.PENDING, f"reconnect started ({plan.policy.kind.value})")
+        return start
+
+    # ----------------------------------------------------------- token calls
+
+    def _token_call(self, request: HttpRequest, *, what: str, idempotent: bool) -> Flow[TokenSet]:
+        """Send a token request with bounded retries. A non-idempotent one (a code or a
+        rotating refresh token) is retried only when it surely did not reach the server,
+        or the server said 429/503, or once after a lost response."""
+        lost_retries = 0
+        for attempt in range(MAX_ATTEMPTS):
+            sent_at = time.time()
+            response = yield request
+            assert response is not None
+            try:
+                if response.failure is not None:
+                    raise response.failure
+                if response.truncated:
+                    raise OAuthError(
+                        f"{what}: the response is larger than the size limit; refused", status=response.status
+                    )
+                return oauth.parse_token_response(
+                    response.status, response.headers, response.body, sent_at=sent_at, what=what
+                )
+            except TransientError as exc:
+                retryable = idempotent or not exc.reached_server or exc.status in (429, 503)
+                if not retryable and lost_retries == 0:
+                    lost_retries += 1  # one retry after a lost response (checklist §6)
+                    retryable = True
+                if not retryable or attempt == MAX_ATTEMPTS - 1:
+                    raise TransientError(
+                        f"{exc.message} (after {attempt + 1} attempt(s))",
+                        retry_after=exc.retry_after,
+                        status=exc.status,
+                        reached_server=exc.reached_server,
+                    ) from None
+                yield Sleep(_backoff(attempt, exc.retry_after))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --------------------------------------------------------------- refresh
+
+    def _needs_refresh(self, connection: Connection) -> bool:
+        return connection.expires_at is not None and connection.expires_at - self.leeway <= time.time()
+
+    def refresh(self, connection_id: str, *, force: bool = False) -> Connection:
+        """Refresh now if the token is (nearly) expired, or always with ``force``."""
+        conn = self.store.get_connection(connection_id)
+        return run_sync(self._refresh_flow(connection_id, None if not force else conn.token_version), self.client)
+
+    async def arefresh(self, connection_id: str, *, force: bool = False) -> Connection:
+        conn = self.store.get_connection(connection_id)
+        return await run_async(
+            self._refresh_flow(connection_id, None if not force else conn.token_version), self.async_client
+        )
+
+    def _refresh_flow(self, connection_id: str, stale_version: int | None) -> Flow[Connection]:
+        """Single-flight refresh. ``stale_version``: refresh only if the tokens are still
+        that version (a 401 was seen with them); None: refresh only if expiring."""
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + LEASE_WAIT
+        while True:
+            conn = self.store.get_connection(connection_id)
+            self._require_usable(conn)
+            wanted = (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
+            if not wanted:
+                return conn
+            if self.store.try_lock_refresh(connection_id, owner, LEASE_TTL):
+                break
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"connection {connection_id}: another process is still refreshing it; try again",
+                    reached_server=False,
+                )
+            yield Sleep(0.02 + random.random() * 0.03)  # noqa: S311
+        try:
+            # Double-checked: another process may have refreshed between our read and the lease.
+            conn, _, refresh_token = self.store.get_tokens(connection_id)
+            self._require_usable(conn)
+            still = (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
+            if not still:
+                self.store.unlock_refresh(connection_id, owner)
+                return conn
+            if refresh_token is None:
+                reason = "no refresh token, and the access token expired"
+                self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
+                raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+            ctx = self._context(self.store.profile_by_id(conn.profile_id))
+            request = oauth.refresh_request(
+                ctx.token_url,
+                refresh_token=refresh_token,
+                scopes=None,
+                scope_separator=ctx.auth.scope_separator,
+                client_id=ctx.client_id,
+                client_secret=ctx.client_secret,
+                method=ctx.auth.client_auth_method,
+            )
+            version = conn.token_version
+            try:
+                tokens = yield from self._token_call(request, what="refresh", idempotent=False)
+            except InvalidGrant as exc:
+                reason = f"refresh refused: {exc.description or exc.error}"
+                self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
+                raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider)) from None
+            granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
+            return self.store.save_refreshed_tokens(connection_id, version, tokens, tuple(granted))
+        except BaseException:
+            self.store.unlock_refresh(connection_id, owner)
+            raise
+
+    def _require_usable(self, conn: Connection) -> None:
+        if conn.status is ConnectionStatus.NEEDS_RECONNECT:
+            raise ReconnectRequired(conn.id, conn.status_reason or "needs reconnecting", self._guidance(conn.provider))
+        if conn.status is not ConnectionStatus.CONNECTED:
+            raise ValidationError("connection", f"{conn.id} is {conn.status.value}; connect again to use it")
+
+    def _token_flow(self, connection_id: str) -> Flow[tuple[Connection, Secret]]:
+        conn = yield from self._refresh_flow(connection_id, None)
+        conn, access, _ = self.store.get_tokens(connection_id)
+        if access is None:
+            raise ReconnectRequired(connection_id, "its tokens are gone", self._guidance(conn.provider))
+        return conn, access
+
+    def access_token(self, connection_id: str) -> Secret:
+        """A valid access token, refreshed first if needed."""
+        return run_sync(self._token_flow(connection_id), self.client)[1]
+
+    async def aaccess_token(self, connection_id: str) -> Secret:
+        return (await run_async(self._token_flow(connection_id), self.async_client))[1]
+
+    # ---------------------------------------------------------------- revoke
+
+    def revoke(self, connection_id: str) -> RevokeResult:
+        """Revoke at the provider (RFC 7009) where it can; otherwise delete the tokens
+        locally, and say so."""
+        return run_sync(self._revoke_flow(connection_id), self.client)
+
+    def _revoke_flow(self, connection_id: str, *, keep_status: bool = False) -> Flow[RevokeResult]:
+        conn, access, refresh = self.store.get_tokens(connection_id)
+        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        if ctx.revocation_url is None:
+            done = self.store.set_status(
+                connection_id,
+                ConnectionStatus.DISCONNECTED,
+                "tokens deleted locally: the provider has no revocation endpoint",
+                delete_tokens=True,
+            )
+            name = ctx.declaration.provider.display_name
+            return RevokeResult(
+                done,
+                False,
+                f"{name} has no token revocation endpoint: the tokens were deleted "
+                f"here, but the grant stays valid at {name} until the app is "
+                "uninstalled there",
+            )
+        for token, hint in ((refresh, "refresh_token"), (access, "access_token")):
+            if token is None:
+                continue
+            request = oauth.revocation_request(
+                ctx.revocation_url,
+                token=token,
+                token_type_hint=hint,
+                client_id=ctx.client_id,
+                client_secret=ctx.client_secret,
+                method=ctx.auth.client_auth_method,
+            )
+            for attempt in range(MAX_ATTEMPTS):
+                response = yield request
+                assert response is not None
+                if response.failure is None and response.status == 200:
+                    break
+                error = response.failure or oauth.error_from_response(
+                    response.status, response.headers, response.body, what="revocation"
+                )
+                if not isinstance(error, TransientError) or attempt == MAX_ATTEMPTS - 1:
+                    raise error
+                yield Sleep(_backoff(attempt, error.retry_after))
+        if keep_status:  # revoked on the way to a reconnect: the connection lives on
+            pending = self.store.set_status(
+                connection_id, ConnectionStatus.PENDING, "revoked for a reconnect", delete_tokens=True
+            )
+            return RevokeResult(pending, True, "revoked for a reconnect")
+        done = self.store.set_status(
+            connection_id, ConnectionStatus.REVOKED, "revoked at the provider", delete_tokens=True
+        )
+        return RevokeResult(done, True, "revoked at the provider; the tokens were deleted here")
+
+    def delete(self, connection_id: str) -> None:
+        """Forget a connection and its tokens locally (no call to the provider)."""
+        self.store.delete_connection(connection_id)
+
+    # --------------------------------------------------------------- requests
+
+    def _request_flow(
+        self, connection_id: str, method: str, path: str, body: Any | None, headers: Mapping[str, str] | None
+    ) -> Flow[HttpResponse]:
+        conn, access = yield from self._token_flow(connection_id)
+        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        if not path.startswith("/"):
+            raise ValidationError("path", f"expected a path starting with '/', got {path!r}")
+        url = ctx.api_base_url + path
+        payload = b"" if body is None else jsonlib.dumps(body).encode("utf-8")
+        refreshed = False
+        for attempt in range(MAX_ATTEMPTS):
+            hdrs = [("Authorization", f"Bearer {access.reveal()}"), ("Accept", "application/json")]
+            if body is not None:
+                hdrs.append(("Content-Type", "application/json"))
+            hdrs.extend((headers or {}).items())
+            response = yield HttpRequest(method.upper(), url, tuple(hdrs), payload)
+            assert response is not None
+            if response.failure is not None:
+                if method.upper() in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1:
+                    yield Sleep(_backoff(attempt, None))
+                    continue
+                raise RequestFailed(f"{method.upper()} {path}: {response.failure.message}")
+            if response.status == 401 and not refreshed:
+                # Once: refresh (single-flight) and retry; a second 401 is not looped on
+                # (some providers' firewalls block clients that repeat 401s).
+                refreshed = True
+                conn = yield from self._refresh_flow(connection_id, conn.token_version)
+                conn, fresh, _ = self.store.get_tokens(connection_id)
+                if fresh is None:
+                    raise ReconnectRequired(connection_id, "its tokens are gone", self._guidance(conn.provider))
+                access = fresh
+                continue
+            if response.status == 401:
+                reason = "401 after a fresh refresh"
+                self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
+                raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+            retryable = response.status == 429 or (
+                response.status in (502, 503, 504) and method.upper() in ("GET", "HEAD")
+            )
+            if retryable and attempt < MAX_ATTEMPTS - 1:
+                yield Sleep(_backoff(attempt, oauth.retry_after(response.headers, time.time())))
+                continue
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover - the last attempt always returns
+
+    def request(
+        self,
+        connection_id: str,
+        method: str,
+        path: str,
+        *,
+        json: Any | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        """An authenticated call to ``path`` under the connection's API base URL,
+        refreshing as needed and honouring rate-limit headers (bounded)."""
+        return run_sync(self._request_flow(connection_id, method, path, json, headers), self.client)
+
+    async def arequest(
+        self,
+        connection_id: str,
+        method: str,
+        path: str,
+        *,
+        json: Any | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> HttpResponse:
+        return await run_async(self._request_flow(connection_id, method, path, json, headers), self.async_client)
+
+    def test(self, connection_id: str) -> TestResult:
+        """Run the provider's connection test."""
+        conn = self.store.get_connection(connection_id)
+        check = self.plugins.declaration(conn.provider).connection_test
+        if check is None:
+            self.access_token(connection_id)
+            return TestResult(True, 0, "the provider declares no connection test; the token is valid")
+        body = jsonlib.loads(check.json_body) if check.json_body else None
+        response = self.request(connection_id, check.method, check.path, json=body)
+        ok = response.status == check.expected_status
+        detail = f"{check.method} {check.path} answered {response.status}"
+        if not ok:
+            detail += f", expected {check.expected_status}"
+            if response.status == 403:
+                detail += f" (is {check.scope} granted and configured on the app?)"
+        return TestResult(ok, response.status, detail)
+
+    def auth(self, connection_id: str) -> ConnectionAuth:
+        """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``."""
+        return ConnectionAuth(self, connection_id)
+
+
+class ConnectionAuth(httpx.Auth):
+    """Injects the connection's access token, refreshing it before expiry and once on a
+    401 (single-flight), for sync and async httpx clients alike."""
+
+    def __init__(self, connector: Connector, connection_id: str) -> None:
+        self._connector = connector
+        self.connection_id = connection_id
+
+    def __repr__(self) -> str:
+        return f"<ConnectionAuth {self.connection_id}>"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        connector = self._connector
+        conn, token = run_sync(connector._token_flow(self.connection_id), connector.client)
+        request.headers["Authorization"] = f"Bearer {token.reveal()}"
+        response = yield request
+        if response.status_code == 401:
+            run_sync(connector._refresh_flow(self.connection_id, conn.token_version), connector.client)
+            _, fresh = run_sync(connector._token_flow(self.connection_id), connector.client)
+            request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        connector = self._connector
+        conn, token = await run_async(connector._token_flow(self.connection_id), connector.async_client)
+        request.headers["Authorization"] = f"Bearer {token.reveal()}"
+        response = yield request
+        if response.status_code == 401:
+            await run_async(connector._refresh_flow(self.connection_id, conn.token_version), connector.async_client)
+            _, fresh = await run_async(connector._token_flow(self.connection_id), connector.async_client)
+            request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
+            yield request

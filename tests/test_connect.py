@@ -1,0 +1,412 @@
+"""The connect flow end to end against the built-in HiBob emulator, with plain httpx."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+
+from connector_core import Plugins, Store, hookimpl, load_plugins, oauth, validate_profile
+from connector_core.connection import ConnectionStatus
+from connector_core.connector import AlreadyInstalled, ConfirmationRequired, Connector, ReconnectRequired
+from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
+from connector_core.models import ReconnectPolicy
+
+REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
+PROFILE = "acme-sandbox"
+
+
+@attrs.define
+class World:
+    emu: RunningEmulator
+    store: Store
+    plugins: Plugins
+    connector: Connector
+    key_file: Path
+    home: Path
+
+
+def make_profile(world: World, name: str = PROFILE, **kw: Any) -> None:
+    decl = world.plugins.declaration("hibob")
+    endpoints = world.emu.endpoints("sandbox")
+    creds = world.emu.app.credentials[endpoints.credential_set]
+    draft = validate_profile(
+        decl,
+        name=name,
+        environment="sandbox",
+        values={"app_id": world.emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
+        endpoints={
+            "redirect_uri": REDIRECT,
+            "authorize_url": endpoints.authorize_url,
+            "token_url": endpoints.token_url,
+            "revocation_url": endpoints.revocation_url,
+            "api_base_url": endpoints.api_base_url,
+        },
+        **kw,
+    )
+    world.store.create_profile(draft)
+
+
+def consent(url: str, decision: str = "allow") -> str:
+    """Act as the person's browser: consent, and return where the provider redirects."""
+    with httpx.Client(follow_redirects=False, trust_env=False) as browser:
+        answer = browser.get(url, headers={CONSENT_HEADER: decision})
+    assert answer.status_code in (302, 303), answer.text
+    return answer.headers["location"]
+
+
+def connect(world: World, profile: str = PROFILE) -> Any:
+    start = world.connector.begin(profile)
+    return world.connector.complete(consent(start.url), profile=profile)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    from connector_hibob import plugin
+
+    plugins = load_plugins([plugin], entry_points=False)
+    key_file = tmp_path / "keys.json"
+    home = tmp_path / "home"
+    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": str(key_file)})
+    with start_emulator(plugins.declaration("hibob"), plugins.emulator_spec("hibob"), redirect_uris=[REDIRECT]) as emu:
+        connector = Connector(store, plugins)
+        w = World(emu, store, plugins, connector, key_file, home)
+        make_profile(w)
+        yield w
+        connector.close()
+
+
+def test_connect_test_request(world: World) -> None:
+    result = connect(world)
+    conn = result.connection
+    assert conn.status is ConnectionStatus.CONNECTED and conn.id.startswith("conn_")
+    assert conn.identity == (("companyId", world.emu.default_company_id),)
+    assert set(conn.granted_scopes) == set(conn.requested_scopes) and "employee_data:read" in conn.granted_scopes
+    assert conn.expires_at is not None and conn.token_type == "Bearer" and not result.warnings
+    assert world.connector.test(conn.id).ok
+    response = world.connector.request(conn.id, "POST", "/people/search", json={"fields": ["root.id"]})
+    assert response.status == 200 and json.loads(response.body)["employees"]
+    stats = world.emu.stats
+    assert stats.token_requests.get("authorization_code") == 1 and not stats.token_requests.get("refresh_token")
+    raw = (world.home / "connector.db").read_bytes()
+    _, access, refresh = world.store.get_tokens(conn.id)
+    assert access is not None and refresh is not None
+    assert access.reveal().encode() not in raw and refresh.reveal().encode() not in raw
+
+
+def test_httpx_auth_sync_and_async(world: World) -> None:
+    conn = connect(world).connection
+    base = world.emu.endpoints("sandbox").api_base_url
+    with httpx.Client(base_url=base, auth=world.connector.auth(conn.id)) as client:
+        assert client.get("/company/named-lists").status_code == 200
+    world.emu.advance_clock(10_000)  # the server expires the token; the client still thinks it valid
+
+    async def run() -> int:
+        async with httpx.AsyncClient(base_url=base, auth=world.connector.auth(conn.id)) as client:
+            return (await client.get("/company/named-lists")).status_code
+
+    import asyncio
+
+    assert asyncio.run(run()) == 200
+    assert world.emu.stats.token_requests.get("refresh_token") == 1
+
+
+def test_refresh_before_expiry_rotates_and_persists(world: World) -> None:
+    conn = connect(world).connection
+    _, old_access, old_refresh = world.store.get_tokens(conn.id)
+    world.connector.leeway = 10 * 3600  # everything counts as expiring
+    refreshed = world.connector.refresh(conn.id)
+    world.connector.leeway = 60
+    _, new_access, new_refresh = world.store.get_tokens(conn.id)
+    assert refreshed.token_version == conn.token_version + 1 and refreshed.refreshed_at is not None
+    assert new_access != old_access and new_refresh != old_refresh and new_refresh is not None
+    assert world.emu.stats.token_requests["refresh_token"] == 1
+    # The old refresh token stopped working: rotation.
+    endpoints = world.emu.endpoints("sandbox")
+    creds = world.emu.app.credentials[endpoints.credential_set]
+    assert old_refresh is not None
+    answer = httpx.post(
+        endpoints.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": old_refresh.reveal()},
+        auth=(creds.client_id, creds.client_secret.reveal()),
+    )
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_grant"
+    assert world.connector.test(conn.id).ok  # the stored, rotated token works
+
+
+def test_refresh_on_401(world: World) -> None:
+    conn = connect(world).connection
+    world.emu.advance_clock(7200)
+    response = world.connector.request(conn.id, "GET", "/company/named-lists")
+    assert response.status == 200
+    assert world.emu.stats.token_requests["refresh_token"] == 1
+
+
+def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: World) -> None:
+    conn = connect(world).connection
+    # Someone else used the refresh token (rotation): ours is dead now.
+    endpoints = world.emu.endpoints("sandbox")
+    creds = world.emu.app.credentials[endpoints.credential_set]
+    _, _, refresh = world.store.get_tokens(conn.id)
+    assert refresh is not None
+    httpx.post(
+        endpoints.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": refresh.reveal()},
+        auth=(creds.client_id, creds.client_secret.reveal()),
+    ).raise_for_status()
+    world.emu.advance_clock(7200)
+    with pytest.raises(ReconnectRequired) as info:
+        world.connector.request(conn.id, "GET", "/company/named-lists")
+    assert "needs reconnecting (refresh refused" in str(info.value) and "uninstall" in str(info.value).lower()
+    stuck = world.store.get_connection(conn.id)
+    assert stuck.status is ConnectionStatus.NEEDS_RECONNECT
+    assert [c.id for c in world.store.needing_attention()] == [conn.id]
+
+    # HiBob's policy needs manual steps: refused without confirmation, steps shown.
+    with pytest.raises(ConfirmationRequired) as confirm:
+        world.connector.begin_reconnect(conn.id)
+    assert any("Marketplace" in line for line in confirm.value.details)
+
+    # Confirmed, but the app is still installed: HiBob refuses, and we say exactly that.
+    start = world.connector.begin_reconnect(conn.id, confirmed=True)
+    assert world.store.get_connection(conn.id).status is ConnectionStatus.PENDING
+    with pytest.raises(AlreadyInstalled) as installed:
+        world.connector.complete(consent(start.url), profile=PROFILE)
+    assert "already installed" in str(installed.value) and "uninstall it first" in str(installed.value)
+    assert any("Click Uninstall." in line for line in installed.value.details)
+    assert world.store.get_connection(conn.id).status is ConnectionStatus.NEEDS_RECONNECT
+
+    world.emu.uninstall()
+    start = world.connector.begin_reconnect(conn.id, confirmed=True)
+    again = world.connector.complete(consent(start.url), profile=PROFILE).connection
+    assert again.id == conn.id and again.status is ConnectionStatus.CONNECTED
+    assert again.created_at == conn.created_at
+    history = [e.status.value for e in world.store.connection_events(conn.id)]
+    assert history == ["connected", "needs_reconnect", "pending", "needs_reconnect", "pending", "connected"]
+    assert world.connector.test(conn.id).ok
+
+
+def test_uninstall_revokes_and_marks_the_connection(world: World) -> None:
+    conn = connect(world).connection
+    world.emu.uninstall()
+    with pytest.raises(ReconnectRequired):
+        world.connector.request(conn.id, "GET", "/company/named-lists")
+    assert world.store.get_connection(conn.id).status is ConnectionStatus.NEEDS_RECONNECT
+
+
+def test_scope_change_marks_connections(world: World) -> None:
+    conn = connect(world).connection
+    previous = world.store.get_profile(PROFILE)
+    draft = validate_profile(
+        world.plugins.declaration("hibob"), name=PROFILE, previous=previous, scopes=["employee_data:read", "goals:read"]
+    )
+    world.store.update_profile(PROFILE, draft)
+    marked = world.store.get_connection(conn.id)
+    assert marked.status is ConnectionStatus.NEEDS_RECONNECT and marked.status_reason == "scopes changed"
+    plan = world.connector.reconnect_plan(conn.id)
+    assert "goals:read" in plan.scopes and set(conn.granted_scopes) <= set(plan.scopes)
+
+
+def test_in_place_reconnect_policy_needs_no_manual_steps(tmp_path: Path) -> None:
+    from connector_hibob import plugin
+
+    class InPlace:
+        @hookimpl(tryfirst=True)
+        def connector_core_reconnect_policy(self, provider_key: str) -> ReconnectPolicy | None:
+            return ReconnectPolicy("reauthorize", "Authorize again.") if provider_key == "hibob" else None
+
+    plugins = load_plugins([plugin, InPlace()], entry_points=False)
+    spec = attrs.evolve(plugins.emulator_spec("hibob"), single_installation=False)
+    store = Store.open(tmp_path / "h", env={"CONNECTOR_CORE_KEY_FILE": str(tmp_path / "k.json")})
+    with start_emulator(plugins.declaration("hibob"), spec, redirect_uris=[REDIRECT]) as emu:
+        world = World(emu, store, plugins, Connector(store, plugins), tmp_path / "k.json", tmp_path / "h")
+        make_profile(world)
+        conn = connect(world).connection
+        start = world.connector.begin_reconnect(conn.id)  # no confirmation needed
+        again = world.connector.complete(consent(start.url), profile=PROFILE).connection
+        assert again.id == conn.id and again.status is ConnectionStatus.CONNECTED
+
+
+def test_access_denied(world: World) -> None:
+    start = world.connector.begin(PROFILE)
+    with pytest.raises(oauth.AccessDenied, match="the authorization was denied"):
+        world.connector.complete(consent(start.url, "deny"))
+    assert world.store.list_connections() == ()
+
+
+def test_state_missing_wrong_reused_expired_and_other_profile(world: World) -> None:
+    start = world.connector.begin(PROFILE)
+    location = consent(start.url)
+    code = oauth.parse_callback(location).code
+    assert code is not None
+    with pytest.raises(oauth.StateError, match="carries no state of ours"):
+        world.connector.complete(f"{REDIRECT}?code={code.reveal()}")
+    with pytest.raises(oauth.StateError, match="has no state"):
+        world.connector.complete(f"{REDIRECT}?error=access_denied")
+    with pytest.raises(oauth.StateError, match="unknown or was already used"):
+        world.connector.complete(f"{REDIRECT}?code={code.reveal()}&state=forged")
+    make_profile(world, "other-profile")
+    with pytest.raises(oauth.StateError, match="belongs to an authorization of profile 'acme-sandbox'"):
+        world.connector.complete(location, profile="other-profile")
+    with pytest.raises(oauth.StateError, match="unknown or was already used"):  # single use, even after a refusal
+        world.connector.complete(location)
+    expired = world.connector.begin(PROFILE, ttl=-1)
+    with pytest.raises(oauth.StateError, match="expired"):
+        world.connector.complete(consent(expired.url))
+    assert world.emu.stats.token_requests.get("authorization_code") is None  # nothing was exchanged
+
+
+def test_code_reuse_is_refused(world: World) -> None:
+    start = world.connector.begin(PROFILE)
+    location = consent(start.url)
+    world.connector.complete(location)
+    world.emu.uninstall()
+    code = oauth.parse_callback(location).code
+    second = world.connector.begin(PROFILE)
+    state = oauth.parse_callback(consent(second.url)).state
+    assert code is not None
+    with pytest.raises(oauth.InvalidGrant, match="code exchange failed with invalid_grant"):
+        world.connector.complete(f"{REDIRECT}?code={code.reveal()}&state={state}")
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("html_error", "with an HTML page"),
+        ("truncated_json", "not a JSON object"),
+        ("oversized", "larger than"),
+    ],
+)
+def test_token_endpoint_garbage(world: World, fault: str, message: str) -> None:
+    start = world.connector.begin(PROFILE)
+    location = consent(start.url)
+    if fault == "html_error":
+        world.emu.faults.html_error("token", status=400)
+    else:
+        getattr(world.emu.faults, fault)("token")
+    with pytest.raises(oauth.OAuthError, match=message) as info:
+        world.connector.complete(location)
+    assert "\n" not in str(info.value)
+    assert world.store.list_connections() == ()
+
+
+def test_transient_token_errors_are_retried(world: World) -> None:
+    conn = connect(world).connection
+    world.emu.faults.status("token", 503, times=1)
+    world.connector.refresh(conn.id, force=True)
+    assert world.emu.stats.token_requests["refresh_token"] == 2
+    assert world.store.get_connection(conn.id).status is ConnectionStatus.CONNECTED
+
+
+def test_redirect_uri_must_be_https_or_loopback(world: World) -> None:
+    with pytest.raises(oauth.OAuthError, match=r"redirect URI 'http://platform\.example/cb' is not https"):
+        world.connector.begin(PROFILE, redirect_uri="http://platform.example/cb")
+
+
+def test_provider_initiated_install(world: World) -> None:
+    # An install begun in Bob: the code arrives with no state of ours.
+    endpoints = world.emu.endpoints("sandbox")
+    creds = world.emu.app.credentials[endpoints.credential_set]
+    url = (
+        f"{endpoints.authorize_url}?response_type=code&client_id={creds.client_id}"
+        f"&redirect_uri={REDIRECT}&scope=employee_data:read"
+    )
+    location = consent(url)
+    result = world.connector.complete_provider_initiated(PROFILE, location)
+    assert result.connection.provider_initiated and world.connector.test(result.connection.id).ok
+
+
+def test_revoke_without_endpoint_is_local_and_says_so(world: World) -> None:
+    conn = connect(world).connection
+    # HiBob declares no revocation endpoint; the profile's override points at the emulator's.
+    prof = world.store.get_profile(PROFILE)
+    draft = validate_profile(
+        world.plugins.declaration("hibob"), name=PROFILE, previous=prof, endpoints={"revocation_url": None}
+    )
+    world.store.update_profile(PROFILE, draft)
+    result = world.connector.revoke(conn.id)
+    assert not result.revoked_at_provider and "no token revocation endpoint" in result.message
+    assert result.connection.status is ConnectionStatus.DISCONNECTED
+    assert world.store.get_tokens(conn.id)[1] is None
+
+
+def test_revoke_at_the_provider(world: World) -> None:
+    conn = connect(world).connection
+    result = world.connector.revoke(conn.id)
+    assert result.revoked_at_provider and result.connection.status is ConnectionStatus.REVOKED
+    assert world.emu.stats.revocation_requests == 2
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from connector_core import Store, load_plugins
+    from connector_core.connector import Connector
+    from connector_hibob import plugin
+
+    home, key_file, cid, go = sys.argv[1:5]
+    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": key_file})
+    connector = Connector(store, load_plugins([plugin], entry_points=False))
+    print("ready", flush=True)
+    while not Path(go).exists():
+        time.sleep(0.005)
+    response = connector.request(cid, "GET", "/company/named-lists")
+    print("status", response.status, flush=True)
+    """
+)
+
+
+def test_50_threads_and_4_processes_refresh_once(world: World, tmp_path: Path) -> None:
+    conn = connect(world).connection
+    with world.store._write() as db:  # the access token expires for everyone at once
+        db.execute("UPDATE connections SET expires_at = 0 WHERE id = ?", (conn.id,))
+    go = tmp_path / "go"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(world.home), str(world.key_file), conn.id, str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(50)
+
+    def hit() -> None:
+        try:
+            barrier.wait()
+            statuses.append(world.connector.request(conn.id, "GET", "/company/named-lists").status)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hit) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    go.touch()
+    for thread in threads:
+        thread.join(timeout=60)
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    assert not errors, errors
+    assert statuses == [200] * 50
+    for (out, err), proc in zip(outputs, procs, strict=True):
+        assert proc.returncode == 0, err
+        assert out.strip().endswith("status 200"), (out, err)
+    assert world.emu.stats.token_requests["refresh_token"] == 1
+    assert world.store.get_connection(conn.id).token_version == conn.token_version + 1
