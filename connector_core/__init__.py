@@ -8,9 +8,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING, Any
+
 from ._markers import hookimpl
 from .commands import Command, CommandRegistry
-from .crypto import CryptoError, KeyRing
 from .errors import (
     ConnectorError,
     DeclarationError,
@@ -20,7 +21,6 @@ from .errors import (
     UsageError,
     ValidationError,
 )
-from .formschema import profile_form_schema
 from .models import (
     Access,
     Action,
@@ -50,22 +50,106 @@ from .models import (
     SetupStep,
 )
 from .plugins import LoadProblem, PluginInfo, Plugins, ProviderRegistry, load_plugins, make_plugin_manager
-from .profiles import Profile, ProfileDraft, validate_profile
 from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
 from .secret import Secret
-from .store import KeyRotation, Store, StoreError
+
+# Names whose modules pull in heavier dependencies (sqlite3, cryptography, httpx,
+# oauthlib) are imported on first use, so discovery commands stay fast.
+_LAZY = {
+    "AlreadyInstalled": ".connector",
+    "AuthorizationStart": ".connector",
+    "ConfirmationRequired": ".connector",
+    "ConnectResult": ".connector",
+    "ConnectionAuth": ".connector",
+    "Connector": ".connector",
+    "ReconnectPlan": ".connector",
+    "ReconnectRequired": ".connector",
+    "RequestFailed": ".connector",
+    "RevokeResult": ".connector",
+    "TestResult": ".connector",
+    "Connection": ".connection",
+    "ConnectionEvent": ".connection",
+    "ConnectionStatus": ".connection",
+    "CryptoError": ".crypto",
+    "KeyRing": ".crypto",
+    "KeyRotation": ".store",
+    "Store": ".store",
+    "StoreError": ".store",
+    "Profile": ".profiles",
+    "ProfileDraft": ".profiles",
+    "validate_profile": ".profiles",
+    "profile_form_schema": ".formschema",
+    "RefreshReport": ".bulk",
+    "arefresh_all": ".bulk",
+    "refresh_all": ".bulk",
+    "AccessDenied": ".oauth",
+    "InvalidClient": ".oauth",
+    "InvalidGrant": ".oauth",
+    "OAuthError": ".oauth",
+    "StateError": ".oauth",
+    "TokenSet": ".oauth",
+    "TransientError": ".oauth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'connector_core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:
+    from .bulk import RefreshReport, arefresh_all, refresh_all
+    from .connection import Connection, ConnectionEvent, ConnectionStatus
+    from .connector import (
+        AlreadyInstalled,
+        AuthorizationStart,
+        ConfirmationRequired,
+        ConnectionAuth,
+        Connector,
+        ConnectResult,
+        ReconnectPlan,
+        ReconnectRequired,
+        RequestFailed,
+        RevokeResult,
+        TestResult,
+    )
+    from .crypto import CryptoError, KeyRing
+    from .formschema import profile_form_schema
+    from .oauth import AccessDenied, InvalidClient, InvalidGrant, OAuthError, StateError, TokenSet, TransientError
+    from .profiles import Profile, ProfileDraft, validate_profile
+    from .store import KeyRotation, Store, StoreError
 
 __all__ = [
     "Access",
+    "AccessDenied",
     "Action",
+    "AlreadyInstalled",
     "ApiKeyAuth",
     "AuthKind",
     "AuthType",
+    "AuthorizationStart",
     "Callback",
     "ClientAuthMethod",
     "Command",
     "CommandRegistry",
+    "ConfirmationRequired",
+    "ConnectResult",
+    "Connection",
+    "ConnectionAuth",
+    "ConnectionEvent",
+    "ConnectionStatus",
     "ConnectionTest",
+    "Connector",
     "ConnectorError",
     "CredentialField",
     "CryptoError",
@@ -74,12 +158,15 @@ __all__ = [
     "FieldKind",
     "FieldLevel",
     "HttpBasicAuth",
+    "InvalidClient",
+    "InvalidGrant",
     "KeyRing",
     "KeyRotation",
     "Link",
     "LoadProblem",
     "ManualStep",
     "OAuth2AuthorizationCode",
+    "OAuthError",
     "PluginError",
     "PluginInfo",
     "Plugins",
@@ -90,7 +177,12 @@ __all__ = [
     "ProviderDeclaration",
     "ProviderRegistry",
     "ReconnectKind",
+    "ReconnectPlan",
     "ReconnectPolicy",
+    "ReconnectRequired",
+    "RefreshReport",
+    "RequestFailed",
+    "RevokeResult",
     "Scope",
     "ScopeCatalogue",
     "ScopeCheck",
@@ -101,18 +193,24 @@ __all__ = [
     "SetupGuide",
     "SetupStep",
     "Severity",
+    "StateError",
     "Store",
     "StoreError",
+    "TestResult",
+    "TokenSet",
+    "TransientError",
     "UnknownNameError",
     "UsageError",
     "ValidationError",
     "__version__",
+    "arefresh_all",
     "check_scopes",
     "hookimpl",
     "load_plugins",
     "make_plugin_manager",
     "parse_scopes",
     "profile_form_schema",
+    "refresh_all",
     "scopes_for_actions",
     "validate_profile",
 ]

@@ -102,59 +102,55 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             sys.stderr.write(f"{line}\n")
             sys.stderr.flush()
 
-    with contextlib.ExitStack() as stack:
-        if args.secrets_dir:
-            secrets_dir = Path(args.secrets_dir)
-            ensure_private_dir(secrets_dir)
-        else:
-            secrets_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="connector-emulator-")))
-        emu = start_emulator(
-            decl,
-            spec,
-            port=args.port,
-            snapshot=args.snapshot,
-            access_token_lifetime=args.access_token_lifetime,
-            redirect_uris=args.redirect_uri,
-            log=log,
-            raise_on_error=False,
-        )
-        stack.callback(emu.close, check=False)
-        files = {}
-        for credential_set, creds in emu.app.credentials.items():
-            path = secrets_dir / f"{credential_set}.client_secret"
-            write_private_file(path, creds.client_secret.reveal().encode() + b"\n")
-            files[credential_set] = path
-        if args.json:
-            _print_json(out, emu, files, args.print_secret_env)
-        else:
-            _print_text(out, emu, files, args.print_secret_env)
-        out.flush()
-        _wait_for_interrupt()
-        emu.close(check=False)
-        sys.stderr.write("connector: emulator stopped\n")
-        errors = emu.unexpected_errors
-        if errors:
-            sys.stderr.write(f"connector: error: the emulator hit {len(errors)} unexpected error(s)\n")
-            for error in errors:
-                sys.stderr.write(error.traceback)
-            return 1
-    return 0
-
-
-def _wait_for_interrupt() -> None:
-    """Block until Ctrl-C (SIGINT) or SIGTERM."""
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, stop)
+    emu: RunningEmulator | None = None
+    # Ctrl-C (or SIGTERM) at any point from here on is the normal way to stop.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        while True:
-            time.sleep(3600)
+        with contextlib.ExitStack() as stack:
+            if args.secrets_dir:
+                secrets_dir = Path(args.secrets_dir)
+                ensure_private_dir(secrets_dir)
+            else:
+                secrets_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="connector-emulator-")))
+            emu = start_emulator(
+                decl,
+                spec,
+                port=args.port,
+                snapshot=args.snapshot,
+                access_token_lifetime=args.access_token_lifetime,
+                redirect_uris=args.redirect_uri,
+                log=log,
+                raise_on_error=False,
+            )
+            stack.callback(emu.close, check=False)
+            files = {}
+            for credential_set, creds in emu.app.credentials.items():
+                path = secrets_dir / f"{credential_set}.client_secret"
+                write_private_file(path, creds.client_secret.reveal().encode() + b"\n")
+                files[credential_set] = path
+            if args.json:
+                _print_json(out, emu, files, args.print_secret_env)
+            else:
+                _print_text(out, emu, files, args.print_secret_env)
+            out.flush()
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+    sys.stderr.write("connector: emulator stopped\n")
+    errors = emu.unexpected_errors if emu is not None else ()
+    if errors:
+        sys.stderr.write(f"connector: error: the emulator hit {len(errors)} unexpected error(s)\n")
+        for error in errors:
+            sys.stderr.write(error.traceback)
+        return 1
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _env_var(credential_set: str) -> str:

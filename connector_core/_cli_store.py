@@ -151,8 +151,33 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
             help="scopes to request (default: from --actions, else the provider's defaults)",
         )
         parser.add_argument("--actions", nargs="+", metavar="ACTION", help="actions to enable")
+    parser.add_argument(
+        "--redirect-uri",
+        metavar="URL",
+        help="the redirect URI registered on the provider's app (default: the callback URL)",
+    )
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="override one of the environment's URLs (authorize_url, token_url, revocation_url, "
+        "api_base_url), e.g. to point at an emulator or a proxy; NAME= clears it",
+    )
     add_json(parser)
     return parser
+
+
+def _endpoints(opts: argparse.Namespace) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    if opts.redirect_uri is not None:
+        found["redirect_uri"] = opts.redirect_uri
+    for item in opts.endpoint:
+        name, sep, url = item.partition("=")
+        if not sep:
+            raise UsageError(f"--endpoint: expected NAME=URL, got {item!r}")
+        found[name.strip()] = url.strip() or None
+    return found
 
 
 class _RefuseSecretOnArgv(argparse.Action):
@@ -281,6 +306,7 @@ def _profile_create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) ->
         auth_type=auth.key,
         values=_fields_from_args(opts, decl, auth.key, prompt_missing=True),
         scopes=getattr(opts, "scopes", None),
+        endpoints=_endpoints(opts),
         actions=getattr(opts, "actions", None),
     )
     profile = store.create_profile(draft)
@@ -303,6 +329,7 @@ def _profile_update(args: argparse.Namespace, plugins: Plugins, out: IO[str]) ->
         auth_type=auth_key,
         values=_fields_from_args(opts, decl, auth_key, prompt_missing=False),
         scopes=getattr(opts, "scopes", None),
+        endpoints=_endpoints(opts),
         actions=getattr(opts, "actions", None),
         previous=previous,
     )
@@ -325,6 +352,7 @@ def _profile_data(profile: Profile, connections: int) -> dict[str, Any]:
         "fields": fields,
         "scopes": list(profile.scopes),
         "actions": list(profile.actions),
+        "endpoints": dict(profile.endpoints),
         "connections": connections,
         "created_at": profile.created_at,
         "updated_at": profile.updated_at,
@@ -366,6 +394,7 @@ def _emit_profile(
     rows += [
         ("scopes", " ".join(profile.scopes) or "-"),
         ("actions", " ".join(profile.actions) or "-"),
+        *((name.replace("_", " "), url) for name, url in profile.endpoints),
         ("connections", str(data["connections"])),
         ("created", profile.created_at),
         ("updated", profile.updated_at),

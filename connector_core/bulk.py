@@ -21,6 +21,8 @@ PAGE = 1000
 
 @attrs.frozen
 class RefreshReport:
+    """What a bulk refresh did."""
+
     refreshed: int
     skipped: int
     #: (connection id, one-line error) for each failure; the others are unaffected.

@@ -116,6 +116,8 @@ class AuthorizationStart:
 
 @attrs.frozen
 class ConnectResult:
+    """A completed authorization: the stored connection, and anything worth a warning."""
+
     connection: Connection
     #: E.g. granted scopes that differ from those requested.
     warnings: tuple[str, ...] = ()
@@ -123,6 +125,8 @@ class ConnectResult:
 
 @attrs.frozen
 class ReconnectPlan:
+    """What reconnecting a connection takes (see :meth:`Connector.reconnect_plan`)."""
+
     connection: Connection
     policy: ReconnectPolicy
     procedures: tuple[Procedure, ...]
@@ -133,6 +137,8 @@ class ReconnectPlan:
 
 @attrs.frozen
 class TestResult:
+    """The outcome of the provider's connection test."""
+
     ok: bool
     status: int
     detail: str
@@ -140,6 +146,8 @@ class TestResult:
 
 @attrs.frozen
 class RevokeResult:
+    """What :meth:`Connector.revoke` did, said plainly in ``message``."""
+
     connection: Connection
     #: True when the provider revoked the grant; False when it has no revocation endpoint.
     revoked_at_provider: bool

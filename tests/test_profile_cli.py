@@ -75,6 +75,7 @@ def test_create_sandbox_and_production_profiles(cli_env: dict[str, str], tmp_pat
         "fields",
         "scopes",
         "actions",
+        "endpoints",
         "connections",
         "created_at",
         "updated_at",

@@ -15,15 +15,19 @@ endpoint by ``METHOD /path`` or by its path alone.
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import threading
+import time
 from collections.abc import Iterable, Sequence
 
 import attrs
 
 from ..errors import UnknownNameError
+from .http import HttpResponse, json_response
+from .spec import ErrorBody
 
-__all__ = ["Fault", "FaultKind", "Faults"]
+__all__ = ["Fault", "FaultKind", "Faults", "fault_response"]
 
 
 class FaultKind(enum.Enum):
@@ -228,3 +232,59 @@ class Faults:
                             self._armed.remove(armed)
                     return armed.fault
         return None
+
+
+def fault_response(
+    fault: Fault, processed: HttpResponse | None, *, error_body: ErrorBody | None, rate_limit: int | None
+) -> HttpResponse:
+    """The response a fault answers with. ``processed`` is the real response, for the
+    kinds that need it; ``error_body`` is the provider's (API endpoints) or ``None``
+    (OAuth endpoints: RFC 6749 style)."""
+    kind = fault.kind
+
+    def error(
+        status: int, key: str, oauth_error: str, message: str, headers: dict[str, str] | None = None
+    ) -> HttpResponse:
+        if error_body is not None:
+            return json_response(status, error_body(status, key, message), headers)
+        return json_response(status, {"error": oauth_error, "error_description": message}, headers)
+
+    if kind is FaultKind.DROP_CONNECTION:
+        return HttpResponse(0, drop=True)
+    if kind is FaultKind.STATUS:
+        oauth_error = "temporarily_unavailable" if fault.status == 503 else "server_error"
+        return error(fault.status, "internal_error", oauth_error, f"Injected fault: HTTP {fault.status}.")
+    if kind is FaultKind.RATE_LIMITED:
+        retry_after = fault.retry_after or 1
+        # Real time, not the emulator's clock: clients compare an HTTP date with their own.
+        now = time.time()
+        if fault.retry_after_http_date:
+            headers = {"Retry-After": email.utils.formatdate(now + retry_after, usegmt=True)}
+        else:
+            headers = {"Retry-After": str(retry_after)}
+        if fault.rate_limit_headers:
+            headers["X-RateLimit-Limit"] = str(rate_limit or 60)
+            headers["X-RateLimit-Remaining"] = "0"
+            headers["X-RateLimit-Reset"] = str(int(now + retry_after))
+        message = f"Too many requests; retry after {retry_after} seconds."
+        return error(429, "too_many_requests", "temporarily_unavailable", message, headers)
+    if kind is FaultKind.HTML_ERROR:
+        reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}.get(
+            fault.status, "Error"
+        )
+        page = (
+            f"<html><head><title>{fault.status} {reason}</title></head><body>"
+            f"<center><h1>{fault.status} {reason}</h1></center><hr><center>proxy</center></body></html>\n"
+        ).encode()
+        return HttpResponse(fault.status, {"Content-Type": "text/html"}, page)
+    if kind is FaultKind.OVERSIZED:
+        return HttpResponse(200, {"Content-Type": "application/json"}, b'{"padding": "' + b"x" * fault.size + b'"}')
+    # TRUNCATED_JSON and INCOMPLETE_BODY corrupt the real response.
+    if processed is None:
+        raise ValueError(f"a {kind.value} fault needs the processed response")
+    if processed.drop:
+        return processed
+    body = processed.body if len(processed.body) >= 2 else b'{"emulator": "this body is cut short"}'
+    if kind is FaultKind.TRUNCATED_JSON:
+        return attrs.evolve(processed, body=body[: len(body) // 2])
+    return attrs.evolve(processed, body=body, cut_body_at=len(body) // 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import socket
 import socketserver
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["HttpRequest", "HttpResponse", "LoopbackServer"]
+__all__ = ["HttpRequest", "HttpResponse", "LoopbackServer", "json_response"]
 
 #: Request bodies larger than this are refused with 413.
 MAX_REQUEST_BODY = 1024 * 1024
@@ -49,6 +50,12 @@ class HttpResponse:
 
 
 App = Callable[[HttpRequest], HttpResponse]
+
+
+def json_response(status: int, data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    """A JSON response."""
+    body = json.dumps(data).encode()
+    return HttpResponse(status, {"Content-Type": "application/json", **(headers or {})}, body)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -13,7 +13,6 @@ URL layout, for each environment key ``ENV`` of the provider's declaration::
 
 from __future__ import annotations
 
-import email.utils
 import json
 import secrets
 import threading
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 from oauthlib.common import urldecode
@@ -32,8 +31,8 @@ from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..models import ClientAuthMethod, OAuth2AuthorizationCode, ProviderDeclaration, is_loopback_host, url_problem
 from .consent import AudienceChoice, ConsentPage, error_page, page_headers
-from .faults import Fault, FaultKind, Faults
-from .http import HttpRequest, HttpResponse, LoopbackServer
+from .faults import FaultKind, Faults, fault_response
+from .http import HttpRequest, HttpResponse, LoopbackServer, json_response
 from .oauth_server import REASONS, EmulatorValidator, RedirectPolicy, build_server
 from .spec import EmulatedCompany, EmulatorSpec, ResourceEndpoint, ResourceError, ResourceRequest, ResourceResponse
 from .state import EmulatorApp, EmulatorState, EmulatorStats, InstallationInfo, _Counters
@@ -111,9 +110,7 @@ class _PendingConsent:
     expires_at: float
 
 
-def _json(status: int, data: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    body = json.dumps(data).encode()
-    return HttpResponse(status, {"Content-Type": "application/json", **(headers or {})}, body)
+_json = json_response
 
 
 def _html(status: int, page: tuple[bytes, str], *, form_targets: Sequence[str] = ()) -> HttpResponse:
@@ -223,7 +220,7 @@ class RunningEmulator:
             daemon=True,
         )
         self._thread.start()
-        self._state.save()
+        self._state.flush(force=True)
 
     # ------------------------------------------------------------------ public
 
@@ -247,8 +244,7 @@ class RunningEmulator:
             self._server.close_connections()
             self._server.server_close()
             self._thread.join(timeout=5)
-            with self._state.lock:
-                self._state.save()
+            self._state.flush(force=True)
         if check and self._raise_on_error and not self._reported:
             self._reported = True
             self.raise_unexpected_errors()
@@ -301,7 +297,7 @@ class RunningEmulator:
         with self._state.lock:
             if uri not in self._state.redirect_uris:
                 self._state.redirect_uris.append(uri)
-                self._state.save()
+                self._state.flush()
 
     @property
     def companies(self) -> tuple[EmulatedCompany, ...]:
@@ -326,7 +322,9 @@ class RunningEmulator:
 
     def add_company(self) -> EmulatedCompany:
         """Generate another company (from the next seed); returns it."""
-        return self._state.add_company()
+        company = self._state.add_company()
+        self._state.flush()
+        return company
 
     def installations(self) -> tuple[InstallationInfo, ...]:
         with self._state.lock:
@@ -339,7 +337,9 @@ class RunningEmulator:
         company = self.company(company_id)
         if credential_set is not None and credential_set not in self.app.credentials:
             raise UnknownNameError("credential set", credential_set, tuple(self.app.credentials))
-        return self._state.uninstall(company.id, credential_set)
+        removed = self._state.uninstall(company.id, credential_set)
+        self._state.flush()
+        return removed
 
     def set_access_token_lifetime(self, seconds: int) -> None:
         """Lifetime of access tokens issued from now on."""
@@ -347,7 +347,7 @@ class RunningEmulator:
             raise ValidationError("access token lifetime", f"expected at least 1 second, got {seconds!r}")
         with self._state.lock:
             self._state.access_token_lifetime = seconds
-            self._state.save()
+            self._state.flush()
 
     @property
     def access_token_lifetime(self) -> int:
@@ -368,7 +368,7 @@ class RunningEmulator:
         """Move the emulator's clock forward: codes and tokens expire, rate-limit windows pass."""
         with self._state.lock:
             self._state.clock_offset += seconds
-            self._state.save()
+            self._state.flush()
 
     def now(self) -> float:
         """The emulator's clock, Unix seconds."""
@@ -436,6 +436,7 @@ class RunningEmulator:
     def _handle(self, request: HttpRequest) -> HttpResponse:
         try:
             response = self._route(request)
+            self._state.flush()
         except Exception as exc:  # noqa: BLE001 - recorded and reported; the server must keep answering
             self._record(f"{request.method} {request.path}", exc)
             response = _json(500, {"error": "server_error", "error_description": _DEFAULT_DESCRIPTIONS["server_error"]})
@@ -445,6 +446,8 @@ class RunningEmulator:
         path = request.path
         if path in ("/", "/emulator/info"):
             return self._allow(request, ("GET", "HEAD")) or _json(200, self.info())
+        if path == "/favicon.ico":  # browsers ask on every page; no icon, and no error in their console
+            return HttpResponse(204, {"Cache-Control": "max-age=86400"})
         if path == "/emulator/uninstall":
             return self._allow(request, ("POST",)) or self._uninstall_endpoint(request)
         segments = path.split("/", 3)
@@ -499,62 +502,11 @@ class RunningEmulator:
             self._sleep(fault.delay)
             return response
         processed = process() if fault.processed else None
-        return self._fault_response(fault, processed, style, names[0])
-
-    def _fault_response(self, fault: Fault, response: HttpResponse | None, style: str, endpoint: str) -> HttpResponse:
-        kind = fault.kind
-        if kind is FaultKind.DROP_CONNECTION:
-            return HttpResponse(0, drop=True)
-        if kind is FaultKind.STATUS:
-            message = f"Injected fault: HTTP {fault.status}."
-            if style == "api":
-                return _json(fault.status, self.spec.error_body(fault.status, "internal_error", message))
-            error = "temporarily_unavailable" if fault.status == 503 else "server_error"
-            return _json(fault.status, {"error": error, "error_description": message})
-        if kind is FaultKind.RATE_LIMITED:
-            retry_after = fault.retry_after or 1
-            now = time.time()
-            headers = {
-                "Retry-After": email.utils.formatdate(now + retry_after, usegmt=True)
-                if fault.retry_after_http_date
-                else str(retry_after)
-            }
-            if fault.rate_limit_headers:
-                limit = self._state.rate_limits.get(endpoint, 60)
-                headers.update(
-                    {
-                        "X-RateLimit-Limit": str(limit),
-                        "X-RateLimit-Remaining": "0",
-                        "X-RateLimit-Reset": str(int(now + retry_after)),
-                    }
-                )
-            message = f"Too many requests; retry after {retry_after} seconds."
-            if style == "api":
-                return _json(429, self.spec.error_body(429, "too_many_requests", message), headers)
-            return _json(429, {"error": "temporarily_unavailable", "error_description": message}, headers)
-        if kind is FaultKind.HTML_ERROR:
-            reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}.get(
-                fault.status, "Error"
-            )
-            page = (
-                f"<html><head><title>{fault.status} {reason}</title></head><body>"
-                f"<center><h1>{fault.status} {reason}</h1></center><hr><center>proxy</center></body></html>\n"
-            ).encode()
-            return HttpResponse(fault.status, {"Content-Type": "text/html"}, page)
-        if kind is FaultKind.OVERSIZED:
-            body = b'{"padding": "' + b"x" * fault.size + b'"}'
-            return HttpResponse(200, {"Content-Type": "application/json"}, body)
-        assert response is not None  # the remaining kinds are always processed
-        if response.drop:
-            return response
-        body = response.body if len(response.body) >= 2 else b'{"emulator": "this body is cut short"}'
-        if kind is FaultKind.TRUNCATED_JSON:
-            return attrs.evolve(response, body=body[: len(body) // 2])
-        if kind is FaultKind.INCOMPLETE_BODY:
-            return attrs.evolve(response, body=body, cut_body_at=len(body) // 2)
-        if fault.after_processing:
-            return self._fault_response(attrs.evolve(fault, after_processing=False), None, style, endpoint)
-        raise AssertionError(f"unhandled fault kind {kind}")  # pragma: no cover
+        with self._state.lock:
+            limit = self._state.rate_limits.get(names[0])
+        return fault_response(
+            fault, processed, error_body=self.spec.error_body if style == "api" else None, rate_limit=limit
+        )
 
     # --------------------------------------------------------------- authorize
 
@@ -604,8 +556,19 @@ class RunningEmulator:
                 "invalid_request",
                 f"Unknown company {company_id!r}; known: {', '.join(self.company_ids)}.",
             )
+        pending = _PendingConsent(
+            uri=uri,
+            headers=headers,
+            scopes=tuple(scopes),
+            environment=env,
+            company_id=company_id,
+            redirect_uri=redirect_uri,
+            state=state,
+            expires_at=self._state.now() + CONSENT_TTL,
+        )
         credential_set = self.declaration.environment(env).credential_set
         if self.spec.single_installation and self._state.installation(company_id, credential_set):
+            # Fail before the page: the person cannot install it anyway.
             return self._already_installed(redirect_uri, state)
         if scripted:
             decision = (scripted_value or "").strip().lower()
@@ -621,18 +584,8 @@ class RunningEmulator:
             problem, audience, options = self._check_audience(company_id, key.strip() or None, options)
             if problem:
                 return self._authorize_error(True, 400, "invalid_request", f"{AUDIENCE_HEADER}: {problem}")
-            return self._grant(uri, headers, scopes, company_id, audience, options)
+            return self._grant(pending, scopes, audience, options)
         request_id = secrets.token_urlsafe(24)
-        pending = _PendingConsent(
-            uri=uri,
-            headers=headers,
-            scopes=tuple(scopes),
-            environment=env,
-            company_id=company_id,
-            redirect_uri=redirect_uri,
-            state=state,
-            expires_at=self._state.now() + CONSENT_TTL,
-        )
         with self._state.lock:
             now = self._state.now()
             for key in [k for k, p in self._pending.items() if p.expires_at < now]:
@@ -692,24 +645,22 @@ class RunningEmulator:
         )
 
     def _grant(
-        self,
-        uri: str,
-        headers: dict[str, str],
-        scopes: Sequence[str],
-        company_id: str,
-        audience: str,
-        options: tuple[str, ...],
+        self, consent: _PendingConsent, scopes: Sequence[str], audience: str, options: tuple[str, ...]
     ) -> HttpResponse:
+        """Issue the code (and install the app), unless the app is installed already."""
+        credential_set = self.declaration.environment(consent.environment).credential_set
         with self._state.lock:
+            if self.spec.single_installation and self._state.installation(consent.company_id, credential_set):
+                return self._already_installed(consent.redirect_uri, consent.state)
             try:
                 response_headers, _, status = self._oauth_server.create_authorization_response(
-                    uri,
+                    consent.uri,
                     "GET",
                     None,
-                    headers,
+                    consent.headers,
                     scopes=list(scopes),
                     credentials={
-                        "emulator_company": company_id,
+                        "emulator_company": consent.company_id,
                         "emulator_audience": audience,
                         "emulator_audience_options": options,
                     },
@@ -796,10 +747,7 @@ class RunningEmulator:
                 problem = "Allow at least one kind of access, or choose Deny."
         if problem:
             return self._retry(request_id, pending, problem[0].upper() + problem[1:], key, options, chosen_scopes)
-        credential_set = self.declaration.environment(env).credential_set
-        if self.spec.single_installation and self._state.installation(pending.company_id, credential_set):
-            return self._already_installed(pending.redirect_uri, pending.state)
-        return self._grant(pending.uri, pending.headers, scopes, pending.company_id, audience, options)
+        return self._grant(pending, scopes, audience, options)
 
     def _retry(
         self,
@@ -906,7 +854,8 @@ class RunningEmulator:
                 self.spec.error_body(405, "method_not_allowed", f"Use {allowed} for {path}."),
                 {"Allow": allowed},
             )
-        resource, params = chosen
+        resource, raw_params = chosen
+        params = {name: unquote(value) for name, value in raw_params.items()}
         with self._state.lock:
             self._state.counters.resource_calls[resource.name] += 1
         names = (resource.name, resource.path, "api", "*")

@@ -181,6 +181,7 @@ class EmulatorState:
         access_token_lifetime: int | None = None,
     ) -> None:
         self.lock = threading.RLock()
+        self._dirty = False
         self.provider_key = provider_key
         self.spec = spec
         self._clock = clock
@@ -227,7 +228,7 @@ class EmulatorState:
                 seed += 1_000_003
             self.companies[company.id] = company
             self.company_seeds[company.id] = seed
-            self.save()
+            self.changed()
             return company
 
     @property
@@ -240,7 +241,7 @@ class EmulatorState:
     def install(self, info: InstallationInfo) -> None:
         with self.lock:
             self.installations[(info.company_id, info.credential_set)] = info
-            self.save()
+            self.changed()
 
     def installation(self, company_id: str, credential_set: str) -> InstallationInfo | None:
         with self.lock:
@@ -260,7 +261,7 @@ class EmulatorState:
                 if mine and not token.revoked:
                     token.revoked, token.revoked_reason = True, "uninstalled"
             self.counters.uninstalls += 1
-            self.save()
+            self.changed()
             return len(keys)
 
     # ------------------------------------------------------------------ codes
@@ -282,7 +283,7 @@ class EmulatorState:
     def add_token(self, token: str, record: AccessRecord) -> None:
         with self.lock:
             self.tokens[digest(token)] = record
-            self.save()
+            self.changed()
 
     def token(self, token: str) -> AccessRecord | None:
         with self.lock:
@@ -293,7 +294,7 @@ class EmulatorState:
             found = [t for t in self.tokens.values() if t.grant_id == grant_id and not t.revoked]
             for record in found:
                 record.revoked, record.revoked_reason = True, reason
-            self.save()
+            self.changed()
             return len(found)
 
     def revoke(self, token: str, reason: str) -> AccessRecord | None:
@@ -301,7 +302,7 @@ class EmulatorState:
             record = self.tokens.get(digest(token))
             if record is not None and not record.revoked:
                 record.revoked, record.revoked_reason = True, reason
-                self.save()
+                self.changed()
             return record
 
     # ------------------------------------------------------------ rate limits
@@ -330,15 +331,22 @@ class EmulatorState:
 
     # --------------------------------------------------------------- snapshot
 
-    def save(self) -> None:
-        """Write the snapshot, when there is one (called with the lock held)."""
+    def changed(self) -> None:
+        """Note that the snapshot is out of date; :meth:`flush` writes it."""
+        self._dirty = True
+
+    def flush(self, *, force: bool = False) -> None:
+        """Write the snapshot, when there is one and something changed since the last write."""
         if self.snapshot_path is None:
             return
         from .._files import write_private_file
 
         with self.lock:
+            if not (self._dirty or force):
+                return
             data = json.dumps(self._to_data(), indent=1, sort_keys=True).encode()
             write_private_file(self.snapshot_path, data)
+            self._dirty = False
 
     def _to_data(self) -> dict[str, Any]:
         return {
