@@ -11,7 +11,6 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 from ._markers import hookimpl
-from .commands import Command, CommandRegistry
 from .errors import (
     ConnectorError,
     DeclarationError,
@@ -50,12 +49,33 @@ from .models import (
     SetupStep,
 )
 from .plugins import LoadProblem, PluginInfo, Plugins, ProviderRegistry, load_plugins, make_plugin_manager
-from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
 from .secret import Secret
 
 # Names whose modules pull in heavier dependencies (sqlite3, cryptography, httpx,
 # oauthlib) are imported on first use, so discovery commands stay fast.
 _LAZY = {
+    "start_emulator": ".emulator",
+    "RunningEmulator": ".emulator",
+    "EmulatorSpec": ".emulator",
+    "EmulatorEndpoints": ".emulator",
+    "EmulatorError": ".emulator",
+    "AppRegistration": ".emulator",
+    "Audience": ".emulator",
+    "EmulatedCompany": ".emulator",
+    "ResourceEndpoint": ".emulator",
+    "ResourceRequest": ".emulator",
+    "ResourceResponse": ".emulator",
+    "ResourceError": ".emulator",
+    "Fault": ".emulator",
+    "FaultKind": ".emulator",
+    "Command": ".commands",
+    "CommandRegistry": ".commands",
+    "ScopeCheck": ".scopes",
+    "ScopeFinding": ".scopes",
+    "Severity": ".scopes",
+    "check_scopes": ".scopes",
+    "parse_scopes": ".scopes",
+    "scopes_for_actions": ".scopes",
     "AlreadyInstalled": ".connector",
     "AuthorizationStart": ".connector",
     "ConfirmationRequired": ".connector",
@@ -109,6 +129,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .bulk import RefreshReport, arefresh_all, refresh_all
+    from .commands import Command, CommandRegistry
     from .connection import Connection, ConnectionEvent, ConnectionStatus
     from .connector import (
         AlreadyInstalled,
@@ -124,9 +145,26 @@ if TYPE_CHECKING:
         TestResult,
     )
     from .crypto import CryptoError, KeyRing
+    from .emulator import (
+        AppRegistration,
+        Audience,
+        EmulatedCompany,
+        EmulatorEndpoints,
+        EmulatorError,
+        EmulatorSpec,
+        Fault,
+        FaultKind,
+        ResourceEndpoint,
+        ResourceError,
+        ResourceRequest,
+        ResourceResponse,
+        RunningEmulator,
+        start_emulator,
+    )
     from .formschema import profile_form_schema
     from .oauth import AccessDenied, InvalidClient, InvalidGrant, OAuthError, StateError, TokenSet, TransientError
     from .profiles import Profile, ProfileDraft, validate_profile
+    from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
     from .store import KeyRotation, Store, StoreError
 
 __all__ = [
@@ -135,6 +173,8 @@ __all__ = [
     "Action",
     "AlreadyInstalled",
     "ApiKeyAuth",
+    "AppRegistration",
+    "Audience",
     "AuthKind",
     "AuthType",
     "AuthorizationStart",
@@ -154,7 +194,13 @@ __all__ = [
     "CredentialField",
     "CryptoError",
     "DeclarationError",
+    "EmulatedCompany",
+    "EmulatorEndpoints",
+    "EmulatorError",
+    "EmulatorSpec",
     "Environment",
+    "Fault",
+    "FaultKind",
     "FieldKind",
     "FieldLevel",
     "HttpBasicAuth",
@@ -182,7 +228,12 @@ __all__ = [
     "ReconnectRequired",
     "RefreshReport",
     "RequestFailed",
+    "ResourceEndpoint",
+    "ResourceError",
+    "ResourceRequest",
+    "ResourceResponse",
     "RevokeResult",
+    "RunningEmulator",
     "Scope",
     "ScopeCatalogue",
     "ScopeCheck",
@@ -212,5 +263,6 @@ __all__ = [
     "profile_form_schema",
     "refresh_all",
     "scopes_for_actions",
+    "start_emulator",
     "validate_profile",
 ]

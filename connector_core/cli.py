@@ -24,7 +24,6 @@ from .models import (
     ReconnectKind,
 )
 from .plugins import Plugins, load_plugins
-from .scopes import check_scopes, parse_scopes, scopes_for_actions
 from .serialize import declaration_to_data, to_data
 
 __all__ = ["main", "main_exit"]
@@ -35,8 +34,22 @@ EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace, Plugins, IO[str]], int]
 
+#: The CLI's own commands; any other first word may be a plugin's command.
+BUILTIN_COMMANDS = frozenset(
+    {"providers", "scopes", "plugins", "profile", "keys", "connect", "connections", "reconnect", "request", "emulate"}
+)
 
-def build_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+
+def build_parser(
+    plugins: Plugins, *, plugin_commands: bool = True, only: str | None = None
+) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
+    """The ``connector`` argument parser. ``only`` names the command about to run:
+    the other built-in commands' modules are then neither imported nor built, which
+    keeps the CLI's cold start close to Python's own."""
+
+    def wants(*names: str) -> bool:
+        return only is None or only in names
+
     parser = Parser(
         prog="connector",
         description="Connect your customers' SaaS accounts through provider plugins.",
@@ -78,18 +91,21 @@ def build_parser(plugins: Plugins) -> tuple[argparse.ArgumentParser, dict[str, A
     add_json(plugins_cmd)
     plugins_cmd.set_defaults(handler=_plugins)
 
-    from . import _cli_store
+    if wants("profile", "keys", "providers"):
+        from . import _cli_store
 
-    _cli_store.add_commands(sub, psub)
-    from . import _cli_emulator
+        _cli_store.add_commands(sub, psub)
+    if wants("emulate"):
+        from . import _cli_emulator
 
-    _cli_emulator.add_commands(sub)
-    from . import _cli_connect
+        _cli_emulator.add_commands(sub)
+    if wants("connect", "connections", "reconnect", "request"):
+        from . import _cli_connect
 
-    _cli_connect.add_commands(sub)
+        _cli_connect.add_commands(sub)
 
     builtin = set(sub.choices)
-    for command in plugins.register_commands(builtin):
+    for command in plugins.register_commands(builtin) if plugin_commands else ():
         cp = sub.add_parser(command.name, help=f"{command.help} [plugin {command.plugin}]")
         command.configure(cp)
         cp.set_defaults(handler=_plugin_handler(command.run))
@@ -115,17 +131,22 @@ def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -
     out, err = sys.stdout, sys.stderr
     try:
         if plugins is None:
-            plugins = load_plugins()
-        parser, _ = build_parser(plugins)
-        args = parser.parse_args(argv)
+            # Lazily: a command about one provider imports only that provider's plugin.
+            plugins = load_plugins(lazy=True)
+        words = list(sys.argv[1:] if argv is None else argv)
+        first = next((w for w in words if not w.startswith("-")), None)
+        builtin = first is not None and first in BUILTIN_COMMANDS
+        parser, _ = build_parser(plugins, plugin_commands=not builtin, only=first if builtin else None)
+        args = parser.parse_args(words)
         if args.command is None:
             parser.print_help(out)
             return EXIT_USAGE
-        if args.command != "plugins":
-            for problem in plugins.problems:
-                err.write(f"connector: warning: {problem}\n")
         handler: Handler = args.handler
-        return handler(args, plugins, out)
+        code = handler(args, plugins, out)
+        if args.command != "plugins":
+            for problem in plugins.problems_so_far:
+                err.write(f"connector: warning: {problem}\n")
+        return code
     except ConnectorError as exc:
         err.write(f"connector: error: {exc.message}\n")
         for line in exc.details:
@@ -326,6 +347,8 @@ def _providers_setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[s
 
 
 def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from .scopes import scopes_for_actions
+
     decl = plugins.declaration(args.provider)
     catalogue = decl.scope_catalogue
     if catalogue is None:
@@ -391,6 +414,8 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _scopes_check(args: argparse.Namespace, decl: ProviderDeclaration, out: IO[str]) -> int:
+    from .scopes import check_scopes, parse_scopes
+
     assert decl.scope_catalogue is not None
     requested = parse_scopes(args.check, field="--check")
     result = check_scopes(decl.scope_catalogue, requested)

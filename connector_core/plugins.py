@@ -136,6 +136,7 @@ def load_plugins(
     *,
     entry_points: bool = True,
     env: Mapping[str, str] | None = None,
+    lazy: bool = False,
 ) -> Plugins:
     """Build the plugin manager and return the facade over it.
 
@@ -143,11 +144,18 @@ def load_plugins(
     tests and embedding applications do. ``entry_points=False`` skips installed
     plugins entirely. ``env`` defaults to :data:`os.environ` and is read for
     :data:`ENV_ALLOW`, :data:`ENV_BLOCK` and :data:`ENV_TRACE`.
+
+    With ``lazy=True`` entry points are imported only when needed: asking for
+    provider ``KEY`` first imports the entry point named ``KEY`` (the convention
+    for provider plugins) and everything else only if that does not provide it;
+    listings import everything. The CLI loads lazily, so ``connector providers
+    show KEY`` does not pay for the other installed providers.
     """
     env = os.environ if env is None else env
     pm = make_plugin_manager()
     problems: list[LoadProblem] = []
-    dists: dict[str, tuple[str | None, str | None]] = {}
+    dists: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
 
     from . import _builtin
 
@@ -158,34 +166,48 @@ def load_plugins(
         block = _split_env(env.get(ENV_BLOCK)) or frozenset()
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
-            dist_name = dist.name if dist is not None else None
-            names = {_canonical(n) for n in (ep.name, dist_name) if n}
-            if allow is not None and not names & allow:
-                continue
-            if names & block:
-                continue
-            dists[ep.name] = (dist_name, dist.version if dist is not None else None)
-            try:
-                obj = ep.load()
-            except Exception as exc:  # a broken plugin must not break the others
-                problems.append(LoadProblem(ep.name, f"failed to import {ep.value}: {_describe(exc)}"))
-                continue
-            _register(pm, obj, ep.name, problems)
+            if allow is not None or block:
+                # Reading a distribution's name parses its METADATA: only when a list needs it.
+                dist_name = dist.name if dist is not None else None
+                names = {_canonical(n) for n in (ep.name, dist_name) if n}
+                if allow is not None and not names & allow:
+                    continue
+                if names & block:
+                    continue
+            dists[ep.name] = dist
+            pending.setdefault(ep.name, ep)
 
     for index, obj in enumerate(plugins):
         name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{index}"
         _register(pm, obj, name, problems)
 
+    if env.get(ENV_TRACE, "") not in ("", "0"):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+
+    _check_pending(pm, problems)
+    facade = Plugins(pm, problems, dists, pending=pending)
+    if not lazy:
+        facade.load_all()
+    return facade
+
+
+def _check_pending(pm: pluggy.PluginManager, problems: list[LoadProblem]) -> None:
+    """pluggy's own check that every hook implementation matches a spec; :func:`_register`
+    already left out each offending plugin, so this is the belt to its braces."""
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:  # pragma: no cover - _register catches these first
         problems.append(LoadProblem(getattr(exc.plugin, "__name__", "?"), str(exc)))
 
-    if env.get(ENV_TRACE, "") not in ("", "0"):
-        pm.trace.root.setwriter(sys.stderr.write)
-        pm.enable_tracing()
 
-    return Plugins(pm, problems, dists)
+def _load_entry_point(pm: pluggy.PluginManager, ep: Any, problems: list[LoadProblem]) -> None:
+    try:
+        obj = ep.load()
+    except Exception as exc:  # a broken plugin must not break the others
+        problems.append(LoadProblem(ep.name, f"failed to import {ep.value}: {_describe(exc)}"))
+        return
+    _register(pm, obj, ep.name, problems)
 
 
 def _register(pm: pluggy.PluginManager, obj: object, name: str, problems: list[LoadProblem]) -> None:
@@ -196,8 +218,10 @@ def _register(pm: pluggy.PluginManager, obj: object, name: str, problems: list[L
         problems.append(LoadProblem(name, _describe_validation(exc)))
         return
     # check_pending, per plugin, so that one misspelled hook leaves only its plugin out.
-    for caller in pm.get_hookcallers(obj) or ():
-        if caller.spec is not None:
+    # Only the few callers without a spec can hold such an implementation; looking at
+    # those alone keeps registering N plugins linear (get_hookcallers is O(N) itself).
+    for caller in list(vars(pm.hook).values()):
+        if not isinstance(caller, pluggy.HookCaller) or caller.spec is not None:
             continue
         for impl in caller.get_hookimpls():
             if impl.plugin is obj and not impl.optionalhook:
@@ -249,12 +273,18 @@ class Plugins:
         self,
         pm: pluggy.PluginManager,
         problems: Iterable[LoadProblem] = (),
-        distributions: Mapping[str, tuple[str | None, str | None]] | None = None,
+        distributions: Mapping[str, Any] | None = None,
+        *,
+        pending: Mapping[str, Any] | None = None,
     ) -> None:
         self._pm = pm
         self._problems = list(problems)
         self._distributions = dict(distributions or {})
-        self._owners: dict[str, tuple[Provider, str]] | None = None
+        #: Entry points not imported yet (lazy loading), by name, in discovery order.
+        self._pending: dict[str, Any] = dict(pending or {})
+        self._owners: dict[str, tuple[Provider, str]] = {}
+        self._claimed: dict[str, list[str]] = {}
+        self._asked: set[str] = set()
         self._duplicates: dict[str, tuple[str, ...]] = {}
         self._declarations: dict[str, ProviderDeclaration] = {}
         self._broken: dict[str, PluginError] = {}
@@ -269,16 +299,57 @@ class Plugins:
 
     # ---------------------------------------------------------------- providers
 
+    def load_all(self) -> None:
+        """Import every entry point not imported yet."""
+        self._load(list(self._pending))
+
+    def _load(self, names: Iterable[str]) -> None:
+        for name in names:
+            ep = self._pending.pop(name, None)
+            if ep is not None:
+                _load_entry_point(self._pm, ep, self._problems)
+        _check_pending(self._pm, self._problems)
+
+    def _claim(self, provider: Provider, plugin: str) -> None:
+        """Record that ``plugin`` registered ``provider``. A key claimed twice is a
+        problem naming both plugins; the plugin whose entry point is named after the
+        key (the convention) keeps it, and with no such plugin the key is unusable."""
+        key = provider.key
+        claimants = self._claimed.setdefault(key, [])
+        claimants.append(plugin)
+        if len(claimants) == 1:
+            self._owners[key] = (provider, plugin)
+            return
+        both = " and ".join(repr(p) for p in claimants)
+        canonical = next((p for p in claimants if _canonical(p) == _canonical(key)), None)
+        if canonical is not None:
+            if plugin == canonical:
+                self._owners[key] = (provider, plugin)
+            ignored = [p for p in claimants if p != canonical]
+            self._problems.append(
+                LoadProblem(
+                    ignored[-1],
+                    f"provider key {key!r} is registered by both {both}; using {canonical!r}, whose entry "
+                    f"point is named after the key",
+                )
+            )
+            return
+        self._owners.pop(key, None)
+        self._duplicates[key] = tuple(claimants)
+        for name in claimants if len(claimants) == 2 else claimants[-1:]:
+            self._problems.append(LoadProblem(name, f"provider key {key!r} is registered by both {both}"))
+
     def _registered(self) -> dict[str, tuple[Provider, str]]:
-        if self._owners is not None:
-            return self._owners
-        owners: dict[str, tuple[Provider, str]] = {}
-        claimed: dict[str, list[str]] = {}
+        """Providers registered by the plugins loaded so far (each plugin asked once)."""
         caller = self._pm.hook.connector_core_register_providers
+        fresh = [impl for impl in caller.get_hookimpls() if impl.plugin_name not in self._asked]
+        if not fresh:
+            return self._owners
         # Call each implementation on its own, in registration order, so that what
         # it registers is attributed to it and one plugin's exception does not
         # stop the others.
-        for impl in caller.get_hookimpls():
+        for impl in fresh:
+            self._asked.add(impl.plugin_name)
             registry = ProviderRegistry(impl.plugin_name)
             try:
                 impl.function(*([registry] if impl.argnames else []))
@@ -291,25 +362,17 @@ class Plugins:
                 )
                 continue
             for provider in registry.providers:
-                claimed.setdefault(provider.key, []).append(impl.plugin_name)
-                owners.setdefault(provider.key, (provider, impl.plugin_name))
-        for key, plugin_names in claimed.items():
-            if len(plugin_names) > 1:
-                del owners[key]
-                self._duplicates[key] = tuple(plugin_names)
-                both = " and ".join(repr(p) for p in plugin_names)
-                for plugin_name in plugin_names:
-                    self._problems.append(
-                        LoadProblem(plugin_name, f"provider key {key!r} is registered by both {both}")
-                    )
-        self._owners = dict(sorted(owners.items()))
+                self._claim(provider, impl.plugin_name)
+        self._owners = dict(sorted(self._owners.items()))
         return self._owners
 
     def providers(self) -> tuple[Provider, ...]:
         """Every usable provider, sorted by key."""
+        self.load_all()
         return tuple(provider for provider, _ in self._registered().values())
 
     def provider_keys(self) -> tuple[str, ...]:
+        self.load_all()
         return tuple(self._registered())
 
     def provider(self, key: str) -> Provider:
@@ -322,6 +385,14 @@ class Plugins:
 
     def _owner(self, key: str) -> tuple[Provider, str]:
         registered = self._registered()
+        if key not in registered and key not in self._duplicates and self._pending:
+            # By convention a provider's entry point is named after its key: try that
+            # one first, then everything.
+            for names in ([key] if key in self._pending else [], list(self._pending)):
+                self._load(names)
+                registered = self._registered()
+                if key in registered or key in self._duplicates:
+                    break
         if key in registered:
             return registered[key]
         if key in self._duplicates:
@@ -330,7 +401,8 @@ class Plugins:
                 self._duplicates[key][0],
                 f"provider key {key!r} is registered by both {both}; uninstall or block one (set {ENV_BLOCK})",
             )
-        raise UnknownNameError("provider", key, list(registered))
+        self.load_all()
+        raise UnknownNameError("provider", key, list(self._registered()))
 
     def declaration(self, key: str) -> ProviderDeclaration:
         """Everything provider ``key`` declares, gathered and cross-checked.
@@ -502,6 +574,7 @@ class Plugins:
         """Commands that plugins add to the CLI (see :class:`~connector_core.CommandRegistry`)."""
         from .commands import CommandRegistry
 
+        self.load_all()
         registry = CommandRegistry(frozenset(reserved))
         caller = self._pm.hook.connector_core_register_commands
         # Registration order: the first plugin to add a name keeps it.
@@ -520,12 +593,29 @@ class Plugins:
 
     @property
     def problems(self) -> tuple[LoadProblem, ...]:
-        """Everything wrong so far: load failures, bad hooks, duplicate keys."""
+        """Everything wrong with the installed plugins: load failures, bad hooks,
+        duplicate keys (imports every plugin not imported yet)."""
+        self.load_all()
         self._registered()
         return tuple(self._problems)
 
+    @property
+    def problems_so_far(self) -> tuple[LoadProblem, ...]:
+        """Problems of the plugins imported so far (imports nothing more)."""
+        self._registered()
+        return tuple(self._problems)
+
+    def _dist_info(self, name: str) -> tuple[str | None, str | None]:
+        dist = self._distributions.get(name)
+        if dist is None:
+            return None, None
+        if isinstance(dist, tuple):
+            return dist
+        return dist.name, dist.version
+
     def plugin_infos(self) -> tuple[PluginInfo, ...]:
         """One entry per plugin: loaded ones with their hooks, failed ones with their error."""
+        self.load_all()
         registered = self._registered()
         infos: list[PluginInfo] = []
         errors: dict[str, list[str]] = {}
@@ -537,7 +627,7 @@ class Plugins:
                 continue
             seen.add(name)
             hooks = sorted(c.name for c in self._pm.get_hookcallers(plugin) or ())
-            dist_name, version = self._distributions.get(name, (None, None))
+            dist_name, version = self._dist_info(name)
             if name == BUILTIN_PLUGIN_NAME:
                 from . import __version__
 
@@ -554,7 +644,7 @@ class Plugins:
             )
         for name, messages in sorted(errors.items()):
             if name not in seen:
-                dist_name, version = self._distributions.get(name, (None, None))
+                dist_name, version = self._dist_info(name)
                 infos.append(
                     PluginInfo(
                         name=name,

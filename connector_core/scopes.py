@@ -9,7 +9,6 @@ all at once.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 from collections.abc import Iterable, Sequence
@@ -171,6 +170,8 @@ def _unknown(catalogue: ScopeCatalogue, name: str) -> ScopeFinding:
                 scope=name,
                 suggestion=write,
             )
+    import difflib
+
     match = difflib.get_close_matches(name, catalogue.names, n=1, cutoff=0.6)
     if not match and name.lower() in catalogue:
         match = [name.lower()]

@@ -8,7 +8,6 @@ traceback's locals by accident.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, NoReturn
 
 __all__ = ["Secret"]
@@ -43,6 +42,8 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac  # on first comparison only: hmac pulls in hashlib/OpenSSL at import
+
         return hmac.compare_digest(self.reveal().encode(), other.reveal().encode())
 
     def __hash__(self) -> int:

@@ -410,3 +410,25 @@ def test_50_threads_and_4_processes_refresh_once(world: World, tmp_path: Path) -
         assert out.strip().endswith("status 200"), (out, err)
     assert world.emu.stats.token_requests["refresh_token"] == 1
     assert world.store.get_connection(conn.id).token_version == conn.token_version + 1
+
+
+def test_bulk_refresh_refreshes_each_exactly_once(world: World) -> None:
+    from connector_core import refresh_all
+    from connector_core.emulator import COMPANY_HEADER
+
+    ids = []
+    for _ in range(30):
+        company = world.emu.add_company()
+        start = world.connector.begin(PROFILE)
+        with httpx.Client(follow_redirects=False, trust_env=False) as browser:
+            answer = browser.get(start.url, headers={CONSENT_HEADER: "allow", COMPANY_HEADER: company.id})
+        ids.append(world.connector.complete(answer.headers["location"]).connection.id)
+    with world.store._write() as db:
+        db.execute(f"UPDATE connections SET expires_at = 0 WHERE id IN ({','.join('?' * 20)})", ids[:20])
+    report = refresh_all(world.connector, concurrency=8)
+    assert (report.refreshed, report.skipped, report.failed) == (20, 10, ())
+    assert world.emu.stats.token_requests["refresh_token"] == 20
+    versions = {c.id: c.token_version for c in world.store.list_connections()}
+    assert sorted(versions[i] for i in ids) == [0] * 10 + [1] * 20
+    forced = refresh_all(world.connector, concurrency=8, force=True)
+    assert forced.refreshed == 30 and world.emu.stats.token_requests["refresh_token"] == 50

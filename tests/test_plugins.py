@@ -494,29 +494,46 @@ def test_broken_and_duplicate_distributions_via_subprocess(site_dir: Path) -> No
     make_distribution(
         site_dir, "connector-gamma", {"gamma_plugin": GOOD.format(key="gamma", name="Gamma")}, {"gamma": "gamma_plugin"}
     )
+    # Two plugins claiming "delta", neither with an entry point named after it: ambiguous.
+    make_distribution(
+        site_dir, "connector-dup-a", {"dup_a": GOOD.format(key="delta", name="Delta A")}, {"dup-a": "dup_a"}
+    )
+    make_distribution(
+        site_dir, "connector-dup-b", {"dup_b": GOOD.format(key="delta", name="Delta B")}, {"dup-b": "dup_b"}
+    )
 
     listed = run_connector(["providers", "list", "--json"], site=site_dir)
     assert listed.returncode == 0, listed.stderr
     keys = [p["key"] for p in json.loads(listed.stdout)["providers"]]
     assert "gamma" in keys
     assert "hibob" in keys
-    assert "alpha" not in keys
+    assert "delta" not in keys  # ambiguous: unusable
+    alpha = next(p for p in json.loads(listed.stdout)["providers"] if p["key"] == "alpha")
+    assert alpha["plugin"] == "alpha"  # the entry point named after the key keeps it
     assert "Traceback" not in listed.stderr
     assert (
         "connector: warning: plugin 'broken': failed to import broken_plugin: "
         "ModuleNotFoundError: No module named 'does_not_exist'"
     ) in listed.stderr
-    assert "provider key 'alpha' is registered by both" in listed.stderr
+    dup_lines = [line for line in listed.stderr.splitlines() if "provider key 'alpha' is registered by both" in line]
+    assert len(dup_lines) == 1
+    assert dup_lines[0].startswith("connector: warning: plugin 'alpha-fork': ")
+    assert "'alpha-fork'" in dup_lines[0].split("both")[1]
+    assert "using 'alpha', whose entry point is named after the key" in dup_lines[0]
+    assert "provider key 'delta' is registered by both" in listed.stderr
     for line in listed.stderr.splitlines():
         assert line.startswith("connector: warning: ")
 
-    shown = run_connector(["providers", "show", "alpha"], site=site_dir)
-    assert shown.returncode == 1
-    last = shown.stderr.strip().splitlines()[-1]
-    assert last.startswith("connector: error: plugin 'alpha")
-    assert "'alpha'" in last
-    assert "'alpha-fork'" in last
-    assert "Traceback" not in shown.stderr
+    shown = run_connector(["providers", "show", "alpha", "--json"], site=site_dir)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["plugin"] == "alpha"
+    ambiguous = run_connector(["providers", "show", "delta"], site=site_dir)
+    assert ambiguous.returncode == 1
+    last = ambiguous.stderr.strip().splitlines()[-1]
+    assert "provider key 'delta' is registered by both" in last
+    assert "'dup-a'" in last
+    assert "'dup-b'" in last
+    assert "Traceback" not in ambiguous.stderr
 
     plugins_out = run_connector(["plugins", "--json"], site=site_dir)
     infos = {p["name"]: p for p in json.loads(plugins_out.stdout)["plugins"]}
@@ -526,7 +543,7 @@ def test_broken_and_duplicate_distributions_via_subprocess(site_dir: Path) -> No
     assert infos["gamma"]["providers"] == ["gamma"]
     assert infos["gamma"]["error"] is None
 
-    blocked = run_connector(["providers", "list"], site=site_dir, env={ENV_BLOCK: "broken,alpha-fork"})
+    blocked = run_connector(["providers", "list"], site=site_dir, env={ENV_BLOCK: "broken,alpha-fork,dup-b"})
     assert blocked.stderr == ""
     assert "alpha" in blocked.stdout
     assert "Alpha" in blocked.stdout

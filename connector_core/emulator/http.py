@@ -141,6 +141,8 @@ class LoopbackServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # The default listen backlog (5) resets connections when many clients arrive at once.
+    request_queue_size = 256
 
     def __init__(
         self, host: str, port: int, app: App, log: Callable[[str], None], on_error: Callable[[BaseException], None]

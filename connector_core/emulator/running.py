@@ -1,4 +1,7 @@
-"""The running emulator: routes, the consent flow, resources, and the public object tests hold.
+"""The running emulator: the public object tests hold, its HTTP routes and its faults.
+
+Requests go to the OAuth endpoints (:mod:`.authorization`), the resource server
+(:mod:`.resources`) or the emulator's own control endpoints.
 
 URL layout, for each environment key ``ENV`` of the provider's declaration::
 
@@ -14,28 +17,37 @@ URL layout, for each environment key ``ENV`` of the provider's declaration::
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import attrs
-from oauthlib.common import urldecode
-from oauthlib.oauth2.rfc6749 import errors as oauth_errors
 
 from ..errors import ConnectorError, UnknownNameError, ValidationError
-from ..models import ClientAuthMethod, OAuth2AuthorizationCode, ProviderDeclaration, is_loopback_host, url_problem
-from .consent import AudienceChoice, ConsentPage, error_page, page_headers
+from ..models import OAuth2AuthorizationCode, ProviderDeclaration, is_loopback_host, url_problem
+from .authorization import (
+    AUDIENCE_HEADER,
+    COMPANY_HEADER,
+    CONSENT_HEADER,
+    ERROR_DESCRIPTIONS,
+    AuthorizationEndpoints,
+    form_value,
+    parse_form,
+)
 from .faults import FaultKind, Faults, fault_response
 from .http import HttpRequest, HttpResponse, LoopbackServer, json_response
-from .oauth_server import REASONS, EmulatorValidator, RedirectPolicy, build_server
-from .spec import EmulatedCompany, EmulatorSpec, ResourceEndpoint, ResourceError, ResourceRequest, ResourceResponse
+from .oauth_server import EmulatorValidator, RedirectPolicy, build_server
+from .resources import ResourceServer
+from .spec import EmulatedCompany, EmulatorSpec
 from .state import EmulatorApp, EmulatorState, EmulatorStats, InstallationInfo, _Counters
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
 
 __all__ = [
     "AUDIENCE_HEADER",
@@ -47,30 +59,6 @@ __all__ = [
     "UnexpectedError",
     "start_emulator",
 ]
-
-#: ``allow`` or ``deny``: consent without the page (scripted clients). Query alternative: ``emulator_consent``.
-CONSENT_HEADER = "X-Emulator-Consent"
-#: ``KEY`` or ``KEY=option,option``: the audience for scripted consent. Query alternative: ``emulator_audience``.
-AUDIENCE_HEADER = "X-Emulator-Audience"
-#: The company that consents (default: the first). Query alternative: ``emulator_company``.
-COMPANY_HEADER = "X-Emulator-Company"
-
-#: How long a consent page stays usable.
-CONSENT_TTL = 600
-
-_DEFAULT_DESCRIPTIONS = {
-    "invalid_request": "The request is missing a parameter, repeats one, or is otherwise malformed.",
-    "invalid_client": "Client authentication failed.",
-    "invalid_grant": "The authorization code or refresh token is invalid, expired or revoked.",
-    "invalid_scope": "The requested scope is invalid or not configured on the app.",
-    "unauthorized_client": "The client may not use this grant type.",
-    "unsupported_grant_type": "Only the authorization_code and refresh_token grant types are supported.",
-    "unsupported_response_type": "Only response_type=code is supported.",
-    "unsupported_token_type": "Only access and refresh tokens can be revoked.",
-    "access_denied": "The resource owner denied the request.",
-    "server_error": "The emulator failed unexpectedly.",
-    "temporarily_unavailable": "The service is temporarily unavailable.",
-}
 
 
 class EmulatorError(ConnectorError):
@@ -96,35 +84,6 @@ class EmulatorEndpoints:
     token_url: str
     revocation_url: str
     api_base_url: str
-
-
-@attrs.define
-class _PendingConsent:
-    uri: str
-    headers: dict[str, str]
-    scopes: tuple[str, ...]
-    environment: str
-    company_id: str
-    redirect_uri: str
-    state: str | None
-    expires_at: float
-
-
-_json = json_response
-
-
-def _html(status: int, page: tuple[bytes, str], *, form_targets: Sequence[str] = ()) -> HttpResponse:
-    body, nonce = page
-    return HttpResponse(status, page_headers(nonce, form_targets=form_targets), body)
-
-
-def _redirect(location: str) -> HttpResponse:
-    return HttpResponse(302, {"Location": location, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
-
-
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 class RunningEmulator:
@@ -157,7 +116,6 @@ class RunningEmulator:
         self._reported = False
         self._errors_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._pending: dict[str, _PendingConsent] = {}
         if not is_loopback_host(host):
             raise ValidationError("host", f"the emulator listens on loopback addresses only, got {host!r}")
         if access_token_lifetime is not None and access_token_lifetime < 1:
@@ -211,8 +169,26 @@ class RunningEmulator:
         )
         self._oauth_server = build_server(self._validator, lambda: self._state.access_token_lifetime)
         self.faults = Faults([*(r.name for r in spec.resources), *(r.path for r in spec.resources)])
-        self._server = LoopbackServer(host, port, self._handle, self._log, self._server_error)
+        self._resources = ResourceServer(
+            self._state, spec, {env.key: env.credential_set for env in declaration.environments}, declaration.key
+        )
+        self._state.flush(force=True)
+        try:
+            self._server = LoopbackServer(host, port, self._handle, self._log, self._server_error)
+        except OSError as exc:
+            raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._host = host
+        self._authz = AuthorizationEndpoints(
+            state=self._state,
+            spec=spec,
+            declaration=declaration,
+            catalogue=catalogue,
+            oauth_server=self._oauth_server,
+            client_auth_methods=self._validator.client_auth_methods,
+            host=host,
+            port=self._server.port,
+            base_url=self.base_url,
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -220,7 +196,6 @@ class RunningEmulator:
             daemon=True,
         )
         self._thread.start()
-        self._state.flush(force=True)
 
     # ------------------------------------------------------------------ public
 
@@ -439,13 +414,15 @@ class RunningEmulator:
             self._state.flush()
         except Exception as exc:  # noqa: BLE001 - recorded and reported; the server must keep answering
             self._record(f"{request.method} {request.path}", exc)
-            response = _json(500, {"error": "server_error", "error_description": _DEFAULT_DESCRIPTIONS["server_error"]})
+            response = json_response(
+                500, {"error": "server_error", "error_description": ERROR_DESCRIPTIONS["server_error"]}
+            )
         return response
 
     def _route(self, request: HttpRequest) -> HttpResponse:
         path = request.path
         if path in ("/", "/emulator/info"):
-            return self._allow(request, ("GET", "HEAD")) or _json(200, self.info())
+            return self._allow(request, ("GET", "HEAD")) or json_response(200, self.info())
         if path == "/favicon.ico":  # browsers ask on every page; no icon, and no error in their console
             return HttpResponse(204, {"Cache-Control": "max-age=86400"})
         if path == "/emulator/uninstall":
@@ -453,32 +430,34 @@ class RunningEmulator:
         segments = path.split("/", 3)
         env_keys = {env.key for env in self.declaration.environments}
         if len(segments) < 3 or segments[1] not in env_keys:
-            return _json(404, {"error": "not_found", "error_description": f"No emulator endpoint at {path}."})
+            return json_response(404, {"error": "not_found", "error_description": f"No emulator endpoint at {path}."})
         env = segments[1]
         rest = "/" + "/".join(segments[2:])
         if rest == "/oauth2/authorize":
-            return self._with_faults(("authorize", "*"), "oauth", request, lambda: self._authorize(request, env))
+            with self._state.lock:
+                self._state.counters.authorize_requests += 1
+            return self._with_faults(("authorize", "*"), "oauth", request, lambda: self._authz.authorize(request, env))
         if rest == "/oauth2/consent":
-            return self._with_faults(("consent", "*"), "oauth", request, lambda: self._consent(request, env))
+            return self._with_faults(("consent", "*"), "oauth", request, lambda: self._authz.consent(request, env))
         if rest == "/oauth2/token":
-            grant_type = _form_value(request.body, "grant_type")
+            grant_type = form_value(request.body, "grant_type")
             with self._state.lock:
                 self._state.counters.token_requests[grant_type or ""] += 1
-            return self._with_faults(("token", "*"), "oauth", request, lambda: self._token(request))
+            return self._with_faults(("token", "*"), "oauth", request, lambda: self._authz.token(request))
         if rest == "/oauth2/revoke":
             with self._state.lock:
                 self._state.counters.revocation_requests += 1
-            return self._with_faults(("revocation", "*"), "oauth", request, lambda: self._revoke(request))
+            return self._with_faults(("revocation", "*"), "oauth", request, lambda: self._authz.revoke(request))
         api_prefix = f"/api{self._api_paths[env]}"
         if rest.startswith(api_prefix + "/"):
             return self._resource(request, env, rest[len(api_prefix) :])
-        return _json(404, {"error": "not_found", "error_description": f"No emulator endpoint at {path}."})
+        return json_response(404, {"error": "not_found", "error_description": f"No emulator endpoint at {path}."})
 
     @staticmethod
     def _allow(request: HttpRequest, methods: Sequence[str]) -> HttpResponse | None:
         if request.method in methods:
             return None
-        return _json(
+        return json_response(
             405,
             {"error": "invalid_request", "error_description": f"Use {' or '.join(methods)} for {request.path}."},
             {"Allow": ", ".join(methods)},
@@ -508,445 +487,19 @@ class RunningEmulator:
             fault, processed, error_body=self.spec.error_body if style == "api" else None, rate_limit=limit
         )
 
-    # --------------------------------------------------------------- authorize
-
-    def _https_uri(self, request: HttpRequest) -> str:
-        # oauthlib refuses plain-http URIs unless the process-wide
-        # OAUTHLIB_INSECURE_TRANSPORT variable is set, which would weaken every
-        # other OAuth client and server in the process. The emulator serves only
-        # loopback addresses, so it hands oauthlib the https form of its own
-        # request URI instead: oauthlib uses it only to read the query string and
-        # path. The variable is never set, and the redirect URIs clients send are
-        # checked by the emulator's own policy (RFC 8252 loopback rules).
-        query = f"?{request.query}" if request.query else ""
-        return f"https://{self._host}:{self.port}{request.path}{query}"
-
-    def _oauth_headers(self, request: HttpRequest) -> dict[str, str]:
-        return {k: v for k, v in request.headers.items() if k in ("authorization", "content-type", "origin")}
-
-    def _authorize(self, request: HttpRequest, env: str) -> HttpResponse:
-        with self._state.lock:
-            self._state.counters.authorize_requests += 1
-        query = _parse_query(request.query)
-        scripted_value = request.headers.get(CONSENT_HEADER.lower()) or _last(query, "emulator_consent")
-        scripted = scripted_value is not None
-        if request.method != "GET":
-            return self._authorize_error(
-                scripted, 405, "invalid_request", "The authorization endpoint takes GET requests.", {"Allow": "GET"}
-            )
-        if query is None:
-            return self._authorize_error(scripted, 400, "invalid_request", "The query string is malformed.")
-        uri = self._https_uri(request)
-        headers = self._oauth_headers(request)
-        try:
-            with self._state.lock:
-                scopes, info = self._oauth_server.validate_authorization_request(uri, "GET", None, headers)
-        except oauth_errors.FatalClientError as exc:
-            return self._authorize_error(scripted, exc.status_code, exc.error or "invalid_request", _describe(exc))
-        except oauth_errors.OAuth2Error as exc:
-            return _redirect(_error_uri(exc, exc.redirect_uri))
-        redirect_uri: str = info["redirect_uri"]
-        state: str | None = info.get("state")
-        company_id = request.headers.get(COMPANY_HEADER.lower()) or _last(query, "emulator_company")
-        company_id = company_id or self._state.default_company_id
-        if company_id not in self.company_ids:
-            return self._authorize_error(
-                scripted,
-                400,
-                "invalid_request",
-                f"Unknown company {company_id!r}; known: {', '.join(self.company_ids)}.",
-            )
-        pending = _PendingConsent(
-            uri=uri,
-            headers=headers,
-            scopes=tuple(scopes),
-            environment=env,
-            company_id=company_id,
-            redirect_uri=redirect_uri,
-            state=state,
-            expires_at=self._state.now() + CONSENT_TTL,
-        )
-        credential_set = self.declaration.environment(env).credential_set
-        if self.spec.single_installation and self._state.installation(company_id, credential_set):
-            # Fail before the page: the person cannot install it anyway.
-            return self._already_installed(redirect_uri, state)
-        if scripted:
-            decision = (scripted_value or "").strip().lower()
-            if decision not in ("allow", "deny"):
-                return self._authorize_error(
-                    True, 400, "invalid_request", f"{CONSENT_HEADER} must be allow or deny, got {scripted_value!r}."
-                )
-            if decision == "deny":
-                return self._deny(redirect_uri, state)
-            audience_value = request.headers.get(AUDIENCE_HEADER.lower()) or _last(query, "emulator_audience")
-            key, _, raw_options = (audience_value or "").partition("=")
-            options = tuple(o.strip() for o in raw_options.split(",") if o.strip())
-            problem, audience, options = self._check_audience(company_id, key.strip() or None, options)
-            if problem:
-                return self._authorize_error(True, 400, "invalid_request", f"{AUDIENCE_HEADER}: {problem}")
-            return self._grant(pending, scopes, audience, options)
-        request_id = secrets.token_urlsafe(24)
-        with self._state.lock:
-            now = self._state.now()
-            for key in [k for k, p in self._pending.items() if p.expires_at < now]:
-                del self._pending[key]
-            self._pending[request_id] = pending
-        return self._consent_page(request_id, pending)
-
-    def _authorize_error(
-        self, scripted: bool, status: int, error: str, description: str, headers: Mapping[str, str] | None = None
-    ) -> HttpResponse:
-        if scripted:
-            return _json(status, {"error": error, "error_description": description}, headers)
-        response = _html(status, error_page("Authorization failed", error, description))
-        return attrs.evolve(response, headers={**response.headers, **(headers or {})})
-
-    def _already_installed(self, redirect_uri: str, state: str | None) -> HttpResponse:
-        error = oauth_errors.CustomOAuth2Error(
-            self.spec.already_installed_error, description=self.spec.already_installed_description, state=state
-        )
-        return _redirect(_error_uri(error, redirect_uri))
-
-    def _deny(self, redirect_uri: str, state: str | None) -> HttpResponse:
-        with self._state.lock:
-            self._state.counters.consents["deny"] += 1
-        error = oauth_errors.AccessDeniedError(description="The user denied the request.", state=state)
-        return _redirect(_error_uri(error, redirect_uri))
-
-    def _check_audience(
-        self, company_id: str, key: str | None, options: tuple[str, ...]
-    ) -> tuple[str | None, str, tuple[str, ...]]:
-        """``(problem, audience, options)`` for a consent choice."""
-        choices = self._audience_choices(company_id)
-        if not choices:
-            return None, "all", ()
-        chosen = next((c for c in choices if c.key == key), None) if key else choices[0]
-        if chosen is None:
-            return f"unknown audience {key!r}; expected one of {', '.join(c.key for c in choices)}", "", ()
-        if not chosen.options:
-            return None, chosen.key, ()
-        if not options:
-            return f"choose at least one of: {', '.join(chosen.options)}", chosen.key, ()
-        unknown = [o for o in options if o not in chosen.options]
-        if unknown:
-            return f"unknown {chosen.label.lower()} option(s) {', '.join(unknown)}", chosen.key, ()
-        return None, chosen.key, tuple(dict.fromkeys(options))
-
-    def _audience_choices(self, company_id: str) -> tuple[AudienceChoice, ...]:
-        company = self.company(company_id)
-        return tuple(
-            AudienceChoice(
-                key=a.key,
-                label=a.label,
-                description=a.description,
-                options=tuple(a.options(company)) if a.options else (),
-            )
-            for a in self.spec.audiences
-        )
-
-    def _grant(
-        self, consent: _PendingConsent, scopes: Sequence[str], audience: str, options: tuple[str, ...]
-    ) -> HttpResponse:
-        """Issue the code (and install the app), unless the app is installed already."""
-        credential_set = self.declaration.environment(consent.environment).credential_set
-        with self._state.lock:
-            if self.spec.single_installation and self._state.installation(consent.company_id, credential_set):
-                return self._already_installed(consent.redirect_uri, consent.state)
-            try:
-                response_headers, _, status = self._oauth_server.create_authorization_response(
-                    consent.uri,
-                    "GET",
-                    None,
-                    consent.headers,
-                    scopes=list(scopes),
-                    credentials={
-                        "emulator_company": consent.company_id,
-                        "emulator_audience": audience,
-                        "emulator_audience_options": options,
-                    },
-                )
-            except oauth_errors.FatalClientError as exc:
-                return _json(exc.status_code, {"error": exc.error, "error_description": _describe(exc)})
-            if status == 302 and "error=" not in urlsplit(response_headers["Location"]).query:
-                self._state.counters.consents["allow"] += 1
-        return _redirect(response_headers["Location"])
-
-    def _consent_page(
-        self,
-        request_id: str,
-        pending: _PendingConsent,
-        *,
-        error: str | None = None,
-        chosen_audience: str | None = None,
-        chosen_options: tuple[str, ...] = (),
-        chosen_scopes: tuple[str, ...] | None = None,
-    ) -> HttpResponse:
-        env = self.declaration.environment(pending.environment)
-        company = self.company(pending.company_id)
-        page = ConsentPage(
-            provider_name=self.declaration.provider.display_name,
-            app_name=self.app.name,
-            app_id=self.app.app_id,
-            app_description=self.spec.app.description,
-            environment_label=env.label,
-            credential_set=env.credential_set,
-            company_id=company.id,
-            company_name=company.name,
-            scopes=pending.scopes,
-            catalogue=self._catalogue,
-            audiences=self._audience_choices(company.id),
-            all_or_nothing=self.spec.all_or_nothing_consent,
-            request_id=request_id,
-            action=f"/{env.key}/oauth2/consent",
-            redirect_uri=pending.redirect_uri,
-            error=error,
-            chosen_audience=chosen_audience,
-            chosen_options=chosen_options,
-            chosen_scopes=chosen_scopes,
-        )
-        return _html(400 if error else 200, page.render(), form_targets=(_origin(pending.redirect_uri),))
-
-    def _consent(self, request: HttpRequest, env: str) -> HttpResponse:
-        if request.method != "POST":
-            return self._authorize_error(
-                False, 405, "invalid_request", "The consent form is submitted with POST.", {"Allow": "POST"}
-            )
-        # Browsers send "Origin: null" from a page with Referrer-Policy: no-referrer; a
-        # real other site is refused. The single-use request_id is the form's CSRF token.
-        origin = request.headers.get("origin")
-        if origin and origin not in ("null", self.base_url, f"http://localhost:{self.port}"):
-            return self._authorize_error(False, 403, "access_denied", "The consent form was posted from another site.")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        form = _parse_form(request.body) if content_type == "application/x-www-form-urlencoded" else None
-        if form is None:
-            return self._authorize_error(False, 400, "invalid_request", "Expected the consent form's fields.")
-        request_id = _last(form, "request_id") or ""
-        with self._state.lock:
-            pending = self._pending.pop(request_id, None)
-        if pending is None or pending.environment != env or pending.expires_at < self._state.now():
-            return self._authorize_error(
-                False,
-                400,
-                "invalid_request",
-                "This consent page has expired or was already used; start the authorization again.",
-            )
-        decision = _last(form, "decision")
-        if decision == "deny":
-            return self._deny(pending.redirect_uri, pending.state)
-        if decision != "allow":
-            return self._retry(request_id, pending, "Choose Allow or Deny.")
-        key = _last(form, "audience")
-        options = tuple(form.get(f"option:{key}", ())) if key else ()
-        problem, audience, options = self._check_audience(pending.company_id, key, options)
-        scopes = pending.scopes
-        chosen_scopes = None
-        if not self.spec.all_or_nothing_consent:
-            chosen_scopes = tuple(s for s in pending.scopes if s in form.get("scope", ()))
-            scopes = chosen_scopes
-            if not problem and not scopes:
-                problem = "Allow at least one kind of access, or choose Deny."
-        if problem:
-            return self._retry(request_id, pending, problem[0].upper() + problem[1:], key, options, chosen_scopes)
-        return self._grant(pending, scopes, audience, options)
-
-    def _retry(
-        self,
-        request_id: str,
-        pending: _PendingConsent,
-        error: str,
-        audience: str | None = None,
-        options: tuple[str, ...] = (),
-        scopes: tuple[str, ...] | None = None,
-    ) -> HttpResponse:
-        with self._state.lock:
-            self._pending[request_id] = pending
-        return self._consent_page(
-            request_id, pending, error=error, chosen_audience=audience, chosen_options=options, chosen_scopes=scopes
-        )
-
-    # ------------------------------------------------------- token, revocation
-
-    def _form_request(self, request: HttpRequest) -> tuple[str, str] | HttpResponse:
-        """The (https URI, body text) oauthlib gets, or an RFC 6749 error response."""
-        if request.body:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/x-www-form-urlencoded":
-                return self._oauth_error(400, "invalid_request", "Send an application/x-www-form-urlencoded body.")
-        try:
-            body = request.body.decode("utf-8")
-            urldecode(body)
-            urldecode(request.query)
-        except (UnicodeDecodeError, ValueError):
-            return self._oauth_error(400, "invalid_request", "The request body or query string is malformed.")
-        return self._https_uri(request), body
-
-    def _token(self, request: HttpRequest) -> HttpResponse:
-        prepared = self._form_request(request)
-        if isinstance(prepared, HttpResponse):
-            return prepared
-        uri, body = prepared
-        with self._state.lock:
-            try:
-                headers, text, status = self._oauth_server.create_token_response(
-                    uri,
-                    request.method,  # type: ignore[arg-type]
-                    body,
-                    self._oauth_headers(request),
-                )
-            except oauth_errors.OAuth2Error as exc:
-                headers, text, status = exc.headers, exc.json, exc.status_code
-        return self._oauth_response(request, dict(headers), text, status)
-
-    def _revoke(self, request: HttpRequest) -> HttpResponse:
-        prepared = self._form_request(request)
-        if isinstance(prepared, HttpResponse):
-            return prepared
-        uri, body = prepared
-        with self._state.lock:
-            try:
-                headers, text, status = self._oauth_server.create_revocation_response(
-                    uri,
-                    request.method,  # type: ignore[arg-type]
-                    body,
-                    self._oauth_headers(request),
-                )
-            except oauth_errors.OAuth2Error as exc:
-                headers, text, status = exc.headers, exc.json, exc.status_code
-        return self._oauth_response(request, dict(headers), text, status)
-
-    def _oauth_response(
-        self, request: HttpRequest, headers: dict[str, str], text: str | None, status: int
-    ) -> HttpResponse:
-        """oauthlib's answer, with an error_description always present and the right challenge."""
-        headers.setdefault("Cache-Control", "no-store")
-        data: Any = None
-        if text:
-            data = json.loads(text)
-        if isinstance(data, dict) and "error" in data:
-            data.setdefault("error_description", _DEFAULT_DESCRIPTIONS.get(data["error"], "The request failed."))
-            if data["error"] == "invalid_client":
-                status = 401
-                headers.pop("WWW-Authenticate", None)
-                if ClientAuthMethod.CLIENT_SECRET_BASIC in self._validator.client_auth_methods:
-                    headers["WWW-Authenticate"] = f'Basic realm="{self.declaration.key} emulator", charset="UTF-8"'
-            text = json.dumps(data)
-        if request.method != "POST" and isinstance(data, dict) and data.get("error") == "invalid_request":
-            status, headers["Allow"] = 405, "POST"
-        if text:
-            headers["Content-Type"] = "application/json"
-        return HttpResponse(status, headers, (text or "").encode())
-
-    @staticmethod
-    def _oauth_error(status: int, error: str, description: str) -> HttpResponse:
-        return _json(status, {"error": error, "error_description": description}, {"Cache-Control": "no-store"})
-
     # ---------------------------------------------------------------- resources
 
     def _resource(self, request: HttpRequest, env: str, path: str) -> HttpResponse:
-        matches = [(r, params) for r in self.spec.resources if (params := r.match(path)) is not None]
-        if not matches:
-            return _json(404, self.spec.error_body(404, "not_found", f"No such endpoint: {request.method} {path}."))
-        chosen = next(((r, p) for r, p in matches if r.method == request.method), None)
-        if chosen is None:
-            allowed = ", ".join(sorted({r.method for r, _ in matches}))
-            return _json(
-                405,
-                self.spec.error_body(405, "method_not_allowed", f"Use {allowed} for {path}."),
-                {"Allow": allowed},
-            )
-        resource, raw_params = chosen
-        params = {name: unquote(value) for name, value in raw_params.items()}
+        found = self._resources.match(request.method, path)
+        if isinstance(found, HttpResponse):
+            return found
+        resource, params = found
         with self._state.lock:
             self._state.counters.resource_calls[resource.name] += 1
         names = (resource.name, resource.path, "api", "*")
         return self._with_faults(
-            names, "api", request, lambda: self._call_resource(request, env, path, resource, params)
+            names, "api", request, lambda: self._resources.call(request, env, path, resource, params)
         )
-
-    def _call_resource(
-        self, request: HttpRequest, env: str, path: str, resource: ResourceEndpoint, params: dict[str, str]
-    ) -> HttpResponse:
-        realm = f'Bearer realm="{self.declaration.key} emulator"'
-        error_body = self.spec.error_body
-        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            return _json(
-                401,
-                error_body(401, "unauthorized", "Send an access token: Authorization: Bearer TOKEN."),
-                {"WWW-Authenticate": realm},
-            )
-        credential_set = self.declaration.environment(env).credential_set
-        with self._state.lock:
-            record = self._state.token(token)
-            problem = None
-            if record is None or record.kind != "access":
-                problem = "The access token is unknown."
-            elif record.revoked:
-                problem = f"The access token is no longer valid: {REASONS.get(record.revoked_reason or '', 'revoked')}."
-            elif not record.usable(self._state.now()):
-                problem = "The access token has expired; refresh it."
-            elif record.credential_set != credential_set:
-                problem = (
-                    f"The access token was issued for the {record.credential_set} credentials, not this environment."
-                )
-            elif self._state.installation(record.company_id, record.credential_set) is None:
-                problem = "The app is not installed in this company."
-            if problem or record is None:
-                challenge = f'{realm}, error="invalid_token", error_description="{problem}"'
-                return _json(401, error_body(401, "unauthorized", problem or ""), {"WWW-Authenticate": challenge})
-            missing = [s for s in resource.scopes if s not in record.scopes]
-            if missing:
-                needed = " ".join(resource.scopes)
-                return _json(
-                    403,
-                    error_body(
-                        403,
-                        "forbidden",
-                        f"This call needs the scope(s) {needed}; the token lacks {' '.join(missing)}.",
-                    ),
-                    {"WWW-Authenticate": f'{realm}, error="insufficient_scope", scope="{needed}"'},
-                )
-            installation = self._state.installation(record.company_id, record.credential_set)
-            assert installation is not None
-            limit = self._state.count_request(resource.name, record.company_id, record.credential_set)
-            now = self._state.now()
-        limit_headers: dict[str, str] = {}
-        if limit is not None:
-            allowed, ceiling, remaining, reset = limit
-            limit_headers = {
-                "X-RateLimit-Limit": str(ceiling),
-                "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(reset),
-            }
-            if not allowed:
-                wait = max(1, int(reset - now + 0.999))
-                message = f"Rate limit of {ceiling} requests per minute exceeded; retry after {wait} seconds."
-                return _json(
-                    429, error_body(429, "too_many_requests", message), {**limit_headers, "Retry-After": str(wait)}
-                )
-        call = ResourceRequest(
-            method=request.method,
-            path=path,
-            path_params=params,
-            query={k: tuple(v) for k, v in parse_qs(request.query, keep_blank_values=True).items()},
-            headers=dict(request.headers),
-            body=request.body,
-            company=self.company(record.company_id),
-            audience=installation.audience,
-            audience_options=installation.audience_options,
-            scopes=frozenset(record.scopes),
-            client_id=record.client_id,
-            environment=env,
-            now=now,
-        )
-        try:
-            result = resource.handler(call)
-        except ResourceError as exc:
-            return _json(exc.status, error_body(exc.status, exc.key, exc.message), limit_headers)
-        if not isinstance(result, ResourceResponse):
-            raise TypeError(f"handler of {resource.name} returned {type(result).__name__}; expected ResourceResponse")
-        return _json(result.status, result.json, {**limit_headers, **result.headers})
 
     # ------------------------------------------------------------------ control
 
@@ -960,16 +513,18 @@ class RunningEmulator:
                 except ValueError:
                     data = None
                 if not isinstance(data, dict):
-                    return _json(400, {"error": "invalid_request", "error_description": "Expected a JSON object."})
+                    return json_response(
+                        400, {"error": "invalid_request", "error_description": "Expected a JSON object."}
+                    )
                 fields = data
             else:
-                form = _parse_form(request.body)
+                form = parse_form(request.body)
                 if form is None:
-                    return _json(400, {"error": "invalid_request", "error_description": "Malformed form body."})
+                    return json_response(400, {"error": "invalid_request", "error_description": "Malformed form body."})
                 fields = {k: v[-1] for k, v in form.items()}
         provider = fields.get("provider")
         if provider is not None and provider != self.declaration.key:
-            return _json(
+            return json_response(
                 400,
                 {
                     "error": "invalid_request",
@@ -980,12 +535,14 @@ class RunningEmulator:
         credential_set = fields.get("credential_set")
         for name, value in (("company", company), ("credential_set", credential_set)):
             if value is not None and not isinstance(value, str):
-                return _json(400, {"error": "invalid_request", "error_description": f"{name} must be a string."})
+                return json_response(
+                    400, {"error": "invalid_request", "error_description": f"{name} must be a string."}
+                )
         try:
             removed = self.uninstall(company, credential_set)
         except UnknownNameError as exc:
-            return _json(404, {"error": "not_found", "error_description": exc.message})
-        return _json(
+            return json_response(404, {"error": "not_found", "error_description": exc.message})
+        return json_response(
             200,
             {
                 "provider": self.declaration.key,
@@ -996,57 +553,11 @@ class RunningEmulator:
         )
 
 
-# ----------------------------------------------------------------------- helpers
-
-
-def _parse_query(query: str) -> dict[str, list[str]] | None:
-    try:
-        pairs = urldecode(query)
-    except ValueError:
-        return None
-    out: dict[str, list[str]] = {}
-    for key, value in pairs:
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def _parse_form(body: bytes) -> dict[str, list[str]] | None:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return _parse_query(text)
-
-
-def _form_value(body: bytes, name: str) -> str | None:
-    form = _parse_form(body)
-    return _last(form, name) if form is not None else None
-
-
-def _last(values: Mapping[str, Sequence[str]] | None, name: str) -> str | None:
-    if not values:
-        return None
-    found = values.get(name)
-    return found[-1] if found else None
-
-
-def _describe(exc: oauth_errors.OAuth2Error) -> str:
-    return str(exc.description or _DEFAULT_DESCRIPTIONS.get(exc.error or "", "The request failed."))
-
-
-def _error_uri(exc: oauth_errors.OAuth2Error, redirect_uri: str | None) -> str:
-    if not redirect_uri:  # oauthlib reports errors without a usable redirect URI as fatal, so never here
-        raise AssertionError(f"no redirect URI for {exc.error}")
-    if not exc.description:
-        exc.description = _DEFAULT_DESCRIPTIONS.get(exc.error or "", "")
-    return str(exc.in_uri(redirect_uri))
-
-
 def start_emulator(
     provider: str | ProviderDeclaration,
     spec: EmulatorSpec | None = None,
     *,
-    plugins: Any = None,
+    plugins: Plugins | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
     snapshot: str | Path | None = None,
@@ -1075,33 +586,32 @@ def start_emulator(
     With ``raise_on_error`` (the default), leaving the ``with`` block raises
     :class:`EmulatorError` if anything inside the emulator crashed.
     """
-    if isinstance(provider, str) or spec is None:
-        if plugins is None:
-            from ..plugins import load_plugins
-
-            plugins = load_plugins()
-        declaration = plugins.declaration(provider if isinstance(provider, str) else provider.key)
-        if not isinstance(provider, str):
-            declaration = provider
-        if spec is None:
-            spec = plugins.emulator_spec(declaration.key)
-            if spec is None:
-                raise EmulatorError(f"provider {declaration.key!r} has no built-in emulator")
-    else:
+    if isinstance(provider, ProviderDeclaration):
         declaration = provider
-    try:
-        return RunningEmulator(
-            declaration,
-            spec,
-            host=host,
-            port=port,
-            snapshot=snapshot,
-            access_token_lifetime=access_token_lifetime,
-            redirect_uris=redirect_uris,
-            allow_loopback_redirects=allow_loopback_redirects,
-            clock=clock,
-            log=log,
-            raise_on_error=raise_on_error,
-        )
-    except OSError as exc:
-        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    else:
+        plugins = plugins if plugins is not None else _load_plugins()
+        declaration = plugins.declaration(provider)
+    if spec is None:
+        plugins = plugins if plugins is not None else _load_plugins()
+        spec = plugins.emulator_spec(declaration.key)
+        if spec is None:
+            raise EmulatorError(f"provider {declaration.key!r} has no built-in emulator")
+    return RunningEmulator(
+        declaration,
+        spec,
+        host=host,
+        port=port,
+        snapshot=snapshot,
+        access_token_lifetime=access_token_lifetime,
+        redirect_uris=redirect_uris,
+        allow_loopback_redirects=allow_loopback_redirects,
+        clock=clock,
+        log=log,
+        raise_on_error=raise_on_error,
+    )
+
+
+def _load_plugins() -> Plugins:
+    from ..plugins import load_plugins
+
+    return load_plugins()

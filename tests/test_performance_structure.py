@@ -1,0 +1,93 @@
+"""Structural promises of issue 8 (speed itself is measured in benchmarks/, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("httpx", "oauthlib", "cryptography", "sqlite3", "http.server", "connector_core.emulator", "jsonschema")
+
+PROBE = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    from connector_core.cli import main
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(sys.argv[1:])
+        except SystemExit as exc:
+            code = exc.code
+    print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["providers", "list"],
+        ["scopes", "hibob", "--check", "employee_data:read", "tasks:write"],
+        ["--help"],
+        ["providers", "show", "hibob"],
+    ],
+    ids=" ".join,
+)
+def test_discovery_commands_import_no_heavy_module(argv: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, timeout=60
+    )
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["code"] == 0
+    loaded = [m for m in HEAVY if m in data["modules"]]
+    assert loaded == [], f"{' '.join(argv)} imported {loaded}"
+
+
+def test_connect_commands_do_import_what_they_need() -> None:
+    # The probe is honest: a command that needs the store does load sqlite3.
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, "--home", "/nonexistent/x", "profile", "list"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "sqlite3" in data["modules"]
+
+
+def test_show_imports_only_the_named_plugin(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from conftest import make_distribution
+
+    site = Path(str(tmp_path)) / "site"
+    site.mkdir()
+    for n in range(5):
+        make_distribution(
+            site, f"connector-extra{n}", {f"extra{n}": "raise RuntimeError('imported')\n"}, {f"extra{n}": f"extra{n}"}
+        )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    env["PYTHONPATH"] = str(site)
+    show = subprocess.run(
+        [sys.executable, "-m", "connector_core", "providers", "show", "hibob"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert show.returncode == 0 and "imported" not in show.stderr  # the other plugins were never imported
+    listed = subprocess.run(
+        [sys.executable, "-m", "connector_core", "providers", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0 and listed.stderr.count("RuntimeError: imported") == 5
