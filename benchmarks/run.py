@@ -11,6 +11,7 @@ Sections (issue 8):
   refresh    `refresh_all` over N expired connections vs a bare async httpx loop posting the same
              refresh requests to the same emulator in the same run
   store      100,000 connections: paging, lookup by id, bytes per connection
+  pg         the same on PostgreSQL, and workers sharing connections (benchmarks/pg.py)
 
 Nothing here is asserted; the test suite asserts structure (imports, refresh counts) only.
 """
@@ -370,7 +371,20 @@ def bench_store(quick: bool) -> None:
         )
 
 
-SECTIONS = {"cold": bench_cold, "discovery": bench_discovery, "refresh": bench_refresh, "store": bench_store}
+def bench_postgres(quick: bool) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pg import bench_pg  # the PostgreSQL store's figures; starts its own throwaway cluster
+
+    bench_pg(quick)
+
+
+SECTIONS = {
+    "cold": bench_cold,
+    "discovery": bench_discovery,
+    "refresh": bench_refresh,
+    "store": bench_store,
+    "pg": bench_postgres,
+}
 
 
 def main() -> int:

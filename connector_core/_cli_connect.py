@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from ._cli_output import Parser, add_json, emit_json, table
@@ -115,9 +117,9 @@ def _needs(parser: argparse.ArgumentParser) -> Any:
 
 def _connector(args: argparse.Namespace, plugins: Plugins) -> Connector:
     from .connector import Connector
-    from .store import Store
+    from .storeurl import open_store
 
-    return Connector(Store.open(args.home), plugins)
+    return Connector(open_store(args.store_url, args.home), plugins)
 
 
 def _connection_data(conn: Connection) -> dict[str, Any]:
@@ -273,6 +275,24 @@ def _finish(connector: Connector, result: Any, args: argparse.Namespace, out: IO
     return 0 if test.ok else 1
 
 
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Here we play the person's browser and run the provider in-process: the URLs and
+    requests that httpx and oauthlib log carry the authorization code, so their loggers
+    say nothing below WARNING while the emulator runs."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     """Start the built-in emulator, use its test app as a sandbox profile, consent
     automatically, and run the whole real flow against it."""
@@ -292,7 +312,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
     port = _free_port()
     redirect = f"http://127.0.0.1:{port}{decl.callback.path}"
     env = decl.environment()
-    with start_emulator(decl, spec, redirect_uris=[redirect]) as emu:
+    with _quiet("httpx", "httpcore", "oauthlib"), start_emulator(decl, spec, redirect_uris=[redirect]) as emu:
         creds = emu.app.credentials[env.credential_set]
         endpoints = emu.endpoints(env.key)
         name = f"{decl.key}-emulator"
@@ -342,9 +362,9 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
 
 def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from .connection import ConnectionStatus
-    from .store import Store
+    from .storeurl import open_store
 
-    store = Store.open(args.home)
+    store = open_store(args.store_url, args.home)
     if args.limit is not None and args.limit < 1:
         raise UsageError("connector connections list: --limit must be at least 1")
     conns = store.list_connections(
@@ -374,9 +394,9 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .store import Store
+    from .storeurl import open_store
 
-    store = Store.open(args.home)
+    store = open_store(args.store_url, args.home)
     conn = store.get_connection(args.connection)
     events = store.connection_events(conn.id)
     if args.json:
@@ -472,9 +492,9 @@ def _refresh(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _attention(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .store import Store
+    from .storeurl import open_store
 
-    conns = Store.open(args.home).needing_attention()
+    conns = open_store(args.store_url, args.home).needing_attention()
     if args.json:
         emit_json(out, {"connections": [_connection_data(c) for c in conns]})
         return 0

@@ -21,7 +21,7 @@ from .secret import Secret
 if TYPE_CHECKING:
     from .plugins import Plugins
     from .profiles import Profile
-    from .store import Store
+    from .storebase import StoreLike
 
 __all__ = ["MAX_SECRET_FILE_BYTES", "add_commands"]
 
@@ -83,10 +83,10 @@ def _needs(parser: argparse.ArgumentParser) -> Any:
     return handler
 
 
-def _store(args: argparse.Namespace) -> Store:
-    from .store import Store
+def _store(args: argparse.Namespace) -> StoreLike:
+    from .storeurl import open_store
 
-    return Store.open(args.home)
+    return open_store(args.store_url, args.home)
 
 
 # ------------------------------------------------------------------------- schema
@@ -364,7 +364,7 @@ def _emit_profile(
     profile: Profile,
     decl: ProviderDeclaration | None,
     as_json: bool,
-    store: Store,
+    store: StoreLike,
     *,
     verb: str | None = None,
 ) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from .errors import ValidationError
 from .oauth import HttpRequest, TransientError
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ def _build(client: Any, request: HttpRequest) -> Any:
     return client.build_request(request.method, request.url, headers=list(request.headers), content=request.body)
 
 
+def _unsendable(exc: Exception, request: HttpRequest) -> ValidationError:
+    """A request that cannot even be put on the wire: a URL whose host name IDNA cannot encode
+    (``a..b``, a label over 63 characters...) though it looked valid, or a header value that is
+    not ASCII. A one-line error, not worth a retry (the message names a character, never a value)."""
+    return ValidationError("request", f"{request.method} {request.url} cannot be sent ({type(exc).__name__}: {exc})")
+
+
 def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
     import httpx
 
@@ -93,6 +101,8 @@ def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BY
             response.close()
     except httpx.HTTPError as exc:
         return _failure(exc, request)
+    except (httpx.InvalidURL, UnicodeError) as exc:  # idna's IDNAError is a UnicodeError
+        raise _unsendable(exc, request) from None
     headers = {k.lower(): v for k, v in response.headers.items()}
     return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
 
@@ -116,6 +126,8 @@ async def send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int =
             await response.aclose()
     except httpx.HTTPError as exc:
         return _failure(exc, request)
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise _unsendable(exc, request) from None
     headers = {k.lower(): v for k, v in response.headers.items()}
     return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
 

@@ -36,7 +36,21 @@ Handler = Callable[[argparse.Namespace, Plugins, IO[str]], int]
 
 #: The CLI's own commands; any other first word may be a plugin's command.
 BUILTIN_COMMANDS = frozenset(
-    {"providers", "scopes", "plugins", "profile", "keys", "connect", "connections", "reconnect", "request", "emulate"}
+    {
+        "providers",
+        "scopes",
+        "plugins",
+        "profile",
+        "keys",
+        "connect",
+        "connections",
+        "reconnect",
+        "request",
+        "emulate",
+        "store",
+        "new-provider",
+        "docs",
+    }
 )
 
 
@@ -57,6 +71,11 @@ def build_parser(
     parser.add_argument("--version", action="version", version=f"connector-core {__version__}")
     parser.add_argument(
         "--home", metavar="DIR", help="the store's folder (default: $CONNECTOR_HOME, else the user data dir)"
+    )
+    parser.add_argument(
+        "--store-url",
+        metavar="URL",
+        help="the store: sqlite:///PATH or postgresql://... (default: $CONNECTOR_STORE_URL, else --home's SQLite)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
@@ -103,6 +122,14 @@ def build_parser(
         from . import _cli_connect
 
         _cli_connect.add_commands(sub)
+    if wants("store"):
+        from . import _cli_storecmd
+
+        _cli_storecmd.add_commands(sub)
+    if wants("new-provider", "docs"):
+        from . import _cli_author
+
+        _cli_author.add_commands(sub)
 
     builtin = set(sub.choices)
     for command in plugins.register_commands(builtin) if plugin_commands else ():

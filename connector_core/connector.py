@@ -24,7 +24,7 @@ import attrs
 import httpx
 
 from . import oauth
-from ._transport import Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
+from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
 from .connection import Connection, ConnectionStatus
 from .errors import ConnectorError, ValidationError
 from .models import OAuth2AuthorizationCode, Procedure, ProviderDeclaration, ReconnectKind, ReconnectPolicy
@@ -34,7 +34,7 @@ from .secret import Secret
 if TYPE_CHECKING:
     from .plugins import Plugins
     from .profiles import Profile
-    from .store import Store
+    from .storebase import StoreLike
 
 __all__ = [
     "AlreadyInstalled",
@@ -169,6 +169,19 @@ class _Context:
     client_secret: Secret | None = attrs.field(repr=False)
 
 
+def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
+    """What a request to the provider carries that must stay out of error texts, in every form
+    the provider might echo it: as sent in the form body, and the Basic credentials (see
+    :func:`oauth.error_from_response`). Longest first, so none is left half-masked."""
+    from urllib.parse import quote
+
+    values = [secret.reveal() for secret in (*secrets, ctx.client_secret) if secret]
+    if ctx.client_secret:
+        values.append(oauth.basic_auth_header(ctx.client_id, ctx.client_secret).split()[-1])
+    values += [quote(value, safe="") for value in values]
+    return tuple(sorted(set(values), key=len, reverse=True))
+
+
 def _backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
@@ -184,7 +197,7 @@ class Connector:
 
     def __init__(
         self,
-        store: Store,
+        store: StoreLike,
         plugins: Plugins,
         *,
         client: httpx.Client | None = None,
@@ -374,7 +387,8 @@ class Connector:
                 method=ctx.auth.client_auth_method,
             ),
             what="code exchange",
-            idempotent=False,
+            retry_lost=False,
+            redact=_redactions(ctx, params.code, verifier),
         )
         return self._save(ctx, tokens, attempt.scopes, provider_initiated=False, connection_id=attempt.connection_id)
 
@@ -411,7 +425,8 @@ class Connector:
                 method=ctx.auth.client_auth_method,
             ),
             what="code exchange",
-            idempotent=False,
+            retry_lost=False,
+            redact=_redactions(ctx, params.code),
         )
         tokens = run_sync(flow, self.client)
         return self._save(ctx, tokens, prof.scopes, provider_initiated=True, connection_id=None)
@@ -535,10 +550,18 @@ class Connector:
 
     # ----------------------------------------------------------- token calls
 
-    def _token_call(self, request: HttpRequest, *, what: str, idempotent: bool) -> Flow[TokenSet]:
-        """Send a token request with bounded retries. A non-idempotent one (a code or a
-        rotating refresh token) is retried only when it surely did not reach the server,
-        or the server said 429/503, or once after a lost response."""
+    def _token_call(
+        self, request: HttpRequest, *, what: str, retry_lost: bool, redact: Sequence[str] = ()
+    ) -> Flow[TokenSet]:
+        """Send a token request with bounded retries. Token requests are not idempotent (a
+        single-use code, a rotating refresh token): one is retried only when it surely did
+        not reach the server, or the server said 429/503 (it did not act on it).
+
+        ``retry_lost`` (refresh only) allows one more retry after a lost response: a timeout,
+        a dropped connection, another 5xx, or a 200 whose body is unusable (checklist §6).
+        A code exchange is never retried then: a replayed code makes the provider revoke the
+        grant it issued for it (RFC 6749 §4.1.2). ``redact``: the request's secret values,
+        never shown in an error even if the provider echoes them."""
         lost_retries = 0
         for attempt in range(MAX_ATTEMPTS):
             sent_at = time.time()
@@ -552,16 +575,28 @@ class Connector:
                         f"{what}: the response is larger than the size limit; refused", status=response.status
                     )
                 return oauth.parse_token_response(
-                    response.status, response.headers, response.body, sent_at=sent_at, what=what
+                    response.status, response.headers, response.body, sent_at=sent_at, what=what, redact=redact
                 )
-            except TransientError as exc:
-                retryable = idempotent or not exc.reached_server or exc.status in (429, 503)
-                if not retryable and lost_retries == 0:
+            except OAuthError as exc:
+                if isinstance(exc, TransientError):
+                    retryable = not exc.reached_server or exc.status in (429, 503)
+                    lost = not retryable
+                else:
+                    retryable = False
+                    # A 200 that cannot be read is a lost response too: the server acted on it.
+                    lost = response.status == 200 and exc.error == "invalid_response"
+                if lost and retry_lost and lost_retries == 0:
                     lost_retries += 1  # one retry after a lost response (checklist §6)
                     retryable = True
+                if not isinstance(exc, TransientError):
+                    if not retryable or attempt == MAX_ATTEMPTS - 1:
+                        raise
+                    yield Sleep(_backoff(attempt, None))
+                    continue
                 if not retryable or attempt == MAX_ATTEMPTS - 1:
+                    message = exc.message if exc.message.startswith(f"{what}:") else f"{what}: {exc.message}"
                     raise TransientError(
-                        f"{exc.message} (after {attempt + 1} attempt(s))",
+                        f"{message} (after {attempt + 1} attempt(s))",
                         retry_after=exc.retry_after,
                         status=exc.status,
                         reached_server=exc.reached_server,
@@ -628,10 +663,20 @@ class Connector:
             )
             version = conn.token_version
             try:
-                tokens = yield from self._token_call(request, what="refresh", idempotent=False)
+                tokens = yield from self._token_call(
+                    request, what="refresh", retry_lost=True, redact=_redactions(ctx, refresh_token)
+                )
             except InvalidGrant as exc:
                 reason = f"refresh refused: {exc.description or exc.error}"
-                self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
+                marked = self.store.set_status(
+                    connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version
+                )
+                if marked.token_version != version:
+                    # Another refresher (after our lease ran out in a long Retry-After) or a
+                    # reconnect replaced the tokens meanwhile: ours was merely an old one.
+                    self.store.unlock_refresh(connection_id, owner)
+                    self._require_usable(marked)
+                    return marked
                 raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider)) from None
             granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
             return self.store.save_refreshed_tokens(connection_id, version, tokens, tuple(granted))
@@ -701,10 +746,24 @@ class Connector:
                 if response.failure is None and response.status == 200:
                     break
                 error = response.failure or oauth.error_from_response(
-                    response.status, response.headers, response.body, what="revocation"
+                    response.status,
+                    response.headers,
+                    response.body,
+                    what="revocation",
+                    redact=_redactions(ctx, token),
                 )
-                if not isinstance(error, TransientError) or attempt == MAX_ATTEMPTS - 1:
+                if not isinstance(error, TransientError):
                     raise error
+                if attempt == MAX_ATTEMPTS - 1:
+                    message = (
+                        error.message if error.message.startswith("revocation:") else f"revocation: {error.message}"
+                    )
+                    raise TransientError(
+                        f"{message} (after {attempt + 1} attempt(s))",
+                        retry_after=error.retry_after,
+                        status=error.status,
+                        reached_server=error.reached_server,
+                    )
                 yield Sleep(_backoff(attempt, error.retry_after))
         if keep_status:  # revoked on the way to a reconnect: the connection lives on
             pending = self.store.set_status(
@@ -744,6 +803,12 @@ class Connector:
                     yield Sleep(_backoff(attempt, None))
                     continue
                 raise RequestFailed(f"{method.upper()} {path}: {response.failure.message}")
+            if response.truncated:  # never hand over a body cut at the cap as if it were whole
+                raise RequestFailed(
+                    f"{method.upper()} {path}: the response is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB; "
+                    "refused",
+                    status=response.status,
+                )
             if response.status == 401 and not refreshed:
                 # Once: refresh (single-flight) and retry; a second 401 is not looped on
                 # (some providers' firewalls block clients that repeat 401s).
@@ -756,8 +821,12 @@ class Connector:
                 continue
             if response.status == 401:
                 reason = "401 after a fresh refresh"
-                self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
-                raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+                marked = self.store.set_status(
+                    connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version
+                )
+                if marked.token_version == conn.token_version:
+                    raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+                return response  # the tokens changed meanwhile (a reconnect): not this call's verdict
             retryable = response.status == 429 or (
                 response.status in (502, 503, 504) and method.upper() in ("GET", "HEAD")
             )

@@ -212,8 +212,11 @@ class KeyRing:
                 f"cannot decrypt {what}: it was encrypted with key {kid}, which {self.source} does not hold "
                 f"(wrong {ENV_SECRET_KEY}, or a retired or lost key file?)"
             )
-        if len(nonce) != NONCE_BYTES:
+        # Stored columns can hold anything (SQLite is dynamically typed): check before use.
+        if not isinstance(nonce, bytes) or len(nonce) != NONCE_BYTES:
             raise CryptoError(f"cannot decrypt {what}: its stored nonce is damaged")
+        if not isinstance(ciphertext, bytes):
+            raise CryptoError(f"cannot decrypt {what}: its stored ciphertext is damaged")
         try:
             plaintext = AESGCM(key).decrypt(nonce, ciphertext, associated_data.encode("utf-8"))
         except InvalidTag:

@@ -322,7 +322,10 @@ def parse_callback(callback: str | Mapping[str, str]) -> CallbackParams:
         text = callback.strip()
         if not text:
             raise StateError("the callback URL is empty", error="invalid_request")
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # a malformed host: "[::1", "[abc]", characters NFKC turns into "#"...
+            raise OAuthError("the callback URL is malformed", error="invalid_request") from None
         # A full URL, a path with a query, or just the query string itself.
         query = parts.query if (parts.scheme or "?" in text) else text
         if not query and parts.fragment:
@@ -341,6 +344,10 @@ def parse_callback(callback: str | Mapping[str, str]) -> CallbackParams:
             continue
         if key in found:
             raise OAuthError(f"the callback repeats the parameter {key!r}", error="invalid_request")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (undecodable bytes pasted in): unusable
+            raise OAuthError(f"the callback's {key!r} is not valid text", error="invalid_request") from None
         found[key] = value
     code = found.get("code")
     return CallbackParams(
@@ -398,10 +405,26 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return None
 
 
+def _redact(text: object, secrets: Sequence[str]) -> str:
+    """``text`` with every secret value in it replaced by ``***`` (a provider may echo what we sent)."""
+    shown = str(text)
+    for value in secrets:
+        if value:
+            shown = shown.replace(value, "***")
+    return shown
+
+
 def error_from_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, what: str, now: float | None = None
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    what: str,
+    now: float | None = None,
+    redact: Sequence[str] = (),
 ) -> OAuthError:
-    """Turn a non-200 token/revocation response into the right typed error."""
+    """Turn a non-200 token/revocation response into the right typed error. ``redact``: the
+    secret values the request carried; an error text that echoes one shows ``***`` instead."""
     now = time.time() if now is None else now
     if status == 429 or status in (500, 502, 503, 504):
         label = "rate limited (429)" if status == 429 else f"answered {status}"
@@ -409,8 +432,10 @@ def error_from_response(
             f"{what}: the provider {label}; try again later", status=status, retry_after=retry_after(headers, now)
         )
     data = _json_object(body)
-    error = _clean(data.get("error"), 64) if data and isinstance(data.get("error"), str) else None
-    description = _clean(data.get("error_description")) if data and data.get("error_description") else None
+    error = _clean(_redact(data.get("error"), redact), 64) if data and isinstance(data.get("error"), str) else None
+    description = (
+        _clean(_redact(data.get("error_description"), redact)) if data and data.get("error_description") else None
+    )
     if error is None:
         kind = "an HTML page" if body.lstrip()[:1] == b"<" else "a body that is not an OAuth error"
         return OAuthError(f"{what}: the provider answered {status} with {kind}", status=status)
@@ -433,25 +458,32 @@ def error_from_response(
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     return data if isinstance(data, dict) else None
 
 
 def parse_token_response(
-    status: int, headers: Mapping[str, str], body: bytes, *, sent_at: float, what: str = "token request"
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    sent_at: float,
+    what: str = "token request",
+    redact: Sequence[str] = (),
 ) -> TokenSet:
     """Validate a token endpoint response (checklist §4) and return the tokens.
 
     ``headers`` keys must be lower-case. ``sent_at`` is when the request was sent:
-    expiry counts from then, never from the server's clock.
+    expiry counts from then, never from the server's clock. ``redact``: the secret values
+    the request carried, never shown in an error even when the provider echoes them.
     """
     if len(body) > MAX_TOKEN_RESPONSE_BYTES:
         raise OAuthError(
             f"{what}: the response is larger than {MAX_TOKEN_RESPONSE_BYTES // 1024} KiB; refused", status=status
         )
     if status != 200:
-        raise error_from_response(status, headers, body, what=what)
+        raise error_from_response(status, headers, body, what=what, redact=redact)
     data = _json_object(body)
     if data is None:
         kind = (
@@ -461,7 +493,7 @@ def parse_token_response(
         )
         raise OAuthError(f"{what}: the provider answered 200 with {kind}", status=status)
     if "error" in data:
-        raise error_from_response(400, headers, body, what=what)
+        raise error_from_response(400, headers, body, what=what, redact=redact)
     access = data.get("access_token")
     if not isinstance(access, str) or not access:
         raise OAuthError(f"{what}: the response has no access_token", status=status)
@@ -474,7 +506,7 @@ def parse_token_response(
     if raw is not None:
         try:
             seconds = float(raw) if not isinstance(raw, bool) else float("nan")
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
             seconds = float("nan")
         if not (seconds == seconds) or seconds < 0 or seconds > 10 * 365 * 86400:  # NaN or absurd
             raise OAuthError(f"{what}: expires_in {_clean(raw, 30)!r} is not a number of seconds", status=status)

@@ -345,7 +345,10 @@ class Store:
             return self._keyring
 
     def _put_secret(self, conn: sqlite3.Connection, owner_id: str, name: str, value: Secret) -> None:
-        kid, nonce, ciphertext = self.keyring.encrypt(value.reveal(), _aad(owner_id, name))
+        try:
+            kid, nonce, ciphertext = self.keyring.encrypt(value.reveal(), _aad(owner_id, name))
+        except UnicodeEncodeError:  # a lone surrogate, e.g. undecodable bytes read from the environment
+            raise ValidationError(name, "is not valid text (it holds undecodable bytes)") from None
         conn.execute(
             "INSERT INTO secrets (owner_id, name, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (owner_id, name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, "
@@ -360,9 +363,8 @@ class Store:
         ).fetchall()
         for name, kid, nonce, ciphertext in rows:
             found[name] = Secret(
-                self.keyring.decrypt(
-                    kid, bytes(nonce), bytes(ciphertext), _aad(owner_id, name), what=f"{name} of {what}"
-                )
+                # Columns as stored: the key ring refuses anything that is not what it wrote.
+                self.keyring.decrypt(kid, nonce, ciphertext, _aad(owner_id, name), what=f"{name} of {what}")
             )
         return found
 
@@ -595,7 +597,7 @@ class Store:
                 )
                 for owner_id, name, kid, nonce, ciphertext in rows:
                     what = f"{name} of {owners.get(owner_id, repr(owner_id))}"
-                    plain = ring.decrypt(kid, bytes(nonce), bytes(ciphertext), _aad(owner_id, name), what=what)
+                    plain = ring.decrypt(kid, nonce, ciphertext, _aad(owner_id, name), what=what)
                     self._put_secret(conn, owner_id, name, Secret(plain))
                     count += 1
         except sqlite3.Error as exc:
@@ -846,14 +848,25 @@ class Store:
         return self._row_to_connection(row), found.get("access_token"), found.get("refresh_token")
 
     def set_status(
-        self, connection_id: str, status: ConnectionStatus, reason: str | None, *, delete_tokens: bool = False
+        self,
+        connection_id: str,
+        status: ConnectionStatus,
+        reason: str | None,
+        *,
+        delete_tokens: bool = False,
+        if_version: int | None = None,
     ) -> Connection:
+        """Change a connection's status (and record the event). With ``if_version``, only while
+        its tokens are still that version: a verdict about old tokens never overwrites a newer
+        grant (a concurrent refresh or reconnect); the connection is returned unchanged then."""
         with self._write() as conn:
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE connections SET status = ?, status_reason = ?, updated_at = ?, lock_owner = NULL, "
-                "lock_until = NULL WHERE id = ?",
-                (status.value, reason, _now(), connection_id),
+                "lock_until = NULL WHERE id = ? AND (? IS NULL OR token_version = ?)",
+                (status.value, reason, _now(), connection_id, if_version, if_version),
             )
+            if cur.rowcount != 1:
+                return self.get_connection(connection_id)
             if delete_tokens:
                 conn.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
                 conn.execute("UPDATE connections SET token_version = token_version + 1 WHERE id = ?", (connection_id,))

@@ -18,6 +18,8 @@ import pytest
 from connector_core import Plugins, load_plugins
 from connector_core import cli as cli_module
 
+pytest_plugins = ["pg_fixture"]  # a throwaway PostgreSQL server for the PostgreSQL store's tests
+
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "reference"
 

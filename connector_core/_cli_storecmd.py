@@ -1,0 +1,122 @@
+"""CLI: ``store info`` and ``store migrate --to URL`` (copy a SQLite store into PostgreSQL).
+
+The store a command uses comes from ``--store-url``, ``--home`` or
+``CONNECTOR_STORE_URL`` (see :mod:`connector_core.storeurl`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from ._cli_output import Parser, add_json, emit_json
+from .errors import UsageError, ValidationError
+
+if TYPE_CHECKING:
+    from .plugins import Plugins
+
+__all__ = ["add_commands"]
+
+
+def add_commands(sub: Any) -> None:
+    store = sub.add_parser("store", help="the store itself: where it is, and moving it into PostgreSQL")
+    ssub = store.add_subparsers(dest="store_command", metavar="SUBCOMMAND", parser_class=Parser)
+    info = ssub.add_parser("info", help="which store the options select: its kind, location, schema and id")
+    add_json(info)
+    info.set_defaults(handler=_info)
+    migrate = ssub.add_parser(
+        "migrate",
+        help="copy a SQLite store into an empty PostgreSQL store (ciphertexts, key ids and store id as they are)",
+    )
+    migrate.add_argument("--to", required=True, metavar="URL", help="the target: postgresql://...")
+    migrate.add_argument(
+        "--from",
+        dest="source",
+        metavar="URL",
+        help="the SQLite store to copy (default: the store --store-url, --home or $CONNECTOR_STORE_URL select)",
+    )
+    migrate.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="copy even when the keys found here cannot decrypt the secrets (they stay encrypted as they are)",
+    )
+    add_json(migrate)
+    migrate.set_defaults(handler=_migrate)
+    store.set_defaults(handler=_needs(store))
+
+
+def _needs(parser: argparse.ArgumentParser) -> Any:
+    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
+
+    return handler
+
+
+def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from .storeurl import open_store, select_store
+
+    kind, _ = select_store(args.store_url, args.home)
+    store = open_store(args.store_url, args.home)
+    try:
+        data = {
+            "kind": kind,
+            "location": str(store.path),
+            "schema_version": store.schema_version,
+            "store_id": store.store_id,
+        }
+    finally:
+        store.close()
+    if args.json:
+        emit_json(out, data)
+        return 0
+    for key, value in data.items():
+        out.write(f"{key}: {value}\n")
+    return 0
+
+
+def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from .pgstore import PgStore
+    from .store import Store
+    from .storeurl import select_store, store_kind
+
+    if store_kind(args.to) != "postgresql":
+        raise ValidationError("--to", "the target must be a PostgreSQL store: postgresql://...")
+    if args.source is not None:
+        if args.store_url or args.home is not None:
+            raise UsageError("connector store migrate: give --from, or --store-url/--home, not both")
+        if store_kind(args.source) != "sqlite":
+            raise ValidationError("--from", "the source must be a SQLite store: sqlite:///PATH")
+    kind, where = select_store(args.source or args.store_url, args.home)
+    if kind != "sqlite":
+        raise UsageError(
+            "connector store migrate: the source must be a SQLite store, and the options select a PostgreSQL "
+            "one; name the SQLite store with --from sqlite:///PATH or --home DIR"
+        )
+    path = Path(where)
+    if not path.is_file():
+        raise ValidationError("source", f"there is no SQLite store at {path}")
+    source = Store(path)
+    try:
+        target = PgStore(args.to)
+        try:
+            report = target.copy_from_sqlite(source, verify=not args.no_verify)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    if args.json:
+        emit_json(out, attrs.asdict(report))
+        return 0
+    out.write(
+        f"Copied {report.profiles} profile(s), {report.connections} connection(s), {report.secrets} secret(s), "
+        f"{report.events} event(s) and {report.attempts} pending authorization(s)\n"
+        f"  from {report.source}\n  into {report.target}\n"
+        f"The store id stays {report.store_id}: the keys that decrypt the source decrypt the copy "
+        f"({'checked' if report.verified else 'not checked: --no-verify'}).\n"
+        "Give every host that uses it the same keys (CONNECTOR_CORE_SECRET_KEY, or the key file), then point "
+        "them at it with CONNECTOR_STORE_URL. The SQLite store is left as it was.\n"
+    )
+    return 0

@@ -1,0 +1,115 @@
+"""Choosing the store: SQLite (embedded, the default) or PostgreSQL (shared), from a URL.
+
+Where the URL comes from, first found wins:
+
+1. the ``url`` argument (the CLI's ``--store-url``);
+2. the ``home`` argument (the CLI's ``--home``): the SQLite store in that folder;
+3. ``CONNECTOR_STORE_URL``;
+4. the SQLite store in ``CONNECTOR_HOME``, else the user data dir.
+
+URLs:
+
+* ``sqlite:///var/lib/connector/connector.db``: that SQLite file (absolute path);
+  ``sqlite:relative/connector.db`` is relative to the working directory, and a URL
+  naming a folder means ``connector.db`` in it.
+* ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``): a
+  PostgreSQL store; see :mod:`connector_core.pgstore` and ``docs/postgresql.md``
+  for its own parameters (``schema``, pool sizes, ``lock_timeout``).
+
+Nothing here imports sqlite3 or psycopg until a store of that kind is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from .errors import UsageError, ValidationError
+
+if TYPE_CHECKING:
+    from .storebase import StoreLike
+
+__all__ = ["ENV_STORE_URL", "open_store", "select_store", "sqlite_path", "store_kind"]
+
+ENV_STORE_URL = "CONNECTOR_STORE_URL"
+SQLITE_SCHEMES = ("sqlite",)
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def store_kind(url: str) -> str:
+    """``"sqlite"`` or ``"postgresql"`` for a store URL; a ValidationError for anything else."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in SQLITE_SCHEMES:
+        return "sqlite"
+    if scheme in POSTGRES_SCHEMES:
+        return "postgresql"
+    raise ValidationError(
+        "store URL",
+        f"expected sqlite:///PATH or postgresql://..., got {_shown(url)!r}",
+    )
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file a ``sqlite:`` URL names."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ValidationError("store URL", f"a sqlite URL names a local file (sqlite:///PATH), got {url!r}")
+    raw = unquote(parts.path)
+    if not raw:
+        raise ValidationError("store URL", "a sqlite URL needs a path: sqlite:///PATH/connector.db")
+    if raw.startswith("//"):  # sqlite:////abs/path, SQLAlchemy's spelling of an absolute path
+        raw = raw[1:]
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        from .store import DB_NAME
+
+        path = path / DB_NAME
+    return path
+
+
+def _shown(url: str) -> str:
+    """``url`` without a password, for messages."""
+    parts = urlsplit(url)
+    if "@" in parts.netloc and ":" in parts.netloc.rsplit("@", 1)[0]:
+        user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+        return parts._replace(netloc=f"{user}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
+    return url
+
+
+def select_store(
+    url: str | None = None, home: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[str, Path | str]:
+    """Which store the arguments and environment select (see the module doc), without
+    opening it: ``("sqlite", database file)`` or ``("postgresql", URL)``."""
+    environ = os.environ if env is None else env
+    if url and home is not None:
+        raise UsageError("give --store-url or --home, not both")
+    chosen = url or (environ.get(ENV_STORE_URL) if home is None else None)
+    if chosen and store_kind(chosen) == "postgresql":
+        return "postgresql", chosen
+    if chosen:
+        return "sqlite", sqlite_path(chosen)
+    from .store import DB_NAME, default_home
+
+    base = Path(home).expanduser() if home is not None else default_home(environ)
+    return "sqlite", base / DB_NAME
+
+
+def open_store(
+    url: str | None = None, home: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> StoreLike:
+    """Open the store that ``url``, ``home`` or the environment select (see the module doc).
+
+    ``env`` (default: ``os.environ``) is also where the store finds its keys.
+    """
+    kind, where = select_store(url, home, env)
+    if kind == "sqlite":
+        from .store import Store
+
+        return Store(Path(where), env=env)
+    from .pgstore import PgStore
+
+    return PgStore(str(where), env=env)

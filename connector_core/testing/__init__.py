@@ -1,0 +1,64 @@
+"""The provider author's kit: conformance checks, an emulator harness and a pytest plugin.
+
+A provider plugin's test file runs the whole suite in one line::
+
+    from connector_core.testing import ProviderConformance
+
+
+    class TestAcme(ProviderConformance):
+        provider = "acme"
+
+The pieces are usable on their own: :mod:`connector_core.testing.checks` holds
+the declaration checks as plain functions, :mod:`connector_core.testing.harness`
+the isolated plugin manager and store and the emulator-driven checks, and
+:mod:`connector_core.testing.pytest_plugin` the fixtures (registered through the
+``pytest11`` entry point ``connector_core``). This package needs pytest only for
+:class:`ProviderConformance`, which is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .checks import (
+    check_action_scopes,
+    check_callback,
+    check_connection_test,
+    check_credential_fields,
+    check_docs_page,
+    check_environments,
+    check_models,
+    check_reconnect_policy,
+    check_scope_catalogue,
+    check_secret_fields,
+)
+from .harness import Harness, find_plugin, isolated_plugins, isolated_store
+
+if TYPE_CHECKING:
+    from .conformance import ProviderConformance
+
+__all__ = [
+    "Harness",
+    "ProviderConformance",
+    "check_action_scopes",
+    "check_callback",
+    "check_connection_test",
+    "check_credential_fields",
+    "check_docs_page",
+    "check_environments",
+    "check_models",
+    "check_reconnect_policy",
+    "check_scope_catalogue",
+    "check_secret_fields",
+    "find_plugin",
+    "isolated_plugins",
+    "isolated_store",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProviderConformance":
+        from .conformance import ProviderConformance
+
+        return ProviderConformance
+    raise AttributeError(f"module 'connector_core.testing' has no attribute {name!r}")

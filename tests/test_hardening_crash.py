@@ -1,0 +1,208 @@
+"""Crash safety: SIGKILL a process at random points of refreshes that rotate the refresh token.
+
+A subprocess loops ``refresh(force=True)`` against an emulator running in this process; the
+store is shared on disk. After each kill: the store opens, ``PRAGMA integrity_check`` is ok,
+and the connection refreshes again, with the rotated refresh token if it was committed, else
+with the old one if the provider never acted on the request. The emulator rotates refresh
+tokens, so a kill after it rotated but before our commit loses the grant: then, and only then,
+the next refresh says ``needs_reconnect`` (invalid_grant), never a crash or a damaged store.
+
+The default tier kills 10 times; the ``slow`` tier 200 times. Both print the outcome counts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+
+from connector_core import Plugins, Store, load_plugins, validate_profile
+from connector_core.connection import ConnectionStatus
+from connector_core.connector import Connector, ReconnectRequired
+from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
+
+REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
+PROFILE = "acme"
+TOKEN_PATH = "/sandbox/oauth2/token"
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from connector_core import Store, load_plugins
+    from connector_core import connector as connector_module
+    from connector_core.connector import Connector
+    from connector_hibob import plugin
+
+    # A killed refresher leaves its lease behind; keep it short so the next refresher need not wait 30 s.
+    connector_module.LEASE_TTL = 0.2
+    home, key_file, cid = sys.argv[1:4]
+    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": key_file})
+    connector = Connector(store, load_plugins([plugin], entry_points=False))
+    connector.client, store.get_tokens(cid)  # warm up: the HTTP client, the keys, the imports
+    from oauthlib.oauth2.rfc6749 import parameters  # noqa: F401
+    print("ready", flush=True)
+    while True:
+        connector.refresh(cid, force=True)
+    """
+)
+
+
+@attrs.define
+class World:
+    emu: RunningEmulator
+    store: Store
+    plugins: Plugins
+    connector: Connector
+    home: Path
+    key_file: Path
+    log: list[str]
+    log_lock: threading.Lock
+
+    def token_lines(self) -> list[str]:
+        with self.log_lock:
+            return [line for line in self.log if line.startswith(f"POST {TOKEN_PATH} ")]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    from connector_hibob import plugin
+
+    plugins = load_plugins([plugin], entry_points=False)
+    key_file = tmp_path / "keys.json"
+    home = tmp_path / "home"
+    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": str(key_file)})
+    log: list[str] = []
+    lock = threading.Lock()
+
+    def record(line: str) -> None:
+        with lock:
+            log.append(line)
+
+    with start_emulator(
+        plugins.declaration("hibob"), plugins.emulator_spec("hibob"), redirect_uris=[REDIRECT], log=record
+    ) as emu:
+        endpoints = emu.endpoints("sandbox")
+        creds = emu.app.credentials[endpoints.credential_set]
+        draft = validate_profile(
+            plugins.declaration("hibob"),
+            name=PROFILE,
+            environment="sandbox",
+            values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
+            endpoints={
+                "redirect_uri": REDIRECT,
+                "authorize_url": endpoints.authorize_url,
+                "token_url": endpoints.token_url,
+                "revocation_url": endpoints.revocation_url,
+                "api_base_url": endpoints.api_base_url,
+            },
+        )
+        store.create_profile(draft)
+        connector = Connector(store, plugins)
+        yield World(emu, store, plugins, connector, home, key_file, log, lock)
+        connector.close()
+
+
+def consent(url: str) -> str:
+    with httpx.Client(follow_redirects=False, trust_env=False) as browser:
+        answer = browser.get(url, headers={CONSENT_HEADER: "allow"})
+    assert answer.status_code in (302, 303), answer.text
+    return answer.headers["location"]
+
+
+def quiesce(world: World) -> None:
+    """Wait until the emulator has answered every token request it received."""
+    deadline = time.monotonic() + 10
+    last: tuple[int, int] | None = None
+    while time.monotonic() < deadline:
+        sample = (world.emu.stats.token_requests.get("refresh_token", 0), len(world.token_lines()))
+        if sample == last and sample[1] >= sample[0]:
+            return
+        last = sample
+        time.sleep(0.03)
+    raise AssertionError(f"the emulator did not settle: {last}")
+
+
+def reopen_and_check(world: World) -> Store:
+    """The store opens after the kill, and SQLite finds it intact."""
+    store = Store.open(world.home, env={"CONNECTOR_CORE_KEY_FILE": str(world.key_file)})
+    raw = sqlite3.connect(world.home / "connector.db")
+    try:
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        raw.close()
+    return store
+
+
+def kill_loop(world: World, kills: int, seed: int) -> Counter[str]:
+    """Kill a refreshing subprocess ``kills`` times; return how each kill ended."""
+    rng = random.Random(seed)
+    start = world.connector.begin(PROFILE)
+    cid = world.connector.complete(consent(start.url), profile=PROFILE).connection.id
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    outcomes: Counter[str] = Counter()
+    for _ in range(kills):
+        version = world.store.get_connection(cid).token_version
+        answered = sum(1 for line in world.token_lines() if line.endswith(" 200"))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(world.home), str(world.key_file), cid],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
+        time.sleep(rng.uniform(0.0, 0.08))  # a random point of some refresh
+        os.kill(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err  # it died by the kill, not of an error
+        quiesce(world)
+        store = reopen_and_check(world)
+        rotated = sum(1 for line in world.token_lines() if line.endswith(" 200")) - answered
+        committed = store.get_connection(cid).token_version - version
+        connector = Connector(store, world.plugins)
+        if rotated == committed:
+            # Every rotation the provider made is stored: the stored refresh token is the live one.
+            conn = connector.refresh(cid, force=True)
+            assert conn.status is ConnectionStatus.CONNECTED
+            outcomes["new token committed" if committed else "old token kept (nothing rotated)"] += 1
+        else:
+            # The provider rotated, the process died before committing: the grant is lost, and says so.
+            assert rotated == committed + 1, (rotated, committed)
+            with pytest.raises(ReconnectRequired, match="needs reconnecting"):
+                connector.refresh(cid, force=True)
+            assert store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
+            outcomes["lost before commit: needs_reconnect"] += 1
+            world.emu.uninstall()
+            again = connector.begin_reconnect(cid, confirmed=True)
+            connector.complete(consent(again.url), profile=PROFILE)
+        connector.close()
+        store.close()
+        assert world.connector.request(cid, "GET", "/company/named-lists").status == 200
+    print(f"\ncrash safety, {kills} kills: {dict(outcomes)}")
+    return outcomes
+
+
+def test_sigkill_during_rotating_refresh(world: World) -> None:
+    outcomes = kill_loop(world, 10, seed=1)
+    assert sum(outcomes.values()) == 10
+
+
+@pytest.mark.slow
+def test_sigkill_during_rotating_refresh_200_times(world: World) -> None:
+    outcomes = kill_loop(world, 200, seed=2)
+    assert sum(outcomes.values()) == 200
+    # 200 random kills land both before and after commits: each documented outcome is seen.
+    assert outcomes["new token committed"] > 0 and outcomes["lost before commit: needs_reconnect"] > 0
