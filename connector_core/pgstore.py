@@ -42,7 +42,7 @@ from .connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
 from .crypto import KeyRing
 from .errors import ConnectorError, UnknownNameError, ValidationError
 from .secret import Secret
-from .store import KeyRotation, StoreError, _aad, _now
+from .store import KeyRotation, StoreError, _aad, _now, connection_from_row, draft_columns, profile_from_row
 
 if TYPE_CHECKING:
     import psycopg
@@ -635,20 +635,6 @@ class PgStore:
 
     # ---------------------------------------------------------------- profiles
 
-    @staticmethod
-    def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
-        """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
-        return (
-            draft.name,
-            draft.auth_type,
-            draft.environment,
-            draft.credential_set,
-            json.dumps(dict(draft.values)),
-            json.dumps(list(draft.scopes)),
-            json.dumps(list(draft.actions)),
-            json.dumps(dict(draft.endpoints)),
-        )
-
     @contextlib.contextmanager
     def _writing_profile(self, draft: ProfileDraft) -> Iterator[psycopg.Connection[Any]]:
         """A write transaction for ``draft``, its secrets included; a taken name is a ValidationError."""
@@ -666,7 +652,7 @@ class PgStore:
                 "INSERT INTO profiles (name, auth_type, environment, credential_set, field_values, scopes, "
                 "actions, endpoints, id, provider, created_at, updated_at) "
                 "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                (*self._draft_columns(draft), profile_id, draft.provider, now, now),
+                (*draft_columns(draft), profile_id, draft.provider, now, now),
             )
             for name, value in draft.secrets:
                 self._put_secret(conn, profile_id, name, value)
@@ -685,7 +671,7 @@ class PgStore:
             conn.execute(
                 "UPDATE profiles SET name = %s, auth_type = %s, environment = %s, credential_set = %s, "
                 "field_values = %s, scopes = %s, actions = %s, endpoints = %s, updated_at = %s WHERE id = %s",
-                (*self._draft_columns(draft), _now(), profile_id),
+                (*draft_columns(draft), _now(), profile_id),
             )
             conn.execute(
                 "DELETE FROM secrets WHERE owner_id = %s AND NOT (name = ANY(%s))",
@@ -719,32 +705,6 @@ class PgStore:
         names = [r[0] for r in conn.execute("SELECT name FROM profiles ORDER BY name").fetchall()]
         return UnknownNameError("profile", name, names)
 
-    @staticmethod
-    def _row_to_profile(
-        row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None = None
-    ) -> Profile:
-        from .profiles import Profile
-
-        (pid, name, provider, auth_type, environment, credential_set, values, scopes, actions, created, updated) = row[
-            :11
-        ]
-        return Profile(
-            id=pid,
-            name=name,
-            provider=provider,
-            auth_type=auth_type,
-            environment=environment,
-            credential_set=credential_set,
-            values=tuple(json.loads(values).items()),
-            secret_names=secret_names,
-            scopes=tuple(json.loads(scopes)),
-            actions=tuple(json.loads(actions)),
-            created_at=created,
-            updated_at=updated,
-            endpoints=tuple(json.loads(row[11]).items()),
-            secrets=tuple((secrets or {}).items()),
-        )
-
     def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
         """The profile ``name``; its secrets decrypted unless ``with_secrets=False``."""
         rows = self._fetch(_PROFILE_WITH_SECRETS + " WHERE p.name = %s ORDER BY s.seq", (name,))
@@ -757,7 +717,7 @@ class PgStore:
         secret_rows = [r[12:] for r in rows if r[12] is not None]
         names = tuple(r[0] for r in secret_rows)
         secrets = self._decrypt(rows[0][0], secret_rows, f"profile {rows[0][1]!r}") if with_secrets else None
-        return self._row_to_profile(rows[0], names, secrets)
+        return profile_from_row(rows[0], names, secrets)
 
     def profile_by_id(self, profile_id: str, *, with_secrets: bool = True) -> Profile:
         rows = self._fetch(_PROFILE_WITH_SECRETS + " WHERE p.id = %s ORDER BY s.seq", (profile_id,))
@@ -779,7 +739,7 @@ class PgStore:
                 "SELECT s.owner_id, s.name FROM secrets s JOIN profiles p ON p.id = s.owner_id ORDER BY s.seq"
             ).fetchall():
                 names.setdefault(owner, []).append(secret_name)
-        return tuple(self._row_to_profile(r, tuple(names.get(r[0], ()))) for r in rows)
+        return tuple(profile_from_row(r, tuple(names.get(r[0], ()))) for r in rows)
 
     def profile_connection_count(self, name: str) -> int:
         rows = self._fetch(
@@ -933,29 +893,6 @@ class PgStore:
     # ------------------------------------------------------------- connections
 
     @staticmethod
-    def _row_to_connection(row: Sequence[Any]) -> Connection:
-        return Connection(
-            id=row[0],
-            profile=row[1],
-            profile_id=row[2],
-            provider=row[3],
-            environment=row[4],
-            auth_type=row[5],
-            status=ConnectionStatus(row[6]),
-            status_reason=row[7],
-            token_type=row[8],
-            expires_at=float(row[9]) if row[9] is not None else None,
-            requested_scopes=tuple(json.loads(row[10])),
-            granted_scopes=tuple(json.loads(row[11])),
-            identity=tuple(json.loads(row[12]).items()),
-            provider_initiated=bool(row[13]),
-            token_version=int(row[14]),
-            created_at=row[15],
-            updated_at=row[16],
-            refreshed_at=row[17],
-        )
-
-    @staticmethod
     def _event(conn: psycopg.Connection[Any], connection_id: str, status: ConnectionStatus, reason: str | None) -> None:
         conn.execute(
             "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (%s,%s,%s,%s)",
@@ -1027,7 +964,7 @@ class PgStore:
         rows = self._fetch(_CONNECTION_SELECT + " WHERE c.id = %s", (connection_id,))
         if not rows:
             raise UnknownNameError("connection", connection_id)
-        return self._row_to_connection(rows[0])
+        return connection_from_row(rows[0])
 
     def needing_attention(self) -> tuple[Connection, ...]:
         """Connections that cannot be used until someone acts: needs_reconnect, or a
@@ -1036,7 +973,7 @@ class PgStore:
             _CONNECTION_SELECT + " WHERE c.status IN (%s, %s) ORDER BY c.updated_at, c.id",
             (ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.PENDING.value),
         )
-        return tuple(self._row_to_connection(r) for r in rows)
+        return tuple(connection_from_row(r) for r in rows)
 
     def list_connections(
         self,
@@ -1063,7 +1000,7 @@ class PgStore:
             query += " LIMIT %s"
             args.append(int(limit))
         rows = self._fetch(query, args)
-        return tuple(self._row_to_connection(r) for r in rows)
+        return tuple(connection_from_row(r) for r in rows)
 
     def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
         rows = self._fetch(
@@ -1078,7 +1015,7 @@ class PgStore:
             raise UnknownNameError("connection", connection_id)
         secret_rows = [r[_N_CONNECTION:] for r in rows if r[_N_CONNECTION] is not None]
         found = self._decrypt(connection_id, secret_rows, f"connection {connection_id!r}")
-        return self._row_to_connection(rows[0]), found.get("access_token"), found.get("refresh_token")
+        return connection_from_row(rows[0]), found.get("access_token"), found.get("refresh_token")
 
     def set_status(
         self,
@@ -1314,7 +1251,7 @@ class PgStore:
                 f"connection {connection_id}: its tokens changed during the refresh; "
                 "the refresh's tokens were not stored"
             )
-        return self._row_to_connection(row)
+        return connection_from_row(row)
 
     # --------------------------------------------------------- copying a store
 

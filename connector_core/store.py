@@ -22,7 +22,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,6 +159,71 @@ def _now() -> str:
 
 def _aad(owner_id: str, name: str) -> str:
     return f"{AAD_PREFIX}|{owner_id}|{name}"
+
+
+# Rows and records. Both stores select the same columns in the same order, so these
+# pure conversions serve the SQLite store and the PostgreSQL one alike.
+
+
+def draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
+    """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
+    return (
+        draft.name,
+        draft.auth_type,
+        draft.environment,
+        draft.credential_set,
+        json.dumps(dict(draft.values)),
+        json.dumps(list(draft.scopes)),
+        json.dumps(list(draft.actions)),
+        json.dumps(dict(draft.endpoints)),
+    )
+
+
+def profile_from_row(
+    row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None = None
+) -> Profile:
+    """A profile from the columns of ``_SELECT_PROFILE`` (further columns are ignored)."""
+    pid, name, provider, auth_type, environment, credential_set, values, scopes, actions, created, updated = row[:11]
+    return Profile(
+        id=pid,
+        name=name,
+        provider=provider,
+        auth_type=auth_type,
+        environment=environment,
+        credential_set=credential_set,
+        values=tuple(json.loads(values).items()),
+        secret_names=secret_names,
+        scopes=tuple(json.loads(scopes)),
+        actions=tuple(json.loads(actions)),
+        created_at=created,
+        updated_at=updated,
+        endpoints=tuple(json.loads(row[11]).items()),
+        secrets=tuple((secrets or {}).items()),
+    )
+
+
+def connection_from_row(row: Sequence[Any]) -> Connection:
+    """A connection from the columns of the stores' connection select."""
+    return Connection(
+        id=row[0],
+        profile=row[1],
+        profile_id=row[2],
+        provider=row[3],
+        environment=row[4],
+        auth_type=row[5],
+        status=ConnectionStatus(row[6]),
+        status_reason=row[7],
+        token_type=row[8],
+        expires_at=float(row[9]) if row[9] is not None else None,
+        requested_scopes=tuple(json.loads(row[10])),
+        granted_scopes=tuple(json.loads(row[11])),
+        identity=tuple(json.loads(row[12]).items()),
+        provider_initiated=bool(row[13]),
+        token_version=int(row[14]),
+        created_at=row[15],
+        updated_at=row[16],
+        refreshed_at=row[17],
+    )
 
 
 class Store:
@@ -370,20 +435,6 @@ class Store:
 
     # ---------------------------------------------------------------- profiles
 
-    @staticmethod
-    def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
-        """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
-        return (
-            draft.name,
-            draft.auth_type,
-            draft.environment,
-            draft.credential_set,
-            json.dumps(dict(draft.values)),
-            json.dumps(list(draft.scopes)),
-            json.dumps(list(draft.actions)),
-            json.dumps(dict(draft.endpoints)),
-        )
-
     @contextlib.contextmanager
     def _writing_profile(self, draft: ProfileDraft) -> Iterator[sqlite3.Connection]:
         """A write transaction for ``draft``, its secrets included; SQLite errors become one-line errors."""
@@ -404,7 +455,7 @@ class Store:
             conn.execute(
                 "INSERT INTO profiles (name, auth_type, environment, credential_set, field_values, scopes, "
                 "actions, endpoints, id, provider, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*self._draft_columns(draft), profile_id, draft.provider, now, now),
+                (*draft_columns(draft), profile_id, draft.provider, now, now),
             )
             for name, value in draft.secrets:
                 self._put_secret(conn, profile_id, name, value)
@@ -424,7 +475,7 @@ class Store:
             conn.execute(
                 "UPDATE profiles SET name = ?, auth_type = ?, environment = ?, credential_set = ?, "
                 "field_values = ?, scopes = ?, actions = ?, endpoints = ?, updated_at = ? WHERE id = ?",
-                (*self._draft_columns(draft), _now(), profile_id),
+                (*draft_columns(draft), _now(), profile_id),
             )
             keep = {n for n, _ in draft.secrets}
             stored = [r[0] for r in conn.execute("SELECT name FROM secrets WHERE owner_id = ?", (profile_id,))]
@@ -455,40 +506,6 @@ class Store:
         names = [r[0] for r in conn.execute("SELECT name FROM profiles ORDER BY name")]
         return UnknownNameError("profile", name, names)
 
-    def _row_to_profile(
-        self, row: tuple[Any, ...], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None = None
-    ) -> Profile:
-        (
-            pid,
-            name,
-            provider,
-            auth_type,
-            environment,
-            credential_set,
-            values,
-            scopes,
-            actions,
-            created,
-            updated,
-            endpoints,
-        ) = row
-        return Profile(
-            id=pid,
-            name=name,
-            provider=provider,
-            auth_type=auth_type,
-            environment=environment,
-            credential_set=credential_set,
-            values=tuple(json.loads(values).items()),
-            secret_names=secret_names,
-            scopes=tuple(json.loads(scopes)),
-            actions=tuple(json.loads(actions)),
-            created_at=created,
-            updated_at=updated,
-            endpoints=tuple(json.loads(endpoints).items()),
-            secrets=tuple((secrets or {}).items()),
-        )
-
     def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
         """The profile ``name``; its secrets decrypted unless ``with_secrets=False``.
 
@@ -506,7 +523,7 @@ class Store:
                 secrets = self._get_secrets(conn, row[0], f"profile {name!r}") if with_secrets else None
         except sqlite3.Error as exc:
             raise self._error("reading", exc) from None
-        return self._row_to_profile(row, names, secrets)
+        return profile_from_row(row, names, secrets)
 
     def list_profiles(self, provider: str | None = None) -> tuple[Profile, ...]:
         """Every profile (without secret values), sorted by name. Needs no key."""
@@ -523,7 +540,7 @@ class Store:
                     names.setdefault(owner, []).append(secret_name)
         except sqlite3.Error as exc:
             raise self._error("reading", exc) from None
-        return tuple(self._row_to_profile(r, tuple(names.get(r[0], ()))) for r in rows)
+        return tuple(profile_from_row(r, tuple(names.get(r[0], ()))) for r in rows)
 
     def profile_connection_count(self, name: str) -> int:
         conn = self._connect()
@@ -694,29 +711,6 @@ class Store:
         "JOIN profiles p ON p.id = c.profile_id"
     )
 
-    @staticmethod
-    def _row_to_connection(row: tuple[Any, ...]) -> Connection:
-        return Connection(
-            id=row[0],
-            profile=row[1],
-            profile_id=row[2],
-            provider=row[3],
-            environment=row[4],
-            auth_type=row[5],
-            status=ConnectionStatus(row[6]),
-            status_reason=row[7],
-            token_type=row[8],
-            expires_at=float(row[9]) if row[9] is not None else None,
-            requested_scopes=tuple(json.loads(row[10])),
-            granted_scopes=tuple(json.loads(row[11])),
-            identity=tuple(json.loads(row[12]).items()),
-            provider_initiated=bool(row[13]),
-            token_version=int(row[14]),
-            created_at=row[15],
-            updated_at=row[16],
-            refreshed_at=row[17],
-        )
-
     def _event(
         self, conn: sqlite3.Connection, connection_id: str, status: ConnectionStatus, reason: str | None
     ) -> None:
@@ -795,14 +789,14 @@ class Store:
             from .errors import UnknownNameError
 
             raise UnknownNameError("connection", connection_id)
-        return self._row_to_connection(row)
+        return connection_from_row(row)
 
     def needing_attention(self) -> tuple[Connection, ...]:
         """Connections that cannot be used until someone acts: needs_reconnect, or a
         reconnect left pending."""
         query = self._CONNECTION_SELECT + " WHERE c.status IN (?, ?) ORDER BY c.updated_at"
         rows = self._connect().execute(query, (ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.PENDING.value))
-        return tuple(self._row_to_connection(r) for r in rows)
+        return tuple(connection_from_row(r) for r in rows)
 
     def list_connections(
         self,
@@ -828,7 +822,7 @@ class Store:
         if limit is not None:
             query += " LIMIT ?"
             args.append(int(limit))
-        return tuple(self._row_to_connection(r) for r in self._connect().execute(query, args))
+        return tuple(connection_from_row(r) for r in self._connect().execute(query, args))
 
     def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
         rows = self._connect().execute(
@@ -845,7 +839,7 @@ class Store:
 
                 raise UnknownNameError("connection", connection_id)
             found = self._get_secrets(conn, connection_id, f"connection {connection_id!r}")
-        return self._row_to_connection(row), found.get("access_token"), found.get("refresh_token")
+        return connection_from_row(row), found.get("access_token"), found.get("refresh_token")
 
     def set_status(
         self,
