@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -401,35 +401,20 @@ class AuthorizationEndpoints:
         return self._https_uri(request), body
 
     def token(self, request: HttpRequest) -> HttpResponse:
-        prepared = self._form_request(request)
-        if isinstance(prepared, HttpResponse):
-            return prepared
-        uri, body = prepared
-        with self._state.lock:
-            try:
-                headers, text, status = self._oauth_server.create_token_response(
-                    uri,
-                    request.method,  # type: ignore[arg-type]
-                    body,
-                    self._oauth_headers(request),
-                )
-            except oauth_errors.OAuth2Error as exc:
-                headers, text, status = exc.headers, exc.json, exc.status_code
-        return self._oauth_response(request, dict(headers), text, status)
+        return self._form_endpoint(request, self._oauth_server.create_token_response)
 
     def revoke(self, request: HttpRequest) -> HttpResponse:
+        return self._form_endpoint(request, self._oauth_server.create_revocation_response)
+
+    def _form_endpoint(self, request: HttpRequest, create: Callable[..., Any]) -> HttpResponse:
+        """A form-posted oauthlib endpoint (token, revocation), run under the state lock."""
         prepared = self._form_request(request)
         if isinstance(prepared, HttpResponse):
             return prepared
         uri, body = prepared
         with self._state.lock:
             try:
-                headers, text, status = self._oauth_server.create_revocation_response(
-                    uri,
-                    request.method,  # type: ignore[arg-type]
-                    body,
-                    self._oauth_headers(request),
-                )
+                headers, text, status = create(uri, request.method, body, self._oauth_headers(request))
             except oauth_errors.OAuth2Error as exc:
                 headers, text, status = exc.headers, exc.json, exc.status_code
         return self._oauth_response(request, dict(headers), text, status)
