@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import Parser, add_json, emit_json, table
+from ._cli_output import Parser, add_json, emit_json, needs_subcommand, table
 from .errors import ConnectorError, UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def add_commands(sub: Any) -> None:
     refresh.add_argument("--concurrency", type=int, default=32, metavar="N")
     add_json(refresh)
     refresh.set_defaults(handler=_refresh)
-    conns.set_defaults(handler=_needs(conns))
+    conns.set_defaults(handler=needs_subcommand(conns))
 
     reconnect = sub.add_parser("reconnect", help="repair a connection with its provider's reconnect policy")
     reconnect.add_argument("connection", metavar="CONNECTION")
@@ -106,13 +106,6 @@ def add_commands(sub: Any) -> None:
     data.add_argument("--data", metavar="JSON", help="a JSON request body")
     data.add_argument("--data-file", metavar="PATH", help="read the JSON request body from a file")
     request.set_defaults(handler=_request)
-
-
-def _needs(parser: argparse.ArgumentParser) -> Any:
-    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
-
-    return handler
 
 
 def _connector(args: argparse.Namespace, plugins: Plugins) -> Connector:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from .errors import UsageError
 
-__all__ = ["Parser", "add_json", "emit_json", "table"]
+__all__ = ["Parser", "add_json", "emit_json", "needs_subcommand", "table"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -41,3 +41,12 @@ def table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], i
         out.write(indent + "  ".join(cells).rstrip() + "\n")
         if index == 0:
             out.write(indent + "  ".join("-" * w for w in widths) + "\n")
+
+
+def needs_subcommand(parser: argparse.ArgumentParser) -> Callable[..., int]:
+    """The handler of a command group run without its subcommand: a usage error."""
+
+    def handler(*args: Any) -> int:
+        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
+
+    return handler

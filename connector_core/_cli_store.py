@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import Parser, add_json, emit_json, table
+from ._cli_output import Parser, add_json, emit_json, needs_subcommand, table
 from .errors import UsageError, ValidationError
 from .models import CredentialField, FieldKind, FieldLevel, ProviderDeclaration
 from .secret import Secret
@@ -62,7 +62,7 @@ def add_commands(sub: Any, providers_sub: Any) -> None:
     delete.add_argument("--force", action="store_true", help="also delete the connections that use it")
     add_json(delete)
     delete.set_defaults(handler=_profile_delete)
-    profile.set_defaults(handler=_needs(profile))
+    profile.set_defaults(handler=needs_subcommand(profile))
 
     keys = sub.add_parser("keys", help="the encryption keys of the store")
     ksub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", parser_class=Parser)
@@ -73,14 +73,7 @@ def add_commands(sub: Any, providers_sub: Any) -> None:
     klist = ksub.add_parser("list", help="list keys and how many values each encrypts")
     add_json(klist)
     klist.set_defaults(handler=_keys_list)
-    keys.set_defaults(handler=_needs(keys))
-
-
-def _needs(parser: argparse.ArgumentParser) -> Any:
-    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
-
-    return handler
+    keys.set_defaults(handler=needs_subcommand(keys))
 
 
 def _store(args: argparse.Namespace) -> StoreLike:

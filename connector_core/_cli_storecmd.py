@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from ._cli_output import Parser, add_json, emit_json
+from ._cli_output import Parser, add_json, emit_json, needs_subcommand
 from .errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -45,14 +45,7 @@ def add_commands(sub: Any) -> None:
     )
     add_json(migrate)
     migrate.set_defaults(handler=_migrate)
-    store.set_defaults(handler=_needs(store))
-
-
-def _needs(parser: argparse.ArgumentParser) -> Any:
-    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
-
-    return handler
+    store.set_defaults(handler=needs_subcommand(store))
 
 
 def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from . import __version__
-from ._cli_output import Parser, add_json, emit_json, table
+from ._cli_output import Parser, add_json, emit_json, needs_subcommand, table
 from .errors import ConnectorError, UsageError, ValidationError
 from .models import (
     ApiKeyAuth,
@@ -92,7 +92,7 @@ def build_parser(
     p.add_argument("provider", metavar="PROVIDER")
     add_json(p)
     p.set_defaults(handler=_providers_setup_guide)
-    providers.set_defaults(handler=_needs_subcommand(providers))
+    providers.set_defaults(handler=needs_subcommand(providers))
 
     scopes = sub.add_parser(
         "scopes",
@@ -137,13 +137,6 @@ def build_parser(
         command.configure(cp)
         cp.set_defaults(handler=_plugin_handler(command.run))
     return parser, sub.choices
-
-
-def _needs_subcommand(parser: argparse.ArgumentParser) -> Handler:
-    def handler(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-        raise UsageError(f"{parser.prog}: a subcommand is required (see '{parser.prog} --help')")
-
-    return handler
 
 
 def _plugin_handler(run: Callable[[argparse.Namespace, Plugins], int]) -> Handler:
