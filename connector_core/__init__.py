@@ -22,38 +22,40 @@ from .errors import (
 )
 from .models import (
     Access,
-    Action,
-    ApiKeyAuth,
     AuthKind,
-    AuthType,
-    Callback,
     ClientAuthMethod,
-    ConnectionTest,
-    CredentialField,
-    Environment,
     FieldKind,
     FieldLevel,
-    HttpBasicAuth,
     Link,
-    ManualStep,
-    OAuth2AuthorizationCode,
-    Procedure,
     Provider,
-    ProviderDeclaration,
     ReconnectKind,
-    ReconnectPolicy,
-    Scope,
-    ScopeCatalogue,
-    ScopeGroup,
-    SetupGuide,
-    SetupStep,
 )
 from .plugins import LoadProblem, PluginInfo, Plugins, ProviderRegistry, load_plugins, make_plugin_manager
 from .secret import Secret
 
 # Names whose modules pull in heavier dependencies (sqlite3, cryptography, httpx,
-# oauthlib) are imported on first use, so discovery commands stay fast.
+# oauthlib) or build many classes are imported on first use, so discovery commands stay fast.
 _LAZY = {
+    # Declaration records: building attrs classes is the costliest part of importing
+    # the core, so each group of them is built when first used (see connector_core.models).
+    "Action": ".models",
+    "ApiKeyAuth": ".models",
+    "AuthType": ".models",
+    "Callback": ".models",
+    "ConnectionTest": ".models",
+    "CredentialField": ".models",
+    "Environment": ".models",
+    "HttpBasicAuth": ".models",
+    "ManualStep": ".models",
+    "OAuth2AuthorizationCode": ".models",
+    "Procedure": ".models",
+    "ProviderDeclaration": ".models",
+    "ReconnectPolicy": ".models",
+    "Scope": ".models",
+    "ScopeCatalogue": ".models",
+    "ScopeGroup": ".models",
+    "SetupGuide": ".models",
+    "SetupStep": ".models",
     "start_emulator": ".emulator",
     "RunningEmulator": ".emulator",
     "EmulatorSpec": ".emulator",
@@ -162,6 +164,26 @@ if TYPE_CHECKING:
         start_emulator,
     )
     from .formschema import profile_form_schema
+    from .models import (
+        Action,
+        ApiKeyAuth,
+        AuthType,
+        Callback,
+        ConnectionTest,
+        CredentialField,
+        Environment,
+        HttpBasicAuth,
+        ManualStep,
+        OAuth2AuthorizationCode,
+        Procedure,
+        ProviderDeclaration,
+        ReconnectPolicy,
+        Scope,
+        ScopeCatalogue,
+        ScopeGroup,
+        SetupGuide,
+        SetupStep,
+    )
     from .oauth import AccessDenied, InvalidClient, InvalidGrant, OAuthError, StateError, TokenSet, TransientError
     from .profiles import Profile, ProfileDraft, validate_profile
     from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions

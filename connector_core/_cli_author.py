@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import add_json, emit_json
+from ._cli_output import COMMAND_HELP, add_json, emit_json
 from .errors import ConnectorError, UsageError
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def add_commands(sub: Any) -> None:
     """Add ``new-provider`` and ``docs`` to the top-level subparsers."""
     p = sub.add_parser(
         "new-provider",
-        help="write a new provider plugin distribution, ready to install and test",
+        help=COMMAND_HELP["new-provider"],
         description=(
             "Write a complete provider plugin for KEY into PATH: pyproject.toml with the connector_core "
             "entry point, a package with hook implementations, example declarations and an emulator, "
@@ -46,7 +46,7 @@ def add_commands(sub: Any) -> None:
 
     d = sub.add_parser(
         "docs",
-        help="print a provider's documentation page, or the CLI or hook reference",
+        help=COMMAND_HELP["docs"],
         description=(
             "Render documentation from the same metadata the code uses: a provider's page from its "
             "declarations, the CLI reference from this command's parser, the hook reference from the hook "

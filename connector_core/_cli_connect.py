@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import Parser, add_json, emit_json, needs_subcommand, table
+from ._cli_output import COMMAND_HELP, Parser, add_json, emit_json, needs_subcommand, table
 from .errors import ConnectorError, UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ MAX_DATA_FILE_BYTES = 8 * 1024 * 1024
 
 
 def add_commands(sub: Any) -> None:
-    connect = sub.add_parser("connect", help="connect an account through a profile (the OAuth flow)")
+    connect = sub.add_parser("connect", help=COMMAND_HELP["connect"])
     connect.add_argument(
         "target", metavar="PROFILE", help="the profile to connect with (with --emulator: the provider key)"
     )
@@ -50,7 +50,7 @@ def add_commands(sub: Any) -> None:
     add_json(connect)
     connect.set_defaults(handler=_connect)
 
-    conns = sub.add_parser("connections", help="list, show, test, refresh, revoke and delete connections")
+    conns = sub.add_parser("connections", help=COMMAND_HELP["connections"])
     csub = conns.add_subparsers(dest="connections_command", metavar="SUBCOMMAND", parser_class=Parser)
     lst = csub.add_parser("list", help="list connections")
     lst.add_argument("--profile", metavar="NAME")
@@ -81,7 +81,7 @@ def add_commands(sub: Any) -> None:
     refresh.set_defaults(handler=_refresh)
     conns.set_defaults(handler=needs_subcommand(conns))
 
-    reconnect = sub.add_parser("reconnect", help="repair a connection with its provider's reconnect policy")
+    reconnect = sub.add_parser("reconnect", help=COMMAND_HELP["reconnect"])
     reconnect.add_argument("connection", metavar="CONNECTION")
     reconnect.add_argument("--yes", action="store_true", help="confirm the manual steps are done (for scripts)")
     reconnect.add_argument(
@@ -96,7 +96,7 @@ def add_commands(sub: Any) -> None:
     add_json(reconnect)
     reconnect.set_defaults(handler=_reconnect)
 
-    request = sub.add_parser("request", help="an authenticated API call with a connection (like 'gh api')")
+    request = sub.add_parser("request", help=COMMAND_HELP["request"])
     request.add_argument("connection", metavar="CONNECTION")
     request.add_argument(
         "method", metavar="METHOD", type=str.upper, choices=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]

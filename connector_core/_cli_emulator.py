@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import add_json, emit_json
+from ._cli_output import COMMAND_HELP, add_json, emit_json
 from .errors import ConnectorError, UsageError, ValidationError
 from .models import url_problem
 
@@ -34,7 +34,7 @@ def add_commands(sub: Any) -> None:
     """Add ``emulate`` to the top-level subparsers."""
     p = sub.add_parser(
         "emulate",
-        help="run a provider's built-in emulator (OAuth server and API) on 127.0.0.1",
+        help=COMMAND_HELP["emulate"],
         description=(
             "Run PROVIDER's emulator in the foreground until Ctrl-C, or, with --uninstall, uninstall "
             "the test app from a company of an emulator running at --url."

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from .errors import UsageError
 
-__all__ = ["Parser", "add_json", "emit_json", "needs_subcommand", "table"]
+__all__ = ["COMMAND_HELP", "Parser", "add_json", "emit_json", "needs_subcommand", "table"]
+
+#: The built-in commands in the order ``connector --help`` lists them, with their one-line help.
+#: ``connector --help`` is built from this table alone, without importing the modules that
+#: define the commands, which use the same lines (a test compares both helps).
+COMMAND_HELP = {
+    "providers": "list providers and show what they declare",
+    "scopes": "show a provider's scope catalogue, check a scope set, or derive one from actions",
+    "plugins": "list plugins with version, hooks and load errors",
+    "profile": "create, list, show, update and delete connector profiles",
+    "keys": "the encryption keys of the store",
+    "emulate": "run a provider's built-in emulator (OAuth server and API) on 127.0.0.1",
+    "connect": "connect an account through a profile (the OAuth flow)",
+    "connections": "list, show, test, refresh, revoke and delete connections",
+    "reconnect": "repair a connection with its provider's reconnect policy",
+    "request": "an authenticated API call with a connection (like 'gh api')",
+    "store": "the store itself: where it is, and moving it into PostgreSQL",
+    "new-provider": "write a new provider plugin distribution, ready to install and test",
+    "docs": "print a provider's documentation page, or the CLI or hook reference",
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,6 +47,8 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 
 def emit_json(out: IO[str], data: Any) -> None:
+    import json  # here, not at the top: most commands print no JSON
+
     json.dump(data, out, indent=2, ensure_ascii=False)
     out.write("\n")
 

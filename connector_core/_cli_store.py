@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import Parser, add_json, emit_json, needs_subcommand, table
+from ._cli_output import COMMAND_HELP, Parser, add_json, emit_json, needs_subcommand, table
 from .errors import UsageError, ValidationError
-from .models import CredentialField, FieldKind, FieldLevel, ProviderDeclaration
+from .models import FieldKind, FieldLevel
 from .secret import Secret
 
 if TYPE_CHECKING:
+    from .models import CredentialField, ProviderDeclaration
     from .plugins import Plugins
     from .profiles import Profile
     from .storebase import StoreLike
@@ -28,14 +29,18 @@ __all__ = ["MAX_SECRET_FILE_BYTES", "add_commands"]
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
-def add_commands(sub: Any, providers_sub: Any) -> None:
-    """Add ``profile`` and ``keys`` to the top-level subparsers and ``schema`` to ``providers``."""
-    p = providers_sub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12)")
-    p.add_argument("provider", metavar="PROVIDER")
-    p.add_argument("--auth-type", metavar="KEY", help="the auth type (default: the provider's preferred one)")
-    p.set_defaults(handler=_providers_schema)
+def add_commands(sub: Any, providers_sub: Any | None, *, profile_and_keys: bool = True) -> None:
+    """Add ``schema`` to ``providers`` (when given) and, unless told not to, ``profile``
+    and ``keys`` to the top-level subparsers."""
+    if providers_sub is not None:
+        p = providers_sub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12)")
+        p.add_argument("provider", metavar="PROVIDER")
+        p.add_argument("--auth-type", metavar="KEY", help="the auth type (default: the provider's preferred one)")
+        p.set_defaults(handler=_providers_schema)
+    if not profile_and_keys:
+        return
 
-    profile = sub.add_parser("profile", help="create, list, show, update and delete connector profiles")
+    profile = sub.add_parser("profile", help=COMMAND_HELP["profile"])
     psub = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND", parser_class=Parser)
     create = psub.add_parser(
         "create",
@@ -64,7 +69,7 @@ def add_commands(sub: Any, providers_sub: Any) -> None:
     delete.set_defaults(handler=_profile_delete)
     profile.set_defaults(handler=needs_subcommand(profile))
 
-    keys = sub.add_parser("keys", help="the encryption keys of the store")
+    keys = sub.add_parser("keys", help=COMMAND_HELP["keys"])
     ksub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", parser_class=Parser)
     rotate = ksub.add_parser("rotate", help="add a new key and re-encrypt every stored value with it")
     rotate.add_argument("--retire", action="store_true", help="then drop the old keys from the key file")

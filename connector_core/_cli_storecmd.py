@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from ._cli_output import Parser, add_json, emit_json, needs_subcommand
+from ._cli_output import COMMAND_HELP, Parser, add_json, emit_json, needs_subcommand
 from .errors import UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ __all__ = ["add_commands"]
 
 
 def add_commands(sub: Any) -> None:
-    store = sub.add_parser("store", help="the store itself: where it is, and moving it into PostgreSQL")
+    store = sub.add_parser("store", help=COMMAND_HELP["store"])
     ssub = store.add_subparsers(dest="store_command", metavar="SUBCOMMAND", parser_class=Parser)
     info = ssub.add_parser("info", help="which store the options select: its kind, location, schema and id")
     add_json(info)

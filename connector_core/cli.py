@@ -11,20 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from . import __version__
-from ._cli_output import Parser, add_json, emit_json, needs_subcommand, table
+from ._cli_output import COMMAND_HELP, Parser, add_json, emit_json, needs_subcommand, table
 from .errors import ConnectorError, UsageError, ValidationError
-from .models import (
-    ApiKeyAuth,
-    HttpBasicAuth,
-    OAuth2AuthorizationCode,
-    ProviderDeclaration,
-    ReconnectKind,
-)
 from .plugins import Plugins, load_plugins
 from .serialize import declaration_to_data, to_data
+
+if TYPE_CHECKING:
+    from .models import ProviderDeclaration, ScopeCatalogue
 
 __all__ = ["main", "main_exit"]
 
@@ -35,31 +31,23 @@ EXIT_USAGE = 2
 Handler = Callable[[argparse.Namespace, Plugins, IO[str]], int]
 
 #: The CLI's own commands; any other first word may be a plugin's command.
-BUILTIN_COMMANDS = frozenset(
-    {
-        "providers",
-        "scopes",
-        "plugins",
-        "profile",
-        "keys",
-        "connect",
-        "connections",
-        "reconnect",
-        "request",
-        "emulate",
-        "store",
-        "new-provider",
-        "docs",
-    }
-)
+BUILTIN_COMMANDS = frozenset(COMMAND_HELP)
+#: The top-level options that take a value (the command word is the first word that is
+#: neither an option nor such a value; options are never abbreviated).
+_VALUE_OPTIONS = frozenset({"--home", "--store-url"})
 
 
 def build_parser(
     plugins: Plugins, *, plugin_commands: bool = True, only: str | None = None
 ) -> tuple[argparse.ArgumentParser, dict[str, Any]]:
-    """The ``connector`` argument parser. ``only`` names the command about to run:
-    the other built-in commands' modules are then neither imported nor built, which
-    keeps the CLI's cold start close to Python's own."""
+    """The ``connector`` argument parser.
+
+    ``only`` names the built-in command about to run: the other built-in commands'
+    modules are then neither imported nor built, which keeps the CLI's cold start close
+    to Python's own. ``only=""`` builds every built-in command as a bare name with its
+    help line, enough for ``connector --help`` and for naming a plugin's command.
+    """
+    skeleton = only == ""
 
     def wants(*names: str) -> bool:
         return only is None or only in names
@@ -78,42 +66,35 @@ def build_parser(
         help="the store: sqlite:///PATH or postgresql://... (default: $CONNECTOR_STORE_URL, else --home's SQLite)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    if skeleton:
+        for name, help_line in COMMAND_HELP.items():
+            sub.add_parser(name, help=help_line)
+    else:
+        _add_core_commands(sub, wants)
 
-    providers = sub.add_parser("providers", help="list providers and show what they declare")
-    psub = providers.add_subparsers(dest="providers_command", metavar="SUBCOMMAND", parser_class=Parser)
-    p = psub.add_parser("list", help="list installed providers")
-    add_json(p)
-    p.set_defaults(handler=_providers_list)
-    p = psub.add_parser("show", help="show everything a provider declares")
-    p.add_argument("provider", metavar="PROVIDER")
-    add_json(p)
-    p.set_defaults(handler=_providers_show)
-    p = psub.add_parser("setup-guide", help="the one-time onboarding checklist with a provider")
-    p.add_argument("provider", metavar="PROVIDER")
-    add_json(p)
-    p.set_defaults(handler=_providers_setup_guide)
-    providers.set_defaults(handler=needs_subcommand(providers))
+    builtin = set(COMMAND_HELP)
+    for command in plugins.register_commands(builtin) if plugin_commands else ():
+        cp = sub.add_parser(command.name, help=f"{command.help} [plugin {command.plugin}]")
+        command.configure(cp)
+        cp.set_defaults(handler=_plugin_handler(command.run))
+    return parser, sub.choices
 
-    scopes = sub.add_parser(
-        "scopes",
-        help="show a provider's scope catalogue, check a scope set, or derive one from actions",
-    )
-    scopes.add_argument("provider", metavar="PROVIDER")
-    scopes.add_argument("--group", metavar="GROUP", help="show only this feature area")
-    mode = scopes.add_mutually_exclusive_group()
-    mode.add_argument("--check", nargs="+", metavar="SCOPE", help="check a requested scope set")
-    mode.add_argument("--for-actions", nargs="+", metavar="ACTION", help="the least scope set for these actions")
-    add_json(scopes)
-    scopes.set_defaults(handler=_scopes)
 
-    plugins_cmd = sub.add_parser("plugins", help="list plugins with version, hooks and load errors")
-    add_json(plugins_cmd)
-    plugins_cmd.set_defaults(handler=_plugins)
-
+def _add_core_commands(sub: Any, wants: Callable[..., bool]) -> None:
+    """Add the built-in commands ``wants`` names, in ``COMMAND_HELP``'s order."""
+    psub = None
+    if wants("providers"):
+        psub = _add_providers(sub)
+    if wants("scopes"):
+        _add_scopes(sub)
+    if wants("plugins"):
+        plugins_cmd = sub.add_parser("plugins", help=COMMAND_HELP["plugins"])
+        add_json(plugins_cmd)
+        plugins_cmd.set_defaults(handler=_plugins)
     if wants("profile", "keys", "providers"):
         from . import _cli_store
 
-        _cli_store.add_commands(sub, psub)
+        _cli_store.add_commands(sub, psub, profile_and_keys=wants("profile", "keys"))
     if wants("emulate"):
         from . import _cli_emulator
 
@@ -131,12 +112,37 @@ def build_parser(
 
         _cli_author.add_commands(sub)
 
-    builtin = set(sub.choices)
-    for command in plugins.register_commands(builtin) if plugin_commands else ():
-        cp = sub.add_parser(command.name, help=f"{command.help} [plugin {command.plugin}]")
-        command.configure(cp)
-        cp.set_defaults(handler=_plugin_handler(command.run))
-    return parser, sub.choices
+
+def _add_providers(sub: Any) -> Any:
+    providers = sub.add_parser("providers", help=COMMAND_HELP["providers"])
+    psub = providers.add_subparsers(dest="providers_command", metavar="SUBCOMMAND", parser_class=Parser)
+    p = psub.add_parser("list", help="list installed providers")
+    add_json(p)
+    p.set_defaults(handler=_providers_list)
+    p = psub.add_parser("show", help="show everything a provider declares")
+    p.add_argument("provider", metavar="PROVIDER")
+    add_json(p)
+    p.set_defaults(handler=_providers_show)
+    p = psub.add_parser("setup-guide", help="the one-time onboarding checklist with a provider")
+    p.add_argument("provider", metavar="PROVIDER")
+    add_json(p)
+    p.set_defaults(handler=_providers_setup_guide)
+    providers.set_defaults(handler=needs_subcommand(providers))
+    return psub
+
+
+def _add_scopes(sub: Any) -> None:
+    scopes = sub.add_parser(
+        "scopes",
+        help=COMMAND_HELP["scopes"],
+    )
+    scopes.add_argument("provider", metavar="PROVIDER")
+    scopes.add_argument("--group", metavar="GROUP", help="show only this feature area")
+    mode = scopes.add_mutually_exclusive_group()
+    mode.add_argument("--check", nargs="+", metavar="SCOPE", help="check a requested scope set")
+    mode.add_argument("--for-actions", nargs="+", metavar="ACTION", help="the least scope set for these actions")
+    add_json(scopes)
+    scopes.set_defaults(handler=_scopes)
 
 
 def _plugin_handler(run: Callable[[argparse.Namespace, Plugins], int]) -> Handler:
@@ -154,9 +160,11 @@ def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -
             # Lazily: a command about one provider imports only that provider's plugin.
             plugins = load_plugins(lazy=True)
         words = list(sys.argv[1:] if argv is None else argv)
-        first = next((w for w in words if not w.startswith("-")), None)
-        builtin = first is not None and first in BUILTIN_COMMANDS
-        parser, _ = build_parser(plugins, plugin_commands=not builtin, only=first if builtin else None)
+        command = _command_word(words)
+        builtin = command in BUILTIN_COMMANDS
+        # A built-in command builds only its own parser; anything else (no command, a
+        # plugin's command, a typo) needs the built-ins' names only, and the plugins'.
+        parser, _ = build_parser(plugins, plugin_commands=not builtin, only=command if builtin else "")
         args = parser.parse_args(words)
         if args.command is None:
             parser.print_help(out)
@@ -177,6 +185,21 @@ def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _command_word(words: Sequence[str]) -> str | None:
+    """The command word: the first word that is neither a top-level option nor its value."""
+    expect_value = False
+    for index, word in enumerate(words):
+        if expect_value:
+            expect_value = False
+        elif word == "--":
+            return words[index + 1] if index + 1 < len(words) else None
+        elif word in _VALUE_OPTIONS:
+            expect_value = True
+        elif not word.startswith("-"):
+            return word
+    return None
 
 
 def main_exit() -> None:
@@ -233,6 +256,8 @@ def _callback_urls(plugins: Plugins, decl: ProviderDeclaration) -> dict[str, str
 
 
 def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict[str, str | None]) -> None:
+    from .models import ApiKeyAuth, HttpBasicAuth, OAuth2AuthorizationCode, ReconnectKind
+
     p = decl.provider
     w = out.write
     w(f"{p.display_name} ({p.key})  [plugin {decl.plugin}]\n")
@@ -367,26 +392,29 @@ def _providers_setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[s
 
 
 def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .scopes import scopes_for_actions
+    key = args.provider
+    if args.group and (args.check or args.for_actions):
+        other = "--check" if args.check else "--for-actions"
+        raise UsageError(f"connector scopes: --group cannot be combined with {other}")
+    if args.for_actions:  # actions live in the whole declaration
+        from .scopes import scopes_for_actions
 
-    decl = plugins.declaration(args.provider)
-    catalogue = decl.scope_catalogue
-    if catalogue is None:
-        raise ValidationError("provider", f"{decl.key!r} declares no OAuth scopes")
-    if args.check:
-        if args.group:
-            raise UsageError("connector scopes: --group cannot be combined with --check")
-        return _scopes_check(args, decl, out)
-    if args.for_actions:
-        if args.group:
-            raise UsageError("connector scopes: --group cannot be combined with --for-actions")
+        decl = plugins.declaration(key)
+        if decl.scope_catalogue is None:
+            raise ValidationError("provider", f"{key!r} declares no OAuth scopes")
         actions = [a for arg in args.for_actions for a in arg.replace(",", " ").split()]
         scopes = scopes_for_actions(decl, actions)
         if args.json:
-            emit_json(out, {"provider": decl.key, "actions": actions, "scopes": list(scopes)})
+            emit_json(out, {"provider": key, "actions": actions, "scopes": list(scopes)})
         else:
             out.write(" ".join(scopes) + "\n")
         return EXIT_OK
+    # Listing and checking need only the catalogue: the other hooks are not asked.
+    catalogue = plugins.scope_catalogue(key)
+    if catalogue is None:
+        raise ValidationError("provider", f"{key!r} declares no OAuth scopes")
+    if args.check:
+        return _scopes_check(args, key, catalogue, out)
 
     groups = catalogue.groups
     if args.group:
@@ -394,13 +422,13 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         if group is None:
             from .errors import UnknownNameError
 
-            raise UnknownNameError("scope group", args.group, [g.key for g in groups], within=f"provider {decl.key!r}")
+            raise UnknownNameError("scope group", args.group, [g.key for g in groups], within=f"provider {key!r}")
         groups = (group,)
     if args.json:
         emit_json(
             out,
             {
-                "provider": decl.key,
+                "provider": key,
                 "groups": to_data(groups),
                 "default_scopes": list(catalogue.default_scopes),
                 "minimum_scopes": list(catalogue.minimum_scopes),
@@ -433,17 +461,16 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def _scopes_check(args: argparse.Namespace, decl: ProviderDeclaration, out: IO[str]) -> int:
+def _scopes_check(args: argparse.Namespace, key: str, catalogue: ScopeCatalogue, out: IO[str]) -> int:
     from .scopes import check_scopes, parse_scopes
 
-    assert decl.scope_catalogue is not None
     requested = parse_scopes(args.check, field="--check")
-    result = check_scopes(decl.scope_catalogue, requested)
+    result = check_scopes(catalogue, requested)
     if args.json:
         emit_json(
             out,
             {
-                "provider": decl.key,
+                "provider": key,
                 "requested": list(result.requested),
                 "ok": result.ok,
                 "findings": to_data(result.findings),

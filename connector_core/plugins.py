@@ -19,7 +19,7 @@ import re
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pluggy
@@ -27,19 +27,10 @@ import pluggy
 from . import hookspecs
 from ._markers import PROJECT_NAME
 from .errors import ConnectorError, DeclarationError, PluginError, UnknownNameError, ValidationError
-from .models import (
-    AUTH_TYPE_CLASSES,
-    Action,
-    Callback,
-    ConnectionTest,
-    CredentialField,
-    Environment,
-    Provider,
-    ProviderDeclaration,
-    ReconnectPolicy,
-    ScopeCatalogue,
-    SetupGuide,
-)
+from .models import Provider
+
+if TYPE_CHECKING:
+    from .models import ProviderDeclaration, ScopeCatalogue
 
 __all__ = [
     "ENV_ALLOW",
@@ -435,7 +426,41 @@ class Plugins:
                 continue
         return tuple(found)
 
+    def scope_catalogue(self, key: str) -> ScopeCatalogue | None:
+        """Provider ``key``'s scope catalogue, asking only the scope hook.
+
+        Cheaper than :meth:`declaration` when only scopes matter (``connector scopes``):
+        the other hooks are not called and their records' classes are not built. The
+        catalogue validates itself; cross-checks against actions and the connection
+        test are :meth:`declaration`'s.
+        """
+        if key in self._declarations:
+            return self._declarations[key].scope_catalogue
+        if key in self._broken:
+            raise self._broken[key]
+        self._owner(key)  # an unknown or doubly registered key fails here, as in declaration()
+        from .models import ScopeCatalogue
+
+        try:
+            return self._ask("connector_core_scope_catalogue", key, ScopeCatalogue)
+        except PluginError as exc:
+            self._problems.append(LoadProblem(exc.plugin, _strip_plugin(exc, exc.plugin)))
+            raise
+
     def _gather(self, provider: Provider, plugin: str) -> ProviderDeclaration:
+        from .models import (
+            AUTH_TYPE_CLASSES,
+            Action,
+            Callback,
+            ConnectionTest,
+            CredentialField,
+            Environment,
+            ProviderDeclaration,
+            ReconnectPolicy,
+            ScopeCatalogue,
+            SetupGuide,
+        )
+
         key = provider.key
         auth_types = self._ask_many("connector_core_auth_types", key, AUTH_TYPE_CLASSES, required=True)
         environments = self._ask_many("connector_core_environments", key, Environment, required=True)
@@ -572,11 +597,13 @@ class Plugins:
 
     def register_commands(self, reserved: Iterable[str]) -> tuple[Any, ...]:
         """Commands that plugins add to the CLI (see :class:`~connector_core.CommandRegistry`)."""
+        self.load_all()
+        caller = self._pm.hook.connector_core_register_commands
+        if not caller.get_hookimpls():
+            return ()
         from .commands import CommandRegistry
 
-        self.load_all()
         registry = CommandRegistry(frozenset(reserved))
-        caller = self._pm.hook.connector_core_register_commands
         # Registration order: the first plugin to add a name keeps it.
         for impl in caller.get_hookimpls():
             try:

@@ -12,11 +12,15 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .errors import ScopeError
-from .models import SCOPE_TOKEN_RE, Access, ProviderDeclaration, ScopeCatalogue
+from .models import SCOPE_TOKEN_RE, Access
+
+if TYPE_CHECKING:
+    from .models import ProviderDeclaration, ScopeCatalogue
 
 __all__ = [
     "ScopeCheck",

@@ -9,11 +9,14 @@ as lists); auth types also carry their ``kind``.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .models import AUTH_TYPE_CLASSES, ProviderDeclaration
+from .models import AuthKind
+
+if TYPE_CHECKING:
+    from .models import ProviderDeclaration
 
 __all__ = ["declaration_to_data", "to_data"]
 
@@ -22,8 +25,9 @@ def to_data(obj: Any) -> Any:
     """A JSON-ready copy of ``obj`` (attrs records, enums, tuples, dicts, scalars)."""
     if attrs.has(type(obj)):
         data: dict[str, Any] = {}
-        if isinstance(obj, AUTH_TYPE_CLASSES):
-            data["kind"] = getattr(obj, "kind").value  # noqa: B009 - the union's shared property
+        kind = getattr(obj, "kind", None)
+        if isinstance(kind, AuthKind):  # an auth type: its kind is a property, not a field
+            data["kind"] = kind.value
         for field in attrs.fields(type(obj)):
             if field.name.startswith("_") or not field.init:
                 continue

@@ -224,3 +224,56 @@ def test_python_dash_m_and_version() -> None:
     bad = run_connector(["scopes", "hibob", "--check", "nope"])
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr
+
+
+def test_top_level_help_from_the_table_matches_the_full_parser() -> None:
+    # `connector --help` is built from COMMAND_HELP alone; it must read exactly like the
+    # help of the parser with every command built (the one the CLI reference documents).
+    from connector_core import load_plugins
+    from connector_core.cli import build_parser
+    from connector_hibob import plugin
+
+    plugins = load_plugins([plugin], entry_points=False)
+    skeleton, _ = build_parser(plugins, only="")
+    full, _ = build_parser(plugins, only=None)
+    assert skeleton.format_help() == full.format_help()
+    assert "new-provider" in skeleton.format_help()
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["providers", "list"], "providers"),
+        (["--home", "profile", "providers", "list"], "providers"),  # a folder named like a command
+        (["--store-url", "sqlite:///x", "--json"], None),
+        (["--home=scopes", "connect", "x"], "connect"),
+        (["--", "scopes", "hibob"], "scopes"),
+        (["--help"], None),
+        ([], None),
+    ],
+)
+def test_command_word_skips_top_level_option_values(words: list[str], expected: str | None) -> None:
+    from connector_core.cli import _command_word
+
+    assert _command_word(words) == expected
+
+
+def test_value_options_are_the_top_level_options_taking_a_value() -> None:
+    from connector_core import load_plugins
+    from connector_core.cli import _VALUE_OPTIONS, build_parser
+    from connector_hibob import plugin
+
+    parser, _ = build_parser(load_plugins([plugin], entry_points=False), only="")
+    taking_values = {
+        option
+        for action in parser._actions
+        if action.option_strings and action.nargs != 0 and action.dest not in ("help", "version")
+        for option in action.option_strings
+    }
+    assert taking_values == _VALUE_OPTIONS
+
+
+def test_home_named_like_a_command_runs_the_real_command(run_cli: RunCli, tmp_path: Any) -> None:
+    result = run_cli(["--home", "profile", "providers", "list", "--json"])
+    assert result.code == 0, result.err
+    assert [p["key"] for p in json.loads(result.out)["providers"]] == ["hibob"]

@@ -283,3 +283,17 @@ def test_procedures_filter_by_environment() -> None:
     )
     assert [p.title for p in policy.procedures_for("sandbox")] == ["all", "sandbox only"]
     assert [p.title for p in policy.procedures_for("production")] == ["all"]
+
+
+def test_every_public_model_name_resolves_and_unknown_names_fail() -> None:
+    import connector_core
+    import connector_core.models as models
+
+    for name in models.__all__:
+        assert getattr(models, name) is not None, name
+        assert name in dir(models)
+    # The same class whichever way it is imported.
+    assert connector_core.ScopeCatalogue is models.ScopeCatalogue
+    assert connector_core.ProviderDeclaration is models.ProviderDeclaration
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = models.Nope  # type: ignore[attr-defined]

@@ -45,6 +45,44 @@ def test_discovery_commands_import_no_heavy_module(argv: list[str]) -> None:
     assert loaded == [], f"{' '.join(argv)} imported {loaded}"
 
 
+RECORDS = ("connector_core.models._auth", "connector_core.models._scopes", "connector_core.models._declaration")
+CLI_MODULES = (
+    "connector_core._cli_store",
+    "connector_core._cli_connect",
+    "connector_core._cli_emulator",
+    "connector_core._cli_storecmd",
+    "connector_core._cli_author",
+)
+HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needed", "not_needed"),
+    [
+        (["providers", "list"], (), (*RECORDS, *HIBOB_RECORDS, "connector_core.commands")),
+        (
+            ["scopes", "hibob", "--check", "employee_data:read", "tasks:write"],
+            ("connector_core.models._scopes", "connector_hibob.catalogue"),
+            ("connector_core.models._auth", "connector_core.models._declaration", "connector_hibob.declarations"),
+        ),
+        (["--help"], (), (*RECORDS, *HIBOB_RECORDS, *CLI_MODULES, "connector_core.commands")),
+        (["providers", "show", "hibob"], (*RECORDS, *HIBOB_RECORDS), ("connector_core._cli_connect",)),
+    ],
+    ids=["providers list", "scopes --check", "--help", "providers show"],
+)
+def test_commands_build_only_the_records_they_use(
+    argv: list[str], needed: tuple[str, ...], not_needed: tuple[str, ...]
+) -> None:
+    # Building attrs classes and provider records is most of the CLI's own start-up cost.
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, check=True, timeout=60
+    )
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["code"] == 0
+    assert [m for m in needed if m not in data["modules"]] == []
+    assert [m for m in not_needed if m in data["modules"]] == []
+
+
 def test_connect_commands_do_import_what_they_need() -> None:
     # The probe is honest: a command that needs the store does load sqlite3.
     result = subprocess.run(

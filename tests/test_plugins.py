@@ -599,3 +599,47 @@ def test_emulator_hook_is_optional_and_type_checked() -> None:
         plugins.emulator_spec("wrong")
     with pytest.raises(UnknownNameError):
         plugins.emulator_spec("nope")
+
+
+class CatalogueOnly(Acme):
+    """Acme with every hook but the scope catalogue broken: a scope check must not ask them."""
+
+    @hookimpl
+    def connector_core_auth_types(self, provider_key: str) -> Any:
+        raise RuntimeError("asked a hook a scope check does not need")
+
+    @hookimpl
+    def connector_core_environments(self, provider_key: str) -> Any:
+        raise RuntimeError("asked a hook a scope check does not need")
+
+
+def test_scope_catalogue_asks_only_the_scope_hook() -> None:
+    plugins = load_plugins([CatalogueOnly()], entry_points=False)
+    catalogue = plugins.scope_catalogue("acme")
+    assert catalogue is not None and catalogue.names == ("read", "write")
+    assert plugins.problems == ()
+    with pytest.raises(PluginError, match="asked a hook"):
+        plugins.declaration("acme")
+    # Once the whole declaration is known to be broken, the scope check says so too.
+    with pytest.raises(PluginError, match="asked a hook"):
+        plugins.scope_catalogue("acme")
+
+
+def test_scope_catalogue_reuses_a_gathered_declaration_and_names_unknown_keys() -> None:
+    plugins = load_plugins([Acme()], entry_points=False)
+    decl = plugins.declaration("acme")
+    assert plugins.scope_catalogue("acme") is decl.scope_catalogue
+    with pytest.raises(UnknownNameError, match="'nope'"):
+        plugins.scope_catalogue("nope")
+
+
+def test_scope_catalogue_of_the_wrong_type_is_the_plugins_error() -> None:
+    class Wrong(Acme):
+        @hookimpl
+        def connector_core_scope_catalogue(self, provider_key: str) -> Any:
+            return ["read"] if provider_key == self.key else None
+
+    plugins = load_plugins([Wrong()], entry_points=False)
+    with pytest.raises(PluginError, match="returned list; expected ScopeCatalogue"):
+        plugins.scope_catalogue("acme")
+    assert [p.plugin for p in plugins.problems] == ["Wrong-0"]

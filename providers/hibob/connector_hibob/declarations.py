@@ -18,26 +18,22 @@ from connector_core import (
     CredentialField,
     Environment,
     HttpBasicAuth,
-    Link,
     ManualStep,
     OAuth2AuthorizationCode,
     Procedure,
-    Provider,
     ReconnectPolicy,
     SetupGuide,
     SetupStep,
 )
 
-KEY = "hibob"
-
-AUTH_HOST = "https://auth.app.hibob.com"
-AUTHORIZE_URL = f"{AUTH_HOST}/oauth2/v1/apps/authorize"
-TOKEN_URL = f"{AUTH_HOST}/oauth2/v1/apps/token"
-API_PRODUCTION = "https://api.hibob.com/v1"
-API_SANDBOX = "https://api.sandbox.hibob.com/v1"
-BOB_WEB = "https://app.hibob.com"
-DEVELOPER_PORTAL = "https://developers.hibob.com"
-API_DOCS = "https://apidocs.hibob.com"
+from .provider import (
+    API_PRODUCTION,
+    API_SANDBOX,
+    AUTHORIZE_URL,
+    BOB_WEB,
+    DEVELOPER_PORTAL,
+    TOKEN_URL,
+)
 
 #: Unconfirmed: whether HiBob's authorization server checks PKCE. Servers that do
 #: not know PKCE ignore its parameters, and RFC 9700 recommends it for
@@ -49,18 +45,6 @@ ENV_REVOCATION_URL = "HIBOB_OAUTH_REVOCATION_URL"
 #: Unconfirmed: a separate sandbox authorization host. The production host is
 #: used for both unless ``HIBOB_SANDBOX_AUTH_HOST`` names another.
 ENV_SANDBOX_AUTH_HOST = "HIBOB_SANDBOX_AUTH_HOST"
-
-PROVIDER = Provider(
-    key=KEY,
-    display_name="HiBob",
-    description="HiBob (Bob), the HR platform: employees, time off, documents, tasks and more.",
-    links=(
-        Link("API reference", API_DOCS),
-        Link("Developer Portal", DEVELOPER_PORTAL),
-        Link("Bob web app", BOB_WEB),
-    ),
-    categories=("hris",),
-)
 
 OAUTH2 = "oauth2"
 SERVICE_USER = "service_user"
