@@ -19,7 +19,7 @@ import re
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 import pluggy
@@ -98,9 +98,31 @@ class ProviderRegistry:
         return tuple(self._providers)
 
 
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager with a fast path for module plugins (every entry point is one).
+
+    pluggy looks at each attribute a plugin has with ``inspect.getattr_static``; with
+    hundreds of installed providers that was most of ``connector providers list``. In a
+    module, a plain function is a hook implementation exactly when it carries the
+    ``connector_core_impl`` marker, which its ``__dict__`` tells at once, and values that
+    are not functions or method objects never are. Method objects go through pluggy's own
+    lookup, so what registers is the same as with pluggy's manager.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
+        if isinstance(plugin, types.ModuleType):
+            value = plugin.__dict__.get(name)
+            if isinstance(value, types.FunctionType):
+                opts = value.__dict__.get(self.project_name + "_impl")
+                return cast("pluggy.HookimplOpts", opts) if isinstance(opts, dict) else None
+            if not isinstance(value, (types.MethodType, staticmethod, classmethod)):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 def make_plugin_manager() -> pluggy.PluginManager:
     """A plugin manager with the ``connector_core`` hook specs and nothing registered."""
-    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm = _PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     return pm
 
@@ -276,6 +298,7 @@ class Plugins:
         self._owners: dict[str, tuple[Provider, str]] = {}
         self._claimed: dict[str, list[str]] = {}
         self._asked: set[str] = set()
+        self._register_impls_seen: list[Any] = []
         self._duplicates: dict[str, tuple[str, ...]] = {}
         self._declarations: dict[str, ProviderDeclaration] = {}
         self._broken: dict[str, PluginError] = {}
@@ -333,7 +356,11 @@ class Plugins:
     def _registered(self) -> dict[str, tuple[Provider, str]]:
         """Providers registered by the plugins loaded so far (each plugin asked once)."""
         caller = self._pm.hook.connector_core_register_providers
-        fresh = [impl for impl in caller.get_hookimpls() if impl.plugin_name not in self._asked]
+        impls = caller.get_hookimpls()
+        if impls == self._register_impls_seen:  # the common case: nothing registered since
+            return self._owners
+        self._register_impls_seen = impls
+        fresh = [impl for impl in impls if impl.plugin_name not in self._asked]
         if not fresh:
             return self._owners
         # Call each implementation on its own, in registration order, so that what

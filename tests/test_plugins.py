@@ -643,3 +643,55 @@ def test_scope_catalogue_of_the_wrong_type_is_the_plugins_error() -> None:
     with pytest.raises(PluginError, match="returned list; expected ScopeCatalogue"):
         plugins.scope_catalogue("acme")
     assert [p.plugin for p in plugins.problems] == ["Wrong-0"]
+
+
+def test_module_fast_path_registers_exactly_what_pluggy_does() -> None:
+    import pluggy
+
+    from connector_core import hookspecs
+
+    module = types.ModuleType("connector_fastpath")
+    source = """
+from connector_core import hookimpl, Provider
+
+KEY = "fast"
+PROVIDER = Provider(KEY, "Fast")
+
+@hookimpl
+def connector_core_register_providers(register):
+    register.add(PROVIDER)
+
+@hookimpl(specname="connector_core_callback_base_url", trylast=True)
+def any_name_at_all(provider_key, environment):
+    return None
+
+def connector_core_auth_types(provider_key):  # no marker: not an implementation
+    return None
+
+class Helper:
+    @hookimpl
+    def connector_core_actions(self, provider_key):  # in a class, not the module: not seen
+        return None
+
+bound = Helper().connector_core_actions  # a bound method with the marker: implements 'bound'
+plain_static = staticmethod(lambda provider_key: None)
+"""
+    exec(compile(source, "<fastpath>", "exec"), module.__dict__)
+
+    def registered(pm: pluggy.PluginManager) -> list[tuple[str, str, bool]]:
+        pm.add_hookspecs(hookspecs)
+        pm.register(module, name="fast")
+        return sorted(
+            (caller.name, impl.function.__name__, impl.trylast)
+            for caller in pm.get_hookcallers(module) or []
+            for impl in caller.get_hookimpls()
+        )
+
+    ours = registered(make_plugin_manager().__class__("connector_core"))
+    pluggys = registered(pluggy.PluginManager("connector_core"))
+    assert ours == pluggys
+    assert ours == [
+        ("bound", "connector_core_actions", False),  # named by the attribute (an unknown hook)
+        ("connector_core_callback_base_url", "any_name_at_all", True),
+        ("connector_core_register_providers", "connector_core_register_providers", False),
+    ]
