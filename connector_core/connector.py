@@ -611,14 +611,16 @@ class Connector:
 
     def refresh(self, connection_id: str, *, force: bool = False) -> Connection:
         """Refresh now if the token is (nearly) expired, or always with ``force``."""
-        conn = self.store.get_connection(connection_id)
-        return run_sync(self._refresh_flow(connection_id, None if not force else conn.token_version), self.client)
+        return run_sync(self._refresh_flow(connection_id, self._forced_version(connection_id, force)), self.client)
 
     async def arefresh(self, connection_id: str, *, force: bool = False) -> Connection:
-        conn = self.store.get_connection(connection_id)
-        return await run_async(
-            self._refresh_flow(connection_id, None if not force else conn.token_version), self.async_client
-        )
+        stale = self._forced_version(connection_id, force)
+        return await run_async(self._refresh_flow(connection_id, stale), self.async_client)
+
+    def _forced_version(self, connection_id: str, force: bool) -> int | None:
+        """The token version a forced refresh replaces; None (refresh if expiring) otherwise.
+        Only a forced refresh reads the connection here: the flow reads it anyway."""
+        return self.store.get_connection(connection_id).token_version if force else None
 
     def _refresh_flow(self, connection_id: str, stale_version: int | None) -> Flow[Connection]:
         """Single-flight refresh. ``stale_version``: refresh only if the tokens are still
