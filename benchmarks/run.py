@@ -214,12 +214,7 @@ def bench_refresh(quick: bool) -> None:
                 name="bench",
                 environment="sandbox",
                 values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
-                endpoints={
-                    "redirect_uri": redirect,
-                    "authorize_url": endpoints.authorize_url,
-                    "token_url": endpoints.token_url,
-                    "api_base_url": endpoints.api_base_url,
-                },
+                endpoints=endpoints.profile_urls(redirect, revocation=False),
             )
         )
         connector = Connector(store, plugins)

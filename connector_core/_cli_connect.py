@@ -291,7 +291,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
     automatically, and run the whole real flow against it."""
     import httpx
 
-    from .emulator import start_emulator
+    from .emulator import CONSENT_HEADER, start_emulator
     from .profiles import validate_profile
     from .secret import Secret
 
@@ -315,13 +315,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
         field_names = {f.name for f in decl.fields_for(decl.auth_type().key)}
         if "app_id" in field_names:
             values["app_id"] = emu.app.app_id
-        urls = {
-            "redirect_uri": redirect,
-            "authorize_url": endpoints.authorize_url,
-            "token_url": endpoints.token_url,
-            "revocation_url": endpoints.revocation_url,
-            "api_base_url": endpoints.api_base_url,
-        }
+        urls = endpoints.profile_urls(redirect)
         try:
             previous = connector.store.get_profile(name)
         except UnknownNameError:
@@ -337,7 +331,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
             # Act as the person's browser: consent automatically, then follow the
             # redirect to our own loopback listener.
             with httpx.Client(timeout=10, follow_redirects=False, trust_env=False) as browser:
-                answer = browser.get(url, headers={"X-Emulator-Consent": "allow"})
+                answer = browser.get(url, headers={CONSENT_HEADER: "allow"})
                 location = answer.headers.get("location")
                 if answer.status_code not in (302, 303) or not location:
                     raise ConnectorError(f"the emulator did not redirect after consent (HTTP {answer.status_code})")

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -21,6 +22,8 @@ from connector_core import cli as cli_module
 pytest_plugins = ["pg_fixture"]  # a throwaway PostgreSQL server for the PostgreSQL store's tests
 
 REPO = Path(__file__).resolve().parent.parent
+#: The platform's callback URL that the emulator tests register and their profiles use.
+PLATFORM_REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
 REFERENCE = REPO.parent / "shared" / "reference"
 
 
@@ -101,3 +104,20 @@ def run_connector(
         timeout=60,
         check=False,
     )
+
+
+def create_emulator_profile(store: Any, plugins: Plugins, emu: Any, name: str, **kw: Any) -> None:
+    """Store a HiBob sandbox profile of the emulator's test app (``kw`` goes to validate_profile)."""
+    from connector_core import validate_profile
+
+    endpoints = emu.endpoints("sandbox")
+    creds = emu.app.credentials[endpoints.credential_set]
+    draft = validate_profile(
+        plugins.declaration("hibob"),
+        name=name,
+        environment="sandbox",
+        values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
+        endpoints=endpoints.profile_urls(PLATFORM_REDIRECT),
+        **kw,
+    )
+    store.create_profile(draft)

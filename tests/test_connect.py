@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 import httpx
 import pytest
+from conftest import PLATFORM_REDIRECT, create_emulator_profile
 
 from connector_core import Plugins, Store, hookimpl, load_plugins, oauth, validate_profile
 from connector_core.connection import ConnectionStatus
@@ -22,7 +23,7 @@ from connector_core.connector import AlreadyInstalled, ConfirmationRequired, Con
 from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
 from connector_core.models import ReconnectPolicy
 
-REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
+REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme-sandbox"
 
 
@@ -37,24 +38,7 @@ class World:
 
 
 def make_profile(world: World, name: str = PROFILE, **kw: Any) -> None:
-    decl = world.plugins.declaration("hibob")
-    endpoints = world.emu.endpoints("sandbox")
-    creds = world.emu.app.credentials[endpoints.credential_set]
-    draft = validate_profile(
-        decl,
-        name=name,
-        environment="sandbox",
-        values={"app_id": world.emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
-        endpoints={
-            "redirect_uri": REDIRECT,
-            "authorize_url": endpoints.authorize_url,
-            "token_url": endpoints.token_url,
-            "revocation_url": endpoints.revocation_url,
-            "api_base_url": endpoints.api_base_url,
-        },
-        **kw,
-    )
-    world.store.create_profile(draft)
+    create_emulator_profile(world.store, world.plugins, world.emu, name, **kw)
 
 
 def consent(url: str, decision: str = "allow") -> str:

@@ -893,3 +893,19 @@ def test_the_core_emulator_holds_no_provider_code() -> None:
     assert len(files) >= 8
     for path in files:
         assert "hibob" not in path.read_text().lower(), path
+
+
+def test_endpoints_as_profile_urls() -> None:
+    from connector_core.emulator import EmulatorEndpoints
+
+    endpoints = EmulatorEndpoints(
+        "sandbox", "development", "http://e/authorize", "http://e/token", "http://e/revoke", "http://e/api"
+    )
+    assert endpoints.profile_urls("https://p/cb") == {
+        "redirect_uri": "https://p/cb",
+        "authorize_url": "http://e/authorize",
+        "token_url": "http://e/token",
+        "api_base_url": "http://e/api",
+        "revocation_url": "http://e/revoke",
+    }
+    assert "revocation_url" not in endpoints.profile_urls("https://p/cb", revocation=False)

@@ -21,14 +21,15 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
+from conftest import PLATFORM_REDIRECT, create_emulator_profile
 
-from connector_core import Plugins, Store, load_plugins, validate_profile
+from connector_core import Plugins, Store, load_plugins
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector
 from connector_core.emulator import COMPANY_HEADER, CONSENT_HEADER, RunningEmulator, start_emulator
 from connector_core.errors import ConnectorError
 
-REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
+REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme"
 
 
@@ -43,22 +44,7 @@ class World:
 
 
 def add_profile(store: Store, plugins: Plugins, emu: RunningEmulator, name: str) -> None:
-    endpoints = emu.endpoints("sandbox")
-    creds = emu.app.credentials[endpoints.credential_set]
-    draft = validate_profile(
-        plugins.declaration("hibob"),
-        name=name,
-        environment="sandbox",
-        values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
-        endpoints={
-            "redirect_uri": REDIRECT,
-            "authorize_url": endpoints.authorize_url,
-            "token_url": endpoints.token_url,
-            "revocation_url": endpoints.revocation_url,
-            "api_base_url": endpoints.api_base_url,
-        },
-    )
-    store.create_profile(draft)
+    create_emulator_profile(store, plugins, emu, name)
 
 
 def start(plugins: Plugins) -> RunningEmulator:

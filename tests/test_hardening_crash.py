@@ -28,13 +28,14 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
+from conftest import PLATFORM_REDIRECT, create_emulator_profile
 
-from connector_core import Plugins, Store, load_plugins, validate_profile
+from connector_core import Plugins, Store, load_plugins
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector, ReconnectRequired
 from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
 
-REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
+REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme"
 TOKEN_PATH = "/sandbox/oauth2/token"
 
@@ -94,22 +95,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     with start_emulator(
         plugins.declaration("hibob"), plugins.emulator_spec("hibob"), redirect_uris=[REDIRECT], log=record
     ) as emu:
-        endpoints = emu.endpoints("sandbox")
-        creds = emu.app.credentials[endpoints.credential_set]
-        draft = validate_profile(
-            plugins.declaration("hibob"),
-            name=PROFILE,
-            environment="sandbox",
-            values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
-            endpoints={
-                "redirect_uri": REDIRECT,
-                "authorize_url": endpoints.authorize_url,
-                "token_url": endpoints.token_url,
-                "revocation_url": endpoints.revocation_url,
-                "api_base_url": endpoints.api_base_url,
-            },
-        )
-        store.create_profile(draft)
+        create_emulator_profile(store, plugins, emu, PROFILE)
         connector = Connector(store, plugins)
         yield World(emu, store, plugins, connector, home, key_file, log, lock)
         connector.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
+from conftest import PLATFORM_REDIRECT, create_emulator_profile
 
 from connector_core import Plugins, Store, load_plugins, oauth, validate_profile
 from connector_core import cli as cli_module
@@ -29,7 +30,7 @@ from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emula
 from connector_core.errors import ValidationError
 from connector_core.secret import Secret
 
-REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
+REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme"
 #: The read timeout of the client under test; the emulator's ``slow`` fault waits longer than this.
 READ_TIMEOUT = 0.5
@@ -169,22 +170,7 @@ def _world(tmp_path: Path, waits: Waits, transport: httpx.BaseTransport | None =
     ) as emu:
         connector = Connector(store, plugins, client=_client(transport))
         steady = Connector(store, plugins)
-        endpoints = emu.endpoints("sandbox")
-        creds = emu.app.credentials[endpoints.credential_set]
-        draft = validate_profile(
-            plugins.declaration("hibob"),
-            name=PROFILE,
-            environment="sandbox",
-            values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
-            endpoints={
-                "redirect_uri": REDIRECT,
-                "authorize_url": endpoints.authorize_url,
-                "token_url": endpoints.token_url,
-                "revocation_url": endpoints.revocation_url,
-                "api_base_url": endpoints.api_base_url,
-            },
-        )
-        store.create_profile(draft)
+        create_emulator_profile(store, plugins, emu, PROFILE)
         yield World(emu, store, plugins, connector, steady, home, key_file, waits, log)
         connector.close()
         steady.close()

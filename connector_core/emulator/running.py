@@ -85,6 +85,20 @@ class EmulatorEndpoints:
     revocation_url: str
     api_base_url: str
 
+    def profile_urls(self, redirect_uri: str, *, revocation: bool = True) -> dict[str, str | None]:
+        """The ``endpoints`` of a profile that talks to this emulator (for
+        :func:`~connector_core.validate_profile`); ``revocation=False`` leaves the
+        revocation URL out, as for a provider that declares none."""
+        urls: dict[str, str | None] = {
+            "redirect_uri": redirect_uri,
+            "authorize_url": self.authorize_url,
+            "token_url": self.token_url,
+            "api_base_url": self.api_base_url,
+        }
+        if revocation:
+            urls["revocation_url"] = self.revocation_url
+        return urls
+
 
 class RunningEmulator:
     """An emulator serving on a loopback port in a background thread.

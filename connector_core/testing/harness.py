@@ -243,15 +243,10 @@ class Harness:
         values = dict(self.profile_values(self.emulator, self.declaration, self.environment))
         if client_secret is not None:
             values["client_secret"] = client_secret
-        endpoints = self.emulator.endpoints(self.environment)
-        urls: dict[str, str | None] = {
-            "redirect_uri": self.redirect_uri,
-            "authorize_url": endpoints.authorize_url,
-            "token_url": endpoints.token_url,
-            "api_base_url": endpoints.api_base_url,
-        }
-        if self.revocation_declared:  # revoke where the provider would; otherwise the core deletes locally
-            urls["revocation_url"] = endpoints.revocation_url
+        # Revoke where the provider would; otherwise the core deletes locally.
+        urls = self.emulator.endpoints(self.environment).profile_urls(
+            self.redirect_uri, revocation=self.revocation_declared
+        )
         try:
             draft = validate_profile(
                 self.declaration,
