@@ -12,6 +12,7 @@ __all__ = [
     "DeclarationError",
     "PluginError",
     "ScopeError",
+    "StoreError",
     "UnknownNameError",
     "UsageError",
     "ValidationError",
@@ -78,6 +79,10 @@ class PluginError(ConnectorError):
     def __init__(self, plugin: str, message: str) -> None:
         self.plugin = plugin
         super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class StoreError(ConnectorError):
+    """The store (its database) cannot be opened, read or written."""
 
 
 class UsageError(ConnectorError):

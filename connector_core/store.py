@@ -32,7 +32,7 @@ import attrs
 from ._files import ensure_private_dir
 from .connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
 from .crypto import KeyRing
-from .errors import ConnectorError, ValidationError
+from .errors import ConnectorError, StoreError, ValidationError
 from .oauth import TokenSet
 from .profiles import Profile, ProfileDraft
 from .secret import Secret
@@ -122,10 +122,6 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
-
-
-class StoreError(ConnectorError):
-    """The database cannot be opened, read or written."""
 
 
 @attrs.frozen
