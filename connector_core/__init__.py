@@ -6,17 +6,29 @@ The stable public API is what ``__all__`` lists; everything else is internal.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
 from ._markers import hookimpl
+from ._version import __version__
 from .errors import (
+    AccessDenied,
+    AlreadyInstalled,
+    ConfirmationRequired,
     ConnectorError,
+    CryptoError,
     DeclarationError,
+    EmulatorError,
+    InvalidClient,
+    InvalidGrant,
+    OAuthError,
     PluginError,
+    ReconnectRequired,
+    RequestFailed,
     ScopeError,
+    StateError,
+    StoreError,
+    TransientError,
     UnknownNameError,
     UsageError,
     ValidationError,
@@ -61,7 +73,6 @@ _LAZY = {
     "RunningEmulator": ".emulator",
     "EmulatorSpec": ".emulator",
     "EmulatorEndpoints": ".emulator",
-    "EmulatorError": ".emulator",
     "AppRegistration": ".emulator",
     "Audience": ".emulator",
     "EmulatedCompany": ".emulator",
@@ -79,25 +90,19 @@ _LAZY = {
     "check_scopes": ".scopes",
     "parse_scopes": ".scopes",
     "scopes_for_actions": ".scopes",
-    "AlreadyInstalled": ".connector",
     "AuthorizationStart": ".connector",
-    "ConfirmationRequired": ".connector",
     "ConnectResult": ".connector",
     "ConnectionAuth": ".connector",
     "Connector": ".connector",
     "ReconnectPlan": ".connector",
-    "ReconnectRequired": ".connector",
-    "RequestFailed": ".connector",
     "RevokeResult": ".connector",
     "TestResult": ".connector",
     "Connection": ".connection",
     "ConnectionEvent": ".connection",
     "ConnectionStatus": ".connection",
-    "CryptoError": ".crypto",
     "KeyRing": ".crypto",
     "KeyRotation": ".store",
     "Store": ".store",
-    "StoreError": ".store",
     "Profile": ".profiles",
     "ProfileDraft": ".profiles",
     "validate_profile": ".profiles",
@@ -105,13 +110,7 @@ _LAZY = {
     "RefreshReport": ".bulk",
     "arefresh_all": ".bulk",
     "refresh_all": ".bulk",
-    "AccessDenied": ".oauth",
-    "InvalidClient": ".oauth",
-    "InvalidGrant": ".oauth",
-    "OAuthError": ".oauth",
-    "StateError": ".oauth",
     "TokenSet": ".oauth",
-    "TransientError": ".oauth",
 }
 
 
@@ -123,25 +122,20 @@ if TYPE_CHECKING:
     from .commands import Command, CommandRegistry
     from .connection import Connection, ConnectionEvent, ConnectionStatus
     from .connector import (
-        AlreadyInstalled,
         AuthorizationStart,
-        ConfirmationRequired,
         ConnectionAuth,
         Connector,
         ConnectResult,
         ReconnectPlan,
-        ReconnectRequired,
-        RequestFailed,
         RevokeResult,
         TestResult,
     )
-    from .crypto import CryptoError, KeyRing
+    from .crypto import KeyRing
     from .emulator import (
         AppRegistration,
         Audience,
         EmulatedCompany,
         EmulatorEndpoints,
-        EmulatorError,
         EmulatorSpec,
         Fault,
         FaultKind,
@@ -173,10 +167,10 @@ if TYPE_CHECKING:
         SetupGuide,
         SetupStep,
     )
-    from .oauth import AccessDenied, InvalidClient, InvalidGrant, OAuthError, StateError, TokenSet, TransientError
+    from .oauth import TokenSet
     from .profiles import Profile, ProfileDraft, validate_profile
     from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
-    from .store import KeyRotation, Store, StoreError
+    from .store import KeyRotation, Store
 
 __all__ = [
     "Access",

@@ -26,7 +26,14 @@ import httpx
 from . import oauth
 from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
 from .connection import Connection, ConnectionStatus
-from .errors import ConnectorError, ValidationError
+from .errors import (
+    AlreadyInstalled,
+    ConfirmationRequired,
+    ConnectorError,
+    ReconnectRequired,
+    RequestFailed,
+    ValidationError,
+)
 from .models import OAuth2AuthorizationCode, Procedure, ProviderDeclaration, ReconnectKind, ReconnectPolicy
 from .oauth import HttpRequest, InvalidGrant, OAuthError, TokenSet, TransientError
 from .secret import Secret
@@ -63,19 +70,6 @@ MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
 
 
-class ReconnectRequired(ConnectorError):
-    """The connection's grant is gone; it must be authorized again."""
-
-    def __init__(self, connection_id: str, reason: str, guidance: str | None = None) -> None:
-        self.connection_id = connection_id
-        self.reason = reason
-        tail = f" {guidance}" if guidance else ""
-        super().__init__(
-            f"connection {connection_id} needs reconnecting ({reason}); run 'connector reconnect "
-            f"{connection_id}'.{tail}"
-        )
-
-
 def procedure_lines(policy: ReconnectPolicy, environment: str) -> tuple[str, ...]:
     """The policy's manual procedures for an environment, as numbered lines to show."""
     lines: list[str] = []
@@ -85,23 +79,6 @@ def procedure_lines(policy: ReconnectPolicy, environment: str) -> tuple[str, ...
             where = f" [{step.location}]" if step.location else ""
             lines.append(f"  {number}. {step.text}{where}")
     return tuple(lines)
-
-
-class AlreadyInstalled(OAuthError):
-    """The provider refused because the app is already installed; a person must
-    uninstall it first. ``details`` holds the provider's uninstall steps."""
-
-
-class ConfirmationRequired(ConnectorError):
-    """A reconnect needs manual steps done first; confirm them (``--yes``)."""
-
-
-class RequestFailed(ConnectorError):
-    """An API request failed; ``status`` is its HTTP status when there was one."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        self.status = status
-        super().__init__(message)
 
 
 @attrs.frozen
@@ -339,8 +316,9 @@ class Connector:
             if params.code is not None:
                 raise oauth.StateError(
                     "the callback carries no state of ours; refused. If the install began at the provider, "
-                    "complete it with 'connector connect PROFILE --provider-initiated'",
+                    "complete it as a provider-initiated install",
                     error="invalid_request",
+                    code="no_state_of_ours",
                 )
             raise oauth.StateError(
                 "the callback has no state; it was not sent by this authorization", error="invalid_request"
@@ -406,7 +384,9 @@ class Connector:
         params = oauth.parse_callback(callback)
         if params.state is not None:
             raise oauth.StateError(
-                "this callback carries a state: complete it with 'connector connect' instead", error="invalid_request"
+                "this callback carries a state: complete it as an authorization of ours instead",
+                error="invalid_request",
+                code="has_state",
             )
         self._check_issuer(ctx, params)
         if params.error is not None:
@@ -533,8 +513,7 @@ class Connector:
         plan = self.reconnect_plan(connection_id, scopes=scopes)
         if plan.policy.kind is ReconnectKind.UNINSTALL_THEN_REAUTHORIZE and not confirmed:
             error = ConfirmationRequired(
-                f"reconnecting {plan.connection.provider} needs manual steps first: {plan.policy.summary} "
-                "Do them, then confirm (--yes)"
+                f"reconnecting {plan.connection.provider} needs manual steps first: {plan.policy.summary}"
             )
             error.details = plan.lines
             raise error

@@ -30,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from .errors import ConnectorError
+from .errors import CryptoError
 
 __all__ = [
     "ENV_KEY_FILE",
@@ -48,10 +48,6 @@ ENV_KEY_FILE = "CONNECTOR_CORE_KEY_FILE"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_FILE_VERSION = 1
-
-
-class CryptoError(ConnectorError):
-    """A key is missing, malformed or wrong, or a ciphertext failed its integrity check."""
 
 
 def key_id(key: bytes) -> str:

@@ -1,18 +1,64 @@
-"""The exception hierarchy.
+"""The error tree: every error connector-core raises on purpose, in one place.
 
-Every error the framework raises on purpose derives from :class:`ConnectorError`
-and carries a one-line message a person can act on. The CLI prints that line and
-exits with :attr:`ConnectorError.exit_code`; it never shows a traceback for them.
+Every class derives from :class:`ConnectorError` and carries a one-line message in
+library language: what went wrong and what would fix it, with no command line in it.
+A platform calling the library from its web backend shows these messages as they
+are; the ``connector`` CLI prints them as ``connector: error: MESSAGE`` and adds its
+own advice ("run 'connector reconnect ...'") from :attr:`ConnectorError.code`.
+
+::
+
+    ConnectorError                   exit 1   root
+    ├── ValidationError (ValueError)          a value failed validation; ``field`` names it
+    │   ├── DeclarationError                  a record a plugin built is invalid
+    │   └── ScopeError                        a requested scope set is malformed
+    ├── UnknownNameError (LookupError)        an unknown provider, profile, connection, ...
+    ├── PluginError                           a plugin failed to load or broke a hook contract
+    ├── UsageError                   exit 2   the command line was used wrongly
+    ├── StoreError                            the store cannot be opened, read or written
+    ├── CryptoError                           a key is missing or wrong; a ciphertext was altered
+    ├── OAuthError                            an OAuth error response or an unusable response
+    │   ├── InvalidGrant                      the code or refresh token is no longer valid
+    │   ├── InvalidClient                     the client id, secret or method is wrong
+    │   ├── AccessDenied                      the person or the provider refused
+    │   ├── StateError                        a callback's state is missing, unknown or used
+    │   ├── TransientError                    worth retrying later (timeout, 5xx, 429)
+    │   └── AlreadyInstalled                  the app must be uninstalled first
+    ├── ReconnectRequired                     the connection's grant is gone
+    ├── ConfirmationRequired                  manual steps must be confirmed first
+    ├── RequestFailed                         an API request failed
+    ├── EmulatorError                         the emulator cannot start or crashed
+    │   └── SnapshotError                     an emulator snapshot cannot be read
+    └── HarnessError                          the provider test harness could not go on
+        └── NoEmulator                        the provider configures no emulator
+
+The modules that raise them re-export them (``connector_core.oauth.OAuthError`` is
+this module's ``OAuthError``), so older import paths keep working.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccessDenied",
+    "AlreadyInstalled",
+    "ConfirmationRequired",
     "ConnectorError",
+    "CryptoError",
     "DeclarationError",
+    "EmulatorError",
+    "HarnessError",
+    "InvalidClient",
+    "InvalidGrant",
+    "NoEmulator",
+    "OAuthError",
     "PluginError",
+    "ReconnectRequired",
+    "RequestFailed",
     "ScopeError",
+    "SnapshotError",
+    "StateError",
     "StoreError",
+    "TransientError",
     "UnknownNameError",
     "UsageError",
     "ValidationError",
@@ -25,32 +71,47 @@ class ConnectorError(Exception):
     #: The CLI's exit status for this kind of error.
     exit_code: int = 1
 
-    #: Extra lines the CLI prints after the one-line error, such as manual steps to take.
+    #: A stable, machine-readable name of the situation (``"profile_in_use"``), or None.
+    #: Front ends key their own advice on it: the CLI's hints, an API's problem types.
+    code: str | None = None
+
+    #: Extra lines to show after the one-line error, such as manual steps to take.
     details: tuple[str, ...] = ()
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, code: str | None = None) -> None:
         # One line, always: multi-line messages break log parsers and CLI output.
         super().__init__(" ".join(message.split()))
+        if code is not None:
+            self.code = code
 
     @property
     def message(self) -> str:
         return str(self.args[0])
 
 
-class ValidationError(ConnectorError, ValueError):
-    """A value failed validation. ``field`` names what was wrong."""
+# ------------------------------------------------------------------ validation
 
-    def __init__(self, field: str, message: str) -> None:
+
+class ValidationError(ConnectorError, ValueError):
+    """A value failed validation. ``field`` names what was wrong; the message is ``FIELD: MESSAGE``."""
+
+    def __init__(self, field: str, message: str, *, code: str | None = None) -> None:
         self.field = field
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}", code=code)
 
 
 class DeclarationError(ValidationError):
     """A provider declaration (a model built by a plugin) is invalid."""
 
 
+class ScopeError(ValidationError):
+    """A requested scope set is malformed or does not satisfy the catalogue."""
+
+
 class UnknownNameError(ConnectorError, LookupError):
-    """A name (provider, scope group, action, environment, ...) is not known."""
+    """A name (provider, scope group, action, environment, ...) is not known.
+
+    Carries ``kind``, ``name`` and ``known``; the message adds a did-you-mean."""
 
     def __init__(
         self, kind: str, name: str, known: list[str] | tuple[str, ...] = (), *, within: str | None = None
@@ -69,10 +130,6 @@ class UnknownNameError(ConnectorError, LookupError):
         super().__init__(msg)
 
 
-class ScopeError(ValidationError):
-    """A requested scope set is malformed or does not satisfy the catalogue."""
-
-
 class PluginError(ConnectorError):
     """A plugin failed to load, broke a hook contract, or clashed with another."""
 
@@ -81,14 +138,140 @@ class PluginError(ConnectorError):
         super().__init__(f"plugin {plugin!r}: {message}")
 
 
-class StoreError(ConnectorError):
-    """The store (its database) cannot be opened, read or written."""
-
-
 class UsageError(ConnectorError):
     """The command line was used wrongly (exit status 2)."""
 
     exit_code = 2
+
+
+# ------------------------------------------------------------- store and keys
+
+
+class StoreError(ConnectorError):
+    """The store (its database) cannot be opened, read or written."""
+
+
+class CryptoError(ConnectorError):
+    """A key is missing, malformed or wrong, or a ciphertext failed its integrity check."""
+
+
+# ---------------------------------------------------------------------- OAuth
+
+
+class OAuthError(ConnectorError):
+    """An OAuth error response or an unusable response. Never carries a secret.
+
+    ``error`` is the RFC 6749 code (or a local one such as ``invalid_response``),
+    ``status`` the HTTP status when there was one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str = "invalid_response",
+        status: int | None = None,
+        description: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.error = error
+        self.status = status
+        self.description = description
+        super().__init__(message, code=code)
+
+
+class InvalidGrant(OAuthError):
+    """The code or refresh token is expired, revoked, rotated out or reused: re-authorize."""
+
+
+class InvalidClient(OAuthError):
+    """The client id, secret or authentication method is wrong: a configuration error."""
+
+
+class AccessDenied(OAuthError):
+    """The person (or the provider) refused the authorization."""
+
+
+class StateError(OAuthError):
+    """A callback's ``state`` is missing, unknown, reused or expired.
+
+    ``code`` tells the cases a front end may advise on: ``"no_state_of_ours"`` (a code
+    without our state: an install that began at the provider), ``"has_state"`` (a
+    provider-initiated completion was given a callback of ours)."""
+
+
+class TransientError(OAuthError):
+    """Worth retrying later: a timeout, a dropped connection, 5xx, or 429."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        error: str = "temporarily_unavailable",
+        reached_server: bool = True,
+    ) -> None:
+        self.retry_after = retry_after
+        #: False when the request surely never reached the server (safe to retry any request).
+        self.reached_server = reached_server
+        super().__init__(message, error=error, status=status)
+
+
+class AlreadyInstalled(OAuthError):
+    """The provider refused because the app is already installed; a person must
+    uninstall it first. ``details`` holds the provider's uninstall steps."""
+
+
+# ---------------------------------------------------------------- connections
+
+
+class ReconnectRequired(ConnectorError):
+    """The connection's grant is gone; it must be authorized again
+    (:meth:`~connector_core.Connector.begin_reconnect`)."""
+
+    code = "reconnect_required"
+
+    def __init__(self, connection_id: str, reason: str, guidance: str | None = None) -> None:
+        self.connection_id = connection_id
+        self.reason = reason
+        self.guidance = guidance
+        tail = f" {guidance}" if guidance else ""
+        super().__init__(f"connection {connection_id} needs reconnecting ({reason}).{tail}")
+
+
+class ConfirmationRequired(ConnectorError):
+    """A reconnect needs manual steps done first; ``details`` lists them. Confirm that
+    they are done by calling again with ``confirmed=True``."""
+
+    code = "confirmation_required"
+
+
+class RequestFailed(ConnectorError):
+    """An API request failed; ``status`` is its HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+# ------------------------------------------------------ emulator and harness
+
+
+class EmulatorError(ConnectorError):
+    """The emulator cannot start, or one of its handlers crashed during a run."""
+
+
+class SnapshotError(EmulatorError):
+    """The snapshot file cannot be read or belongs to another provider."""
+
+
+class HarnessError(ConnectorError):
+    """The harness could not do what a test asked (a consent page that did not redirect...)."""
+
+
+class NoEmulator(HarnessError):
+    """The provider configures no emulator (its ``connector_core_emulator`` hook answers ``None``)."""
 
 
 def _did_you_mean(name: str, known: tuple[str, ...]) -> str | None:

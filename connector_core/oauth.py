@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import attrs
 
-from .errors import ConnectorError
+from .errors import AccessDenied, InvalidClient, InvalidGrant, OAuthError, StateError, TransientError
 from .models import ClientAuthMethod, is_loopback_host
 from .secret import Secret
 
@@ -56,64 +56,6 @@ __all__ = [
 MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
 #: 32 random octets: 256 bits of state, well over RFC 6749 §10.10's 128.
 STATE_BYTES = 32
-
-
-# -------------------------------------------------------------------------- errors
-
-
-class OAuthError(ConnectorError):
-    """An OAuth error response or an unusable response. Never carries a secret.
-
-    ``error`` is the RFC 6749 code (or a local one such as ``invalid_response``),
-    ``status`` the HTTP status when there was one.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        error: str = "invalid_response",
-        status: int | None = None,
-        description: str | None = None,
-    ) -> None:
-        self.error = error
-        self.status = status
-        self.description = description
-        super().__init__(message)
-
-
-class InvalidGrant(OAuthError):
-    """The code or refresh token is expired, revoked, rotated out or reused: re-authorize."""
-
-
-class InvalidClient(OAuthError):
-    """The client id, secret or authentication method is wrong: a configuration error."""
-
-
-class AccessDenied(OAuthError):
-    """The person (or the provider) refused the authorization."""
-
-
-class StateError(OAuthError):
-    """A callback's ``state`` is missing, unknown, reused or expired."""
-
-
-class TransientError(OAuthError):
-    """Worth retrying later: a timeout, a dropped connection, 5xx, or 429."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        status: int | None = None,
-        error: str = "temporarily_unavailable",
-        reached_server: bool = True,
-    ) -> None:
-        self.retry_after = retry_after
-        #: False when the request surely never reached the server (safe to retry any request).
-        self.reached_server = reached_server
-        super().__init__(message, error=error, status=status)
 
 
 def _clean(text: object, limit: int = 200) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import ConnectorError
+from ..errors import SnapshotError
 from ..secret import Secret
 from .spec import EmulatedCompany, EmulatorSpec
 
@@ -43,10 +43,6 @@ __all__ = [
 
 SNAPSHOT_FORMAT = "connector-core-emulator-snapshot"
 SNAPSHOT_VERSION = 1
-
-
-class SnapshotError(ConnectorError):
-    """The snapshot file cannot be read or belongs to another provider."""
 
 
 def digest(token: str) -> str:

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._markers import PROJECT_NAME
-from ..errors import ConnectorError, PluginError
+from ..errors import ConnectorError, HarnessError, NoEmulator, PluginError
 from ..models import CredentialField, FieldKind, FieldLevel, OAuth2AuthorizationCode, ProviderDeclaration
 from ..secret import Secret
 
@@ -56,14 +56,6 @@ REDIRECT_BASE_URL = "https://platform.example"
 
 Problems = tuple[str, ...]
 ProfileValues = Callable[["RunningEmulator", ProviderDeclaration, str], Mapping[str, "str | Secret"]]
-
-
-class HarnessError(ConnectorError):
-    """The harness could not do what a test asked (a consent page that did not redirect...)."""
-
-
-class NoEmulator(HarnessError):
-    """The provider configures no emulator (its ``connector_core_emulator`` hook answers ``None``)."""
 
 
 # ------------------------------------------------------------------ isolation
