@@ -29,7 +29,7 @@ from ._markers import hookspec
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry
-    from .emulator import EmulatorSpec
+    from .emulator.spec import EmulatorSpec
     from .models import (
         Action,
         AuthType,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         ScopeCatalogue,
         SetupGuide,
     )
-    from .plugins import ProviderRegistry
+    from .registries import ProviderRegistry
 
 __all__ = [
     "connector_core_actions",

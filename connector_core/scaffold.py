@@ -31,6 +31,7 @@ from string import Template
 
 import attrs
 
+from ._version import __version__
 from .errors import ConnectorError, ValidationError
 from .models import PROVIDER_KEY_RE
 
@@ -143,8 +144,6 @@ def _reason(exc: OSError) -> str:
 def _render(names: _Names) -> dict[str, str]:
     values = attrs.asdict(names)
     values["key_upper"] = names.key.upper().replace("-", "_")
-    from . import __version__
-
     values["core_version"] = ".".join(__version__.split(".")[:2])
     pkg = names.package
     test_file = f"tests/test_{'_'.join(re.split(r'[-_]', names.key))}_conformance.py"

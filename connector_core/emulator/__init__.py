@@ -8,17 +8,12 @@ partner account exists. See ``docs/emulator.md``.
 
 from __future__ import annotations
 
-from .faults import Fault, FaultKind, Faults
-from .running import (
-    AUDIENCE_HEADER,
-    COMPANY_HEADER,
-    CONSENT_HEADER,
-    EmulatorEndpoints,
-    EmulatorError,
-    RunningEmulator,
-    UnexpectedError,
-    start_emulator,
-)
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+# What a plugin declares (EmulatorSpec and its records) is imported with the package;
+# the server (HTTP, OAuth endpoints, state) only when something starts or inspects one.
 from .spec import (
     AppRegistration,
     Audience,
@@ -32,7 +27,43 @@ from .spec import (
     default_company,
     oauth_style_error_body,
 )
-from .state import ClientCredentials, EmulatorApp, EmulatorStats, InstallationInfo, SnapshotError
+
+_LAZY = {
+    "Fault": ".faults",
+    "FaultKind": ".faults",
+    "Faults": ".faults",
+    "AUDIENCE_HEADER": ".running",
+    "COMPANY_HEADER": ".running",
+    "CONSENT_HEADER": ".running",
+    "EmulatorEndpoints": ".running",
+    "EmulatorError": ".running",
+    "RunningEmulator": ".running",
+    "SpecSource": ".running",
+    "UnexpectedError": ".running",
+    "start_emulator": ".running",
+    "ClientCredentials": ".state",
+    "EmulatorApp": ".state",
+    "EmulatorStats": ".state",
+    "InstallationInfo": ".state",
+    "SnapshotError": ".state",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+
+if TYPE_CHECKING:
+    from .faults import Fault, FaultKind, Faults
+    from .running import (
+        AUDIENCE_HEADER,
+        COMPANY_HEADER,
+        CONSENT_HEADER,
+        EmulatorEndpoints,
+        EmulatorError,
+        RunningEmulator,
+        SpecSource,
+        UnexpectedError,
+        start_emulator,
+    )
+    from .state import ClientCredentials, EmulatorApp, EmulatorStats, InstallationInfo, SnapshotError
 
 __all__ = [
     "AUDIENCE_HEADER",
@@ -58,6 +89,7 @@ __all__ = [
     "ResourceResponse",
     "RunningEmulator",
     "SnapshotError",
+    "SpecSource",
     "UnexpectedError",
     "default_company",
     "oauth_style_error_body",

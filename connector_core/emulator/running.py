@@ -23,12 +23,12 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
 
-from ..errors import ConnectorError, UnknownNameError, ValidationError
+from ..errors import EmulatorError, UnknownNameError, ValidationError
 from ..models import OAuth2AuthorizationCode, ProviderDeclaration, is_loopback_host, url_problem
 from .authorization import (
     AUDIENCE_HEADER,
@@ -46,8 +46,15 @@ from .resources import ResourceServer
 from .spec import EmulatedCompany, EmulatorSpec
 from .state import EmulatorApp, EmulatorState, EmulatorStats, InstallationInfo, _Counters
 
-if TYPE_CHECKING:
-    from ..plugins import Plugins
+
+class SpecSource(Protocol):
+    """What :func:`start_emulator` asks for a provider key: a
+    :class:`~connector_core.Plugins` (``load_plugins()``) answers both."""
+
+    def declaration(self, key: str) -> ProviderDeclaration: ...
+
+    def emulator_spec(self, key: str) -> Any: ...
+
 
 __all__ = [
     "AUDIENCE_HEADER",
@@ -56,13 +63,10 @@ __all__ = [
     "EmulatorEndpoints",
     "EmulatorError",
     "RunningEmulator",
+    "SpecSource",
     "UnexpectedError",
     "start_emulator",
 ]
-
-
-class EmulatorError(ConnectorError):
-    """The emulator cannot start, or one of its handlers crashed during a run."""
 
 
 @attrs.frozen
@@ -571,7 +575,7 @@ def start_emulator(
     provider: str | ProviderDeclaration,
     spec: EmulatorSpec | None = None,
     *,
-    plugins: Plugins | None = None,
+    plugins: SpecSource | None = None,
     port: int = 0,
     host: str = "127.0.0.1",
     snapshot: str | Path | None = None,
@@ -585,11 +589,12 @@ def start_emulator(
     """Start an emulator of ``provider`` on ``host:port`` (port 0: a free one) and return it.
 
     ``provider`` is a provider key (its declaration and
-    :class:`~connector_core.emulator.EmulatorSpec` come from ``plugins``, by
-    default every installed plugin) or a declaration, with ``spec`` or
-    ``plugins`` to find the spec. Use the result as a context manager::
+    :class:`~connector_core.emulator.EmulatorSpec` come from ``plugins``, for
+    example ``load_plugins()``) or a declaration, with ``spec`` or ``plugins`` to
+    find the spec. The emulator never loads plugins itself: it serves what it is
+    handed. Use the result as a context manager::
 
-        with start_emulator("acme") as emu:
+        with start_emulator("acme", plugins=load_plugins()) as emu:
             endpoints = emu.endpoints("sandbox")
             creds = emu.app.credentials[endpoints.credential_set]
 
@@ -603,11 +608,9 @@ def start_emulator(
     if isinstance(provider, ProviderDeclaration):
         declaration = provider
     else:
-        plugins = plugins if plugins is not None else _load_plugins()
-        declaration = plugins.declaration(provider)
+        declaration = _source(plugins, provider).declaration(provider)
     if spec is None:
-        plugins = plugins if plugins is not None else _load_plugins()
-        spec = plugins.emulator_spec(declaration.key)
+        spec = _source(plugins, declaration.key).emulator_spec(declaration.key)
         if spec is None:
             raise EmulatorError(f"provider {declaration.key!r} has no built-in emulator")
     return RunningEmulator(
@@ -625,7 +628,11 @@ def start_emulator(
     )
 
 
-def _load_plugins() -> Plugins:
-    from ..plugins import load_plugins
-
-    return load_plugins()
+def _source(plugins: SpecSource | None, key: str) -> SpecSource:
+    if plugins is None:
+        raise ValidationError(
+            "plugins",
+            f"the emulator of {key!r} needs the plugins that declare it: start_emulator({key!r}, "
+            "plugins=load_plugins()), or pass its declaration and spec",
+        )
+    return plugins
