@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from ._files import write_private_file
 from .errors import CryptoError
 
 __all__ = [
@@ -159,8 +160,6 @@ class KeyRing:
         """
         if self.path is None:
             raise CryptoError(f"the keys come from {ENV_SECRET_KEY}; there is no key file to write")
-        from ._files import write_private_file
-
         now = datetime.now(UTC).isoformat(timespec="seconds")
         data: dict[str, Any] = {
             "version": KEY_FILE_VERSION,

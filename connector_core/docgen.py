@@ -24,6 +24,9 @@ import inspect
 import re
 from collections.abc import Iterable, Sequence
 
+from . import hookspecs
+from ._markers import PROJECT_NAME
+from .errors import ValidationError
 from .models import (
     ApiKeyAuth,
     AuthType,
@@ -110,8 +113,6 @@ def render_provider(declaration: ProviderDeclaration, *, format: str = "markdown
     machine that renders it.
     """
     if format not in FORMATS:
-        from .errors import ValidationError
-
         raise ValidationError("--format", f"expected one of {', '.join(FORMATS)}, got {format!r}")
     decl = declaration
     blocks: list[list[str]] = [
@@ -568,8 +569,6 @@ def _paragraphs(doc: str) -> list[list[str]]:
 
 def hook_signature(name: str) -> str:
     """``name(args) -> result`` of one hook specification, from its source, on one line."""
-    from . import hookspecs
-
     source = inspect.getsource(getattr(hookspecs, name))
     head = source[source.index("def ") + 4 : source.index(":\n")]
     return " ".join(head.split()).replace("( ", "(").replace(", )", ")")
@@ -577,9 +576,6 @@ def hook_signature(name: str) -> str:
 
 def render_hook_reference() -> str:
     """Each hook specification: its signature, how results combine, and its docstring."""
-    from . import hookspecs
-    from ._markers import PROJECT_NAME
-
     names = sorted(hookspecs.__all__, key=lambda n: inspect.getsourcelines(getattr(hookspecs, n))[1])
     blocks: list[list[str]] = [
         [

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import attrs
 import pluggy
 
-from . import hookspecs
+from . import _builtin, hookspecs
 from ._markers import PROJECT_NAME
+from ._version import __version__
 from .errors import ConnectorError, DeclarationError, PluginError, UnknownNameError, ValidationError
 from .models import Provider
 from .registries import ProviderRegistry
@@ -152,8 +153,6 @@ def load_plugins(
     problems: list[LoadProblem] = []
     dists: dict[str, Any] = {}
     pending: dict[str, Any] = {}
-
-    from . import _builtin
 
     pm.register(_builtin, name=BUILTIN_PLUGIN_NAME)
 
@@ -449,6 +448,7 @@ class Plugins:
         if key in self._broken:
             raise self._broken[key]
         self._owner(key)  # an unknown or doubly registered key fails here, as in declaration()
+        # on first use, for cold start: these records are built when first imported
         from .models import ScopeCatalogue
 
         try:
@@ -458,6 +458,7 @@ class Plugins:
             raise
 
     def _gather(self, provider: Provider, plugin: str) -> ProviderDeclaration:
+        # on first use, for cold start: these records are built when first imported
         from .models import (
             AUTH_TYPE_CLASSES,
             Action,
@@ -611,6 +612,7 @@ class Plugins:
         caller = self._pm.hook.connector_core_register_commands
         if not caller.get_hookimpls():
             return ()
+        # on first use, for cold start: only the CLI asks for plugin commands
         from .commands import CommandRegistry
 
         registry = CommandRegistry(frozenset(reserved))
@@ -666,8 +668,6 @@ class Plugins:
             hooks = sorted(c.name for c in self._pm.get_hookcallers(plugin) or ())
             dist_name, version = self._dist_info(name)
             if name == BUILTIN_PLUGIN_NAME:
-                from ._version import __version__
-
                 dist_name, version = "connector-core", __version__
             infos.append(
                 PluginInfo(

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from .._files import write_private_file
 from ..errors import SnapshotError
 from ..secret import Secret
 from .spec import EmulatedCompany, EmulatorSpec
@@ -335,8 +336,6 @@ class EmulatorState:
         """Write the snapshot, when there is one and something changed since the last write."""
         if self.snapshot_path is None:
             return
-        from .._files import write_private_file
-
         with self.lock:
             if not (self._dirty or force):
                 return

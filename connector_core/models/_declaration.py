@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ..errors import DeclarationError, ValidationError
+from ..errors import DeclarationError, UnknownNameError, ValidationError
 from ._auth import AUTH_TYPE_CLASSES, ApiKeyAuth, AuthType, CredentialField, HttpBasicAuth, OAuth2AuthorizationCode
 from ._base import (
     CALLBACK_PATH_RE,
@@ -331,8 +331,6 @@ class ProviderDeclaration:
 
     def auth_type(self, key: str | None = None) -> AuthType:
         """The named auth type, or the first (preferred) one."""
-        from ..errors import UnknownNameError
-
         if key is None:
             return self.auth_types[0]
         for auth in self.auth_types:
@@ -345,8 +343,6 @@ class ProviderDeclaration:
 
     def environment(self, key: str | None = None) -> Environment:
         """The named environment, or the default one (the first when none is marked)."""
-        from ..errors import UnknownNameError
-
         if key is None:
             return next((e for e in self.environments if e.default), self.environments[0])
         for env in self.environments:
@@ -355,8 +351,6 @@ class ProviderDeclaration:
         raise UnknownNameError("environment", key, [e.key for e in self.environments], within=f"provider {self.key!r}")
 
     def action(self, key: str) -> Action:
-        from ..errors import UnknownNameError
-
         for action in self.actions:
             if action.key == key:
                 return action

@@ -58,6 +58,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "ProviderConformance":
+        # on first use: it imports pytest
         from .conformance import ProviderConformance
 
         return ProviderConformance

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..docgen import render_provider
 from ..errors import ConnectorError
 from ..models import (
     CALLBACK_PATH_RE,
@@ -260,8 +261,6 @@ def check_docs_page(declaration: ProviderDeclaration) -> Problems:
     """The provider's page renders (as ``connector docs KEY`` does) and has something to say
     in every section: a description, a description per scope group, a setup guide; and it
     names every environment, scope, action and credential field."""
-    from ..docgen import render_provider
-
     try:
         page = render_provider(declaration)
     except Exception as exc:  # noqa: BLE001 - any failure to render is the finding

@@ -90,6 +90,7 @@ def find_plugin(key: str) -> object:
 def isolated_plugins(plugin: object) -> Plugins:
     """A plugin manager holding the built-in plugin and ``plugin`` only: no installed
     plugin, and none of the ``CONNECTOR_CORE_*`` loading variables."""
+    # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..plugins import load_plugins
 
     return load_plugins([plugin], entry_points=False, env={})
@@ -97,6 +98,7 @@ def isolated_plugins(plugin: object) -> Plugins:
 
 def isolated_store(folder: str | Path) -> Store:
     """A store under ``folder/home`` whose key file is ``folder/keys.json`` (nothing from the environment)."""
+    # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..store import Store
 
     base = Path(folder)
@@ -182,6 +184,7 @@ class Harness:
         profile_values: ProfileValues | None = None,
         base_url: str = REDIRECT_BASE_URL,
     ) -> None:
+        # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..connector import Connector
         from ..emulator import start_emulator
 
@@ -230,6 +233,7 @@ class Harness:
     def create_profile(self, name: str, *, client_secret: Secret | None = None) -> None:
         """A profile of the emulator's test app, its endpoints pointing at the emulator.
         ``client_secret`` replaces the real secret (for the must-fail case)."""
+        # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..profiles import validate_profile
 
         values = dict(self.profile_values(self.emulator, self.declaration, self.environment))
@@ -262,6 +266,7 @@ class Harness:
         """Act as the person's browser: consent (scripted) and return where the provider redirects."""
         import httpx
 
+        # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..emulator import CONSENT_HEADER
 
         with httpx.Client(follow_redirects=False, trust_env=False, timeout=10) as browser:
@@ -303,6 +308,7 @@ def _connected(harness: Harness) -> tuple[Connection | None, Problems]:
 def emulated_connect(harness: Harness) -> Problems:
     """Connect through the real OAuth flow: the connection is stored as connected, with
     tokens, the minimum scopes granted and no warnings."""
+    # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..connection import ConnectionStatus
 
     try:
@@ -363,6 +369,7 @@ def emulated_revoke(harness: Harness) -> Problems:
     """Revoking ends the grant at the provider where it declares a revocation endpoint
     (the old access token stops working), else deletes the tokens locally and says so;
     after the reconnect policy's manual steps (if any), connecting again works."""
+    # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..connection import ConnectionStatus
 
     conn, problems = _connected(harness)
@@ -410,6 +417,7 @@ def emulated_revoke(harness: Harness) -> Problems:
 def emulated_wrong_credentials(harness: Harness, profile: str = f"{PROFILE}-wrong-secret") -> Problems:
     """Connecting with a wrong client secret fails with InvalidClient, and the error
     names neither the wrong secret nor the right one."""
+    # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..oauth import InvalidClient
 
     fields = {f.name: f for f in harness.declaration.fields_for(harness.auth.key)}

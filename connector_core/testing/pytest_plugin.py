@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def connector_provider(request: pytest.FixtureRequest) -> str:
     """The provider key under test (the test class's ``provider`` attribute)."""
+    # on first use: pytest loads this plugin in every run of every project
     from .conformance import provider_for_class
 
     return provider_for_class(request.cls)
@@ -49,6 +50,7 @@ def connector_provider(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def connector_plugin(request: pytest.FixtureRequest, connector_provider: str) -> object:
     """The plugin under test: the class's ``plugin``, else the entry point named after the key."""
+    # on first use: pytest loads this plugin in every run of every project
     from .conformance import plugin_for_class
 
     return plugin_for_class(request.cls, connector_provider)
@@ -57,6 +59,7 @@ def connector_plugin(request: pytest.FixtureRequest, connector_provider: str) ->
 @pytest.fixture
 def connector_plugins(connector_plugin: object) -> Plugins:
     """A fresh plugin manager holding only the plugin under test (and the built-in one)."""
+    # on first use: pytest loads this plugin in every run of every project
     from .harness import isolated_plugins
 
     return isolated_plugins(connector_plugin)
@@ -65,6 +68,7 @@ def connector_plugins(connector_plugin: object) -> Plugins:
 @pytest.fixture
 def connector_declaration(connector_plugins: Plugins, connector_provider: str) -> ProviderDeclaration:
     """Everything the provider under test declares."""
+    # on first use: pytest loads this plugin in every run of every project
     from .conformance import declaration_or_fail
 
     return declaration_or_fail(connector_plugins, connector_provider)
@@ -73,6 +77,7 @@ def connector_declaration(connector_plugins: Plugins, connector_provider: str) -
 @pytest.fixture
 def connector_store(tmp_path: Path) -> Iterator[Store]:
     """A store in the test's temporary folder, with its key file there too."""
+    # on first use: pytest loads this plugin in every run of every project
     from .harness import isolated_store
 
     store = isolated_store(tmp_path)
@@ -85,6 +90,7 @@ def connector_harness(
     request: pytest.FixtureRequest, connector_plugins: Plugins, connector_provider: str, connector_store: Store
 ) -> Iterator[Harness]:
     """The provider's emulator with a store, a connector and a profile of its test app."""
+    # on first use: pytest loads this plugin in every run of every project
     from .conformance import start_harness
     from .harness import default_profile_values
 
