@@ -90,13 +90,13 @@ _LAZY = {
     "check_scopes": ".scopes",
     "parse_scopes": ".scopes",
     "scopes_for_actions": ".scopes",
-    "AuthorizationStart": ".connector",
-    "ConnectResult": ".connector",
+    "AuthorizationStart": ".connection",
+    "ConnectResult": ".connection",
     "ConnectionAuth": ".connector",
     "Connector": ".connector",
-    "ReconnectPlan": ".connector",
-    "RevokeResult": ".connector",
-    "TestResult": ".connector",
+    "ReconnectPlan": ".connection",
+    "RevokeResult": ".connection",
+    "TestResult": ".connection",
     "Connection": ".connection",
     "ConnectionEvent": ".connection",
     "ConnectionStatus": ".connection",
@@ -120,16 +120,17 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 if TYPE_CHECKING:
     from .bulk import RefreshReport, arefresh_all, refresh_all
     from .commands import Command, CommandRegistry
-    from .connection import Connection, ConnectionEvent, ConnectionStatus
-    from .connector import (
+    from .connection import (
         AuthorizationStart,
-        ConnectionAuth,
-        Connector,
+        Connection,
+        ConnectionEvent,
+        ConnectionStatus,
         ConnectResult,
         ReconnectPlan,
         RevokeResult,
         TestResult,
     )
+    from .connector import ConnectionAuth, Connector
     from .crypto import KeyRing
     from .emulator import (
         AppRegistration,

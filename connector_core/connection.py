@@ -1,12 +1,26 @@
-"""Records of connections and pending authorization attempts."""
+"""Records of connections, pending authorization attempts, and what the connect flow returns."""
 
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import attrs
 
-__all__ = ["Attempt", "Connection", "ConnectionEvent", "ConnectionStatus"]
+if TYPE_CHECKING:
+    from .models import Procedure, ReconnectPolicy
+
+__all__ = [
+    "Attempt",
+    "AuthorizationStart",
+    "ConnectResult",
+    "Connection",
+    "ConnectionEvent",
+    "ConnectionStatus",
+    "ReconnectPlan",
+    "RevokeResult",
+    "TestResult",
+]
 
 
 class ConnectionStatus(enum.Enum):
@@ -77,3 +91,56 @@ class Attempt:
     expires_at: float
     #: Set when the attempt reconnects an existing connection.
     connection_id: str | None = None
+
+
+# ------------------------------------------------- what the connect flow returns
+
+
+@attrs.frozen
+class AuthorizationStart:
+    """What :meth:`~connector_core.Connector.begin` returns: send the person to ``url``."""
+
+    attempt_id: str
+    url: str = attrs.field(repr=False)
+    redirect_uri: str
+    expires_at: float
+
+
+@attrs.frozen
+class ConnectResult:
+    """A completed authorization: the stored connection, and anything worth a warning."""
+
+    connection: Connection
+    #: E.g. granted scopes that differ from those requested.
+    warnings: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class ReconnectPlan:
+    """What reconnecting a connection takes (see :meth:`~connector_core.Connector.reconnect_plan`)."""
+
+    connection: Connection
+    policy: ReconnectPolicy
+    procedures: tuple[Procedure, ...]
+    #: The procedures as numbered lines to show a person.
+    lines: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+
+@attrs.frozen
+class TestResult:
+    """The outcome of the provider's connection test."""
+
+    ok: bool
+    status: int
+    detail: str
+
+
+@attrs.frozen
+class RevokeResult:
+    """What :meth:`~connector_core.Connector.revoke` did, said plainly in ``message``."""
+
+    connection: Connection
+    #: True when the provider revoked the grant; False when it has no revocation endpoint.
+    revoked_at_provider: bool
+    message: str

@@ -25,7 +25,15 @@ import httpx
 
 from . import oauth
 from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
-from .connection import Connection, ConnectionStatus
+from .connection import (
+    AuthorizationStart,
+    Connection,
+    ConnectionStatus,
+    ConnectResult,
+    ReconnectPlan,
+    RevokeResult,
+    TestResult,
+)
 from .errors import (
     AlreadyInstalled,
     ConfirmationRequired,
@@ -34,7 +42,7 @@ from .errors import (
     RequestFailed,
     ValidationError,
 )
-from .models import OAuth2AuthorizationCode, Procedure, ProviderDeclaration, ReconnectKind, ReconnectPolicy
+from .models import OAuth2AuthorizationCode, ProviderDeclaration, ReconnectKind, ReconnectPolicy
 from .oauth import HttpRequest, InvalidGrant, OAuthError, TokenSet, TransientError
 from .secret import Secret
 
@@ -68,67 +76,6 @@ LEASE_WAIT = 45.0
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
-
-
-def procedure_lines(policy: ReconnectPolicy, environment: str) -> tuple[str, ...]:
-    """The policy's manual procedures for an environment, as numbered lines to show."""
-    lines: list[str] = []
-    for proc in policy.procedures_for(environment):
-        lines.append(proc.title + (f" ({proc.url})" if proc.url else ""))
-        for number, step in enumerate(proc.steps, 1):
-            where = f" [{step.location}]" if step.location else ""
-            lines.append(f"  {number}. {step.text}{where}")
-    return tuple(lines)
-
-
-@attrs.frozen
-class AuthorizationStart:
-    """What :meth:`Connector.begin` returns: send the person to ``url``."""
-
-    attempt_id: str
-    url: str = attrs.field(repr=False)
-    redirect_uri: str
-    expires_at: float
-
-
-@attrs.frozen
-class ConnectResult:
-    """A completed authorization: the stored connection, and anything worth a warning."""
-
-    connection: Connection
-    #: E.g. granted scopes that differ from those requested.
-    warnings: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class ReconnectPlan:
-    """What reconnecting a connection takes (see :meth:`Connector.reconnect_plan`)."""
-
-    connection: Connection
-    policy: ReconnectPolicy
-    procedures: tuple[Procedure, ...]
-    #: The procedures as numbered lines to show a person.
-    lines: tuple[str, ...]
-    scopes: tuple[str, ...]
-
-
-@attrs.frozen
-class TestResult:
-    """The outcome of the provider's connection test."""
-
-    ok: bool
-    status: int
-    detail: str
-
-
-@attrs.frozen
-class RevokeResult:
-    """What :meth:`Connector.revoke` did, said plainly in ``message``."""
-
-    connection: Connection
-    #: True when the provider revoked the grant; False when it has no revocation endpoint.
-    revoked_at_provider: bool
-    message: str
 
 
 @attrs.frozen
@@ -437,7 +384,7 @@ class Connector:
                 error=params.error or "access_denied",
                 description=params.error_description,
             )
-            error.details = procedure_lines(policy, ctx.profile.environment)
+            error.details = policy.lines_for(ctx.profile.environment)
             return error
         if params.error == "access_denied":
             return oauth.AccessDenied(
@@ -497,7 +444,7 @@ class Connector:
         else:
             chosen = tuple(dict.fromkeys((*conn.granted_scopes, *profile.scopes)))
         return ReconnectPlan(
-            conn, policy, policy.procedures_for(conn.environment), procedure_lines(policy, conn.environment), chosen
+            conn, policy, policy.procedures_for(conn.environment), policy.lines_for(conn.environment), chosen
         )
 
     def begin_reconnect(

@@ -131,6 +131,16 @@ class ReconnectPolicy:
     def procedures_for(self, environment: str) -> tuple[Procedure, ...]:
         return tuple(p for p in self.procedures if p.applies_to(environment))
 
+    def lines_for(self, environment: str) -> tuple[str, ...]:
+        """The manual procedures for ``environment`` as numbered lines to show a person."""
+        lines: list[str] = []
+        for proc in self.procedures_for(environment):
+            lines.append(proc.title + (f" ({proc.url})" if proc.url else ""))
+            for number, step in enumerate(proc.steps, 1):
+                where = f" [{step.location}]" if step.location else ""
+                lines.append(f"  {number}. {step.text}{where}")
+        return tuple(lines)
+
 
 @attrs.frozen
 class ConnectionTest:
