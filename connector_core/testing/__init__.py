@@ -10,7 +10,8 @@ A provider plugin's test file runs the whole suite in one line::
 
 The pieces are usable on their own: :mod:`connector_core.testing.checks` holds
 the declaration checks as plain functions, :mod:`connector_core.testing.harness`
-the isolated plugin manager and store and the emulator-driven checks, and
+the isolated plugin manager and store and the emulator-driven checks,
+:mod:`connector_core.testing.runner` running the CLI in-process or as a subprocess, and
 :mod:`connector_core.testing.pytest_plugin` the fixtures (registered through the
 ``pytest11`` entry point ``connector_core``). This package needs pytest only for
 :class:`ProviderConformance`, which is imported on first use.
@@ -33,11 +34,13 @@ from .checks import (
     check_secret_fields,
 )
 from .harness import Harness, find_plugin, isolated_plugins, isolated_store
+from .runner import CliResult, free_port, run_cli, run_connector
 
 if TYPE_CHECKING:
     from .conformance import ProviderConformance
 
 __all__ = [
+    "CliResult",
     "Harness",
     "ProviderConformance",
     "check_action_scopes",
@@ -51,8 +54,11 @@ __all__ = [
     "check_scope_catalogue",
     "check_secret_fields",
     "find_plugin",
+    "free_port",
     "isolated_plugins",
     "isolated_store",
+    "run_cli",
+    "run_connector",
 ]
 
 

@@ -170,6 +170,12 @@ def wrong_secret(field: CredentialField | None, secret: Secret) -> Secret:
 class Harness:
     """The provider's emulator, a store, a connector and a profile of the emulator's test app.
 
+    ``profile`` names the profile it creates (``profile_options`` go to
+    :func:`~connector_core.validate_profile`: ``scopes``, ``actions``...);
+    ``emulator_options`` go to :func:`~connector_core.emulator.start_emulator`
+    (``log``, ``clock``, ``access_token_lifetime``...). The redirect URI registered
+    with the emulator is ``base_url`` plus the provider's callback path.
+
     Use as a context manager; leaving it stops the emulator and raises
     :class:`~connector_core.emulator.EmulatorError` if anything crashed inside it.
     """
@@ -183,6 +189,9 @@ class Harness:
         environment: str | None = None,
         profile_values: ProfileValues | None = None,
         base_url: str = REDIRECT_BASE_URL,
+        profile: str = PROFILE,
+        profile_options: Mapping[str, Any] | None = None,
+        emulator_options: Mapping[str, Any] | None = None,
     ) -> None:
         # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..connector import Connector
@@ -201,10 +210,13 @@ class Harness:
         path = callback.path if callback is not None else f"/connect/oauth2/{key}/callback"
         self.redirect_uri = base_url.rstrip("/") + path
         self.profile_values = profile_values or default_profile_values
-        self.emulator: RunningEmulator = start_emulator(self.declaration, spec, redirect_uris=[self.redirect_uri])
+        self.profile = profile
+        self.emulator: RunningEmulator = start_emulator(
+            self.declaration, spec, redirect_uris=[self.redirect_uri], **dict(emulator_options or {})
+        )
         self.connector: Connector = Connector(store, plugins)
         try:
-            self.create_profile(PROFILE)
+            self.create_profile(profile, **dict(profile_options or {}))
         except BaseException:
             self.close(check=False)
             raise
@@ -230,9 +242,10 @@ class Harness:
         env = self.declaration.environment(self.environment)
         return bool(env.revocation_url or self.auth.revocation_url)
 
-    def create_profile(self, name: str, *, client_secret: Secret | None = None) -> None:
+    def create_profile(self, name: str, *, client_secret: Secret | None = None, **options: Any) -> None:
         """A profile of the emulator's test app, its endpoints pointing at the emulator.
-        ``client_secret`` replaces the real secret (for the must-fail case)."""
+        ``client_secret`` replaces the real secret (for the must-fail case); ``options``
+        go to :func:`~connector_core.validate_profile` (``scopes``, ``actions``...)."""
         # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..profiles import validate_profile
 
@@ -251,6 +264,7 @@ class Harness:
                 auth_type=self.auth.key,
                 values=values,
                 endpoints=urls,
+                **options,
             )
         except ConnectorError as exc:
             message = exc.message
@@ -278,10 +292,12 @@ class Harness:
             )
         return answer.headers["location"]
 
-    def connect(self, profile: str = PROFILE) -> ConnectResult:
-        """The whole OAuth flow: begin, consent, complete."""
-        start = self.connector.begin(profile)
-        return self.connector.complete(self.consent(start.url), profile=profile)
+    def connect(self, profile: str | None = None, *, decision: str = "allow") -> ConnectResult:
+        """The whole OAuth flow for ``profile`` (default: the harness's own): begin,
+        consent, complete."""
+        name = profile or self.profile
+        start = self.connector.begin(name)
+        return self.connector.complete(self.consent(start.url, decision), profile=name)
 
     def api(self, method: str, path: str, token: Secret, body: Any | None = None) -> int:
         """The status of a raw API call to the emulator with ``token``, bypassing the connector."""
