@@ -52,7 +52,7 @@ COMMAND = Command("connect", HELP["connect"], configure, run_handler)
 
 
 def _free_port() -> int:
-    import socket  # here, not at the top: `connector --help` imports this module
+    import socket  # here, not at the top: only --emulator needs it
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from .. import docgen
 from ..command import Command
 from ..errors import ConnectorError, UsageError
 from ..plugins import load_plugins
@@ -22,15 +23,13 @@ __all__ = ["COMMAND"]
 
 
 def configure(d: argparse.ArgumentParser) -> None:
-    from ..docgen import FORMATS  # here, not at the top: `connector --help` imports this module (cold start)
-
     d.description = (
         "Render documentation from the same metadata the code uses: a provider's page from its "
         "declarations, the CLI reference from this command's parser, the hook reference from the hook "
         "specifications."
     )
     d.add_argument("provider", metavar="PROVIDER", nargs="?", help="the provider whose page to render")
-    d.add_argument("--format", choices=FORMATS, default=FORMATS[0], help="the output format")
+    d.add_argument("--format", choices=docgen.FORMATS, default=docgen.FORMATS[0], help="the output format")
     what = d.add_mutually_exclusive_group()
     what.add_argument("--cli-reference", action="store_true", help="render the CLI reference instead")
     what.add_argument("--hook-reference", action="store_true", help="render the hook reference instead")
@@ -42,8 +41,6 @@ COMMAND = Command("docs", HELP["docs"], configure, run_handler)
 
 
 def _docs(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .. import docgen  # here, not at the top: cold start
-
     if args.cli_reference or args.hook_reference:
         if args.provider is not None:
             raise UsageError("connector docs: give a PROVIDER or a reference option, not both")

@@ -85,7 +85,7 @@ def _emulate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    # Here, not at the top: `connector --help` imports this module (cold start).
+    # Here, not at the top: --uninstall needs none of these (cold start).
     import signal
     import tempfile
 
@@ -200,7 +200,7 @@ def _print_json(out: IO[str], emu: RunningEmulator, files: dict[str, Path], prin
 
 
 def _uninstall(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    import httpx  # the imports here, not at the top: cold start
+    import httpx  # the imports here, not at the top: serving needs neither (cold start)
 
     from ..models import url_problem
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..errors import ConnectorError, ValidationError
 from .output import emit_json
@@ -28,9 +29,8 @@ def run_flow(
 ) -> Any:
     """The interactive part: loopback listener when the redirect URI is loopback, else paste.
     ``reconnect`` names a connection to re-authorize in place (its policy already applied)."""
-    from urllib.parse import urlsplit
-
-    # Here, not at the top: the connection commands share this module with `connector --help`.
+    # Here, not at the top: building the parser (also for `connector docs --cli-reference`) imports
+    # this module, and only a flow that runs needs httpx and oauthlib (cold start).
     from .._loopback import LoopbackListener
     from ..connector import AuthorizationStart, ConnectResult
     from ..models import is_loopback_host

@@ -62,7 +62,7 @@ COMMAND = Command("profile", HELP["profile"], configure, run_handler)
 
 
 def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argparse.ArgumentParser:
-    from ..models import FieldKind, FieldLevel  # here, not at the top: `connector --help` imports this module
+    from ..models import FieldKind, FieldLevel  # here: `profile list` must not build the auth records
 
     parser = Parser(prog=prog, description=f"{decl.provider.display_name} connector profile options.")
     if update:
@@ -140,7 +140,7 @@ def _endpoints(opts: argparse.Namespace) -> dict[str, str | None]:
 def _fields_from_args(
     args: argparse.Namespace, decl: ProviderDeclaration, auth_key: str, *, prompt_missing: bool
 ) -> dict[str, str | Secret]:
-    from ..models import FieldKind, FieldLevel  # here, not at the top: `connector --help` imports this module
+    from ..models import FieldKind, FieldLevel  # here: `profile list` must not build the auth records
 
     values: dict[str, str | Secret] = {}
     for field in decl.fields_for(auth_key):

@@ -88,6 +88,7 @@ def _callback_urls(plugins: Plugins, decl: ProviderDeclaration) -> dict[str, str
 
 
 def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict[str, str | None]) -> None:
+    # Here, not at the top: `providers list` must not build the auth and declaration records (cold start).
     from ..models import ApiKeyAuth, HttpBasicAuth, OAuth2AuthorizationCode, ReconnectKind
 
     p = decl.provider

@@ -40,7 +40,7 @@ COMMAND = Command("reconnect", HELP["reconnect"], configure, run_handler)
 
 
 def _reconnect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    # Here, not at the top: `connector --help` imports this module (cold start).
+    # Here, not at the top: building the parser must not import httpx and oauthlib (cold start).
     from ..connector import ConfirmationRequired
     from ..models import ReconnectKind
 

@@ -37,7 +37,7 @@ COMMAND = Command("request", HELP["request"], configure, run_handler)
 
 
 def _request(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    import json  # here, not at the top: `connector --help` imports this module (cold start)
+    import json  # here, not at the top: building the parser does not need it (cold start)
 
     body: Any | None = None
     raw: str | None = args.data

@@ -38,7 +38,7 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         other = "--check" if args.check else "--for-actions"
         raise UsageError(f"connector scopes: --group cannot be combined with {other}")
     if args.for_actions:  # actions live in the whole declaration
-        from ..scopes import scopes_for_actions
+        from ..scopes import scopes_for_actions  # here, not at the top: only this mode needs it (cold start)
 
         decl = plugins.declaration(key)
         if decl.scope_catalogue is None:
@@ -101,7 +101,7 @@ def _scopes(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _scopes_check(args: argparse.Namespace, key: str, catalogue: ScopeCatalogue, out: IO[str]) -> int:
-    from ..scopes import check_scopes, parse_scopes
+    from ..scopes import check_scopes, parse_scopes  # here, not at the top: only --check needs them (cold start)
 
     requested = parse_scopes(args.check, field="--check")
     result = check_scopes(catalogue, requested)
