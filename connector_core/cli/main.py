@@ -15,7 +15,6 @@ from typing import IO
 from ..errors import ConnectorError
 from ..plugins import Plugins, load_plugins
 from .catalog import HELP as BUILTIN_HELP
-from .hints import hint
 from .output import EXIT_OK, EXIT_USAGE
 from .parser import VALUE_OPTIONS, build_parser
 
@@ -56,6 +55,8 @@ def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -
 
 def print_error(err: IO[str], error: ConnectorError) -> None:
     """``connector: error: MESSAGE``, the CLI's advice on the same line, then the details."""
+    from .hints import hint  # here, not at the top: a command that succeeds never needs it (cold start)
+
     advice = hint(error)
     err.write(f"connector: error: {error.message}{' ' + advice if advice else ''}\n")
     for line in error.details:
