@@ -82,7 +82,7 @@ _LAZY = {
     "ResourceError": ".emulator",
     "Fault": ".emulator",
     "FaultKind": ".emulator",
-    "Command": ".commands",
+    "Command": ".command",
     "CommandRegistry": ".commands",
     "ScopeCheck": ".scopes",
     "ScopeFinding": ".scopes",
@@ -119,7 +119,8 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 if TYPE_CHECKING:
     from .bulk import RefreshReport, arefresh_all, refresh_all
-    from .commands import Command, CommandRegistry
+    from .command import Command
+    from .commands import CommandRegistry
     from .connection import (
         AuthorizationStart,
         Connection,

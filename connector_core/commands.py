@@ -1,35 +1,25 @@
-"""Sub-commands that plugins add to the ``connector`` CLI."""
+"""The registry through which plugins add sub-commands to the ``connector`` CLI.
+
+What it collects are :class:`~connector_core.command.Command` records, the same
+the CLI's own commands are; it is imported only when a plugin implements
+``connector_core_register_commands``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 import attrs
 
+from .command import Command
 from .errors import PluginError
-
-if TYPE_CHECKING:
-    from .plugins import Plugins
 
 __all__ = ["Command", "CommandRegistry"]
 
 _COMMAND_NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
-
-
-@attrs.frozen
-class Command:
-    """A CLI sub-command contributed by a plugin."""
-
-    name: str
-    help: str
-    #: Adds the command's arguments to its parser.
-    configure: Callable[[argparse.ArgumentParser], None]
-    #: Runs the command; returns the exit status.
-    run: Callable[[argparse.Namespace, Plugins], int]
-    plugin: str
 
 
 @attrs.define
@@ -45,7 +35,7 @@ class CommandRegistry:
         name: str,
         *,
         help: str,
-        run: Callable[[argparse.Namespace, Plugins], int],
+        run: Callable[[argparse.Namespace, Any], int],
         configure: Callable[[argparse.ArgumentParser], None] | None = None,
     ) -> None:
         """Add the sub-command ``connector NAME``."""

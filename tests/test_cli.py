@@ -227,10 +227,10 @@ def test_python_dash_m_and_version() -> None:
 
 
 def test_top_level_help_from_the_table_matches_the_full_parser() -> None:
-    # `connector --help` is built from COMMAND_HELP alone; it must read exactly like the
+    # `connector --help` is built from the commands' bare names and help lines; it must read exactly like the
     # help of the parser with every command built (the one the CLI reference documents).
     from connector_core import load_plugins
-    from connector_core.cli import build_parser
+    from connector_core.cli.parser import build_parser
     from connector_hibob import plugin
 
     plugins = load_plugins([plugin], entry_points=False)
@@ -253,14 +253,14 @@ def test_top_level_help_from_the_table_matches_the_full_parser() -> None:
     ],
 )
 def test_command_word_skips_top_level_option_values(words: list[str], expected: str | None) -> None:
-    from connector_core.cli import _command_word
+    from connector_core.cli.main import command_word
 
-    assert _command_word(words) == expected
+    assert command_word(words) == expected
 
 
 def test_value_options_are_the_top_level_options_taking_a_value() -> None:
     from connector_core import load_plugins
-    from connector_core.cli import _VALUE_OPTIONS, build_parser
+    from connector_core.cli.parser import VALUE_OPTIONS, build_parser
     from connector_hibob import plugin
 
     parser, _ = build_parser(load_plugins([plugin], entry_points=False), only="")
@@ -270,7 +270,7 @@ def test_value_options_are_the_top_level_options_taking_a_value() -> None:
         if action.option_strings and action.nargs != 0 and action.dest not in ("help", "version")
         for option in action.option_strings
     }
-    assert taking_values == _VALUE_OPTIONS
+    assert taking_values == VALUE_OPTIONS
 
 
 def test_home_named_like_a_command_runs_the_real_command(run_cli: RunCli, tmp_path: Any) -> None:

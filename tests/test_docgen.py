@@ -13,7 +13,7 @@ from conftest import REPO, Result
 
 import connector_core
 from connector_core import Plugins, hookspecs, load_plugins
-from connector_core.cli import build_parser
+from connector_core.cli.parser import build_parser
 from connector_core.docgen import hook_signature, render_cli_reference, render_hook_reference, render_provider
 from connector_core.models import Scope, ScopeCatalogue, ScopeGroup
 

@@ -9,8 +9,8 @@ import re
 from conftest import REPO
 
 import connector_core.emulator as emulator
-from connector_core import _cli_emulator
-from connector_core._cli_output import Parser
+from connector_core.cli import emulate as emulate_cli
+from connector_core.cli.output import Parser
 
 DOC = (REPO / "docs" / "emulator.md").read_text()
 
@@ -33,7 +33,7 @@ def test_every_public_class_and_function_has_a_docstring() -> None:
 def test_every_option_of_connector_emulate_is_documented() -> None:
     parser = Parser(prog="connector")
     sub = parser.add_subparsers(parser_class=Parser)
-    _cli_emulator.add_commands(sub)
+    emulate_cli.COMMAND.configure(sub.add_parser("emulate"))
     emulate = sub.choices["emulate"]
     options = {
         option

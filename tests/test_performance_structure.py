@@ -47,11 +47,18 @@ def test_discovery_commands_import_no_heavy_module(argv: list[str]) -> None:
 
 RECORDS = ("connector_core.models._auth", "connector_core.models._scopes", "connector_core.models._declaration")
 CLI_MODULES = (
-    "connector_core._cli_store",
-    "connector_core._cli_connect",
-    "connector_core._cli_emulator",
-    "connector_core._cli_storecmd",
-    "connector_core._cli_author",
+    "connector_core.cli.profile",
+    "connector_core.cli.keys",
+    "connector_core.cli.secrets",
+    "connector_core.cli.connect",
+    "connector_core.cli.connections",
+    "connector_core.cli.reconnect",
+    "connector_core.cli.request",
+    "connector_core.cli.flow",
+    "connector_core.cli.emulate",
+    "connector_core.cli.store",
+    "connector_core.cli.new_provider",
+    "connector_core.cli.docs",
 )
 HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
 
@@ -66,7 +73,11 @@ HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
             ("connector_core.models._auth", "connector_core.models._declaration", "connector_hibob.declarations"),
         ),
         (["--help"], (), (*RECORDS, *HIBOB_RECORDS, *CLI_MODULES, "connector_core.commands")),
-        (["providers", "show", "hibob"], (*RECORDS, *HIBOB_RECORDS), ("connector_core._cli_connect",)),
+        (
+            ["providers", "show", "hibob"],
+            (*RECORDS, *HIBOB_RECORDS),
+            ("connector_core.cli.connect", "connector_core.cli.flow"),
+        ),
     ],
     ids=["providers list", "scopes --check", "--help", "providers show"],
 )

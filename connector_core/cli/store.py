@@ -1,4 +1,4 @@
-"""CLI: ``store info`` and ``store migrate --to URL`` (copy a SQLite store into PostgreSQL).
+"""``connector store``: ``store info`` and ``store migrate --to URL`` (copy a SQLite store into PostgreSQL).
 
 The store a command uses comes from ``--store-url``, ``--home`` or
 ``CONNECTOR_STORE_URL`` (see :mod:`connector_core.storeurl`).
@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import attrs
 
-from ._cli_output import COMMAND_HELP, Parser, add_json, emit_json, needs_subcommand
-from .errors import UsageError, ValidationError
+from ..command import Command
+from ..errors import UsageError, ValidationError
+from .catalog import HELP
+from .output import Parser, add_json, emit_json, needs_subcommand, run_handler
 
 if TYPE_CHECKING:
-    from .plugins import Plugins
+    from ..plugins import Plugins
 
-__all__ = ["add_commands"]
+__all__ = ["COMMAND"]
 
 
-def add_commands(sub: Any) -> None:
-    store = sub.add_parser("store", help=COMMAND_HELP["store"])
+def configure(store: argparse.ArgumentParser) -> None:
     ssub = store.add_subparsers(dest="store_command", metavar="SUBCOMMAND", parser_class=Parser)
     info = ssub.add_parser("info", help="which store the options select: its kind, location, schema and id")
     add_json(info)
@@ -48,8 +49,11 @@ def add_commands(sub: Any) -> None:
     store.set_defaults(handler=needs_subcommand(store))
 
 
+COMMAND = Command("store", HELP["store"], configure, run_handler)
+
+
 def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .storeurl import open_store, select_store
+    from ..storeurl import open_store, select_store  # here, not at the top: cold start
 
     kind, _ = select_store(args.store_url, args.home)
     store = open_store(args.store_url, args.home)
@@ -71,9 +75,10 @@ def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .pgstore import PgStore
-    from .store import Store
-    from .storeurl import select_store, store_kind
+    # Here, not at the top: only a migration needs the two stores (cold start).
+    from ..pgstore import PgStore
+    from ..store import Store
+    from ..storeurl import select_store, store_kind
 
     if store_kind(args.to) != "postgresql":
         raise ValidationError("--to", "the target must be a PostgreSQL store: postgresql://...")

@@ -11,34 +11,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import shlex
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import COMMAND_HELP, add_json, emit_json
-from .errors import ConnectorError, UsageError, ValidationError
-from .models import url_problem
+from ..command import Command
+from ..errors import ConnectorError, UsageError, ValidationError
+from .catalog import HELP
+from .output import add_json, emit_json, run_handler
 
 if TYPE_CHECKING:
-    from .emulator import RunningEmulator
-    from .plugins import Plugins
+    from ..emulator import RunningEmulator
+    from ..plugins import Plugins
 
-__all__ = ["add_commands"]
+__all__ = ["COMMAND"]
 
 
-def add_commands(sub: Any) -> None:
-    """Add ``emulate`` to the top-level subparsers."""
-    p = sub.add_parser(
-        "emulate",
-        help=COMMAND_HELP["emulate"],
-        description=(
-            "Run PROVIDER's emulator in the foreground until Ctrl-C, or, with --uninstall, uninstall "
-            "the test app from a company of an emulator running at --url."
-        ),
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Run PROVIDER's emulator in the foreground until Ctrl-C, or, with --uninstall, uninstall "
+        "the test app from a company of an emulator running at --url."
     )
     p.add_argument("provider", metavar="PROVIDER")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
@@ -70,6 +63,9 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(handler=_emulate)
 
 
+COMMAND = Command("emulate", HELP["emulate"], configure, run_handler)
+
+
 def _emulate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     if args.uninstall:
         for name, value in (("--snapshot", args.snapshot), ("--secrets-dir", args.secrets_dir)):
@@ -89,8 +85,12 @@ def _emulate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from ._files import ensure_private_dir, write_private_file
-    from .emulator import start_emulator
+    # Here, not at the top: --uninstall needs none of these (cold start).
+    import signal
+    import tempfile
+
+    from .._files import ensure_private_dir, write_private_file
+    from ..emulator import start_emulator
 
     decl = plugins.declaration(args.provider)
     spec = plugins.emulator_spec(decl.key)
@@ -183,6 +183,8 @@ def _print_text(out: IO[str], emu: RunningEmulator, files: dict[str, Path], prin
     w("Consent:      open the authorize URL in a browser, or send the header X-Emulator-Consent: allow\n")
     w(f"Uninstall:    connector emulate {decl.key} --uninstall --url {emu.base_url}\n")
     if print_secrets:
+        import shlex  # here, not at the top: only --print-secret-env needs it
+
         w("\n")
         for credential_set, creds in emu.app.credentials.items():
             w(f"export {_env_var(credential_set)}={shlex.quote(creds.client_secret.reveal())}\n")
@@ -198,7 +200,9 @@ def _print_json(out: IO[str], emu: RunningEmulator, files: dict[str, Path], prin
 
 
 def _uninstall(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    import httpx
+    import httpx  # the imports here, not at the top: serving needs neither (cold start)
+
+    from ..models import url_problem
 
     decl = plugins.declaration(args.provider)
     base_url = args.url.rstrip("/")

@@ -1,46 +1,34 @@
-"""CLI commands over the store: ``profile ...``, ``keys ...`` and ``providers schema``.
+"""``connector profile``: create, list, show, update and delete connector profiles.
 
-Secret values never come from argv: each secret field ``client_secret`` has
-``--client-secret-env VAR`` and ``--client-secret-file PATH``, and otherwise is
-prompted for without echo (an error when there is no terminal).
+A provider's profile options come from its declaration: ``profile create PROVIDER``
+parses the rest of the line with a parser built from the provider's credential fields.
+Secret fields are read with :mod:`connector_core.cli.secrets`, never from argv.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ._cli_output import COMMAND_HELP, Parser, add_json, emit_json, needs_subcommand, table
-from .errors import UsageError, ValidationError
-from .models import FieldKind, FieldLevel
-from .secret import Secret
+from ..command import Command
+from ..errors import UnknownNameError, UsageError, ValidationError
+from .catalog import HELP
+from .context import open_store
+from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .secrets import RefuseSecretOnArgv, option_name, read_secret
 
 if TYPE_CHECKING:
-    from .models import CredentialField, ProviderDeclaration
-    from .plugins import Plugins
-    from .profiles import Profile
-    from .storebase import StoreLike
+    from ..models import ProviderDeclaration
+    from ..plugins import Plugins
+    from ..profiles import Profile
+    from ..secret import Secret
+    from ..storebase import StoreLike
 
-__all__ = ["MAX_SECRET_FILE_BYTES", "add_commands"]
-
-MAX_SECRET_FILE_BYTES = 64 * 1024
+__all__ = ["COMMAND"]
 
 
-def add_commands(sub: Any, providers_sub: Any | None, *, profile_and_keys: bool = True) -> None:
-    """Add ``schema`` to ``providers`` (when given) and, unless told not to, ``profile``
-    and ``keys`` to the top-level subparsers."""
-    if providers_sub is not None:
-        p = providers_sub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12)")
-        p.add_argument("provider", metavar="PROVIDER")
-        p.add_argument("--auth-type", metavar="KEY", help="the auth type (default: the provider's preferred one)")
-        p.set_defaults(handler=_providers_schema)
-    if not profile_and_keys:
-        return
-
-    profile = sub.add_parser("profile", help=COMMAND_HELP["profile"])
+def configure(profile: argparse.ArgumentParser) -> None:
     psub = profile.add_subparsers(dest="profile_command", metavar="SUBCOMMAND", parser_class=Parser)
     create = psub.add_parser(
         "create",
@@ -49,62 +37,33 @@ def add_commands(sub: Any, providers_sub: Any | None, *, profile_and_keys: bool 
     )
     create.add_argument("provider", metavar="PROVIDER")
     create.add_argument("rest", nargs=argparse.REMAINDER, help="the provider's profile options")
-    create.set_defaults(handler=_profile_create)
+    create.set_defaults(handler=_create)
     update = psub.add_parser("update", help="change a profile; it is validated again (NAME --help for options)")
     update.add_argument("name", metavar="NAME")
     update.add_argument("rest", nargs=argparse.REMAINDER, help="the provider's profile options")
-    update.set_defaults(handler=_profile_update)
+    update.set_defaults(handler=_update)
     lst = psub.add_parser("list", help="list profiles")
     lst.add_argument("--provider", metavar="PROVIDER", help="only this provider's profiles")
     add_json(lst)
-    lst.set_defaults(handler=_profile_list)
+    lst.set_defaults(handler=_list)
     show = psub.add_parser("show", help="show a profile (secrets as ***)")
     show.add_argument("name", metavar="NAME")
     add_json(show)
-    show.set_defaults(handler=_profile_show)
+    show.set_defaults(handler=_show)
     delete = psub.add_parser("delete", help="delete a profile")
     delete.add_argument("name", metavar="NAME")
     delete.add_argument("--force", action="store_true", help="also delete the connections that use it")
     add_json(delete)
-    delete.set_defaults(handler=_profile_delete)
+    delete.set_defaults(handler=_delete)
     profile.set_defaults(handler=needs_subcommand(profile))
 
-    keys = sub.add_parser("keys", help=COMMAND_HELP["keys"])
-    ksub = keys.add_subparsers(dest="keys_command", metavar="SUBCOMMAND", parser_class=Parser)
-    rotate = ksub.add_parser("rotate", help="add a new key and re-encrypt every stored value with it")
-    rotate.add_argument("--retire", action="store_true", help="then drop the old keys from the key file")
-    add_json(rotate)
-    rotate.set_defaults(handler=_keys_rotate)
-    klist = ksub.add_parser("list", help="list keys and how many values each encrypts")
-    add_json(klist)
-    klist.set_defaults(handler=_keys_list)
-    keys.set_defaults(handler=needs_subcommand(keys))
 
-
-def _store(args: argparse.Namespace) -> StoreLike:
-    from .storeurl import open_store
-
-    return open_store(args.store_url, args.home)
-
-
-# ------------------------------------------------------------------------- schema
-
-
-def _providers_schema(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .formschema import profile_form_schema
-
-    emit_json(out, profile_form_schema(plugins.declaration(args.provider), args.auth_type))
-    return 0
-
-
-# ---------------------------------------------------------------- field options
-
-
-def _option(field: CredentialField) -> str:
-    return "--" + field.name.replace("_", "-")
+COMMAND = Command("profile", HELP["profile"], configure, run_handler)
 
 
 def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argparse.ArgumentParser:
+    from ..models import FieldKind, FieldLevel  # here: `profile list` must not build the auth records
+
     parser = Parser(prog=prog, description=f"{decl.provider.display_name} connector profile options.")
     if update:
         parser.add_argument("--rename", metavar="NEW_NAME", help="give the profile a new name")
@@ -118,13 +77,13 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
         if field.level is not FieldLevel.APP or field.name in seen:
             continue
         seen.add(field.name)
-        opt = _option(field)
+        opt = option_name(field)
         help_text = field.help or field.label
         if field.kind is FieldKind.SCOPE_LIST:
             continue
         if field.secret:
             parser.add_argument(
-                opt, nargs="?", action=_RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{field.name}__argv"
+                opt, nargs="?", action=RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{field.name}__argv"
             )
             group = parser.add_mutually_exclusive_group()
             group.add_argument(
@@ -178,32 +137,17 @@ def _endpoints(opts: argparse.Namespace) -> dict[str, str | None]:
     return found
 
 
-class _RefuseSecretOnArgv(argparse.Action):
-    """``--client-secret VALUE`` is refused without ever printing VALUE: argv is visible to
-    every user of the machine (``ps``) and lands in shell history."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        raise UsageError(
-            f"{option_string}: secrets are never taken from the command line; use {option_string}-env VAR, "
-            f"{option_string}-file PATH, or leave it out to be prompted"
-        )
-
-
 def _fields_from_args(
     args: argparse.Namespace, decl: ProviderDeclaration, auth_key: str, *, prompt_missing: bool
 ) -> dict[str, str | Secret]:
+    from ..models import FieldKind, FieldLevel  # here: `profile list` must not build the auth records
+
     values: dict[str, str | Secret] = {}
     for field in decl.fields_for(auth_key):
         if field.level is not FieldLevel.APP or field.kind is FieldKind.SCOPE_LIST:
             continue
         if field.secret:
-            secret = _read_secret(
+            secret = read_secret(
                 field,
                 getattr(args, f"{field.name}__env", None),
                 getattr(args, f"{field.name}__file", None),
@@ -225,72 +169,18 @@ def _fields_from_args(
     return values
 
 
-def _read_secret(field: CredentialField, env_var: str | None, path: str | None, *, prompt: bool) -> Secret | None:
-    opt = _option(field)
-    if env_var is not None:
-        value = os.environ.get(env_var)
-        if not value:
-            raise ValidationError(field.name, f"environment variable {env_var} ({opt}-env) is not set or empty")
-        return Secret(value)
-    if path is not None:
-        return Secret(_read_secret_file(field, Path(path)))
-    if not prompt:
-        return None
-    if not field.required:
-        return None
-    if not (sys.stdin is not None and sys.stdin.isatty()):
-        raise ValidationError(
-            field.name,
-            f"{field.label} is required; pass {opt}-env VAR or {opt}-file PATH (there is no terminal to prompt on)",
-        )
-    import getpass
-
-    value = getpass.getpass(f"{field.label}: ")
-    if not value:
-        raise ValidationError(field.name, f"{field.label} is required and was empty")
-    return Secret(value)
-
-
-def _read_secret_file(field: CredentialField, path: Path) -> str:
-    where = f"{field.name} file {path}"
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ValidationError(where, "does not exist") from None
-    except IsADirectoryError:
-        raise ValidationError(where, "is a folder, expected a file") from None
-    except OSError as exc:
-        raise ValidationError(where, f"cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_SECRET_FILE_BYTES:
-        raise ValidationError(where, f"is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValidationError(where, "is not UTF-8 text") from None
-    text = text.removeprefix("\ufeff").rstrip("\r\n")
-    if not text.strip():
-        raise ValidationError(where, "is empty")
-    return text
-
-
-# ----------------------------------------------------------------------- profiles
-
-
 def _print_warnings(warnings: tuple[str, ...]) -> None:
     for warning in warnings:
         sys.stderr.write(f"connector: warning: {warning}\n")
 
 
-def _profile_create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .profiles import validate_profile
+def _create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from ..profiles import validate_profile  # here, not at the top: it builds the profile records
 
     decl = plugins.declaration(args.provider)
     opts = _field_parser(f"connector profile create {decl.key}", decl, update=False).parse_args(args.rest)
     auth = decl.auth_type(opts.auth_type)
-    store = _store(args)
-    from .errors import UnknownNameError
-
+    store = open_store(args)
     try:
         store.get_profile(opts.name, with_secrets=False)
     except UnknownNameError:
@@ -312,10 +202,10 @@ def _profile_create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) ->
     return _emit_profile(out, profile, decl, opts.json, store, verb="created")
 
 
-def _profile_update(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .profiles import validate_profile
+def _update(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from ..profiles import validate_profile  # here, not at the top: it builds the profile records
 
-    store = _store(args)
+    store = open_store(args)
     previous = store.get_profile(args.name)
     decl = plugins.declaration(previous.provider)
     opts = _field_parser(f"connector profile update {args.name}", decl, update=True).parse_args(args.rest)
@@ -403,8 +293,8 @@ def _emit_profile(
     return 0
 
 
-def _profile_show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    store = _store(args)
+def _show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = open_store(args)
     profile = store.get_profile(args.name)
     try:
         decl: ProviderDeclaration | None = plugins.declaration(profile.provider)
@@ -413,8 +303,8 @@ def _profile_show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> i
     return _emit_profile(out, profile, decl, args.json, store)
 
 
-def _profile_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    store = _store(args)
+def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = open_store(args)
     profiles = store.list_profiles(args.provider)
     counts = {p.name: store.profile_connection_count(p.name) for p in profiles}
     if args.json:
@@ -434,8 +324,8 @@ def _profile_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> i
     return 0
 
 
-def _profile_delete(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    store = _store(args)
+def _delete(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = open_store(args)
     removed = store.delete_profile(args.name, force=args.force)
     if args.json:
         emit_json(out, {"deleted": args.name, "connections_deleted": removed})
@@ -443,51 +333,3 @@ def _profile_delete(args: argparse.Namespace, plugins: Plugins, out: IO[str]) ->
         extra = f" with {removed} connection(s)" if removed else ""
         out.write(f"Profile {args.name!r} deleted{extra}.\n")
     return 0
-
-
-# --------------------------------------------------------------------------- keys
-
-
-def _keys_rotate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    store = _store(args)
-    result = store.rotate_keys(retire=args.retire)
-    if args.json:
-        emit_json(
-            out,
-            {
-                "primary_key": result.primary_key,
-                "reencrypted": result.reencrypted,
-                "retired": list(result.retired),
-                "keys": list(result.remaining),
-                "source": store.keyring.source,
-            },
-        )
-        return 0
-    out.write(f"Re-encrypted {result.reencrypted} value(s) with key {result.primary_key}.\n")
-    if result.retired:
-        out.write(f"Retired keys: {', '.join(result.retired)}.\n")
-    elif len(result.remaining) > 1:
-        out.write("Old keys stay readable until 'connector keys rotate --retire'.\n")
-    return 0
-
-
-def _keys_list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    store = _store(args)
-    ring = store.keyring
-    usage = store.key_usage()
-    keys: list[dict[str, Any]] = [
-        {"id": k, "primary": k == ring.primary_id, "values": usage.get(k, 0)} for k in ring.key_ids
-    ]
-    missing = sorted(set(usage) - set(ring.key_ids))
-    if args.json:
-        emit_json(out, {"source": ring.source, "keys": keys, "missing": missing})
-        return 0
-    out.write(f"Keys from {ring.source}\n")
-    table(
-        out,
-        ("KEY", "PRIMARY", "VALUES"),
-        [(str(k["id"]), "yes" if k["primary"] else "", str(k["values"])) for k in keys],
-    )
-    for kid in missing:
-        out.write(f"missing: key {kid} encrypts {usage[kid]} value(s) but is not available\n")
-    return 1 if missing else 0

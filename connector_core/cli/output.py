@@ -1,33 +1,30 @@
-"""Shared pieces of the CLI: the one-line-error parser and output helpers."""
+"""Shared pieces of the CLI's commands: the one-line-error parser, and table and JSON output."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
-from .errors import UsageError
+from ..errors import UsageError
 
-__all__ = ["COMMAND_HELP", "Parser", "add_json", "emit_json", "needs_subcommand", "table"]
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "Parser",
+    "add_json",
+    "emit_json",
+    "needs_subcommand",
+    "run_handler",
+    "table",
+]
 
-#: The built-in commands in the order ``connector --help`` lists them, with their one-line help.
-#: ``connector --help`` is built from this table alone, without importing the modules that
-#: define the commands, which use the same lines (a test compares both helps).
-COMMAND_HELP = {
-    "providers": "list providers and show what they declare",
-    "scopes": "show a provider's scope catalogue, check a scope set, or derive one from actions",
-    "plugins": "list plugins with version, hooks and load errors",
-    "profile": "create, list, show, update and delete connector profiles",
-    "keys": "the encryption keys of the store",
-    "emulate": "run a provider's built-in emulator (OAuth server and API) on 127.0.0.1",
-    "connect": "connect an account through a profile (the OAuth flow)",
-    "connections": "list, show, test, refresh, revoke and delete connections",
-    "reconnect": "repair a connection with its provider's reconnect policy",
-    "request": "an authenticated API call with a connection (like 'gh api')",
-    "store": "the store itself: where it is, and moving it into PostgreSQL",
-    "new-provider": "write a new provider plugin distribution, ready to install and test",
-    "docs": "print a provider's documentation page, or the CLI or hook reference",
-}
+EXIT_OK = 0
+#: A validation failure or an error the user can fix.
+EXIT_INVALID = 1
+EXIT_USAGE = 2
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,6 +37,12 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def run_handler(args: argparse.Namespace, plugins: Any) -> int:
+    """The ``run`` of the CLI's own commands: call the handler the parser chose (each
+    sub-command sets its ``handler``), writing to standard output."""
+    return int(args.handler(args, plugins, sys.stdout))
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,145 @@
+"""``connector connect``: connect an account through a profile (the OAuth flow), complete an
+install that began at the provider, or run the whole flow against the provider's emulator."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING
+
+from ..command import Command
+from ..errors import ConnectorError, UnknownNameError, ValidationError
+from .catalog import HELP
+from .context import open_connector
+from .flow import finish, run_flow
+from .output import add_json, run_handler
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
+
+__all__ = ["COMMAND"]
+
+
+def configure(connect: argparse.ArgumentParser) -> None:
+    connect.add_argument(
+        "target", metavar="PROFILE", help="the profile to connect with (with --emulator: the provider key)"
+    )
+    connect.add_argument(
+        "--emulator", action="store_true", help="start the provider's built-in emulator and connect to it end to end"
+    )
+    connect.add_argument("--no-browser", action="store_true", help="print the authorization URL instead of opening it")
+    connect.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the callback (default 300)",
+    )
+    connect.add_argument("--redirect-uri", metavar="URL", help="override the profile's redirect URI")
+    connect.add_argument("--scopes", nargs="+", metavar="SCOPE", help="request these scopes instead of the profile's")
+    connect.add_argument(
+        "--provider-initiated",
+        metavar="CALLBACK_URL",
+        help="complete an install that began at the provider, from its callback URL",
+    )
+    add_json(connect)
+    connect.set_defaults(handler=_connect)
+
+
+COMMAND = Command("connect", HELP["connect"], configure, run_handler)
+
+
+def _free_port() -> int:
+    import socket  # here, not at the top: only --emulator needs it
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _connect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    if args.emulator:
+        return _connect_emulator(args, plugins, out)
+    connector = open_connector(args, plugins)
+    if args.provider_initiated:
+        result = connector.complete_provider_initiated(args.target, args.provider_initiated)
+    else:
+        result = run_flow(connector, args.target, args, out, browser=None)
+    return finish(connector, result, args, out)
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Here we play the person's browser and run the provider in-process: the URLs and
+    requests that httpx and oauthlib log carry the authorization code, so their loggers
+    say nothing below WARNING while the emulator runs."""
+    import logging  # here, not at the top: only --emulator needs it
+
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    """Start the built-in emulator, use its test app as a sandbox profile, consent
+    automatically, and run the whole real flow against it."""
+    # Here, not at the top: the emulator, httpx and the profile records are this option's alone (cold start).
+    import httpx
+
+    from ..emulator import CONSENT_HEADER, start_emulator
+    from ..profiles import validate_profile
+    from ..secret import Secret
+
+    decl = plugins.declaration(args.target)
+    spec = plugins.emulator_spec(decl.key)
+    if spec is None:
+        raise ValidationError("--emulator", f"provider {decl.key!r} has no built-in emulator")
+    if decl.callback is None:
+        raise ValidationError("--emulator", f"provider {decl.key!r} declares no OAuth callback")
+    connector = open_connector(args, plugins)
+    port = _free_port()
+    redirect = f"http://127.0.0.1:{port}{decl.callback.path}"
+    env = decl.environment()
+    with _quiet("httpx", "httpcore", "oauthlib"), start_emulator(decl, spec, redirect_uris=[redirect]) as emu:
+        creds = emu.app.credentials[env.credential_set]
+        endpoints = emu.endpoints(env.key)
+        name = f"{decl.key}-emulator"
+        values: dict[str, str | Secret] = {"client_id": creds.client_id, "client_secret": creds.client_secret}
+        field_names = {f.name for f in decl.fields_for(decl.auth_type().key)}
+        if "app_id" in field_names:
+            values["app_id"] = emu.app.app_id
+        urls = endpoints.profile_urls(redirect)
+        try:
+            previous = connector.store.get_profile(name)
+        except UnknownNameError:
+            previous = None
+        draft = validate_profile(decl, name=name, environment=env.key, values=values, previous=previous, endpoints=urls)
+        if previous is None:
+            connector.store.create_profile(draft)
+        else:
+            connector.store.update_profile(name, draft)
+        sys.stderr.write(f"Emulator running at {emu.base_url}; profile {name!r} uses its test app.\n")
+
+        def consent(url: str) -> None:
+            # Act as the person's browser: consent automatically, then follow the
+            # redirect to our own loopback listener.
+            with httpx.Client(timeout=10, follow_redirects=False, trust_env=False) as browser:
+                answer = browser.get(url, headers={CONSENT_HEADER: "allow"})
+                location = answer.headers.get("location")
+                if answer.status_code not in (302, 303) or not location:
+                    raise ConnectorError(f"the emulator did not redirect after consent (HTTP {answer.status_code})")
+                browser.get(location)
+
+        result = run_flow(connector, name, args, out, browser=consent)
+        code = finish(connector, result, args, out)
+        if not args.json:
+            out.write("(The emulator stops now; the connection stays in the store as a record of the run.)\n")
+        return code

@@ -1,0 +1,196 @@
+"""``connector connections``: list, show, test, refresh, revoke and delete connections, and
+list the ones that need someone to act."""
+
+from __future__ import annotations
+
+import argparse
+from typing import IO, TYPE_CHECKING
+
+from ..command import Command
+from ..errors import UsageError
+from .catalog import HELP
+from .context import open_connector, open_store
+from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .views import connection_data, expiry, summary
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
+
+__all__ = ["COMMAND"]
+
+
+def configure(conns: argparse.ArgumentParser) -> None:
+    csub = conns.add_subparsers(dest="connections_command", metavar="SUBCOMMAND", parser_class=Parser)
+    lst = csub.add_parser("list", help="list connections")
+    lst.add_argument("--profile", metavar="NAME")
+    lst.add_argument("--status", choices=["pending", "connected", "needs_reconnect", "revoked", "disconnected"])
+    lst.add_argument("--limit", type=int, metavar="N")
+    lst.add_argument("--after", metavar="ID", help="start after this connection id (paging)")
+    add_json(lst)
+    lst.set_defaults(handler=_list)
+    for name, help_text, handler in (
+        ("show", "show a connection and its history", _show),
+        ("test", "run the provider's connection test", _test),
+        ("revoke", "revoke the connection's tokens at the provider (or delete them locally)", _revoke),
+        ("delete", "forget a connection and its tokens locally", _delete),
+    ):
+        p = csub.add_parser(name, help=help_text)
+        p.add_argument("connection", metavar="CONNECTION")
+        add_json(p)
+        p.set_defaults(handler=handler)
+    attention = csub.add_parser("attention", help="connections that need someone to act (reconnect)")
+    add_json(attention)
+    attention.set_defaults(handler=_attention)
+    refresh = csub.add_parser("refresh", help="refresh tokens now")
+    refresh.add_argument("connection", nargs="?", metavar="CONNECTION")
+    refresh.add_argument("--all", action="store_true", help="every connected connection that is (nearly) expired")
+    refresh.add_argument("--force", action="store_true", help="refresh even if the token is not expiring")
+    refresh.add_argument("--concurrency", type=int, default=32, metavar="N")
+    add_json(refresh)
+    refresh.set_defaults(handler=_refresh)
+    conns.set_defaults(handler=needs_subcommand(conns))
+
+
+COMMAND = Command("connections", HELP["connections"], configure, run_handler)
+
+
+def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    from ..connection import ConnectionStatus  # here, not at the top: cold start
+
+    store = open_store(args)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("connector connections list: --limit must be at least 1")
+    conns = store.list_connections(
+        profile=args.profile,
+        status=ConnectionStatus(args.status) if args.status else None,
+        limit=args.limit,
+        after=args.after,
+    )
+    if args.json:
+        emit_json(
+            out,
+            {
+                "connections": [connection_data(c) for c in conns],
+                "next_after": conns[-1].id if conns and args.limit and len(conns) == args.limit else None,
+            },
+        )
+        return 0
+    if not conns:
+        out.write("No connections.\n")
+        return 0
+    table(
+        out,
+        ("ID", "PROFILE", "PROVIDER", "ENV", "STATUS", "EXPIRES"),
+        [(c.id, c.profile, c.provider, c.environment, c.status.value, expiry(c)) for c in conns],
+    )
+    return 0
+
+
+def _show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    store = open_store(args)
+    conn = store.get_connection(args.connection)
+    events = store.connection_events(conn.id)
+    if args.json:
+        emit_json(
+            out,
+            {
+                **connection_data(conn),
+                "history": [{"at": e.at, "status": e.status.value, "reason": e.reason} for e in events],
+            },
+        )
+        return 0
+    summary(out, conn)
+    out.write("history\n")
+    for event in events:
+        out.write(f"  {event.at}  {event.status.value}" + (f"  {event.reason}" if event.reason else "") + "\n")
+    return 0
+
+
+def _test(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    connector = open_connector(args, plugins)
+    result = connector.test(args.connection)
+    if args.json:
+        emit_json(
+            out, {"connection": args.connection, "ok": result.ok, "status": result.status, "detail": result.detail}
+        )
+    else:
+        out.write(f"{'ok' if result.ok else 'FAILED'}: {result.detail}\n")
+    return 0 if result.ok else 1
+
+
+def _revoke(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    connector = open_connector(args, plugins)
+    result = connector.revoke(args.connection)
+    if args.json:
+        emit_json(
+            out,
+            {
+                "connection": connection_data(result.connection),
+                "revoked_at_provider": result.revoked_at_provider,
+                "message": result.message,
+            },
+        )
+    else:
+        out.write(f"{result.message}.\n")
+    return 0
+
+
+def _delete(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    connector = open_connector(args, plugins)
+    connector.delete(args.connection)
+    if args.json:
+        emit_json(out, {"deleted": args.connection})
+    else:
+        out.write(f"Connection {args.connection} deleted locally (nothing was revoked at the provider).\n")
+    return 0
+
+
+def _refresh(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    connector = open_connector(args, plugins)
+    if args.all == bool(args.connection):
+        raise UsageError("connector connections refresh: give a CONNECTION or --all, not both or neither")
+    if args.connection:
+        conn = connector.refresh(args.connection, force=args.force)
+        if args.json:
+            emit_json(out, connection_data(conn))
+        else:
+            summary(out, conn)
+        return 0
+    from ..bulk import refresh_all  # here, not at the top: it imports the async client
+
+    report = refresh_all(connector, concurrency=args.concurrency, force=args.force)
+    if args.json:
+        emit_json(
+            out,
+            {
+                "refreshed": report.refreshed,
+                "skipped": report.skipped,
+                "failed": [{"connection": c, "error": e} for c, e in report.failed],
+                "seconds": round(report.seconds, 3),
+            },
+        )
+    else:
+        out.write(
+            f"Refreshed {report.refreshed}, skipped {report.skipped}, failed {len(report.failed)} "
+            f"in {report.seconds:.2f} s.\n"
+        )
+        for cid, error in report.failed:
+            out.write(f"  {cid}: {error}\n")
+    return 1 if report.failed else 0
+
+
+def _attention(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    conns = open_store(args).needing_attention()
+    if args.json:
+        emit_json(out, {"connections": [connection_data(c) for c in conns]})
+        return 0
+    if not conns:
+        out.write("Nothing needs attention.\n")
+        return 0
+    table(
+        out,
+        ("ID", "PROFILE", "PROVIDER", "STATUS", "REASON", "SINCE"),
+        [(c.id, c.profile, c.provider, c.status.value, c.status_reason or "", c.updated_at) for c in conns],
+    )
+    out.write("Repair one with: connector reconnect CONNECTION\n")
+    return 0

@@ -1,0 +1,65 @@
+"""``connector docs``: print a provider's documentation page, generated from its declaration,
+or the CLI reference (from this command line's own parser) or the hook reference (from the hook
+specifications); see :mod:`connector_core.docgen`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from .. import docgen
+from ..command import Command
+from ..errors import ConnectorError, UsageError
+from ..plugins import load_plugins
+from .catalog import HELP
+from .output import run_handler
+from .parser import build_parser
+
+if TYPE_CHECKING:
+    from ..plugins import Plugins
+
+__all__ = ["COMMAND"]
+
+
+def configure(d: argparse.ArgumentParser) -> None:
+    d.description = (
+        "Render documentation from the same metadata the code uses: a provider's page from its "
+        "declarations, the CLI reference from this command's parser, the hook reference from the hook "
+        "specifications."
+    )
+    d.add_argument("provider", metavar="PROVIDER", nargs="?", help="the provider whose page to render")
+    d.add_argument("--format", choices=docgen.FORMATS, default=docgen.FORMATS[0], help="the output format")
+    what = d.add_mutually_exclusive_group()
+    what.add_argument("--cli-reference", action="store_true", help="render the CLI reference instead")
+    what.add_argument("--hook-reference", action="store_true", help="render the hook reference instead")
+    d.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+    d.set_defaults(handler=_docs)
+
+
+COMMAND = Command("docs", HELP["docs"], configure, run_handler)
+
+
+def _docs(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    if args.cli_reference or args.hook_reference:
+        if args.provider is not None:
+            raise UsageError("connector docs: give a PROVIDER or a reference option, not both")
+        if args.cli_reference:
+            parser, _ = build_parser(load_plugins(entry_points=False, env={}), plugin_commands=False)
+            text = docgen.render_cli_reference(parser)
+        else:
+            text = docgen.render_hook_reference()
+    elif args.provider is None:
+        raise UsageError(
+            "connector docs: give a PROVIDER, --cli-reference or --hook-reference (see 'connector docs --help')"
+        )
+    else:
+        text = docgen.render_provider(plugins.declaration(args.provider), format=args.format)
+    if args.output is None:
+        out.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConnectorError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    return 0

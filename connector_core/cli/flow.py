@@ -1,0 +1,106 @@
+"""The interactive part of ``connect`` and ``reconnect``: send the person to the provider,
+take the callback (on a loopback listener, or pasted), then test and show the connection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from ..errors import ConnectorError, ValidationError
+from .output import emit_json
+from .views import connection_data, summary
+
+if TYPE_CHECKING:
+    from ..connector import Connector
+
+__all__ = ["finish", "run_flow"]
+
+
+def run_flow(
+    connector: Connector,
+    profile: str,
+    args: argparse.Namespace,
+    out: IO[str],
+    browser: Any | None,
+    *,
+    reconnect: str | None = None,
+) -> Any:
+    """The interactive part: loopback listener when the redirect URI is loopback, else paste.
+    ``reconnect`` names a connection to re-authorize in place (its policy already applied)."""
+    # Here, not at the top: building the parser (also for `connector docs --cli-reference`) imports
+    # this module, and only a flow that runs needs httpx and oauthlib (cold start).
+    from .._loopback import LoopbackListener
+    from ..connector import AuthorizationStart, ConnectResult
+    from ..models import is_loopback_host
+
+    prof = connector.store.get_profile(profile)
+    redirect = args.redirect_uri or connector.redirect_uri(prof)
+    host = urlsplit(redirect).hostname or ""
+    holder: dict[str, ConnectResult] = {}
+
+    def begin() -> AuthorizationStart:
+        if reconnect is not None:
+            return connector.begin_reconnect(reconnect, scopes=args.scopes, redirect_uri=redirect, confirmed=True)
+        return connector.begin(profile, redirect_uri=redirect, scopes=args.scopes)
+
+    def complete(query: str) -> tuple[bool, str]:
+        holder["result"] = connector.complete(query, profile=profile)
+        return True, f"Connected {holder['result'].connection.provider}. Return to the terminal."
+
+    if is_loopback_host(host):
+        with LoopbackListener(redirect, complete) as listener:
+            start = begin()
+            _open_browser(start.url, args, out, browser)
+            outcome = listener.wait(args.timeout)
+            if outcome is None:
+                raise ConnectorError(
+                    f"no callback arrived within {args.timeout:g} s; nothing was stored. Run the command again"
+                )
+            if listener.error is not None:
+                raise listener.error
+            return holder["result"]
+    start = begin()
+    _open_browser(start.url, args, out, browser)
+    sys.stderr.write("After consenting, paste the full URL the browser was sent to (the callback URL): ")
+    sys.stderr.flush()
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    if not line.strip():
+        raise ValidationError("callback URL", "nothing was pasted; nothing was stored")
+    return connector.complete(line.strip(), profile=profile)
+
+
+def _open_browser(url: str, args: argparse.Namespace, out: IO[str], browser: Any | None) -> None:
+    if browser is not None:
+        browser(url)
+        return
+    if args.no_browser:
+        sys.stderr.write(f"Open this URL to authorize:\n{url}\n")
+        return
+    import webbrowser  # here, not at the top: only opening a browser needs it
+
+    sys.stderr.write(f"Opening the browser to authorize. If it does not open, visit:\n{url}\n")
+    if not webbrowser.open(url):
+        sys.stderr.write("(no browser could be opened)\n")
+
+
+def finish(connector: Connector, result: Any, args: argparse.Namespace, out: IO[str]) -> int:
+    for warning in result.warnings:
+        sys.stderr.write(f"connector: warning: {warning}\n")
+    conn = result.connection
+    test = connector.test(conn.id)
+    if args.json:
+        emit_json(
+            out,
+            {
+                "connection": connection_data(connector.store.get_connection(conn.id)),
+                "test": {"ok": test.ok, "status": test.status, "detail": test.detail},
+                "warnings": list(result.warnings),
+            },
+        )
+    else:
+        out.write("Connected.\n")
+        summary(out, connector.store.get_connection(conn.id))
+        out.write(f"{'test'.ljust(14)}  {'ok' if test.ok else 'FAILED'}: {test.detail}\n")
+    return 0 if test.ok else 1
