@@ -82,8 +82,8 @@ _LAZY = {
     "ResourceError": ".emulator",
     "Fault": ".emulator",
     "FaultKind": ".emulator",
-    "Command": ".command",
-    "CommandRegistry": ".commands",
+    "Command": ".registries",
+    "CommandRegistry": ".registries",
     "ScopeCheck": ".scopes",
     "ScopeFinding": ".scopes",
     "Severity": ".scopes",
@@ -119,8 +119,6 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 if TYPE_CHECKING:
     from .bulk import RefreshReport, arefresh_all, refresh_all
-    from .command import Command
-    from .commands import CommandRegistry
     from .connection import (
         AuthorizationStart,
         Connection,
@@ -171,6 +169,7 @@ if TYPE_CHECKING:
     )
     from .oauth import TokenSet
     from .profiles import Profile, ProfileDraft, validate_profile
+    from .registries import Command, CommandRegistry
     from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
     from .store import KeyRotation, Store
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from ._markers import hookspec
 
 if TYPE_CHECKING:
-    from .commands import CommandRegistry
     from .emulator.spec import EmulatorSpec
     from .models import (
         Action,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
         ScopeCatalogue,
         SetupGuide,
     )
-    from .registries import ProviderRegistry
+    from .registries import CommandRegistry, ProviderRegistry
 
 __all__ = [
     "connector_core_actions",

@@ -29,7 +29,7 @@ from ._markers import PROJECT_NAME
 from ._version import __version__
 from .errors import ConnectorError, DeclarationError, PluginError, UnknownNameError, ValidationError
 from .models import Provider
-from .registries import ProviderRegistry
+from .registries import CommandRegistry, ProviderRegistry
 
 if TYPE_CHECKING:
     from .models import ProviderDeclaration, ScopeCatalogue
@@ -612,9 +612,6 @@ class Plugins:
         caller = self._pm.hook.connector_core_register_commands
         if not caller.get_hookimpls():
             return ()
-        # on first use, for cold start: only the CLI asks for plugin commands
-        from .commands import CommandRegistry
-
         registry = CommandRegistry(frozenset(reserved))
         # Registration order: the first plugin to add a name keeps it.
         for impl in caller.get_hookimpls():

@@ -1,13 +1,14 @@
-"""The CLI's own advice after a library error: one line, and never said twice."""
+"""The CLI's own advice after a library error: one line, keyed on the error's code, never said twice."""
 
 from __future__ import annotations
 
 import io
 
-from connector_core.cli.hints import hint
+import pytest
+
+from connector_core.cli.hints import HINTS, hint
 from connector_core.cli.main import print_error
-from connector_core.connector import ConfirmationRequired, ReconnectRequired
-from connector_core.errors import ConnectorError
+from connector_core.errors import ConfirmationRequired, ConnectorError, ReconnectRequired, StateError, ValidationError
 
 
 def _printed(error: ConnectorError) -> str:
@@ -16,20 +17,20 @@ def _printed(error: ConnectorError) -> str:
     return err.getvalue()
 
 
-def test_reconnect_required_is_told_the_command_once() -> None:
+def test_the_library_message_names_no_command_and_the_cli_adds_it_on_the_same_line() -> None:
     error = ReconnectRequired("conn_1", "refresh refused")
-    assert "connector reconnect conn_1" in error.message  # today's message says it already
-    assert hint(error) is None
-    assert _printed(error).count("connector reconnect conn_1") == 1
-
-
-def test_reconnect_required_without_the_advice_gets_it_on_the_same_line() -> None:
-    error = ReconnectRequired("conn_1", "refresh refused")
-    error.args = ("connection conn_1 needs reconnecting (refresh refused).",)  # the message to come
+    assert error.message == "connection conn_1 needs reconnecting (refresh refused)."
+    assert "connector" not in error.message
     assert hint(error) == "run 'connector reconnect conn_1'."
     assert _printed(error) == (
         "connector: error: connection conn_1 needs reconnecting (refresh refused). run 'connector reconnect conn_1'.\n"
     )
+
+
+def test_the_providers_guidance_stays_in_the_message() -> None:
+    error = ReconnectRequired("conn_1", "refresh refused", "Uninstall the app in Bob first.")
+    assert error.message.endswith("(refresh refused). Uninstall the app in Bob first.")
+    assert _printed(error).count("connector reconnect conn_1") == 1
 
 
 def test_confirmation_required_hint_precedes_the_details() -> None:
@@ -39,8 +40,25 @@ def test_confirmation_required_hint_precedes_the_details() -> None:
         "connector: error: reconnecting hibob needs manual steps first: uninstall the app. "
         "Do them, then confirm (--yes).\n  1. Uninstall\n  2. Come back\n"
     )
-    said = ConfirmationRequired("reconnecting hibob needs manual steps first: x Do them, then confirm (--yes)")
+
+
+def test_advice_a_message_already_gives_is_not_repeated() -> None:
+    said = ConfirmationRequired("do the steps above, then run again with --yes to confirm")
     assert hint(said) is None
+    assert _printed(said).count("--yes") == 1
+
+
+def test_state_errors_get_the_command_that_completes_them() -> None:
+    error = StateError("the callback carries no state of ours; refused", code="no_state_of_ours")
+    assert hint(error) == "Complete it with 'connector connect PROFILE --provider-initiated URL'."
+    assert (
+        hint(StateError("carries a state", code="has_state")) == "Complete it with 'connector connect PROFILE' instead."
+    )
+
+
+def test_a_profile_in_use_is_told_about_force() -> None:
+    error = ValidationError("profile", "'acme' is used by 1 connection(s)", code="profile_in_use")
+    assert _printed(error).rstrip().endswith("Pass --force to delete them with it.")
 
 
 def test_other_errors_get_no_hint() -> None:
@@ -48,10 +66,15 @@ def test_other_errors_get_no_hint() -> None:
     assert _printed(ConnectorError("boom")) == "connector: error: boom\n"
 
 
-def test_a_subclass_gets_its_bases_hint() -> None:
+@pytest.mark.parametrize("code", sorted(HINTS))
+def test_every_hint_is_one_sentence(code: str) -> None:
+    error = ConnectorError("something happened.", code=code)
+    advice = hint(error)
+    assert advice is not None and advice.endswith(".") and "\n" not in advice
+
+
+def test_a_subclass_keeps_its_bases_code() -> None:
     class Sub(ReconnectRequired):
         pass
 
-    error = Sub("conn_2", "gone")
-    error.args = ("gone",)
-    assert hint(error) == "run 'connector reconnect conn_2'."
+    assert hint(Sub("conn_2", "gone")) == "run 'connector reconnect conn_2'."

@@ -66,13 +66,13 @@ HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
 @pytest.mark.parametrize(
     ("argv", "needed", "not_needed"),
     [
-        (["providers", "list"], (), (*RECORDS, *HIBOB_RECORDS, "connector_core.commands")),
+        (["providers", "list"], (), (*RECORDS, *HIBOB_RECORDS)),
         (
             ["scopes", "hibob", "--check", "employee_data:read", "tasks:write"],
             ("connector_core.models._scopes", "connector_hibob.catalogue"),
             ("connector_core.models._auth", "connector_core.models._declaration", "connector_hibob.declarations"),
         ),
-        (["--help"], (), (*RECORDS, *HIBOB_RECORDS, *CLI_MODULES, "connector_core.commands")),
+        (["--help"], (), (*RECORDS, *HIBOB_RECORDS, *CLI_MODULES)),
         (
             ["providers", "show", "hibob"],
             (*RECORDS, *HIBOB_RECORDS),
@@ -140,3 +140,14 @@ def test_show_imports_only_the_named_plugin(tmp_path: object) -> None:
         check=False,
     )
     assert listed.returncode == 0 and listed.stderr.count("RuntimeError: imported") == 5
+
+
+def test_the_command_records_every_command_imports_are_plain_classes() -> None:
+    """Every ``connector`` command imports connector_core.registries; building an attrs class
+    there would cost each of them more than the rest of the module (cold start)."""
+    import attrs
+
+    from connector_core.registries import Command, CommandRegistry
+
+    assert not attrs.has(Command)
+    assert not attrs.has(CommandRegistry)

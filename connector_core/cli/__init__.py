@@ -2,7 +2,7 @@
 
 :func:`main` runs it (``connector`` is :func:`main_exit`, and so is
 ``python -m connector_core``); :mod:`connector_core.cli.parser` builds the parser
-from each command's :class:`~connector_core.command.Command` record.
+from each command's :class:`~connector_core.registries.Command` record.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ..command import Command
+from ..registries import Command
 from .output import run_handler
 
 __all__ = ["HELP", "bare_command", "builtin_command"]

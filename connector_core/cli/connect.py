@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
-from ..command import Command
 from ..errors import ConnectorError, UnknownNameError, ValidationError
+from ..registries import Command
 from .catalog import HELP
 from .context import open_connector
 from .flow import finish, run_flow

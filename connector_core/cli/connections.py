@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import IO, TYPE_CHECKING
 
-from ..command import Command
 from ..errors import UsageError
+from ..registries import Command
 from .catalog import HELP
 from .context import open_connector, open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from .. import docgen
-from ..command import Command
 from ..errors import ConnectorError, UsageError
 from ..plugins import load_plugins
+from ..registries import Command
 from .catalog import HELP
 from .output import run_handler
 from .parser import build_parser

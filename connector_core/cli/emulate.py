@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..command import Command
 from ..errors import ConnectorError, UsageError, ValidationError
+from ..registries import Command
 from .catalog import HELP
 from .output import add_json, emit_json, run_handler
 

@@ -1,9 +1,10 @@
-"""What the CLI advises on top of a library error: the library says what went wrong,
-the CLI says which ``connector`` command or option repairs it.
+"""What the CLI advises on top of a library error: the library says what went wrong
+and what fixes it in its own terms, the CLI says which ``connector`` command or option
+does that.
 
-:func:`hint` looks the error's class up by its qualified name, walking the class's bases,
-so an error of a module nobody imported costs nothing to know about (the CLI's cold start
-never imports :mod:`connector_core.connector` to tell these errors apart).
+:func:`hint` keys on :attr:`~connector_core.ConnectorError.code`, a stable name of the
+situation, so the advice never depends on a message's wording. An advice already given
+by the message (a CLI command's own error) is not repeated.
 """
 
 from __future__ import annotations
@@ -12,29 +13,34 @@ from collections.abc import Callable
 
 from ..errors import ConnectorError
 
-__all__ = ["hint"]
+__all__ = ["HINTS", "hint"]
 
 
-def _reconnect(error: ConnectorError) -> str | None:
-    command = f"connector reconnect {getattr(error, 'connection_id', 'CONNECTION')}"
-    return None if command in error.message else f"run '{command}'."
+def _reconnect(error: ConnectorError) -> str:
+    return f"run 'connector reconnect {getattr(error, 'connection_id', 'CONNECTION')}'."
 
 
-def _confirm(error: ConnectorError) -> str | None:
-    return None if "--yes" in error.message else "Do them, then confirm (--yes)."
+def _said(text: str) -> Callable[[ConnectorError], str]:
+    return lambda error: text
 
 
-#: Error class (``module.QualName``) -> its advice, or ``None`` when the message already gives it.
-HINTS: dict[str, Callable[[ConnectorError], str | None]] = {
-    "connector_core.connector.ReconnectRequired": _reconnect,
-    "connector_core.connector.ConfirmationRequired": _confirm,
+#: Error code -> (what shows a message already gives the advice, the advice).
+HINTS: dict[str, tuple[str, Callable[[ConnectorError], str]]] = {
+    "reconnect_required": ("connector reconnect", _reconnect),
+    "confirmation_required": ("--yes", _said("Do them, then confirm (--yes).")),
+    "no_state_of_ours": (
+        "--provider-initiated",
+        _said("Complete it with 'connector connect PROFILE --provider-initiated URL'."),
+    ),
+    "has_state": ("connector connect", _said("Complete it with 'connector connect PROFILE' instead.")),
+    "profile_in_use": ("--force", _said("Pass --force to delete them with it.")),
 }
 
 
 def hint(error: ConnectorError) -> str | None:
     """The CLI's one-sentence advice for ``error``, or ``None``."""
-    for cls in type(error).__mro__:
-        advise = HINTS.get(f"{cls.__module__}.{cls.__qualname__}")
-        if advise is not None:
-            return advise(error)
-    return None
+    found = HINTS.get(error.code or "")
+    if found is None:
+        return None
+    marker, advise = found
+    return None if marker in error.message else advise(error)  # a CLI command's own error may say it already

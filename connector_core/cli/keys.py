@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import IO, TYPE_CHECKING, Any
 
-from ..command import Command
+from ..registries import Command
 from .catalog import HELP
 from .context import open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from ..command import Command
+from ..registries import Command
 from .catalog import HELP
 from .output import add_json, emit_json, run_handler
 

@@ -1,6 +1,6 @@
 """The ``connector`` argument parser: the top-level options, then every command, built in
 (see :mod:`connector_core.cli.catalog`) or a plugin's, each from its
-:class:`~connector_core.command.Command` record. A built-in command's module is imported
+:class:`~connector_core.registries.Command` record. A built-in command's module is imported
 only when its command is built, so a command's cold start pays for its own parser alone.
 """
 
@@ -10,7 +10,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..command import Command
+from ..registries import Command
 from .catalog import HELP, bare_command, builtin_command
 from .output import Parser
 

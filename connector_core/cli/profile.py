@@ -11,8 +11,8 @@ import argparse
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from ..command import Command
 from ..errors import UnknownNameError, UsageError, ValidationError
+from ..registries import Command
 from .catalog import HELP
 from .context import open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import IO, TYPE_CHECKING
 
-from ..command import Command
 from ..errors import ConnectorError
+from ..registries import Command
 from ..serialize import declaration_to_data, to_data
 from .catalog import HELP
 from .output import EXIT_OK, Parser, add_json, emit_json, needs_subcommand, run_handler, table

@@ -7,8 +7,9 @@ import argparse
 import sys
 from typing import IO, TYPE_CHECKING
 
-from ..command import Command
-from ..errors import ConnectorError
+from ..errors import ConfirmationRequired, ConnectorError
+from ..models import ReconnectKind
+from ..registries import Command
 from .catalog import HELP
 from .context import open_connector
 from .flow import finish, run_flow
@@ -40,10 +41,6 @@ COMMAND = Command("reconnect", HELP["reconnect"], configure, run_handler)
 
 
 def _reconnect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    # Here, not at the top: building the parser must not import httpx and oauthlib (cold start).
-    from ..connector import ConfirmationRequired
-    from ..models import ReconnectKind
-
     connector = open_connector(args, plugins)
     plan = connector.reconnect_plan(args.connection, scopes=args.scopes)
     err = sys.stderr

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ..command import Command
 from ..errors import ValidationError
+from ..registries import Command
 from .catalog import HELP
 from .context import open_connector
 from .output import emit_json, run_handler

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import IO, TYPE_CHECKING
 
-from ..command import Command
 from ..errors import UnknownNameError, UsageError, ValidationError
+from ..registries import Command
 from ..serialize import to_data
 from .catalog import HELP
 from .output import EXIT_INVALID, EXIT_OK, add_json, emit_json, run_handler, table

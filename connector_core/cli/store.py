@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING
 
 import attrs
 
-from ..command import Command
 from ..errors import UsageError, ValidationError
+from ..registries import Command
 from .catalog import HELP
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler
 
