@@ -24,7 +24,7 @@ from test_emulator_kit import REDIRECT, query_of, running
 class Emulate:
     """``python -m connector_core emulate hibob ...`` running in the background."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, sigint_ignored: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "HIBOB_"))}
         env.update(CONNECTOR_CORE_PLUGINS="hibob", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
@@ -33,6 +33,8 @@ class Emulate:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            # As a shell starts a background job ('&', nohup, CI runners): SIGINT ignored.
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         self._err: list[str] = []
@@ -175,3 +177,14 @@ def test_uninstall_against_an_in_process_emulator(run_cli: Callable[..., Result]
             "uninstalled": 0,
         }
         assert emu.stats.uninstalls == 1
+
+
+def test_emulate_stops_on_ctrl_c_even_when_started_with_sigint_ignored() -> None:
+    process = Emulate("--quiet", sigint_ignored=True)
+    try:
+        process.read_until(lambda line: line.startswith("Uninstall:"))
+        code, err = process.stop(signal.SIGINT)
+    finally:
+        process.kill()
+    assert code == 0, err
+    assert "emulator stopped" in err

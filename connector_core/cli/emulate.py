@@ -104,7 +104,9 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
     emu: RunningEmulator | None = None
     # Ctrl-C (or SIGTERM) at any point from here on is the normal way to stop.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGINT too: a process started in the background (nohup, '&', CI runners) inherits SIGINT
+    # ignored, and Python then never turns Ctrl-C into KeyboardInterrupt.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with contextlib.ExitStack() as stack:
             if args.secrets_dir:
@@ -138,7 +140,8 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     sys.stderr.write("connector: emulator stopped\n")
     errors = emu.unexpected_errors if emu is not None else ()
     if errors:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .. import __version__
+from .._version import __version__
 from ..registries import Command
 from .catalog import HELP, bare_command, builtin_command
 from .output import Parser
