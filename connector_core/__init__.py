@@ -95,9 +95,9 @@ _LAZY = {
     "ConnectionStatus": ".connection",
     "CryptoError": ".crypto",
     "KeyRing": ".crypto",
-    "KeyRotation": ".store",
-    "Store": ".store",
-    "StoreError": ".store",
+    "KeyRotation": ".store.contract",
+    "Store": ".store.sqlite",
+    "StoreError": ".errors",
     "Profile": ".profiles",
     "ProfileDraft": ".profiles",
     "validate_profile": ".profiles",
@@ -152,6 +152,7 @@ if TYPE_CHECKING:
         RunningEmulator,
         start_emulator,
     )
+    from .errors import StoreError
     from .formschema import profile_form_schema
     from .models import (
         Action,
@@ -176,7 +177,8 @@ if TYPE_CHECKING:
     from .oauth import AccessDenied, InvalidClient, InvalidGrant, OAuthError, StateError, TokenSet, TransientError
     from .profiles import Profile, ProfileDraft, validate_profile
     from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
-    from .store import KeyRotation, Store, StoreError
+    from .store.contract import KeyRotation
+    from .store.sqlite import Store
 
 __all__ = [
     "Access",

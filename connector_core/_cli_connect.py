@@ -110,7 +110,7 @@ def add_commands(sub: Any) -> None:
 
 def _connector(args: argparse.Namespace, plugins: Plugins) -> Connector:
     from .connector import Connector
-    from .storeurl import open_store
+    from .store import open_store
 
     return Connector(open_store(args.store_url, args.home), plugins)
 
@@ -349,7 +349,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
 
 def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from .connection import ConnectionStatus
-    from .storeurl import open_store
+    from .store import open_store
 
     store = open_store(args.store_url, args.home)
     if args.limit is not None and args.limit < 1:
@@ -381,7 +381,7 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .storeurl import open_store
+    from .store import open_store
 
     store = open_store(args.store_url, args.home)
     conn = store.get_connection(args.connection)
@@ -479,7 +479,7 @@ def _refresh(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _attention(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from .storeurl import open_store
+    from .store import open_store
 
     conns = open_store(args.store_url, args.home).needing_attention()
     if args.json:

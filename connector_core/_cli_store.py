@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .models import CredentialField, ProviderDeclaration
     from .plugins import Plugins
     from .profiles import Profile
-    from .storebase import StoreLike
+    from .store import StoreLike
 
 __all__ = ["MAX_SECRET_FILE_BYTES", "add_commands"]
 
@@ -82,7 +82,7 @@ def add_commands(sub: Any, providers_sub: Any | None, *, profile_and_keys: bool 
 
 
 def _store(args: argparse.Namespace) -> StoreLike:
-    from .storeurl import open_store
+    from .store import open_store
 
     return open_store(args.store_url, args.home)
 
