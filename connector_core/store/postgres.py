@@ -321,7 +321,7 @@ class PgStore(SqlStore):
         with self._held_lock:
             held, self._held = list(self._held.values()), {}
         for entry in held:
-            self._release(entry)
+            self._release(entry.conn)
         with self._pools_lock:
             pools, self._pool, self._lock_pool = (self._pool, self._lock_pool), None, None
         for pool in pools:
@@ -409,7 +409,7 @@ class PgStore(SqlStore):
         lock (as every write to a connection releases the SQLite store's lease)."""
         held = self._take_held(connection_id) if connection_id is not None else None
         if held is not None and not self._alive(held):
-            self._release(held)  # the server ended the lock's session: write on our own
+            self._release(held.conn)  # the server ended the lock's session: write on our own
             held = None
         if held is not None:
             try:
@@ -417,7 +417,7 @@ class PgStore(SqlStore):
                     yield Tx(held.conn, POSTGRES)
                     held.conn.execute("COMMIT")
             finally:
-                self._release(held)
+                self._release(held.conn)
             return
         with self._conn("writing", unique) as conn, conn.transaction():
             yield Tx(conn, POSTGRES)
@@ -502,15 +502,11 @@ class PgStore(SqlStore):
             self._store_id = store_id
             self._keyring = None
 
-    def _take_held(self, connection_id: str, owner: str | None = None) -> _Held | None:
-        """Remove and return this thread's lock on ``connection_id`` (only ``owner``'s, when given)."""
+    def _take_held(self, connection_id: str) -> _Held | None:
+        """Remove and return this thread's lock on ``connection_id``."""
         key = (connection_id, threading.get_ident())
         with self._held_lock:
-            held = self._held.get(key)
-            if held is None or (owner is not None and held.owner != owner):
-                return None
-            del self._held[key]
-            return held
+            return self._held.pop(key, None)
 
     @staticmethod
     def _alive(held: _Held) -> bool:
@@ -523,15 +519,14 @@ class PgStore(SqlStore):
             return False
         return True
 
-    def _release(self, held: _Held) -> None:
-        """End the lock's transaction (rolling back anything uncommitted) and return its connection."""
+    def _release(self, conn: psycopg.Connection[Any]) -> None:
+        """End a lock's transaction (rolling back anything uncommitted) and return its connection to the lock pool."""
         import psycopg
 
-        _, lock_pool = self._pools()
         with contextlib.suppress(psycopg.Error):
-            if not held.conn.closed:
-                held.conn.execute("ROLLBACK")
-        lock_pool.putconn(held.conn)
+            if not conn.closed:
+                conn.execute("ROLLBACK")
+        self._pools()[1].putconn(conn)
 
     def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
         """Take the connection row's lock for a refresh, waiting at most ``lock_timeout``
@@ -565,7 +560,7 @@ class PgStore(SqlStore):
                 self.stats.timed_out += 1
                 return "refused"
         if held is not None:  # stale, and this thread's own: nothing else uses its connection
-            self._release(held)
+            self._release(held.conn)
         _, lock_pool = self._pools()
         try:
             conn = lock_pool.getconn(timeout=max(self.settings.lock_timeout, 0.05))
@@ -601,7 +596,7 @@ class PgStore(SqlStore):
                         with self._held_lock:
                             self.stats.timed_out += 1
         except BaseException:
-            self._putback(lock_pool, conn)
+            self._release(conn)
             raise
         with self._held_lock:
             if waited:
@@ -610,30 +605,18 @@ class PgStore(SqlStore):
                 self._held[key] = _Held(owner, conn, time.monotonic() + ttl)
                 self.stats.acquired += 1
                 return "taken"
-        self._putback(lock_pool, conn)
+        self._release(conn)
         return "refused"
-
-    @staticmethod
-    def _putback(pool: ConnectionPool[psycopg.Connection[Any]], conn: psycopg.Connection[Any]) -> None:
-        import psycopg
-
-        with contextlib.suppress(psycopg.Error):
-            if not conn.closed:
-                conn.execute("ROLLBACK")
-        pool.putconn(conn)
 
     def _end_lease(self, connection_id: str, owner: str) -> None:
         """Release ``owner``'s lock without writing (nothing was refreshed)."""
-        held = self._take_held(connection_id, owner)
-        if held is None:
-            with self._held_lock:  # taken by this owner on another thread
-                found = [k for k, h in self._held.items() if k[0] == connection_id and h.owner == owner]
-                if not found:
-                    return
-                held = self._held.pop(found[0])
-        with self._held_lock:
+        with self._held_lock:  # taken by this owner, on this thread or another one
+            found = [k for k, h in self._held.items() if k[0] == connection_id and h.owner == owner]
+            if not found:
+                return
+            held = self._held.pop(found[0])
             self.stats.released_unused += 1
-        self._release(held)
+        self._release(held.conn)
 
     def _save_refresh(
         self, connection_id: str, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]
@@ -657,7 +640,7 @@ class PgStore(SqlStore):
                     self.stats.saved += 1
                 return saved
             finally:
-                self._release(held)
+                self._release(held.conn)
         with self._write() as tx:
             saved = self._write_refresh(tx, connection_id, expected_version, tokens, granted)
         with self._held_lock:

@@ -582,41 +582,31 @@ class SqlStore:
         at = now()
         self.keyring  # noqa: B018
         cid = connection_id or f"conn_{uuid.uuid4().hex}"
+        values = {
+            "profile_id": profile.id,
+            "provider": profile.provider,
+            "environment": profile.environment,
+            "auth_type": profile.auth_type,
+            "status": ConnectionStatus.CONNECTED.value,
+            "token_type": tokens.token_type,
+            "expires_at": tokens.expires_at,
+            "requested_scopes": json.dumps(list(requested)),
+            "granted_scopes": json.dumps(list(granted)),
+            "identity": json.dumps(dict(identity)),
+            "provider_initiated": bool(provider_initiated),
+            "updated_at": at,
+        }
+        # A re-authorization keeps the id and creation time; the old grant's tokens go.
+        replaced = ", ".join(f"{column} = excluded.{column}" for column in values)
+        marks = ",".join("?" * (len(values) + 2))
         with self._write(cid) as tx:
-            exists = (
-                connection_id is not None
-                and tx.one("SELECT 1 FROM connections WHERE id = ?" + self.dialect.for_update, (cid,)) is not None
+            tx.execute(
+                f"INSERT INTO connections ({', '.join(values)}, id, created_at) VALUES ({marks}) "
+                f"ON CONFLICT (id) DO UPDATE SET {replaced}, status_reason = NULL, "
+                f"token_version = connections.token_version + 1{self.dialect.end_lease}",
+                (*values.values(), cid, at),
             )
-            values = (
-                profile.id,
-                profile.provider,
-                profile.environment,
-                profile.auth_type,
-                ConnectionStatus.CONNECTED.value,
-                tokens.token_type,
-                tokens.expires_at,
-                json.dumps(list(requested)),
-                json.dumps(list(granted)),
-                json.dumps(dict(identity)),
-                bool(provider_initiated),
-                at,
-            )
-            if exists:
-                tx.execute(
-                    "UPDATE connections SET profile_id = ?, provider = ?, environment = ?, auth_type = ?, "
-                    "status = ?, token_type = ?, expires_at = ?, requested_scopes = ?, granted_scopes = ?, "
-                    "identity = ?, provider_initiated = ?, updated_at = ?, status_reason = NULL, "
-                    f"token_version = token_version + 1{self.dialect.end_lease} WHERE id = ?",
-                    (*values, cid),
-                )
-                tx.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
-            else:
-                tx.execute(
-                    "INSERT INTO connections (profile_id, provider, environment, auth_type, status, token_type, "
-                    "expires_at, requested_scopes, granted_scopes, identity, provider_initiated, updated_at, id, "
-                    "created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (*values, cid, at),
-                )
+            tx.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
             self._put_tokens(tx, cid, tokens)
             self._event(tx, cid, ConnectionStatus.CONNECTED, reason)
         return self.get_connection(cid)

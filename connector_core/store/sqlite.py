@@ -210,19 +210,7 @@ class Store(SqlStore):
     def _write(self, connection_id: str | None = None, *, unique: ConnectorError | None = None) -> Iterator[Tx]:
         """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock."""
         conn = self._connect()
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.Error as exc:
-                if not _busy(exc):
-                    raise self._error("writing", exc) from None
-                if time.monotonic() > deadline:
-                    raise StoreError(
-                        f"database {self.path}: still locked by another process after {BUSY_TIMEOUT_MS // 1000} s"
-                    ) from None
-                time.sleep(0.01)
+        self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
         try:
             yield Tx(conn, SQLITE)
         except BaseException as exc:
@@ -287,8 +275,12 @@ class Store(SqlStore):
             try:
                 return action()
             except sqlite3.Error as exc:
-                if not _busy(exc) or time.monotonic() > deadline:
+                if not _busy(exc):
                     raise self._error(doing, exc) from None
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"database {self.path}: still locked by another process after {BUSY_TIMEOUT_MS // 1000} s"
+                    ) from None
                 time.sleep(0.01)
 
     def _migrate(self, target: int) -> None:
