@@ -31,7 +31,6 @@ import contextlib
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -482,14 +481,8 @@ class PgStore(SqlStore):
             current = int(row[0]) if row else 0
             if current > SCHEMA_VERSION:
                 raise self._newer(current, SCHEMA_VERSION)
-            if current >= target:  # another process migrated first
-                return
-            for statement in MIGRATIONS[target]:
-                conn.execute(statement)
-            if target == 1:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('store_id', %s)", (uuid.uuid4().hex,))
-                conn.execute("INSERT INTO meta (key, value) VALUES ('created_at', %s)", (now(),))
-            conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)", (target, now()))
+            if self._apply(Tx(conn, POSTGRES), MIGRATIONS, current, target):
+                conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)", (target, now()))
 
     @property
     def schema_version(self) -> int:

@@ -273,6 +273,18 @@ class SqlStore:
             f"supports ({supported}); upgrade connector-core"
         )
 
+    def _apply(self, tx: Tx, migrations: Mapping[int, tuple[str, ...]], current: int, target: int) -> bool:
+        """Run migration ``target`` unless the schema is at ``current`` >= ``target`` already
+        (another process migrated first); the first migration also names the store."""
+        if current >= target:
+            return False
+        for statement in migrations[target]:
+            tx.execute(statement)
+        if target == 1:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+            tx.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
+        return True
+
     @property
     def store_id(self) -> str:
         """A random id naming this store (its key file is named after it)."""

@@ -24,7 +24,6 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._files import ensure_private_dir
 from ..errors import ConnectorError
 from .contract import StoreError
-from .sql import Dialect, SqlStore, Taken, Tx, now
+from .sql import Dialect, SqlStore, Taken, Tx
 from .url import DB_NAME, default_home
 
 if TYPE_CHECKING:
@@ -285,15 +284,8 @@ class Store(SqlStore):
 
     def _migrate(self, target: int) -> None:
         with self._write() as tx:
-            current = tx.one("PRAGMA user_version")[0]
-            if current >= target:  # another process migrated first
-                return
-            for statement in MIGRATIONS[target]:
-                tx.execute(statement)
-            if target == 1:
-                tx.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
-                tx.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
-            tx.execute(f"PRAGMA user_version = {int(target)}")
+            if self._apply(tx, MIGRATIONS, int(tx.one("PRAGMA user_version")[0]), target):
+                tx.execute(f"PRAGMA user_version = {int(target)}")
 
     @property
     def schema_version(self) -> int:
