@@ -57,10 +57,10 @@ def _emulator_world(store: Any) -> tuple[Any, Any, Any]:
 def bench_store(server: str, tmp: Path, quick: bool) -> None:
     from pg_fixture import fresh_schema
 
-    from connector_core.pgstore import PgStore
     from connector_core.profiles import ProfileDraft
     from connector_core.secret import Secret
-    from connector_core.store import _aad
+    from connector_core.store import PgStore
+    from connector_core.store.sql import aad as _aad
 
     count = 20_000 if quick else 100_000
     print(f"PostgreSQL store at scale ({count:,} connections)")
@@ -119,9 +119,9 @@ def bench_store(server: str, tmp: Path, quick: bool) -> None:
             row(label, f"{(time.perf_counter() - begun) / len(ids) * 1e6:.0f} us")
         begun = time.perf_counter()
         for cid in ids[:200]:
-            assert store.try_lock_refresh(cid, "bench", 30)
-            store.unlock_refresh(cid, "bench")
-        row("try_lock_refresh + unlock_refresh (uncontended)", f"{(time.perf_counter() - begun) / 200 * 1e6:.0f} us")
+            with store.refresh_lease(cid, 30) as lease:
+                assert lease.held
+        row("refresh_lease taken and ended (uncontended)", f"{(time.perf_counter() - begun) / 200 * 1e6:.0f} us")
         begun = time.perf_counter()
         page = store.list_connections(limit=100, after=ids[0])
         row("list_connections(limit=100)", f"{(time.perf_counter() - begun) * 1000:.1f} ms", f"{len(page)} rows")
@@ -135,8 +135,7 @@ def bench_bulk(server: str, tmp: Path, quick: bool) -> None:
     from pg_workload import connect_many
 
     from connector_core import refresh_all
-    from connector_core.pgstore import PgStore
-    from connector_core.store import Store
+    from connector_core.store import PgStore, Store
 
     count = 200 if quick else 1000
     print(f"bulk refresh in one process (refresh_all, {count} expired connections, concurrency 32)")
@@ -171,7 +170,7 @@ def bench_workers(server: str, tmp: Path, quick: bool) -> None:
     from pg_fixture import fresh_schema
     from pg_workload import connect_many, expire_all, start_workers
 
-    from connector_core.pgstore import PgStore
+    from connector_core.store import PgStore
 
     count, epochs, passes = (200, 2, 2) if quick else (1000, 3, 2)
     workers, threads = 8, 4

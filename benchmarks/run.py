@@ -272,7 +272,7 @@ def bench_store(quick: bool) -> None:
 
     from connector_core import Store, load_plugins, validate_profile
     from connector_core.secret import Secret
-    from connector_core.store import _aad
+    from connector_core.store.sql import aad as _aad
     from connector_hibob import plugin
 
     count = 20_000 if quick else 100_000

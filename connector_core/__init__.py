@@ -101,8 +101,8 @@ _LAZY = {
     "ConnectionEvent": ".connection",
     "ConnectionStatus": ".connection",
     "KeyRing": ".crypto",
-    "KeyRotation": ".store",
-    "Store": ".store",
+    "KeyRotation": ".store.contract",
+    "Store": ".store.sqlite",
     "Profile": ".profiles",
     "ProfileDraft": ".profiles",
     "validate_profile": ".profiles",
@@ -146,6 +146,7 @@ if TYPE_CHECKING:
         RunningEmulator,
         start_emulator,
     )
+    from .errors import StoreError
     from .formschema import profile_form_schema
     from .models import (
         Action,
@@ -171,7 +172,8 @@ if TYPE_CHECKING:
     from .profiles import Profile, ProfileDraft, validate_profile
     from .registries import Command, CommandRegistry
     from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
-    from .store import KeyRotation, Store
+    from .store.contract import KeyRotation
+    from .store.sqlite import Store
 
 __all__ = [
     "Access",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json as jsonlib
 import random
 import time
-import uuid
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +48,7 @@ from .secret import Secret
 if TYPE_CHECKING:
     from .plugins import Plugins
     from .profiles import Profile
-    from .storebase import StoreLike
+    from .store import RefreshLease, StoreLike
 
 __all__ = [
     "AlreadyInstalled",
@@ -549,68 +548,66 @@ class Connector:
         return self.store.get_connection(connection_id).token_version if force else None
 
     def _refresh_flow(self, connection_id: str, stale_version: int | None) -> Flow[Connection]:
-        """Single-flight refresh. ``stale_version``: refresh only if the tokens are still
-        that version (a 401 was seen with them); None: refresh only if expiring."""
-        owner = uuid.uuid4().hex
+        """Single-flight refresh: read, take the lease, call the token endpoint, save.
+        ``stale_version``: refresh only if the tokens are still that version (a 401 was seen
+        with them); None: refresh only if expiring. A lease another refresher holds is
+        waited for here, with Sleeps, never by blocking."""
         deadline = time.monotonic() + LEASE_WAIT
         while True:
             conn = self.store.get_connection(connection_id)
-            self._require_usable(conn)
-            wanted = (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
-            if not wanted:
+            if not self._still_wanted(conn, stale_version):
                 return conn
-            if self.store.try_lock_refresh(connection_id, owner, LEASE_TTL):
-                break
+            with self.store.refresh_lease(connection_id, LEASE_TTL) as lease:
+                if lease.held:
+                    return (yield from self._refresh_leased(lease, stale_version))
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"connection {connection_id}: another process is still refreshing it; try again",
                     reached_server=False,
                 )
             yield Sleep(0.02 + random.random() * 0.03)  # noqa: S311
+
+    def _still_wanted(self, conn: Connection, stale_version: int | None) -> bool:
+        self._require_usable(conn)
+        return (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
+
+    def _refresh_leased(self, lease: RefreshLease, stale_version: int | None) -> Flow[Connection]:
+        """The refresh under a held lease (which the caller ends on every exit)."""
+        # Double-checked: another process may have refreshed between our read and the lease.
+        conn, _, refresh_token = lease.read()
+        connection_id = conn.id
+        if not self._still_wanted(conn, stale_version):
+            return conn
+        if refresh_token is None:
+            reason = "no refresh token, and the access token expired"
+            self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
+            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        request = oauth.refresh_request(
+            ctx.token_url,
+            refresh_token=refresh_token,
+            scopes=None,
+            scope_separator=ctx.auth.scope_separator,
+            client_id=ctx.client_id,
+            client_secret=ctx.client_secret,
+            method=ctx.auth.client_auth_method,
+        )
+        version = conn.token_version
         try:
-            # Double-checked: another process may have refreshed between our read and the lease.
-            conn, _, refresh_token = self.store.get_tokens(connection_id)
-            self._require_usable(conn)
-            still = (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
-            if not still:
-                self.store.unlock_refresh(connection_id, owner)
-                return conn
-            if refresh_token is None:
-                reason = "no refresh token, and the access token expired"
-                self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
-                raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
-            ctx = self._context(self.store.profile_by_id(conn.profile_id))
-            request = oauth.refresh_request(
-                ctx.token_url,
-                refresh_token=refresh_token,
-                scopes=None,
-                scope_separator=ctx.auth.scope_separator,
-                client_id=ctx.client_id,
-                client_secret=ctx.client_secret,
-                method=ctx.auth.client_auth_method,
+            tokens = yield from self._token_call(
+                request, what="refresh", retry_lost=True, redact=_redactions(ctx, refresh_token)
             )
-            version = conn.token_version
-            try:
-                tokens = yield from self._token_call(
-                    request, what="refresh", retry_lost=True, redact=_redactions(ctx, refresh_token)
-                )
-            except InvalidGrant as exc:
-                reason = f"refresh refused: {exc.description or exc.error}"
-                marked = self.store.set_status(
-                    connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version
-                )
-                if marked.token_version != version:
-                    # Another refresher (after our lease ran out in a long Retry-After) or a
-                    # reconnect replaced the tokens meanwhile: ours was merely an old one.
-                    self.store.unlock_refresh(connection_id, owner)
-                    self._require_usable(marked)
-                    return marked
-                raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider)) from None
-            granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
-            return self.store.save_refreshed_tokens(connection_id, version, tokens, tuple(granted))
-        except BaseException:
-            self.store.unlock_refresh(connection_id, owner)
-            raise
+        except InvalidGrant as exc:
+            reason = f"refresh refused: {exc.description or exc.error}"
+            marked = self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version)
+            if marked.token_version != version:
+                # Another refresher (after our lease ran out in a long Retry-After) or a
+                # reconnect replaced the tokens meanwhile: ours was merely an old one.
+                self._require_usable(marked)
+                return marked
+            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider)) from None
+        granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
+        return lease.save(version, tokens, tuple(granted))
 
     def _require_usable(self, conn: Connection) -> None:
         if conn.status is ConnectionStatus.NEEDS_RECONNECT:

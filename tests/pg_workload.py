@@ -233,7 +233,7 @@ def _worker(url: str, ids_file: str, threads: int, seed: int) -> None:  # pragma
 
     from connector_core import load_plugins
     from connector_core.connector import Connector
-    from connector_core.pgstore import PgStore
+    from connector_core.store import PgStore
     from connector_hibob import plugin
 
     ids = json.loads(Path(ids_file).read_text())

@@ -58,7 +58,7 @@ def test_state_errors_get_the_command_that_completes_them() -> None:
 
 def test_a_profile_in_use_is_told_about_force() -> None:
     error = ValidationError("profile", "'acme' is used by 1 connection(s)", code="profile_in_use")
-    assert _printed(error).rstrip().endswith("Pass --force to delete them with it.")
+    assert _printed(error).rstrip().endswith("Pass --force to force it.")
 
 
 def test_other_errors_get_no_hint() -> None:

@@ -858,7 +858,8 @@ def test_a_token_that_cannot_be_a_header_is_one_clear_error(world: World) -> Non
     conn, _, refresh = world.store.get_tokens(cid)
     assert refresh is not None
     odd = oauth.TokenSet(Secret("t\u00f6ken-with-umlaut"), "Bearer", refresh, conn.expires_at)
-    world.store.save_refreshed_tokens(cid, conn.token_version, odd, conn.granted_scopes)
+    with world.store.refresh_lease(cid, 30) as lease:
+        lease.save(conn.token_version, odd, conn.granted_scopes)
     with pytest.raises(ValidationError, match=r"GET \S+/company/named-lists cannot be sent \(UnicodeEncodeError"):
         world.connector.request(cid, "GET", "/company/named-lists")
     assert_still_works(world, cid)

@@ -18,8 +18,7 @@ from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector
 from connector_core.crypto import ENV_KEY_FILE
 from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
-from connector_core.pgstore import PgStore
-from connector_core.store import Store
+from connector_core.store import PgStore, Store
 
 
 @attrs.define

@@ -18,7 +18,7 @@ from connector_core import Plugins, load_plugins, refresh_all
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector
 from connector_core.emulator import RunningEmulator, start_emulator
-from connector_core.pgstore import PgStore
+from connector_core.store import PgStore
 
 REDIRECT = "https://platform.example/connect/oauth2/hibob/callback"
 

@@ -25,11 +25,10 @@ from connector_core.crypto import ENV_KEY_FILE, CryptoError
 from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
 from connector_core.errors import UsageError
 from connector_core.oauth import TokenSet
-from connector_core.pgstore import MIGRATIONS, SCHEMA_VERSION, PgSettings, PgStore
 from connector_core.profiles import ProfileDraft
 from connector_core.secret import Secret
-from connector_core.store import Store
-from connector_core.storeurl import ENV_STORE_URL, open_store, select_store, sqlite_path, store_kind
+from connector_core.store import ENV_STORE_URL, Store, open_store, select_store, sqlite_path, store_kind
+from connector_core.store.postgres import MIGRATIONS, SCHEMA_VERSION, PgSettings, PgStore
 
 
 def draft(name: str = "acme") -> ProfileDraft:
@@ -225,23 +224,24 @@ def test_a_waiter_blocks_on_the_row_and_then_reads_the_fresh_tokens(
     url = with_params(pg_url, lock_timeout="30")
     with PgStore(url, env=env) as holder, PgStore(url, env=env) as waiter:
         cid = connection(holder)
-        assert holder.try_lock_refresh(cid, "holder", 60)
         outcome: dict[str, object] = {}
 
         def wait() -> None:
-            outcome["taken"] = waiter.try_lock_refresh(cid, "waiter", 60)
-            conn, access, refresh = waiter.get_tokens(cid)  # the engine's re-read after the lock
-            outcome["read"] = (conn.token_version, access, refresh)
-            waiter.unlock_refresh(cid, "waiter")
+            with waiter.refresh_lease(cid, 60, owner="waiter") as waiting:
+                outcome["taken"] = waiting.held
+                conn, access, refresh = waiting.read()  # the engine's re-read after the lock
+                outcome["read"] = (conn.token_version, access, refresh)
 
-        thread = threading.Thread(target=wait)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while waiting_on_a_lock(postgres_server) == 0:
-            assert time.monotonic() < deadline and thread.is_alive(), "the waiter never waited"
-            time.sleep(0.02)
-        assert "taken" not in outcome
-        holder.save_refreshed_tokens(cid, 0, TokenSet(Secret("access-2"), "Bearer", Secret("refresh-2")), ())
+        with holder.refresh_lease(cid, 60, owner="holder") as lease:
+            assert lease.held
+            thread = threading.Thread(target=wait)
+            thread.start()
+            deadline = time.monotonic() + 30
+            while waiting_on_a_lock(postgres_server) == 0:
+                assert time.monotonic() < deadline and thread.is_alive(), "the waiter never waited"
+                time.sleep(0.02)
+            assert "taken" not in outcome
+            lease.save(0, TokenSet(Secret("access-2"), "Bearer", Secret("refresh-2")), ())
         thread.join(timeout=60)
         assert outcome == {"taken": True, "read": (1, Secret("access-2"), Secret("refresh-2"))}
         assert waiter.stats.waited == 1 and waiter.stats.released_unused == 1 and waiter.stats.timed_out == 0
@@ -257,11 +257,12 @@ def test_a_holder_killed_mid_refresh_releases_the_lock_at_once(
         script = textwrap.dedent(
             """
             import sys, time
-            from connector_core.pgstore import PgStore
+            from connector_core.store import PgStore
             store = PgStore(sys.argv[1])
-            assert store.try_lock_refresh(sys.argv[2], "doomed", 3600)
-            print("locked", flush=True)
-            time.sleep(3600)
+            with store.refresh_lease(sys.argv[2], 3600, owner="doomed") as lease:
+                assert lease.held
+                print("locked", flush=True)
+                time.sleep(3600)
             """
         )
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
@@ -278,9 +279,9 @@ def test_a_holder_killed_mid_refresh_releases_the_lock_at_once(
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             # The lease said an hour; the dead holder's session ended, and with it the lock.
-            assert store.try_lock_refresh(cid, "survivor", 30)
-            assert store.stats.timed_out == 0
-            store.unlock_refresh(cid, "survivor")
+            with store.refresh_lease(cid, 30, owner="survivor") as lease:
+                assert lease.held
+                assert store.stats.timed_out == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -290,10 +291,11 @@ def test_a_holder_killed_mid_refresh_releases_the_lock_at_once(
 def test_another_owner_on_the_same_thread_is_refused_without_waiting(store: PgStore) -> None:
     # One event loop (one thread) drives many refreshes: waiting for its own lock would hang it.
     cid = connection(store)
-    assert store.try_lock_refresh(cid, "task-1", 30)
-    assert not store.try_lock_refresh(cid, "task-2", 30)
-    assert store.stats.waited == 1 and store.stats.timed_out == 1
-    store.unlock_refresh(cid, "task-1")
+    with store.refresh_lease(cid, 30, owner="task-1") as first:
+        assert first.held
+        with store.refresh_lease(cid, 30, owner="task-2") as second:
+            assert not second.held
+        assert store.stats.waited == 1 and store.stats.timed_out == 1
 
 
 # ------------------------------------------------- the connect flow on PostgreSQL

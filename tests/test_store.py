@@ -19,7 +19,7 @@ from connector_core import Plugins, Store, StoreError, UnknownNameError, Validat
 from connector_core.crypto import ENV_KEY_FILE, ENV_PREVIOUS_SECRET_KEYS, ENV_SECRET_KEY, CryptoError
 from connector_core.profiles import ProfileDraft
 from connector_core.secret import Secret
-from connector_core.store import SCHEMA_VERSION
+from connector_core.store.sqlite import SCHEMA_VERSION
 
 SECRET = "Sup3r-Secret-Value-9f8e7d"
 
@@ -114,7 +114,8 @@ def test_rotation_keeps_every_value_readable_then_retires(
     assert store.key_usage() == {result.primary_key: 2}
     fresh = Store.open(tmp_path / "home", env=env)  # another process: reads the key file again
     assert fresh.get_profile("one").secret("client_secret").reveal() == "secret-one-aaaaaaaa"
-    assert fresh._get_secrets(fresh._connect(), cid, "c")["access_token"].reveal() == "token-of-conn-1234"
+    with fresh._read() as tx:
+        assert fresh._secrets_of(tx, cid, "c")["access_token"].reveal() == "token-of-conn-1234"
     retired = store.rotate_keys(retire=True)
     assert set(retired.retired) == {first, result.primary_key} and retired.remaining == (retired.primary_key,)
     fresh = Store.open(tmp_path / "home", env=env)

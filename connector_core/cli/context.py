@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..connector import Connector
     from ..plugins import Plugins
-    from ..storebase import StoreLike
+    from ..store import StoreLike
 
 __all__ = ["open_connector", "open_store"]
 
 
 def open_store(args: argparse.Namespace) -> StoreLike:
-    from ..storeurl import open_store as open_url  # here, not at the top: it imports sqlite3 (cold start)
+    from ..store import open_store as open_url  # here, not at the top: it imports sqlite3 (cold start)
 
     return open_url(args.store_url, args.home)
 

@@ -33,7 +33,7 @@ HINTS: dict[str, tuple[str, Callable[[ConnectorError], str]]] = {
         _said("Complete it with 'connector connect PROFILE --provider-initiated URL'."),
     ),
     "has_state": ("connector connect", _said("Complete it with 'connector connect PROFILE' instead.")),
-    "profile_in_use": ("--force", _said("Pass --force to delete them with it.")),
+    "profile_in_use": ("--force", _said("Pass --force to force it.")),
 }
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..plugins import Plugins
     from ..profiles import Profile
     from ..secret import Secret
-    from ..storebase import StoreLike
+    from ..store import StoreLike
 
 __all__ = ["COMMAND"]
 

@@ -1,7 +1,7 @@
 """``connector store``: ``store info`` and ``store migrate --to URL`` (copy a SQLite store into PostgreSQL).
 
 The store a command uses comes from ``--store-url``, ``--home`` or
-``CONNECTOR_STORE_URL`` (see :mod:`connector_core.storeurl`).
+``CONNECTOR_STORE_URL`` (see :mod:`connector_core.store.url`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ COMMAND = Command("store", HELP["store"], configure, run_handler)
 
 
 def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from ..storeurl import open_store, select_store  # here, not at the top: cold start
+    from ..store import open_store, select_store  # here, not at the top: cold start
 
     kind, _ = select_store(args.store_url, args.home)
     store = open_store(args.store_url, args.home)
@@ -76,9 +76,7 @@ def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     # Here, not at the top: only a migration needs the two stores (cold start).
-    from ..pgstore import PgStore
-    from ..store import Store
-    from ..storeurl import select_store, store_kind
+    from ..store import PgStore, Store, copy_from_sqlite, select_store, store_kind
 
     if store_kind(args.to) != "postgresql":
         raise ValidationError("--to", "the target must be a PostgreSQL store: postgresql://...")
@@ -100,7 +98,7 @@ def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     try:
         target = PgStore(args.to)
         try:
-            report = target.copy_from_sqlite(source, verify=not args.no_verify)
+            report = copy_from_sqlite(source, target, verify=not args.no_verify)
         finally:
             target.close()
     finally:

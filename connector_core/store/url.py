@@ -13,10 +13,11 @@ URLs:
   ``sqlite:relative/connector.db`` is relative to the working directory, and a URL
   naming a folder means ``connector.db`` in it.
 * ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``): a
-  PostgreSQL store; see :mod:`connector_core.pgstore` and ``docs/postgresql.md``
+  PostgreSQL store; see :mod:`connector_core.store.postgres` and ``docs/postgresql.md``
   for its own parameters (``schema``, pool sizes, ``lock_timeout``).
 
-Nothing here imports sqlite3 or psycopg until a store of that kind is opened.
+Nothing here imports sqlite3 or psycopg: :func:`connector_core.store.open_store`
+opens the store selected here.
 """
 
 from __future__ import annotations
@@ -24,19 +25,27 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .errors import UsageError, ValidationError
+from ..errors import UsageError, ValidationError
 
-if TYPE_CHECKING:
-    from .storebase import StoreLike
-
-__all__ = ["ENV_STORE_URL", "open_store", "select_store", "sqlite_path", "store_kind"]
+__all__ = ["DB_NAME", "ENV_HOME", "ENV_STORE_URL", "default_home", "select_store", "sqlite_path", "store_kind"]
 
 ENV_STORE_URL = "CONNECTOR_STORE_URL"
+ENV_HOME = "CONNECTOR_HOME"
+DB_NAME = "connector.db"
 SQLITE_SCHEMES = ("sqlite",)
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    """The folder of the default SQLite store: ``CONNECTOR_HOME``, else the user data dir."""
+    env = os.environ if env is None else env
+    if env.get(ENV_HOME):
+        return Path(env[ENV_HOME]).expanduser()
+    from platformdirs import user_data_path  # only when needed: the CLI's cold start
+
+    return user_data_path("connector-core", appauthor=False)
 
 
 def store_kind(url: str) -> str:
@@ -64,8 +73,6 @@ def sqlite_path(url: str) -> Path:
         raw = raw[1:]
     path = Path(raw).expanduser()
     if path.is_dir():
-        from .store import DB_NAME
-
         path = path / DB_NAME
     return path
 
@@ -92,24 +99,5 @@ def select_store(
         return "postgresql", chosen
     if chosen:
         return "sqlite", sqlite_path(chosen)
-    from .store import DB_NAME, default_home
-
     base = Path(home).expanduser() if home is not None else default_home(environ)
     return "sqlite", base / DB_NAME
-
-
-def open_store(
-    url: str | None = None, home: str | Path | None = None, env: Mapping[str, str] | None = None
-) -> StoreLike:
-    """Open the store that ``url``, ``home`` or the environment select (see the module doc).
-
-    ``env`` (default: ``os.environ``) is also where the store finds its keys.
-    """
-    kind, where = select_store(url, home, env)
-    if kind == "sqlite":
-        from .store import Store
-
-        return Store(Path(where), env=env)
-    from .pgstore import PgStore
-
-    return PgStore(str(where), env=env)

@@ -1,0 +1,81 @@
+"""The credential store: SQLite (embedded, the default) or PostgreSQL (shared), one contract.
+
+* :mod:`.contract`: :class:`StoreLike`, the promises every store keeps, and its records.
+* :mod:`.sql`: every domain statement, written once over a small dialect.
+* :mod:`.sqlite` (:class:`Store`) and :mod:`.postgres` (:class:`PgStore`): the engines.
+* :mod:`.url`: which store a URL, ``--home`` or the environment selects.
+* :mod:`.copy`: copying a SQLite store into PostgreSQL (``connector store migrate``).
+
+Names are imported on first use (sqlite3 and psycopg only with a store of that kind),
+so importing this package stays cheap for the CLI's cold start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+from .url import DB_NAME, ENV_HOME, ENV_STORE_URL, default_home, select_store, sqlite_path, store_kind
+
+if TYPE_CHECKING:
+    from ..errors import StoreError
+    from .contract import CopyReport, KeyRotation, LockStats, RefreshLease, StoreLike
+    from .copy import copy_from_sqlite
+    from .postgres import PgSettings, PgStore
+    from .sqlite import Store
+
+__all__ = [
+    "DB_NAME",
+    "ENV_HOME",
+    "ENV_STORE_URL",
+    "CopyReport",
+    "KeyRotation",
+    "LockStats",
+    "PgSettings",
+    "PgStore",
+    "RefreshLease",
+    "Store",
+    "StoreError",
+    "StoreLike",
+    "copy_from_sqlite",
+    "default_home",
+    "open_store",
+    "select_store",
+    "sqlite_path",
+    "store_kind",
+]
+
+_LAZY = {
+    "StoreError": "..errors",
+    "CopyReport": ".contract",
+    "KeyRotation": ".contract",
+    "LockStats": ".contract",
+    "RefreshLease": ".contract",
+    "StoreLike": ".contract",
+    "copy_from_sqlite": ".copy",
+    "PgSettings": ".postgres",
+    "PgStore": ".postgres",
+    "Store": ".sqlite",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+
+
+def open_store(
+    url: str | None = None, home: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> StoreLike:
+    """Open the store that ``url``, ``home`` or the environment select (see :mod:`.url`).
+
+    ``env`` (default: ``os.environ``) is also where the store finds its keys.
+    """
+    kind, where = select_store(url, home, env)
+    # The engine is imported here, not above: only the kind asked for is loaded (cold start).
+    if kind == "sqlite":
+        from .sqlite import Store
+
+        return Store(Path(where), env=env)
+    from .postgres import PgStore
+
+    return PgStore(str(where), env=env)

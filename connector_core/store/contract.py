@@ -1,0 +1,255 @@
+"""What every store promises: the :class:`StoreLike` protocol and the records it returns.
+
+Two stores keep it: :class:`~connector_core.store.Store` (SQLite, embedded, the
+default) and :class:`~connector_core.store.PgStore` (PostgreSQL, shared by several
+hosts); :func:`~connector_core.store.open_store` picks one from a URL.
+:class:`~connector_core.connector.Connector` and the CLI use nothing but these
+methods, so any store that keeps these promises serves them; the suite in
+:mod:`connector_core.testing.store_conformance` checks a store against them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+
+from ..errors import StoreError
+
+if TYPE_CHECKING:
+    from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
+    from ..crypto import KeyRing
+    from ..oauth import TokenSet
+    from ..profiles import Profile, ProfileDraft
+    from ..secret import Secret
+
+__all__ = ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
+
+
+@attrs.frozen
+class KeyRotation:
+    """What :meth:`StoreLike.rotate_keys` did."""
+
+    primary_key: str
+    reencrypted: int
+    retired: tuple[str, ...]
+    remaining: tuple[str, ...]
+
+
+@attrs.frozen
+class CopyReport:
+    """What :func:`connector_core.store.copy.copy_from_sqlite` copied."""
+
+    source: str
+    target: str
+    store_id: str
+    profiles: int
+    connections: int
+    secrets: int
+    events: int
+    attempts: int
+    #: Whether every copied secret was decrypted with the keys found here before copying.
+    verified: bool
+
+
+@attrs.define
+class LockStats:
+    """What the refresh locks of one PostgreSQL store did (counters since it opened)."""
+
+    #: Locks taken (each a refresh that was, or might have been, needed).
+    acquired: int = 0
+    #: Attempts that found the row locked by another refresher and waited for it.
+    waited: int = 0
+    #: Waits that ended at ``lock_timeout`` without the lock (the caller tries again later).
+    timed_out: int = 0
+    #: Locks released without a write: the re-read after the lock showed fresh tokens.
+    released_unused: int = 0
+    #: Refreshed tokens committed under the lock.
+    saved: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return attrs.asdict(self)
+
+
+class RefreshLease(Protocol):
+    """One connection's refresh lease, as :meth:`StoreLike.refresh_lease` hands it out.
+
+    At most one live lease per connection is held at a time, across threads, processes
+    and hosts. The lease ends when its ``with`` block ends, however it ends; a holder
+    that dies or goes silent loses it after the lease's ttl (sooner where the engine
+    can tell).
+    """
+
+    #: The connection the lease is for.
+    connection_id: str
+
+    @property
+    def held(self) -> bool:
+        """Whether this lease holds the connection now. False when another holder has it
+        (the caller waits and asks again; asking never blocks for long), when the
+        connection does not exist, and after :meth:`save`."""
+
+    def read(self) -> tuple[Connection, Secret | None, Secret | None]:
+        """The connection with its access and refresh tokens, read in one snapshot after the
+        lease was taken: another refresher may have finished just before."""
+
+    def save(self, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]) -> Connection:
+        """Store a refresh's tokens (a rotated refresh token with its access token; a
+        response without a refresh token keeps the old one) and end the lease, in one
+        transaction, before anyone uses the new token; returns the connection.
+
+        Saved only while the tokens are still ``expected_version`` (else a
+        :class:`StoreError`, and nothing is stored); a lease that timed out meanwhile
+        does not lose them. Refreshes record no status event."""
+
+
+class StoreLike(Protocol):
+    """The credential store's interface. Errors of the database are :class:`StoreError`
+    with one line; an unknown name is :class:`~connector_core.errors.UnknownNameError`.
+    Secret values are stored encrypted (:class:`~connector_core.crypto.KeyRing`), bound
+    to their row: a value moved to another row does not decrypt."""
+
+    @property
+    def path(self) -> Path | str:
+        """Where the store lives: the SQLite file, or the PostgreSQL URL with its password hidden."""
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version the store holds (a newer one than this code knows is refused on opening)."""
+
+    @property
+    def store_id(self) -> str:
+        """A random id naming the store (32 hex digits); its key file is named after it."""
+
+    @property
+    def keyring(self) -> KeyRing:
+        """The store's key ring, loaded (or, while no secret needs it, generated) on first use."""
+
+    def close(self) -> None:
+        """Let go of connections and leases; the store reopens when used again. Twice is fine."""
+
+    def __enter__(self) -> StoreLike: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    # profiles
+    def create_profile(self, draft: ProfileDraft) -> Profile:
+        """Store a validated profile; a taken name is a ValidationError."""
+
+    def update_profile(self, name: str, draft: ProfileDraft) -> Profile:
+        """Replace profile ``name`` with ``draft`` (which may rename it) in one transaction; secrets
+        the draft lacks are dropped. Changed scopes mark its usable connections needs_reconnect."""
+
+    def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
+        """The profile ``name``, its secrets decrypted unless ``with_secrets=False``; a missing or
+        wrong key is a CryptoError naming the profile and the field."""
+
+    def profile_by_id(self, profile_id: str, *, with_secrets: bool = True) -> Profile:
+        """As :meth:`get_profile`, by id; a StoreError when it is gone."""
+
+    def list_profiles(self, provider: str | None = None) -> tuple[Profile, ...]:
+        """Every profile (of ``provider``), without secret values, sorted bytewise by name. Needs no key."""
+
+    def profile_connection_count(self, name: str) -> int:
+        """How many connections use profile ``name`` (0 for an unknown one)."""
+
+    def delete_profile(self, name: str, *, force: bool = False) -> int:
+        """Delete profile ``name`` with its secrets; refused while connections use it unless
+        ``force``, which deletes them and their tokens too. Returns how many were deleted."""
+
+    # keys
+    def key_usage(self) -> dict[str, int]:
+        """How many stored values each key id encrypts."""
+
+    def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
+        """Re-encrypt every stored value under a new primary key, in one transaction. With a key
+        file a new key is saved beside the old ones first, so a crash leaves every value
+        readable; with ``CONNECTOR_CORE_SECRET_KEY`` the environment's key is the new primary
+        and only the database is written. ``retire`` then drops the other keys from the key file."""
+
+    # pending authorizations
+    def create_attempt(
+        self,
+        profile: Profile,
+        *,
+        state_hash: str,
+        verifier: Secret | None,
+        redirect_uri: str,
+        scopes: tuple[str, ...],
+        expires_at: float,
+        connection_id: str | None = None,
+    ) -> Attempt:
+        """Record a pending authorization, its PKCE verifier encrypted; expired ones are cleared."""
+
+    def consume_attempt(self, state_hash: str) -> tuple[Attempt, Secret | None] | None:
+        """Take the attempt with this state hash out of the store, with its verifier: single use,
+        even when several processes receive the same callback. None when there is none."""
+
+    # connections
+    def save_connection(
+        self,
+        profile: Profile,
+        tokens: TokenSet,
+        *,
+        requested: tuple[str, ...],
+        granted: tuple[str, ...],
+        identity: Mapping[str, str],
+        provider_initiated: bool,
+        connection_id: str | None = None,
+        reason: str = "authorized",
+    ) -> Connection:
+        """Store a new connection (or re-authorize ``connection_id``, keeping its id and creation
+        time, replacing its tokens and bumping its token version) in one transaction, with a
+        ``connected`` event. A write to a connection ends its refresh lease."""
+
+    def get_connection(self, connection_id: str) -> Connection:
+        """The connection; an UnknownNameError when there is none."""
+
+    def needing_attention(self) -> tuple[Connection, ...]:
+        """Connections needing someone to act (needs_reconnect, or a reconnect left pending), oldest change first."""
+
+    def list_connections(
+        self,
+        *,
+        profile: str | None = None,
+        status: ConnectionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> tuple[Connection, ...]:
+        """Connections ordered by id, filtered; page with ``limit`` and ``after`` (the last id seen)."""
+
+    def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
+        """The connection's status changes, oldest first (none for an unknown one)."""
+
+    def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
+        """The connection with its access and refresh tokens, read in one snapshot."""
+
+    def set_status(
+        self,
+        connection_id: str,
+        status: ConnectionStatus,
+        reason: str | None,
+        *,
+        delete_tokens: bool = False,
+        if_version: int | None = None,
+    ) -> Connection:
+        """Change a connection's status and record the event (``delete_tokens``: drop its tokens,
+        bumping the token version). With ``if_version``, only while its tokens are still that
+        version: a verdict about old tokens never overwrites a newer grant; the connection is
+        returned unchanged then. Ends the connection's refresh lease."""
+
+    def delete_connection(self, connection_id: str) -> None:
+        """Delete the connection with its tokens and events; an UnknownNameError when there is none."""
+
+    # single-flight refresh
+    def refresh_lease(
+        self, connection_id: str, ttl: float, *, owner: str | None = None
+    ) -> AbstractContextManager[RefreshLease]:
+        """The connection's refresh lease, for ``with``: taken unless another live holder has it
+        (see :class:`RefreshLease`), and ended when the block ends. ``ttl``: how long it
+        lasts if its holder dies or hangs. ``owner`` (default: a new one per lease) names the
+        holder: asking again for a lease the same owner holds takes it again, and the inner
+        lease then leaves the outer one held when it ends."""

@@ -1,0 +1,740 @@
+"""Every domain statement of the stores, written once: :class:`SqlStore` over a :class:`Dialect`.
+
+The SQLite store (:mod:`.sqlite`) and the PostgreSQL one (:mod:`.postgres`) hold the
+same tables, with the same columns in the same order, so the profiles, attempts,
+connections, events, secrets, key rotation and listings are the same statements.
+Those are written here with ``?`` placeholders; an engine says how its SQL differs
+(:class:`Dialect`) and how it connects, opens a transaction or a snapshot, turns its
+errors into :class:`StoreError`, migrates its schema and holds a refresh lease.
+
+Secrets: every value is encrypted with AES-256-GCM (:class:`~connector_core.crypto.KeyRing`)
+with associated data naming its row, so both stores store a value alike: a
+ciphertext copied with its key id from one to the other decrypts there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import attrs
+
+from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
+from ..crypto import KeyRing
+from ..errors import ConnectorError, UnknownNameError, ValidationError
+from ..profiles import Profile
+from ..secret import Secret
+from .contract import KeyRotation, StoreError
+
+if TYPE_CHECKING:
+    from ..oauth import TokenSet
+    from ..profiles import ProfileDraft
+
+__all__ = ["Dialect", "Lease", "SqlStore", "Tx", "aad", "now"]
+
+AAD_PREFIX = "connector-core/v1"
+#: What taking a lease found: ``taken`` anew, held by the same owner ``again``, or ``refused``.
+Taken = Literal["taken", "again", "refused"]
+
+_PROFILE_COLUMNS = (
+    "p.id, p.name, p.provider, p.auth_type, p.environment, p.credential_set, "
+    "p.field_values, p.scopes, p.actions, p.created_at, p.updated_at, p.endpoints"
+)
+_CONNECTION_COLUMNS = (
+    "c.id, p.name, c.profile_id, c.provider, c.environment, c.auth_type, c.status, c.status_reason, "
+    "c.token_type, c.expires_at, c.requested_scopes, c.granted_scopes, c.identity, c.provider_initiated, "
+    "c.token_version, c.created_at, c.updated_at, c.refreshed_at"
+)
+_N_CONNECTION = 18
+_CONNECTION_SELECT = f"SELECT {_CONNECTION_COLUMNS} FROM connections c JOIN profiles p ON p.id = c.profile_id"
+
+
+def now() -> str:
+    """The time as the stores record it: ISO 8601, UTC, microseconds (so it sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def aad(owner_id: str, name: str) -> str:
+    """The associated data binding a secret to its row."""
+    return f"{AAD_PREFIX}|{owner_id}|{name}"
+
+
+def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
+    """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
+    return (
+        draft.name,
+        draft.auth_type,
+        draft.environment,
+        draft.credential_set,
+        json.dumps(dict(draft.values)),
+        json.dumps(list(draft.scopes)),
+        json.dumps(list(draft.actions)),
+        json.dumps(dict(draft.endpoints)),
+    )
+
+
+def _profile(row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None) -> Profile:
+    """A profile from the first columns of ``_PROFILE_COLUMNS``."""
+    pid, name, provider, auth_type, environment, credential_set, values, scopes, actions, created, updated = row[:11]
+    return Profile(
+        id=pid,
+        name=name,
+        provider=provider,
+        auth_type=auth_type,
+        environment=environment,
+        credential_set=credential_set,
+        values=tuple(json.loads(values).items()),
+        secret_names=secret_names,
+        scopes=tuple(json.loads(scopes)),
+        actions=tuple(json.loads(actions)),
+        created_at=created,
+        updated_at=updated,
+        endpoints=tuple(json.loads(row[11]).items()),
+        secrets=tuple((secrets or {}).items()),
+    )
+
+
+def _connection(row: Sequence[Any]) -> Connection:
+    """A connection from the first columns of ``_CONNECTION_COLUMNS``."""
+    return Connection(
+        id=row[0],
+        profile=row[1],
+        profile_id=row[2],
+        provider=row[3],
+        environment=row[4],
+        auth_type=row[5],
+        status=ConnectionStatus(row[6]),
+        status_reason=row[7],
+        token_type=row[8],
+        expires_at=float(row[9]) if row[9] is not None else None,
+        requested_scopes=tuple(json.loads(row[10])),
+        granted_scopes=tuple(json.loads(row[11])),
+        identity=tuple(json.loads(row[12]).items()),
+        provider_initiated=bool(row[13]),
+        token_version=int(row[14]),
+        created_at=row[15],
+        updated_at=row[16],
+        refreshed_at=row[17],
+    )
+
+
+@attrs.frozen
+class Dialect:
+    """How an engine's SQL differs from the statements written here."""
+
+    #: The driver's placeholder, which stands for ``?`` in the statements here.
+    placeholder: str
+    #: Appended to a select whose rows the transaction is about to change (row locks).
+    for_update: str
+    #: The SQL function quoting a text as a literal, for messages.
+    quote: str
+    #: The column giving a row's storage order, the order secrets are listed in.
+    row_order: str
+    #: Set by every write that ends a connection's refresh lease (SQLite keeps it in the row).
+    end_lease: str
+    #: Whether other hosts share the store: then a key file is made only while no secret needs one.
+    shared: bool
+    #: A blob column's value as the key ring reads it (as stored, or as bytes).
+    blob: Callable[[Any], Any]
+
+    def sql(self, statement: str) -> str:
+        return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
+
+
+class Tx:
+    """An engine's database connection, in a transaction or a snapshot, speaking ``?`` placeholders.
+    Everything else is the driver's connection (``tx.raw``)."""
+
+    __slots__ = ("dialect", "raw")
+
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self.raw = raw
+        self.dialect = dialect
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(self.dialect.sql(statement), params)
+
+    def one(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        return self.execute(statement, params).fetchone()
+
+    def all(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        return list(self.execute(statement, params).fetchall())
+
+    def many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(self.dialect.sql(statement), rows)
+        finally:
+            cursor.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class Lease:
+    """A refresh lease of a :class:`SqlStore` (see :class:`~.contract.RefreshLease`)."""
+
+    def __init__(self, store: SqlStore, connection_id: str, owner: str, taken: Taken) -> None:
+        self.connection_id = connection_id
+        self.owner = owner
+        self._store = store
+        self._held = taken != "refused"
+        #: Taken again by its owner: the outer lease ends it, not this one.
+        self._inner = taken == "again"
+
+    def __repr__(self) -> str:
+        return f"<Lease {self.connection_id} held={self._held}>"
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def read(self) -> tuple[Connection, Secret | None, Secret | None]:
+        return self._store.get_tokens(self.connection_id)
+
+    def save(self, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]) -> Connection:
+        if not self._held:
+            raise StoreError(f"connection {self.connection_id}: the refresh lease is not held; nothing was stored")
+        saved = self._store._save_refresh(self.connection_id, expected_version, tokens, granted)
+        self._held = False
+        return saved
+
+    def _end(self) -> None:
+        if self._held and not self._inner:
+            self._held = False
+            self._store._end_lease(self.connection_id, self.owner)
+
+
+class SqlStore:
+    """The store's behaviour over any engine; a subclass supplies the engine (see the module doc).
+    Each public method keeps the promise its namesake in :class:`~.contract.StoreLike` states."""
+
+    dialect: Dialect
+
+    def __init__(self, env: Mapping[str, str] | None) -> None:
+        self._env = dict(os.environ if env is None else env)
+        self._keyring: KeyRing | None = None
+        self._keyring_lock = threading.Lock()
+        self._store_id: str | None = None
+
+    # ------------------------------------------------------ what an engine supplies
+
+    @property
+    def path(self) -> Any:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read statement, on its own (it sees committed data)."""
+        raise NotImplementedError
+
+    def _read(self) -> contextlib.AbstractContextManager[Tx]:
+        """A consistent snapshot for several reads."""
+        raise NotImplementedError
+
+    def _write(
+        self, connection_id: str | None = None, *, unique: ConnectorError | None = None
+    ) -> contextlib.AbstractContextManager[Tx]:
+        """One write transaction (to ``connection_id``'s row, when given); the engine's errors
+        become :class:`StoreError` (a unique-key violation becomes ``unique`` when given)."""
+        raise NotImplementedError
+
+    def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
+        raise NotImplementedError
+
+    def _end_lease(self, connection_id: str, owner: str) -> None:
+        raise NotImplementedError
+
+    def _save_refresh(
+        self, connection_id: str, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]
+    ) -> Connection:
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------- common
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _newer(self, version: int, supported: int) -> StoreError:
+        return StoreError(
+            f"database {self.path}: schema version {version} is newer than this connector-core "
+            f"supports ({supported}); upgrade connector-core"
+        )
+
+    def _apply(self, tx: Tx, migrations: Mapping[int, tuple[str, ...]], current: int, target: int) -> bool:
+        """Run migration ``target`` unless the schema is at ``current`` >= ``target`` already
+        (another process migrated first); the first migration also names the store."""
+        if current >= target:
+            return False
+        for statement in migrations[target]:
+            tx.execute(statement)
+        if target == 1:
+            tx.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+            tx.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
+        return True
+
+    @property
+    def store_id(self) -> str:
+        """A random id naming this store (its key file is named after it)."""
+        if self._store_id is None:
+            rows = self._rows("SELECT value FROM meta WHERE key = 'store_id'")
+            if not rows:
+                raise StoreError(f"database {self.path}: the store has no id; not a connector-core schema?")
+            self._store_id = str(rows[0][0])
+        return self._store_id
+
+    # ------------------------------------------------------------------- secrets
+
+    @property
+    def keyring(self) -> KeyRing:
+        """The store's key ring, loaded on first use. A shared store generates a key file only
+        while it holds no secret: a host that joins a store in use must be given its keys."""
+        with self._keyring_lock:
+            if self._keyring is None:
+                store_id = self.store_id
+                used = self.dialect.shared and bool(self._rows("SELECT EXISTS (SELECT 1 FROM secrets)")[0][0])
+                self._keyring = KeyRing.load(store_id, self._env, create=not used)
+            return self._keyring
+
+    def _set_keyring(self, ring: KeyRing) -> None:
+        with self._keyring_lock:
+            self._keyring = ring
+
+    def _put_secret(self, tx: Tx, owner_id: str, name: str, value: Secret) -> None:
+        try:
+            kid, nonce, ciphertext = self.keyring.encrypt(value.reveal(), aad(owner_id, name))
+        except UnicodeEncodeError:  # a lone surrogate, e.g. undecodable bytes read from the environment
+            raise ValidationError(name, "is not valid text (it holds undecodable bytes)") from None
+        tx.execute(
+            "INSERT INTO secrets (owner_id, name, key_id, nonce, ciphertext) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (owner_id, name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, "
+            "ciphertext = excluded.ciphertext",
+            (owner_id, name, kid, nonce, ciphertext),
+        )
+
+    def _decrypt(self, owner_id: str, rows: Sequence[Sequence[Any]], what: str) -> dict[str, Secret]:
+        """``rows`` of (name, key_id, nonce, ciphertext), in storage order, as stored: the key
+        ring refuses anything that is not what it wrote."""
+        ring, blob = self.keyring, self.dialect.blob
+        return {
+            name: Secret(ring.decrypt(kid, blob(nonce), blob(ct), aad(owner_id, name), what=f"{name} of {what}"))
+            for name, kid, nonce, ct in rows
+        }
+
+    def _secrets_of(self, tx: Tx, owner_id: str, what: str) -> dict[str, Secret]:
+        order = self.dialect.row_order
+        query = f"SELECT name, key_id, nonce, ciphertext FROM secrets WHERE owner_id = ? ORDER BY {order}"
+        rows = tx.all(query, (owner_id,))
+        return self._decrypt(owner_id, rows, what)
+
+    # ------------------------------------------------------------------ profiles
+
+    @contextlib.contextmanager
+    def _writing_profile(self, draft: ProfileDraft) -> Iterator[Tx]:
+        """A write transaction for ``draft``, its secrets included; a taken name is a ValidationError."""
+        self.keyring  # noqa: B018 - load or create the keys before the transaction starts
+        with self._write(unique=ValidationError("name", f"a profile named {draft.name!r} already exists")) as tx:
+            yield tx
+
+    def create_profile(self, draft: ProfileDraft) -> Profile:
+        """Store a validated profile (see :func:`~connector_core.validate_profile`)."""
+        profile_id = f"prof_{uuid.uuid4().hex}"
+        at = now()
+        with self._writing_profile(draft) as tx:
+            tx.execute(
+                "INSERT INTO profiles (name, auth_type, environment, credential_set, field_values, scopes, "
+                "actions, endpoints, id, provider, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (*_draft_columns(draft), profile_id, draft.provider, at, at),
+            )
+            for name, value in draft.secrets:
+                self._put_secret(tx, profile_id, name, value)
+        return self.get_profile(draft.name)
+
+    def update_profile(self, name: str, draft: ProfileDraft) -> Profile:
+        with self._writing_profile(draft) as tx:
+            row = tx.one("SELECT id, scopes FROM profiles WHERE name = ?" + self.dialect.for_update, (name,))
+            if row is None:
+                raise self._unknown_profile(name, tx)
+            profile_id, old_scopes = row
+            if set(json.loads(old_scopes)) != set(draft.scopes):
+                # Some providers need a re-install for new scopes: flag every connection.
+                self._mark_profile_connections(tx, profile_id, "scopes changed")
+            tx.execute(
+                "UPDATE profiles SET name = ?, auth_type = ?, environment = ?, credential_set = ?, "
+                "field_values = ?, scopes = ?, actions = ?, endpoints = ?, updated_at = ? WHERE id = ?",
+                (*_draft_columns(draft), now(), profile_id),
+            )
+            keep = {n for n, _ in draft.secrets}
+            stored = {r[0] for r in tx.all("SELECT name FROM secrets WHERE owner_id = ?", (profile_id,))}
+            tx.many("DELETE FROM secrets WHERE owner_id = ? AND name = ?", [(profile_id, n) for n in stored - keep])
+            for secret_name, value in draft.secrets:
+                self._put_secret(tx, profile_id, secret_name, value)
+        return self.get_profile(draft.name)
+
+    def _mark_profile_connections(self, tx: Tx, profile_id: str, reason: str) -> None:
+        usable = (ConnectionStatus.CONNECTED.value, ConnectionStatus.PENDING.value)
+        where = "WHERE profile_id = ? AND status IN (?, ?)"
+        ids = tx.all(f"SELECT id FROM connections {where} ORDER BY id{self.dialect.for_update}", (profile_id, *usable))
+        at = now()
+        status = ConnectionStatus.NEEDS_RECONNECT.value
+        tx.execute(
+            f"UPDATE connections SET status = ?, status_reason = ?, updated_at = ? {where}",
+            (status, reason, at, profile_id, *usable),
+        )
+        tx.many(
+            "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)",
+            [(cid, at, status, reason) for (cid,) in ids],
+        )
+
+    def _unknown_profile(self, name: str, tx: Tx | None = None) -> ConnectorError:
+        query = "SELECT name FROM profiles ORDER BY name"
+        names = [r[0] for r in (tx.all(query) if tx is not None else self._rows(query))]
+        return UnknownNameError("profile", name, names)
+
+    def _profile_rows(self, where: str, key: str) -> list[Any]:
+        return self._rows(
+            f"SELECT {_PROFILE_COLUMNS}, s.name, s.key_id, s.nonce, s.ciphertext FROM profiles p "
+            f"LEFT JOIN secrets s ON s.owner_id = p.id WHERE {where} ORDER BY s.{self.dialect.row_order}",
+            (key,),
+        )
+
+    def _profile_from_rows(self, rows: Sequence[Sequence[Any]], with_secrets: bool) -> Profile:
+        secret_rows = [r[12:] for r in rows if r[12] is not None]
+        secrets = self._decrypt(rows[0][0], secret_rows, f"profile {rows[0][1]!r}") if with_secrets else None
+        return _profile(rows[0], tuple(r[0] for r in secret_rows), secrets)
+
+    def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
+        """The profile ``name``; its secrets decrypted unless ``with_secrets=False``.
+
+        A missing or wrong key raises :class:`~connector_core.crypto.CryptoError`
+        naming the profile and the field.
+        """
+        rows = self._profile_rows("p.name = ?", name)
+        if not rows:
+            raise self._unknown_profile(name)
+        return self._profile_from_rows(rows, with_secrets)
+
+    def profile_by_id(self, profile_id: str, *, with_secrets: bool = True) -> Profile:
+        rows = self._profile_rows("p.id = ?", profile_id)
+        if not rows:
+            raise StoreError(f"database {self.path}: profile {profile_id} is gone")
+        return self._profile_from_rows(rows, with_secrets)
+
+    def list_profiles(self, provider: str | None = None) -> tuple[Profile, ...]:
+        where, args = (" WHERE p.provider = ?", (provider,)) if provider is not None else ("", ())
+        with self._read() as tx:
+            rows = tx.all(f"SELECT {_PROFILE_COLUMNS} FROM profiles p{where} ORDER BY p.name", args)
+            names: dict[str, list[str]] = {}
+            for owner, secret_name in tx.all(
+                "SELECT s.owner_id, s.name FROM secrets s JOIN profiles p ON p.id = s.owner_id "
+                f"ORDER BY s.{self.dialect.row_order}"
+            ):
+                names.setdefault(owner, []).append(secret_name)
+        return tuple(_profile(r, tuple(names.get(r[0], ())), None) for r in rows)
+
+    def profile_connection_count(self, name: str) -> int:
+        query = "SELECT count(*) FROM connections c JOIN profiles p ON p.id = c.profile_id WHERE p.name = ?"
+        return int(self._rows(query, (name,))[0][0])
+
+    def delete_profile(self, name: str, *, force: bool = False) -> int:
+        with self._write() as tx:
+            row = tx.one("SELECT id FROM profiles WHERE name = ?" + self.dialect.for_update, (name,))
+            if row is None:
+                raise self._unknown_profile(name, tx)
+            profile_id = row[0]
+            connection_ids = [r[0] for r in tx.all("SELECT id FROM connections WHERE profile_id = ?", (profile_id,))]
+            if connection_ids and not force:
+                raise ValidationError(
+                    "profile",
+                    f"{name!r} is used by {len(connection_ids)} connection(s); delete them first, "
+                    "or force the deletion, which deletes them too.",
+                    code="profile_in_use",
+                )
+            attempt_ids = [r[0] for r in tx.all("SELECT id FROM attempts WHERE profile_id = ?", (profile_id,))]
+            owners = [(owner,) for owner in (*connection_ids, *attempt_ids, profile_id)]
+            tx.many("DELETE FROM secrets WHERE owner_id = ?", owners)
+            tx.many("DELETE FROM connection_events WHERE connection_id = ?", [(c,) for c in connection_ids])
+            tx.execute("DELETE FROM connections WHERE profile_id = ?", (profile_id,))
+            tx.execute("DELETE FROM profiles WHERE id = ?", (profile_id,))
+        return len(connection_ids)
+
+    # ---------------------------------------------------------------------- keys
+
+    def key_usage(self) -> dict[str, int]:
+        return {str(k): int(n) for k, n in self._rows("SELECT key_id, count(*) FROM secrets GROUP BY key_id")}
+
+    def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
+        from ..crypto import CryptoError
+
+        ring = self.keyring
+        if ring.path is not None and new_key:
+            ring = ring.with_new_primary()
+            ring.save()
+            self._set_keyring(ring)
+        d = self.dialect
+        with self._write() as tx:
+            rows = tx.all(
+                f"SELECT owner_id, name, key_id, nonce, ciphertext FROM secrets ORDER BY {d.row_order}{d.for_update}"
+            )
+            owners = dict(
+                tx.all(
+                    f"SELECT id, 'profile ' || {d.quote}(name) FROM profiles UNION ALL "
+                    f"SELECT id, 'connection ' || {d.quote}(id) FROM connections"
+                )
+            )
+            updates = []
+            for owner_id, name, kid, nonce, ciphertext in rows:
+                what = f"{name} of {owners.get(owner_id, repr(owner_id))}"
+                plain = ring.decrypt(kid, d.blob(nonce), d.blob(ciphertext), aad(owner_id, name), what=what)
+                updates.append((*ring.encrypt(plain, aad(owner_id, name)), owner_id, name))
+            tx.many("UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ? WHERE owner_id = ? AND name = ?", updates)
+        retired: tuple[str, ...] = ()
+        if retire:
+            old = set(ring.key_ids) - {ring.primary_id}
+            still_used = old & set(self.key_usage())
+            if still_used:  # pragma: no cover - the transaction above re-encrypted everything
+                raise CryptoError(f"keys {', '.join(sorted(still_used))} are still in use; not retiring them")
+            if ring.path is not None and old:
+                ring = ring.without(old)
+                ring.save()
+                self._set_keyring(ring)
+            retired = tuple(sorted(old))
+        return KeyRotation(ring.primary_id, len(updates), retired, ring.key_ids)
+
+    # ------------------------------------------------------------------ attempts
+
+    def create_attempt(
+        self,
+        profile: Profile,
+        *,
+        state_hash: str,
+        verifier: Secret | None,
+        redirect_uri: str,
+        scopes: tuple[str, ...],
+        expires_at: float,
+        connection_id: str | None = None,
+    ) -> Attempt:
+        attempt_id = f"att_{uuid.uuid4().hex}"
+        self.keyring  # noqa: B018
+        with self._write() as tx:
+            # Expired attempts are garbage: clear them on the way.
+            stale = tx.all("SELECT id FROM attempts WHERE expires_at < ?" + self.dialect.for_update, (time.time(),))
+            tx.many("DELETE FROM secrets WHERE owner_id = ?", stale)
+            tx.many("DELETE FROM attempts WHERE id = ?", stale)
+            tx.execute(
+                "INSERT INTO attempts (id, state_hash, profile_id, redirect_uri, scopes, connection_id, "
+                "expires_at, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    attempt_id,
+                    state_hash,
+                    profile.id,
+                    redirect_uri,
+                    json.dumps(list(scopes)),
+                    connection_id,
+                    expires_at,
+                    now(),
+                ),
+            )
+            if verifier is not None:
+                self._put_secret(tx, attempt_id, "code_verifier", verifier)
+        return Attempt(attempt_id, profile.id, redirect_uri, scopes, expires_at, connection_id)
+
+    def consume_attempt(self, state_hash: str) -> tuple[Attempt, Secret | None] | None:
+        with self._write() as tx:
+            row = tx.one(
+                "SELECT id, profile_id, redirect_uri, scopes, expires_at, connection_id FROM attempts "
+                "WHERE state_hash = ?" + self.dialect.for_update,
+                (state_hash,),
+            )
+            if row is None:
+                return None
+            attempt = Attempt(row[0], row[1], row[2], tuple(json.loads(row[3])), float(row[4]), row[5])
+            secrets = self._secrets_of(tx, attempt.id, "the pending authorization")
+            tx.execute("DELETE FROM secrets WHERE owner_id = ?", (attempt.id,))
+            tx.execute("DELETE FROM attempts WHERE id = ?", (attempt.id,))
+        return attempt, secrets.get("code_verifier")
+
+    # --------------------------------------------------------------- connections
+
+    @staticmethod
+    def _event(tx: Tx, connection_id: str, status: ConnectionStatus, reason: str | None) -> None:
+        tx.execute(
+            "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)",
+            (connection_id, now(), status.value, reason),
+        )
+
+    def _put_tokens(self, tx: Tx, connection_id: str, tokens: TokenSet) -> None:
+        self._put_secret(tx, connection_id, "access_token", tokens.access_token)
+        if tokens.refresh_token is not None:  # a response without one keeps the old one
+            self._put_secret(tx, connection_id, "refresh_token", tokens.refresh_token)
+
+    def save_connection(
+        self,
+        profile: Profile,
+        tokens: TokenSet,
+        *,
+        requested: tuple[str, ...],
+        granted: tuple[str, ...],
+        identity: Mapping[str, str],
+        provider_initiated: bool,
+        connection_id: str | None = None,
+        reason: str = "authorized",
+    ) -> Connection:
+        at = now()
+        self.keyring  # noqa: B018
+        cid = connection_id or f"conn_{uuid.uuid4().hex}"
+        values = {
+            "profile_id": profile.id,
+            "provider": profile.provider,
+            "environment": profile.environment,
+            "auth_type": profile.auth_type,
+            "status": ConnectionStatus.CONNECTED.value,
+            "token_type": tokens.token_type,
+            "expires_at": tokens.expires_at,
+            "requested_scopes": json.dumps(list(requested)),
+            "granted_scopes": json.dumps(list(granted)),
+            "identity": json.dumps(dict(identity)),
+            "provider_initiated": bool(provider_initiated),
+            "updated_at": at,
+        }
+        # A re-authorization keeps the id and creation time; the old grant's tokens go.
+        replaced = ", ".join(f"{column} = excluded.{column}" for column in values)
+        marks = ",".join("?" * (len(values) + 2))
+        with self._write(cid) as tx:
+            tx.execute(
+                f"INSERT INTO connections ({', '.join(values)}, id, created_at) VALUES ({marks}) "
+                f"ON CONFLICT (id) DO UPDATE SET {replaced}, status_reason = NULL, "
+                f"token_version = connections.token_version + 1{self.dialect.end_lease}",
+                (*values.values(), cid, at),
+            )
+            tx.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
+            self._put_tokens(tx, cid, tokens)
+            self._event(tx, cid, ConnectionStatus.CONNECTED, reason)
+        return self.get_connection(cid)
+
+    def get_connection(self, connection_id: str) -> Connection:
+        rows = self._rows(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,))
+        if not rows:
+            raise UnknownNameError("connection", connection_id)
+        return _connection(rows[0])
+
+    def needing_attention(self) -> tuple[Connection, ...]:
+        rows = self._rows(
+            _CONNECTION_SELECT + " WHERE c.status IN (?, ?) ORDER BY c.updated_at, c.id",
+            (ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.PENDING.value),
+        )
+        return tuple(_connection(r) for r in rows)
+
+    def list_connections(
+        self,
+        *,
+        profile: str | None = None,
+        status: ConnectionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> tuple[Connection, ...]:
+        conditions = {
+            "p.name = ?": profile,
+            "c.status = ?": status.value if status is not None else None,
+            "c.id > ?": after,
+        }
+        used = {condition: value for condition, value in conditions.items() if value is not None}
+        where = " WHERE " + " AND ".join(used) if used else ""
+        query = f"{_CONNECTION_SELECT}{where} ORDER BY c.id"
+        args: list[Any] = list(used.values())
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(int(limit))
+        return tuple(_connection(r) for r in self._rows(query, args))
+
+    def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
+        rows = self._rows(
+            "SELECT at, status, reason FROM connection_events WHERE connection_id = ? ORDER BY id", (connection_id,)
+        )
+        return tuple(ConnectionEvent(r[0], ConnectionStatus(r[1]), r[2]) for r in rows)
+
+    def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
+        rows = self._rows(
+            f"SELECT {_CONNECTION_COLUMNS}, s.name, s.key_id, s.nonce, s.ciphertext FROM connections c "
+            "JOIN profiles p ON p.id = c.profile_id LEFT JOIN secrets s ON s.owner_id = c.id "
+            f"WHERE c.id = ? ORDER BY s.{self.dialect.row_order}",
+            (connection_id,),
+        )
+        if not rows:
+            raise UnknownNameError("connection", connection_id)
+        secret_rows = [r[_N_CONNECTION:] for r in rows if r[_N_CONNECTION] is not None]
+        found = self._decrypt(connection_id, secret_rows, f"connection {connection_id!r}")
+        return _connection(rows[0]), found.get("access_token"), found.get("refresh_token")
+
+    def set_status(
+        self,
+        connection_id: str,
+        status: ConnectionStatus,
+        reason: str | None,
+        *,
+        delete_tokens: bool = False,
+        if_version: int | None = None,
+    ) -> Connection:
+        guard, args = (" AND token_version = ?", (if_version,)) if if_version is not None else ("", ())
+        with self._write(connection_id) as tx:
+            cur = tx.execute(
+                "UPDATE connections SET status = ?, status_reason = ?, updated_at = ?, "
+                f"token_version = token_version + ?{self.dialect.end_lease} WHERE id = ?{guard}",
+                (status.value, reason, now(), int(delete_tokens), connection_id, *args),
+            )
+            if cur.rowcount == 1:
+                if delete_tokens:
+                    tx.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
+                self._event(tx, connection_id, status, reason)
+        return self.get_connection(connection_id)
+
+    def delete_connection(self, connection_id: str) -> None:
+        with self._write(connection_id) as tx:
+            if tx.one("SELECT 1 FROM connections WHERE id = ?" + self.dialect.for_update, (connection_id,)) is None:
+                raise UnknownNameError("connection", connection_id)
+            tx.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
+            tx.execute("DELETE FROM connection_events WHERE connection_id = ?", (connection_id,))
+            tx.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
+
+    # ---------------------------------------------------------- refresh single-flight
+
+    @contextlib.contextmanager
+    def refresh_lease(self, connection_id: str, ttl: float, *, owner: str | None = None) -> Iterator[Lease]:
+        holder = owner or uuid.uuid4().hex
+        lease = Lease(self, connection_id, holder, self._take_lease(connection_id, holder, ttl))
+        try:
+            yield lease
+        finally:
+            lease._end()
+
+    def _write_refresh(
+        self, tx: Tx, connection_id: str, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]
+    ) -> Connection:
+        """A refresh's writes, only while the tokens are still ``expected_version``; the caller
+        commits (or rolls back on the error)."""
+        at = now()
+        cur = tx.execute(
+            "UPDATE connections SET token_type = ?, expires_at = ?, granted_scopes = ?, updated_at = ?, "
+            f"refreshed_at = ?, token_version = token_version + 1{self.dialect.end_lease} "
+            "WHERE id = ? AND token_version = ?",
+            (tokens.token_type, tokens.expires_at, json.dumps(list(granted)), at, at, connection_id, expected_version),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(
+                f"connection {connection_id}: its tokens changed during the refresh; "
+                "the refresh's tokens were not stored"
+            )
+        self._put_tokens(tx, connection_id, tokens)
+        return _connection(tx.one(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,)))

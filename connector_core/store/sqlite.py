@@ -1,0 +1,323 @@
+"""The SQLite store: one database file holding profiles, connections and secrets.
+
+* Where: ``<home>/connector.db``, home being ``--home``, else ``CONNECTOR_HOME``,
+  else platformdirs' user data dir. The folder is created 0700 and the file 0600.
+* Safety: WAL journal, ``synchronous=FULL``, every write one ``BEGIN IMMEDIATE``
+  transaction, so a crash (even ``kill -9``) leaves the previous state or the new
+  one; a busy timeout and retries keep concurrent processes from seeing
+  "database is locked".
+* Secrets: encrypted in the ``secrets`` table (see :mod:`.sql`); the database file
+  never holds a secret in plain text.
+* Schema: ``PRAGMA user_version`` holds the schema version; forward migrations
+  run in a transaction each. A database from a newer version is refused.
+* Single-flight refresh: the lease lives in the connection's row (``lock_owner``,
+  ``lock_until``, epoch seconds); a holder that dies loses it when ``lock_until``
+  passes, and every write to the connection ends it.
+
+Everything but the engine is :class:`~.sql.SqlStore`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._files import ensure_private_dir
+from ..errors import ConnectorError
+from .contract import StoreError
+from .sql import Dialect, SqlStore, Taken, Tx
+from .url import DB_NAME, default_home
+
+if TYPE_CHECKING:
+    from ..connection import Connection
+    from ..oauth import TokenSet
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Store"]
+
+_T = TypeVar("_T")
+
+BUSY_TIMEOUT_MS = 30_000
+
+#: Forward migrations: schema version -> statements. Append only; never edit a released one.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE profiles (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            provider TEXT NOT NULL,
+            auth_type TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            credential_set TEXT NOT NULL,
+            field_values TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            actions TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE connections (
+            id TEXT PRIMARY KEY,
+            profile_id TEXT NOT NULL REFERENCES profiles(id) ON DELETE RESTRICT,
+            provider TEXT NOT NULL,
+            environment TEXT NOT NULL,
+            status TEXT NOT NULL,
+            status_reason TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX connections_profile ON connections(profile_id)",
+        """CREATE TABLE secrets (
+            owner_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            key_id TEXT NOT NULL,
+            nonce BLOB NOT NULL,
+            ciphertext BLOB NOT NULL,
+            PRIMARY KEY (owner_id, name)
+        )""",
+        "CREATE INDEX secrets_key ON secrets(key_id)",
+    ),
+    2: (
+        # Per-profile endpoint overrides (an emulator, a proxy) and the registered redirect URI.
+        "ALTER TABLE profiles ADD COLUMN endpoints TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE connections ADD COLUMN auth_type TEXT NOT NULL DEFAULT 'oauth2'",
+        "ALTER TABLE connections ADD COLUMN token_type TEXT",
+        "ALTER TABLE connections ADD COLUMN expires_at REAL",
+        "ALTER TABLE connections ADD COLUMN requested_scopes TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE connections ADD COLUMN granted_scopes TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE connections ADD COLUMN identity TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE connections ADD COLUMN provider_initiated INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE connections ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE connections ADD COLUMN refreshed_at TEXT",
+        # The cross-process refresh lease: who holds it and until when (epoch seconds).
+        "ALTER TABLE connections ADD COLUMN lock_owner TEXT",
+        "ALTER TABLE connections ADD COLUMN lock_until REAL",
+        "CREATE INDEX connections_status ON connections(status)",
+        """CREATE TABLE attempts (
+            id TEXT PRIMARY KEY,
+            state_hash TEXT NOT NULL UNIQUE,
+            profile_id TEXT NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            redirect_uri TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            connection_id TEXT,
+            expires_at REAL NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE connection_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connection_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT
+        )""",
+        "CREATE INDEX connection_events_connection ON connection_events(connection_id, id)",
+    ),
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+SQLITE = Dialect(
+    placeholder="?",
+    for_update="",  # BEGIN IMMEDIATE already holds the database's write lock
+    quote="quote",
+    row_order="rowid",
+    end_lease=", lock_owner = NULL, lock_until = NULL",
+    shared=False,
+    blob=lambda value: value,  # as stored: the key ring refuses anything that is not what it wrote
+)
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+class Store(SqlStore):
+    """The SQLite credential store. Safe to share between threads; each thread
+    gets its own connection. Several processes may use one store at once.
+
+    Open it with :meth:`Store.open`. Everything the CLI does with profiles and
+    keys is a method here.
+    """
+
+    dialect = SQLITE
+
+    def __init__(self, path: Path, *, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._path = Path(path)
+        self._local = threading.local()
+        self._prepare()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path}>"
+
+    @classmethod
+    def open(cls, home: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Store:
+        """Open (creating if needed) the store under ``home`` (see the module doc)."""
+        base = Path(home).expanduser() if home is not None else default_home(env)
+        return cls(base / DB_NAME, env=env)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._path
+
+    # ------------------------------------------------------------- connections
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = FULL")
+        except sqlite3.Error as exc:
+            raise self._error("opening", exc) from None
+        self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _error(self, doing: str, exc: BaseException) -> StoreError:
+        text = str(exc)
+        if "file is not a database" in text or "malformed" in text:
+            return StoreError(f"database {self.path}: not a connector-core database, or damaged ({text})")
+        if "unable to open" in text or "readonly" in text or isinstance(exc, PermissionError):
+            return StoreError(f"database {self.path}: {doing} failed ({text}); check the file's permissions")
+        return StoreError(f"database {self.path}: {doing} failed ({text})")
+
+    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._connect().execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from None
+
+    @contextlib.contextmanager
+    def _write(self, connection_id: str | None = None, *, unique: ConnectorError | None = None) -> Iterator[Tx]:
+        """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock."""
+        conn = self._connect()
+        self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
+        try:
+            yield Tx(conn, SQLITE)
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.IntegrityError) and unique is not None:
+                raise unique from None
+            if isinstance(exc, sqlite3.Error):
+                raise self._error("writing", exc) from None
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise self._error("committing", exc) from None
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Tx]:
+        """A consistent snapshot for several reads."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from None
+        try:
+            yield Tx(conn, SQLITE)
+        except sqlite3.Error as exc:
+            raise self._error("reading", exc) from None
+        finally:
+            conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ schema
+
+    def _prepare(self) -> None:
+        ensure_private_dir(self.path.parent)
+        if not self.path.exists():
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            except OSError as exc:
+                raise StoreError(f"database {self.path}: cannot create it ({exc.strerror})") from None
+            os.close(fd)
+        elif not os.access(self.path, os.R_OK | os.W_OK):
+            raise StoreError(f"database {self.path}: cannot read and write it; check the file's permissions")
+        conn = self._connect()
+
+        def version_and_wal() -> int:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version <= SCHEMA_VERSION and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return version
+
+        version = self._retry_locked(version_and_wal, "opening")
+        if version > SCHEMA_VERSION:
+            raise self._newer(version, SCHEMA_VERSION)
+        for target in sorted(v for v in MIGRATIONS if v > version):
+            self._migrate(target)
+
+    def _retry_locked(self, action: Callable[[], _T], doing: str) -> _T:
+        """Run ``action``, retrying while another process holds a lock SQLite does not wait for."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return action()
+            except sqlite3.Error as exc:
+                if not _busy(exc):
+                    raise self._error(doing, exc) from None
+                if time.monotonic() > deadline:
+                    raise StoreError(
+                        f"database {self.path}: still locked by another process after {BUSY_TIMEOUT_MS // 1000} s"
+                    ) from None
+                time.sleep(0.01)
+
+    def _migrate(self, target: int) -> None:
+        with self._write() as tx:
+            if self._apply(tx, MIGRATIONS, int(tx.one("PRAGMA user_version")[0]), target):
+                tx.execute(f"PRAGMA user_version = {int(target)}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._rows("PRAGMA user_version")[0][0])
+
+    # ------------------------------------------------------- refresh single-flight
+
+    def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
+        """Take the lease unless another live holder has it (an expired one is no holder)."""
+        at = time.time()
+        with self._write() as tx:
+            row = tx.one("SELECT lock_owner, lock_until FROM connections WHERE id = ?", (connection_id,))
+            if row is None:
+                return "refused"
+            live = row[0] is not None and row[1] is not None and row[1] >= at
+            if live and row[0] != owner:
+                return "refused"
+            tx.execute(
+                "UPDATE connections SET lock_owner = ?, lock_until = ? WHERE id = ?", (owner, at + ttl, connection_id)
+            )
+            return "again" if live else "taken"
+
+    def _end_lease(self, connection_id: str, owner: str) -> None:
+        with self._write() as tx:
+            tx.execute(
+                "UPDATE connections SET lock_owner = NULL, lock_until = NULL WHERE id = ? AND lock_owner = ?",
+                (connection_id, owner),
+            )
+
+    def _save_refresh(
+        self, connection_id: str, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]
+    ) -> Connection:
+        self.keyring  # noqa: B018 - load the keys before the transaction starts
+        with self._write() as tx:
+            return self._write_refresh(tx, connection_id, expected_version, tokens, granted)

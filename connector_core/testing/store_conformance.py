@@ -1,0 +1,568 @@
+"""The store conformance suite: the behaviour every :class:`~connector_core.store.StoreLike` keeps.
+
+A third-party store is checked by subclassing :class:`StoreConformance` and giving it
+a ``store_harness`` fixture that says how to open the store and reach its SQL:
+
+.. code-block:: python
+
+    import pytest
+
+    from connector_core.testing.store_conformance import StoreConformance, StoreHarness
+
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def store_harness(self, tmp_path):
+            env = {"CONNECTOR_CORE_KEY_FILE": str(tmp_path / "keys.json")}
+            return StoreHarness(
+                kind="mystore",
+                opener=lambda e: MyStore(tmp_path / "db", env=e),
+                sql=my_raw_sql,  # (store, statement with ? placeholders, params) -> rows
+                bump_schema=my_bump,  # marks the schema one version newer than the code knows
+                schema_version=MY_SCHEMA_VERSION,
+                env=env,
+            )
+
+:func:`sqlite_harness` and :func:`postgres_harness` are the harnesses of the two
+built-in stores (the project's own ``tests/test_store_conformance.py`` runs the suite
+on both); :func:`sql_store_sql` serves any :class:`~connector_core.store.sql.SqlStore`.
+Every test opens the stores it needs through the harness, which closes them after.
+What only one engine can show (file modes, crash safety, row locks across hosts) is
+tested beside each engine, not here.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ..connection import ConnectionStatus
+from ..crypto import ENV_KEY_FILE, ENV_PREVIOUS_SECRET_KEYS, ENV_SECRET_KEY, CryptoError
+from ..errors import StoreError, UnknownNameError, ValidationError
+from ..oauth import TokenSet
+from ..profiles import Profile, ProfileDraft
+from ..secret import Secret
+from ..store import StoreLike
+
+__all__ = ["StoreConformance", "StoreHarness", "postgres_harness", "sql_store_sql", "sqlite_harness"]
+
+SECRET = "Sup3r-Secret-Value-9f8e7d"
+
+
+@attrs.define
+class StoreHarness:
+    """One store under test, and what the tests need beyond the interface."""
+
+    kind: str
+    #: Opens another handle on the same store (as another process would) with these settings.
+    opener: Callable[[dict[str, str]], StoreLike]
+    #: Runs raw SQL with ``?`` placeholders; returns the rows, if any.
+    sql: Callable[[StoreLike, str, tuple[Any, ...]], list[tuple[Any, ...]]]
+    #: Marks the store's schema as one version newer than this code knows.
+    bump_schema: Callable[[StoreLike], None]
+    schema_version: int
+    env: dict[str, str]
+    opened: list[StoreLike] = attrs.Factory(list)
+
+    def open(self, env: dict[str, str] | None = None) -> StoreLike:
+        store = self.opener(self.env if env is None else env)
+        self.opened.append(store)
+        return store
+
+
+def sql_store_sql(store: Any, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Raw SQL in a transaction of a :class:`~connector_core.store.sql.SqlStore`."""
+    with store._write() as tx:
+        cur = tx.execute(statement, params)
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+
+def sqlite_harness(tmp_path: Path) -> StoreHarness:
+    """The harness of a SQLite store under ``tmp_path``, its key file there too."""
+    from ..store.sqlite import SCHEMA_VERSION, Store  # each engine only when asked for (sqlite3, psycopg)
+
+    def bump(store: StoreLike) -> None:
+        sql_store_sql(store, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+
+    return StoreHarness(
+        "sqlite",
+        lambda e: Store.open(tmp_path / "home", env=e),
+        sql_store_sql,
+        bump,
+        SCHEMA_VERSION,
+        {ENV_KEY_FILE: str(tmp_path / "config" / "keys.json")},
+    )
+
+
+def postgres_harness(url: str, tmp_path: Path) -> StoreHarness:
+    """The harness of the PostgreSQL store at ``url`` (an empty schema), its key file under ``tmp_path``."""
+    from ..store.postgres import SCHEMA_VERSION, PgStore  # each engine only when asked for
+
+    def bump(store: StoreLike) -> None:
+        sql_store_sql(store, "INSERT INTO schema_migrations VALUES (?, 'later')", (SCHEMA_VERSION + 1,))
+
+    return StoreHarness(
+        "postgresql",
+        lambda e: PgStore(url, env=e),
+        sql_store_sql,
+        bump,
+        SCHEMA_VERSION,
+        {ENV_KEY_FILE: str(tmp_path / "config" / "keys.json")},
+    )
+
+
+def draft(name: str = "acme-sandbox", secret: str = SECRET, **kw: Any) -> ProfileDraft:
+    values: dict[str, Any] = {
+        "name": name,
+        "provider": "example",
+        "auth_type": "oauth2",
+        "environment": "sandbox",
+        "credential_set": "development",
+        "values": (("app_id", "APP-1"), ("client_id", "client-dev")),
+        "secrets": (("client_secret", Secret(secret)), ("signing_key", Secret(secret[::-1]))),
+        "scopes": ("employee_data:read", "tasks:read"),
+        "actions": ("list_tasks",),
+        "endpoints": (("token_url", "https://emu.example/token"), ("redirect_uri", "https://p.example/cb")),
+    }
+    values.update(kw)
+    return ProfileDraft(**values)
+
+
+def tokens(access: str = "access-1", refresh: str | None = "refresh-1", expires_in: float = 3600) -> TokenSet:
+    return TokenSet(
+        Secret(access),
+        "Bearer",
+        Secret(refresh) if refresh is not None else None,
+        expires_at=time.time() + expires_in,
+        scopes=("employee_data:read",),
+    )
+
+
+def connect(store: StoreLike, profile: Profile, n: int = 1, **kw: Any) -> str:
+    conn = store.save_connection(
+        profile,
+        tokens(f"access-{n}", f"refresh-{n}"),
+        requested=("employee_data:read", "tasks:read"),
+        granted=("employee_data:read",),
+        identity={"companyId": f"company-{n}"},
+        provider_initiated=False,
+        **kw,
+    )
+    return conn.id
+
+
+class StoreConformance:
+    """The suite; subclass it with a ``store_harness`` fixture (see the module doc)."""
+
+    @pytest.fixture
+    def store_harness(self) -> StoreHarness:
+        pytest.fail("a StoreConformance subclass needs a store_harness fixture (see its module doc)", pytrace=False)
+
+    @pytest.fixture
+    def harness(self, store_harness: StoreHarness) -> Iterator[StoreHarness]:
+        try:
+            yield store_harness
+        finally:
+            for store in store_harness.opened:
+                store.close()
+
+    @pytest.fixture
+    def store(self, harness: StoreHarness) -> StoreLike:
+        return harness.open()
+
+    # ------------------------------------------------------------------- profiles
+
+    def test_profile_round_trip(self, store: StoreLike) -> None:
+        created = store.create_profile(draft())
+        loaded = store.get_profile("acme-sandbox")
+        assert loaded == created
+        assert loaded.id.startswith("prof_") and loaded.provider == "example" and loaded.auth_type == "oauth2"
+        assert (loaded.environment, loaded.credential_set) == ("sandbox", "development")
+        assert loaded.values == (("app_id", "APP-1"), ("client_id", "client-dev"))
+        assert loaded.secret_names == ("client_secret", "signing_key")
+        assert (
+            loaded.secret("client_secret").reveal() == SECRET and loaded.secret("signing_key").reveal() == SECRET[::-1]
+        )
+        assert loaded.scopes == ("employee_data:read", "tasks:read") and loaded.actions == ("list_tasks",)
+        assert loaded.endpoints == (
+            ("token_url", "https://emu.example/token"),
+            ("redirect_uri", "https://p.example/cb"),
+        )
+        assert loaded.created_at == loaded.updated_at and SECRET not in repr(loaded)
+        bare = store.get_profile("acme-sandbox", with_secrets=False)
+        assert bare.secrets == () and bare.secret_names == loaded.secret_names
+        assert store.profile_by_id(created.id) == loaded
+        assert store.profile_by_id(created.id, with_secrets=False) == bare
+
+    def test_list_profiles_sorted_filtered_and_without_secrets(self, store: StoreLike) -> None:
+        for name in ("b-two", "B-upper", "a_one", "a-one"):
+            store.create_profile(draft(name))
+        store.create_profile(draft("other", provider="acme"))
+        listed = store.list_profiles()
+        assert [p.name for p in listed] == ["B-upper", "a-one", "a_one", "b-two", "other"]  # bytewise order
+        assert all(p.secrets == () and p.secret_names == ("client_secret", "signing_key") for p in listed)
+        assert [p.name for p in store.list_profiles("acme")] == ["other"]
+        assert store.list_profiles("nobody") == ()
+
+    def test_duplicate_unknown_update_and_rename(self, store: StoreLike) -> None:
+        store.create_profile(draft("one"))
+        with pytest.raises(ValidationError, match="name: a profile named 'one' already exists"):
+            store.create_profile(draft("one"))
+        store.create_profile(draft("two"))
+        with pytest.raises(ValidationError, match="a profile named 'two' already exists"):
+            store.update_profile("one", draft("two"))
+        before = store.get_profile("one")
+        changed = draft(
+            "uno",
+            values=(("app_id", "APP-2"), ("client_id", "client-2")),
+            secrets=(("client_secret", Secret("a-new-secret-value")),),
+        )
+        after = store.update_profile("one", changed)
+        assert after.id == before.id and after.name == "uno" and after.value("client_id") == "client-2"
+        assert (
+            after.secret_names == ("client_secret",) and after.secret("client_secret").reveal() == "a-new-secret-value"
+        )
+        assert after.updated_at > before.updated_at and after.created_at == before.created_at
+        with pytest.raises(UnknownNameError, match=r"unknown profile 'one'.*\(expected one of: two, uno\)"):
+            store.get_profile("one")
+        with pytest.raises(UnknownNameError, match="unknown profile 'nope'"):
+            store.update_profile("nope", draft("nope"))
+        with pytest.raises(StoreError, match="profile prof_missing is gone"):
+            store.profile_by_id("prof_missing")
+
+    def test_scope_change_marks_connections_for_reconnect(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        kept, revoked = connect(store, profile, 1), connect(store, profile, 2)
+        store.set_status(revoked, ConnectionStatus.REVOKED, "revoked")
+        store.update_profile("acme-sandbox", draft(actions=("list_tasks", "x")))  # same scopes: nothing happens
+        assert store.get_connection(kept).status is ConnectionStatus.CONNECTED
+        store.update_profile("acme-sandbox", draft(scopes=("employee_data:read", "goals:read")))
+        marked = store.get_connection(kept)
+        assert marked.status is ConnectionStatus.NEEDS_RECONNECT and marked.status_reason == "scopes changed"
+        assert [e.status for e in store.connection_events(kept)][-1] is ConnectionStatus.NEEDS_RECONNECT
+        assert store.get_connection(revoked).status is ConnectionStatus.REVOKED  # only usable ones are flagged
+
+    def test_delete_profile_refuses_then_forces(self, harness: StoreHarness, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid = connect(store, profile)
+        assert store.profile_connection_count("acme-sandbox") == 1 and store.profile_connection_count("nope") == 0
+        with pytest.raises(ValidationError, match="'acme-sandbox' is used by 1 connection"):
+            store.delete_profile("acme-sandbox")
+        assert store.get_profile("acme-sandbox").id == profile.id
+        assert store.delete_profile("acme-sandbox", force=True) == 1
+        assert store.list_profiles() == () and store.list_connections() == ()
+        assert harness.sql(store, "SELECT count(*) FROM secrets", ())[0][0] == 0
+        with pytest.raises(UnknownNameError):
+            store.get_connection(cid)
+        with pytest.raises(UnknownNameError, match="unknown profile 'acme-sandbox'"):
+            store.delete_profile("acme-sandbox")
+        store.create_profile(draft("lonely"))
+        assert store.delete_profile("lonely") == 0 and store.list_profiles() == ()
+
+    # ------------------------------------------------------------ encryption at rest
+
+    def test_secrets_are_encrypted_and_bound_to_their_row(self, harness: StoreHarness, store: StoreLike) -> None:
+        store.create_profile(draft("one", secret="secret-one-aaaaaaaa"))
+        store.create_profile(draft("two", secret="secret-two-bbbbbbbb"))
+        rows = harness.sql(store, "SELECT owner_id, name, key_id, nonce, ciphertext FROM secrets", ())
+        assert len(rows) == 4 and {r[2] for r in rows} == {store.keyring.primary_id}
+        assert all(b"secret-" not in bytes(r[4]) and len(bytes(r[3])) == 12 for r in rows)
+        (a, va), (b, vb) = [(r[0], (bytes(r[3]), bytes(r[4]))) for r in rows if r[1] == "client_secret"]
+        harness.sql(
+            store,
+            "UPDATE secrets SET nonce = ?, ciphertext = ? WHERE owner_id = ? AND name = ?",
+            (*vb, a, "client_secret"),
+        )
+        harness.sql(
+            store,
+            "UPDATE secrets SET nonce = ?, ciphertext = ? WHERE owner_id = ? AND name = ?",
+            (*va, b, "client_secret"),
+        )
+        for name in ("one", "two"):
+            with pytest.raises(CryptoError, match=f"cannot decrypt client_secret of profile '{name}': integrity check"):
+                store.get_profile(name)
+        assert len(store.list_profiles()) == 2  # listing needs no key
+
+    def test_rotation_keeps_values_readable_then_retires(self, harness: StoreHarness, store: StoreLike) -> None:
+        profile = store.create_profile(draft("one", secret="secret-one-aaaaaaaa"))
+        cid = connect(store, profile)
+        first = store.keyring.primary_id
+        result = store.rotate_keys()
+        assert result.reencrypted == 4 and result.primary_key != first
+        assert set(result.remaining) == {first, result.primary_key} and result.retired == ()
+        assert store.key_usage() == {result.primary_key: 4}
+        other = harness.open()  # another process: reads the key file again
+        assert other.get_profile("one").secret("client_secret").reveal() == "secret-one-aaaaaaaa"
+        assert other.get_tokens(cid)[1] == Secret("access-1")
+        retired = store.rotate_keys(retire=True)
+        assert set(retired.retired) == {first, result.primary_key} and retired.remaining == (retired.primary_key,)
+        fresh = harness.open()
+        assert fresh.keyring.key_ids == (retired.primary_key,) and fresh.key_usage() == {retired.primary_key: 4}
+        assert fresh.get_tokens(cid)[2] == Secret("refresh-1")
+
+    def test_rotation_with_environment_keys(self, harness: StoreHarness, tmp_path: Path) -> None:
+        old, new = base64.b64encode(b"o" * 32).decode(), base64.b64encode(b"n" * 32).decode()
+        harness.open({ENV_SECRET_KEY: old}).create_profile(draft())
+        with pytest.raises(CryptoError, match=f"which {ENV_SECRET_KEY} does not hold"):
+            harness.open({ENV_SECRET_KEY: new}).get_profile("acme-sandbox")
+        result = harness.open({ENV_SECRET_KEY: new, ENV_PREVIOUS_SECRET_KEYS: old}).rotate_keys(retire=True)
+        assert result.reencrypted == 2 and len(result.retired) == 1
+        reopened = harness.open({ENV_SECRET_KEY: new})
+        assert reopened.get_profile("acme-sandbox").secret("client_secret").reveal() == SECRET
+        assert not (tmp_path / "config").exists()  # environment keys write no key file
+
+    def test_a_lost_key_file_is_a_clear_error_naming_the_key_file(
+        self, harness: StoreHarness, store: StoreLike
+    ) -> None:
+        store.create_profile(draft())
+        Path(harness.env[ENV_KEY_FILE]).unlink()
+        reopened = harness.open()
+        with pytest.raises(CryptoError, match=r"keys\.json"):
+            reopened.get_profile("acme-sandbox")
+        assert [p.name for p in reopened.list_profiles()] == ["acme-sandbox"]
+
+    # ------------------------------------------------------------------- schema
+
+    def test_schema_version_store_id_and_newer_schemas(self, harness: StoreHarness, store: StoreLike) -> None:
+        assert store.schema_version == harness.schema_version
+        assert len(store.store_id) == 32 and harness.open().store_id == store.store_id
+        harness.bump_schema(store)
+        with pytest.raises(StoreError, match=f"schema version {harness.schema_version + 1} is newer than"):
+            harness.open()
+
+    def test_close_and_reuse(self, harness: StoreHarness) -> None:
+        with harness.open() as store:
+            store.create_profile(draft())
+        store.close()  # twice is fine
+        assert store.get_profile("acme-sandbox").secret("client_secret").reveal() == SECRET  # reopens on use
+        assert repr(store).startswith("<") and SECRET not in repr(store)
+
+    # ----------------------------------------------------------------- attempts
+
+    def test_attempts_are_single_use_and_expire(self, harness: StoreHarness, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        later = time.time() + 600
+        attempt = store.create_attempt(
+            profile,
+            state_hash="hash-1",
+            verifier=Secret("verifier-abc"),
+            redirect_uri="https://p.example/cb",
+            scopes=("a", "b"),
+            expires_at=later,
+            connection_id="conn_x",
+        )
+        assert attempt.id.startswith("att_") and attempt.connection_id == "conn_x"
+        plain = store.create_attempt(
+            profile,
+            state_hash="hash-2",
+            verifier=None,
+            redirect_uri="https://p.example/cb",
+            scopes=(),
+            expires_at=later,
+        )
+        assert store.consume_attempt("nope") is None
+        found = store.consume_attempt("hash-1")
+        assert found is not None
+        taken, verifier = found
+        assert taken == attempt and verifier == Secret("verifier-abc")
+        assert store.consume_attempt("hash-1") is None  # single use
+        assert store.consume_attempt("hash-2") == (plain, None)
+        store.create_attempt(
+            profile, state_hash="old", verifier=Secret("v-old"), redirect_uri="r", scopes=(), expires_at=time.time() - 1
+        )
+        store.create_attempt(
+            profile, state_hash="new", verifier=Secret("v-new"), redirect_uri="r", scopes=(), expires_at=later
+        )
+        assert store.consume_attempt("old") is None  # expired attempts are cleared when another is made
+        assert harness.sql(store, "SELECT count(*) FROM secrets WHERE name = 'code_verifier'", ())[0][0] == 1
+
+    # -------------------------------------------------------------- connections
+
+    def test_save_connection_and_read_it_back(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        before = time.time()
+        cid = connect(store, profile, 7)
+        conn = store.get_connection(cid)
+        assert cid.startswith("conn_") and conn.profile == "acme-sandbox" and conn.profile_id == profile.id
+        assert (conn.provider, conn.environment, conn.auth_type) == ("example", "sandbox", "oauth2")
+        assert conn.status is ConnectionStatus.CONNECTED and conn.status_reason is None and conn.token_type == "Bearer"
+        assert conn.expires_at is not None and conn.expires_at > before + 3000
+        assert conn.requested_scopes == ("employee_data:read", "tasks:read") and conn.granted_scopes == (
+            "employee_data:read",
+        )
+        assert conn.identity == (("companyId", "company-7"),) and not conn.provider_initiated
+        assert conn.token_version == 0 and conn.refreshed_at is None and conn.created_at == conn.updated_at
+        same, access, refresh = store.get_tokens(cid)
+        assert same == conn and access == Secret("access-7") and refresh == Secret("refresh-7")
+        assert [(e.status, e.reason) for e in store.connection_events(cid)] == [
+            (ConnectionStatus.CONNECTED, "authorized")
+        ]
+        with pytest.raises(UnknownNameError, match="unknown connection 'conn_nope'"):
+            store.get_connection("conn_nope")
+        with pytest.raises(UnknownNameError):
+            store.get_tokens("conn_nope")
+        assert store.connection_events("conn_nope") == ()
+
+    def test_reauthorizing_keeps_the_id_and_replaces_the_tokens(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid = connect(store, profile)
+        store.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "refresh refused")
+        first = store.get_connection(cid)
+        again = store.save_connection(
+            profile,
+            tokens("access-2", None),
+            requested=("employee_data:read",),
+            granted=("employee_data:read",),
+            identity={"companyId": "company-1"},
+            provider_initiated=True,
+            connection_id=cid,
+            reason="reconnected",
+        )
+        assert (
+            again.id == cid and again.created_at == first.created_at and again.token_version == first.token_version + 1
+        )
+        assert again.status is ConnectionStatus.CONNECTED and again.status_reason is None and again.provider_initiated
+        _, access, refresh = store.get_tokens(cid)
+        assert access == Secret("access-2") and refresh is None  # the old grant's refresh token is gone
+        assert [e.reason for e in store.connection_events(cid)] == ["authorized", "refresh refused", "reconnected"]
+        fresh = connect(store, profile, 3, connection_id="conn_chosen")  # a new connection with a given id
+        assert fresh == "conn_chosen" and store.get_connection(fresh).token_version == 0
+
+    def test_list_connections_filters_and_pages_by_id(self, store: StoreLike) -> None:
+        one = store.create_profile(draft("one"))
+        two = store.create_profile(draft("two"))
+        ids = [connect(store, one if n % 2 else two, n) for n in range(7)]
+        store.set_status(ids[0], ConnectionStatus.REVOKED, "revoked")
+        everything = store.list_connections()
+        assert [c.id for c in everything] == sorted(ids)
+        assert {c.id for c in store.list_connections(profile="one")} == {ids[n] for n in (1, 3, 5)}
+        assert [c.id for c in store.list_connections(status=ConnectionStatus.REVOKED)] == [ids[0]]
+        assert store.list_connections(profile="nobody") == ()
+        pages, after = [], None
+        while page := store.list_connections(limit=3, after=after):
+            pages.append([c.id for c in page])
+            after = page[-1].id
+        assert [len(p) for p in pages] == [3, 3, 1] and [i for p in pages for i in p] == sorted(ids)
+        assert len(store.list_connections(status=ConnectionStatus.CONNECTED, limit=2)) == 2
+
+    def test_needing_attention_oldest_first(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        a, b, c = (connect(store, profile, n) for n in range(3))
+        store.set_status(b, ConnectionStatus.NEEDS_RECONNECT, "refresh refused")
+        store.set_status(a, ConnectionStatus.PENDING, "reconnect under way")
+        store.set_status(c, ConnectionStatus.DISCONNECTED, "tokens deleted")
+        found = store.needing_attention()
+        assert [x.id for x in found] == [b, a] and found[0].status_reason == "refresh refused"
+
+    def test_set_status_events_token_deletion_and_version_guard(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid = connect(store, profile)
+        same = store.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "401 after a fresh refresh", if_version=5)
+        assert (
+            same.status is ConnectionStatus.CONNECTED and len(store.connection_events(cid)) == 1
+        )  # stale verdict ignored
+        marked = store.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "401 after a fresh refresh", if_version=0)
+        assert marked.status is ConnectionStatus.NEEDS_RECONNECT and marked.token_version == 0
+        gone = store.set_status(cid, ConnectionStatus.REVOKED, "revoked at the provider", delete_tokens=True)
+        assert gone.status is ConnectionStatus.REVOKED and gone.token_version == 1
+        assert store.get_tokens(cid)[1:] == (None, None)
+        assert [(e.status.value, e.reason) for e in store.connection_events(cid)] == [
+            ("connected", "authorized"),
+            ("needs_reconnect", "401 after a fresh refresh"),
+            ("revoked", "revoked at the provider"),
+        ]
+        with pytest.raises(UnknownNameError):
+            store.set_status("conn_nope", ConnectionStatus.REVOKED, "x")
+
+    def test_delete_connection(self, harness: StoreHarness, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid, other = connect(store, profile, 1), connect(store, profile, 2)
+        store.delete_connection(cid)
+        assert [c.id for c in store.list_connections()] == [other] and store.connection_events(cid) == ()
+        assert harness.sql(store, "SELECT count(*) FROM secrets WHERE owner_id = ?", (cid,))[0][0] == 0
+        with pytest.raises(UnknownNameError, match="unknown connection"):
+            store.delete_connection(cid)
+        assert store.get_tokens(other)[1] == Secret("access-2")
+
+    # -------------------------------------------------------- refresh single-flight
+
+    def test_refresh_lease_is_exclusive_reentrant_and_released(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        other = harness.open()  # another process
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            assert lease.held
+            with store.refresh_lease(cid, 30, owner="worker-a") as again:
+                assert again.held  # the same owner again
+            with other.refresh_lease(cid, 30, owner="worker-b") as refused:
+                assert not refused.held
+            with store.refresh_lease(cid, 30, owner="worker-c") as refused:
+                assert not refused.held  # another owner in this process too
+            with other.refresh_lease(cid, 30, owner="worker-b") as refused:
+                assert not refused.held  # neither the inner lease nor the refused ones ended it
+        with other.refresh_lease(cid, 30, owner="worker-b") as lease:
+            assert lease.held
+        with store.refresh_lease(cid, 30, owner="worker-c") as lease:
+            assert lease.held
+        with store.refresh_lease("conn_nope", 30) as lease:
+            assert not lease.held
+
+    def test_saving_refreshed_tokens_rotates_and_releases(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        other = harness.open()
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            saved = lease.save(0, tokens("access-2", "refresh-2", 7200), ("employee_data:read", "x"))
+            assert saved.token_version == 1 and saved.refreshed_at is not None and saved.granted_scopes[-1] == "x"
+            assert saved.expires_at is not None and saved.expires_at > time.time() + 7000
+            assert other.get_tokens(cid)[1:] == (Secret("access-2"), Secret("refresh-2"))
+            assert not lease.held
+            with other.refresh_lease(cid, 30, owner="worker-b") as second:
+                assert second.held  # saving released the lease
+                kept = second.save(1, tokens("access-3", None), ("employee_data:read",))
+        assert kept.token_version == 2 and store.get_tokens(cid)[1:] == (Secret("access-3"), Secret("refresh-2"))
+        assert [e.reason for e in store.connection_events(cid)] == ["authorized"]  # refreshes are not status events
+        with other.refresh_lease(cid, 30) as lease:
+            lease.save(2, tokens("access-4", None), ())
+            with pytest.raises(StoreError, match="not held"):
+                lease.save(3, tokens("access-5", None), ())  # a lease saves once
+
+    def test_a_stale_refresh_is_not_saved(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            assert lease.held
+            with pytest.raises(StoreError, match="its tokens changed during the refresh"):
+                lease.save(3, tokens("access-x", "refresh-x"), ())
+        assert store.get_tokens(cid)[1:] == (Secret("access-1"), Secret("refresh-1"))
+        assert store.get_connection(cid).token_version == 0
+        with harness.open().refresh_lease(cid, 30, owner="worker-b") as lease:
+            assert lease.held
+
+    def test_a_status_change_releases_the_refresh_lease(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            assert lease.held
+            store.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "refresh refused: invalid_grant")
+            other = harness.open()
+            with other.refresh_lease(cid, 30, owner="worker-b") as second:
+                assert second.held  # while the first lease's block still runs
+                assert other.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
+
+    def test_an_abandoned_lease_expires(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        other = harness.open()
+        with store.refresh_lease(cid, 1, owner="worker-a") as lease:  # then its holder goes silent
+            assert lease.held
+            deadline = time.monotonic() + 30
+            while True:
+                with other.refresh_lease(cid, 30, owner="worker-b") as second:
+                    if second.held:
+                        break
+                assert time.monotonic() < deadline, "the lease never expired"
+                time.sleep(0.2)
+            saved = lease.save(0, tokens("access-late", "refresh-late"), ())  # not lost for all that
+        assert saved.token_version == 1 and other.get_tokens(cid)[1] == Secret("access-late")
