@@ -4,17 +4,17 @@
     python benchmarks/pg.py --quick    # smaller sizes
 
 It needs PostgreSQL's server binaries (it starts a throwaway cluster on 127.0.0.1, as
-the tests do: tests/pg_fixture.py) or ``CONNECTOR_TEST_POSTGRES_URL``, and the
+the tests do: tests/support/postgres.py) or ``CONNECTOR_TEST_POSTGRES_URL``, and the
 ``postgres`` extra. ``bench_pg(quick)`` is the section for benchmarks/run.py.
 
 Sections:
   store     N connections in PostgreSQL: insert, lookup by id, a page of 100, bytes per connection
   bulk      refresh_all over expired connections in one process: SQLite and PostgreSQL side by side
-  workers   8 worker processes x 4 threads share N expiring connections (tests/pg_workload.py):
+  workers   8 worker processes x 4 threads share N expiring connections (tests/support/workload.py):
             calls/s, refreshes/s, lock waits, and whether each connection was refreshed exactly once,
             with each worker in its own order (spread) and all in the same order (a refresh storm)
 
-Nothing here is asserted; tests/test_pg_multiprocess.py asserts the exactly-once property.
+Nothing here is asserted; tests/store/test_multiprocess.py asserts the exactly-once property.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def row(label: str, value: str, note: str = "") -> None:
 
 
 def _emulator_world(store: Any) -> tuple[Any, Any, Any]:
-    from pg_workload import REDIRECT, make_profile
+    from support.workload import REDIRECT, make_profile
 
     from connector_core import load_plugins
     from connector_core.connector import Connector
@@ -55,7 +55,7 @@ def _emulator_world(store: Any) -> tuple[Any, Any, Any]:
 
 
 def bench_store(server: str, tmp: Path, quick: bool) -> None:
-    from pg_fixture import fresh_schema
+    from support.postgres import fresh_schema
 
     from connector_core.profiles import ProfileDraft
     from connector_core.secret import Secret
@@ -131,8 +131,8 @@ def bench_store(server: str, tmp: Path, quick: bool) -> None:
 
 
 def bench_bulk(server: str, tmp: Path, quick: bool) -> None:
-    from pg_fixture import fresh_schema
-    from pg_workload import connect_many
+    from support.postgres import fresh_schema
+    from support.workload import connect_many
 
     from connector_core import refresh_all
     from connector_core.store import PgStore, Store
@@ -167,8 +167,8 @@ def bench_bulk(server: str, tmp: Path, quick: bool) -> None:
 
 
 def bench_workers(server: str, tmp: Path, quick: bool) -> None:
-    from pg_fixture import fresh_schema
-    from pg_workload import connect_many, expire_all, start_workers
+    from support.postgres import fresh_schema
+    from support.workload import connect_many, expire_all, start_workers
 
     from connector_core.store import PgStore
 
@@ -215,7 +215,7 @@ SECTIONS = {"store": bench_store, "bulk": bench_bulk, "workers": bench_workers}
 
 def bench_pg(quick: bool, only: list[str] | None = None) -> None:
     """Every PostgreSQL section (benchmarks/run.py's signature: ``quick``)."""
-    from pg_fixture import postgres_url
+    from support.postgres import postgres_url
 
     with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp, postgres_url() as server:
         for name in only or list(SECTIONS):

@@ -174,7 +174,9 @@ class Harness:
     :func:`~connector_core.validate_profile`: ``scopes``, ``actions``...);
     ``emulator_options`` go to :func:`~connector_core.emulator.start_emulator`
     (``log``, ``clock``, ``access_token_lifetime``...). The redirect URI registered
-    with the emulator is ``base_url`` plus the provider's callback path.
+    with the emulator is ``base_url`` plus the provider's callback path. Profiles
+    revoke at the emulator where the provider declares revocation, or as
+    ``revocation`` says.
 
     Use as a context manager; leaving it stops the emulator and raises
     :class:`~connector_core.emulator.EmulatorError` if anything crashed inside it.
@@ -192,6 +194,7 @@ class Harness:
         profile: str = PROFILE,
         profile_options: Mapping[str, Any] | None = None,
         emulator_options: Mapping[str, Any] | None = None,
+        revocation: bool | None = None,
     ) -> None:
         # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..connector import Connector
@@ -211,6 +214,8 @@ class Harness:
         self.redirect_uri = base_url.rstrip("/") + path
         self.profile_values = profile_values or default_profile_values
         self.profile = profile
+        #: Whether the profiles it creates revoke at the emulator.
+        self.revocation = self.revocation_declared if revocation is None else revocation
         self.emulator: RunningEmulator = start_emulator(
             self.declaration, spec, redirect_uris=[self.redirect_uri], **dict(emulator_options or {})
         )
@@ -252,10 +257,8 @@ class Harness:
         values = dict(self.profile_values(self.emulator, self.declaration, self.environment))
         if client_secret is not None:
             values["client_secret"] = client_secret
-        # Revoke where the provider would; otherwise the core deletes locally.
-        urls = self.emulator.endpoints(self.environment).profile_urls(
-            self.redirect_uri, revocation=self.revocation_declared
-        )
+        # Revoke where the provider would (or as asked); otherwise the core deletes locally.
+        urls = self.emulator.endpoints(self.environment).profile_urls(self.redirect_uri, revocation=self.revocation)
         try:
             draft = validate_profile(
                 self.declaration,
@@ -276,15 +279,18 @@ class Harness:
             "emulator_profile_values() on the test class"
         )
 
-    def consent(self, url: str, decision: str = "allow") -> str:
-        """Act as the person's browser: consent (scripted) and return where the provider redirects."""
+    @staticmethod
+    def consent(url: str, decision: str = "allow", *, company: str | None = None) -> str:
+        """Act as the person's browser: consent (scripted; in ``company`` when given) and
+        return where the provider redirects."""
         import httpx
 
         # on first use: pytest imports this package in every run (the pytest11 entry point)
-        from ..emulator import CONSENT_HEADER
+        from ..emulator import COMPANY_HEADER, CONSENT_HEADER
 
+        headers = {CONSENT_HEADER: decision, **({COMPANY_HEADER: company} if company else {})}
         with httpx.Client(follow_redirects=False, trust_env=False, timeout=10) as browser:
-            answer = browser.get(url, headers={CONSENT_HEADER: decision})
+            answer = browser.get(url, headers=headers)
         if answer.status_code not in (302, 303):
             raise HarnessError(
                 f"the emulator's authorization endpoint answered {answer.status_code} instead of redirecting: "
@@ -292,12 +298,20 @@ class Harness:
             )
         return answer.headers["location"]
 
-    def connect(self, profile: str | None = None, *, decision: str = "allow") -> ConnectResult:
+    def connect(
+        self,
+        profile: str | None = None,
+        *,
+        decision: str = "allow",
+        company: str | None = None,
+        connector: Connector | None = None,
+    ) -> ConnectResult:
         """The whole OAuth flow for ``profile`` (default: the harness's own): begin,
-        consent, complete."""
+        consent (in ``company``), complete; with the harness's connector or ``connector``."""
         name = profile or self.profile
-        start = self.connector.begin(name)
-        return self.connector.complete(self.consent(start.url, decision), profile=name)
+        using = connector or self.connector
+        start = using.begin(name)
+        return using.complete(self.consent(start.url, decision, company=company), profile=name)
 
     def api(self, method: str, path: str, token: Secret, body: Any | None = None) -> int:
         """The status of a raw API call to the emulator with ``token``, bypassing the connector."""
@@ -400,7 +414,7 @@ def emulated_revoke(harness: Harness) -> Problems:
     if harness.store.get_tokens(conn.id)[1] is not None:
         found.append("the tokens are still stored after revoking")
     test = harness.declaration.connection_test
-    if harness.revocation_declared:
+    if harness.revocation:
         if not result.revoked_at_provider or result.connection.status is not ConnectionStatus.REVOKED:
             found.append(
                 f"the provider declares a revocation endpoint, but the grant was not revoked there: {result.message}"

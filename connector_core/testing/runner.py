@@ -57,12 +57,14 @@ def run_connector(
     site: str | Path | None = None,
     input: str | None = None,
     timeout: float = 60,
+    isolate: Sequence[str] = ("CONNECTOR_",),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m connector_core ARGV`` in a subprocess, as a person would.
 
-    The child gets this environment without any ``CONNECTOR_*``/``HIBOB_*`` variable,
-    then ``env``; ``site`` (a folder of distributions) goes first on its ``PYTHONPATH``."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "HIBOB_"))}
+    The child gets this environment without the variables whose names start with one
+    of ``isolate`` (add your provider's own prefix), then ``env``; ``site`` (a folder
+    of distributions) goes first on its ``PYTHONPATH``."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(tuple(isolate))}
     if site is not None:
         full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full.get("PYTHONPATH")]))
     full.update(env or {})

@@ -24,7 +24,7 @@ a ``store_harness`` fixture that says how to open the store and reach its SQL:
             )
 
 :func:`sqlite_harness` and :func:`postgres_harness` are the harnesses of the two
-built-in stores (the project's own ``tests/test_store_conformance.py`` runs the suite
+built-in stores (the project's own ``tests/store/test_conformance.py`` runs the suite
 on both); :func:`sql_store_sql` serves any :class:`~connector_core.store.sql.SqlStore`.
 Every test opens the stores it needs through the harness, which closes them after.
 What only one engine can show (file modes, crash safety, row locks across hosts) is

@@ -19,23 +19,18 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
-import httpx
 import pytest
-from conftest import PLATFORM_REDIRECT, create_emulator_profile
+from support import World
 
-from connector_core import Plugins, Store, load_plugins
+from connector_core import Store
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector, ReconnectRequired
-from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
 
-REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme"
 TOKEN_PATH = "/sandbox/oauth2/token"
 
@@ -61,51 +56,14 @@ WORKER = textwrap.dedent(
 )
 
 
-@attrs.define
-class World:
-    emu: RunningEmulator
-    store: Store
-    plugins: Plugins
-    connector: Connector
-    home: Path
-    key_file: Path
-    log: list[str]
-    log_lock: threading.Lock
-
-    def token_lines(self) -> list[str]:
-        with self.log_lock:
-            return [line for line in self.log if line.startswith(f"POST {TOKEN_PATH} ")]
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    from connector_hibob import plugin
-
-    plugins = load_plugins([plugin], entry_points=False)
-    key_file = tmp_path / "keys.json"
-    home = tmp_path / "home"
-    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": str(key_file)})
-    log: list[str] = []
-    lock = threading.Lock()
-
-    def record(line: str) -> None:
-        with lock:
-            log.append(line)
-
-    with start_emulator(
-        plugins.declaration("hibob"), plugins.emulator_spec("hibob"), redirect_uris=[REDIRECT], log=record
-    ) as emu:
-        create_emulator_profile(store, plugins, emu, PROFILE)
-        connector = Connector(store, plugins)
-        yield World(emu, store, plugins, connector, home, key_file, log, lock)
-        connector.close()
+    with World(tmp_path, PROFILE) as w:
+        yield w
 
 
-def consent(url: str) -> str:
-    with httpx.Client(follow_redirects=False, trust_env=False) as browser:
-        answer = browser.get(url, headers={CONSENT_HEADER: "allow"})
-    assert answer.status_code in (302, 303), answer.text
-    return answer.headers["location"]
+def token_lines(world: World) -> list[str]:
+    return world.lines(f"POST {TOKEN_PATH} ")
 
 
 def quiesce(world: World) -> None:
@@ -113,7 +71,7 @@ def quiesce(world: World) -> None:
     deadline = time.monotonic() + 10
     last: tuple[int, int] | None = None
     while time.monotonic() < deadline:
-        sample = (world.emu.stats.token_requests.get("refresh_token", 0), len(world.token_lines()))
+        sample = (world.emu.stats.token_requests.get("refresh_token", 0), len(token_lines(world)))
         if sample == last and sample[1] >= sample[0]:
             return
         last = sample
@@ -136,12 +94,12 @@ def kill_loop(world: World, kills: int, seed: int) -> Counter[str]:
     """Kill a refreshing subprocess ``kills`` times; return how each kill ended."""
     rng = random.Random(seed)
     start = world.connector.begin(PROFILE)
-    cid = world.connector.complete(consent(start.url), profile=PROFILE).connection.id
+    cid = world.connector.complete(world.consent(start.url), profile=PROFILE).connection.id
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
     outcomes: Counter[str] = Counter()
     for _ in range(kills):
         version = world.store.get_connection(cid).token_version
-        answered = sum(1 for line in world.token_lines() if line.endswith(" 200"))
+        answered = sum(1 for line in token_lines(world) if line.endswith(" 200"))
         proc = subprocess.Popen(
             [sys.executable, "-c", WORKER, str(world.home), str(world.key_file), cid],
             stdout=subprocess.PIPE,
@@ -156,7 +114,7 @@ def kill_loop(world: World, kills: int, seed: int) -> Counter[str]:
         assert proc.returncode == -signal.SIGKILL, err  # it died by the kill, not of an error
         quiesce(world)
         store = reopen_and_check(world)
-        rotated = sum(1 for line in world.token_lines() if line.endswith(" 200")) - answered
+        rotated = sum(1 for line in token_lines(world) if line.endswith(" 200")) - answered
         committed = store.get_connection(cid).token_version - version
         connector = Connector(store, world.plugins)
         if rotated == committed:
@@ -173,7 +131,7 @@ def kill_loop(world: World, kills: int, seed: int) -> Counter[str]:
             outcomes["lost before commit: needs_reconnect"] += 1
             world.emu.uninstall()
             again = connector.begin_reconnect(cid, confirmed=True)
-            connector.complete(consent(again.url), profile=PROFILE)
+            connector.complete(world.consent(again.url), profile=PROFILE)
         connector.close()
         store.close()
         assert world.connector.request(cid, "GET", "/company/named-lists").status == 200

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlsplit
 import attrs
 import httpx
 import pytest
+from support import REPO
 
 from connector_core import Store, load_plugins, oauth, validate_profile
 from connector_core import cli as cli_module
@@ -497,7 +498,7 @@ def test_tls_verification_and_transport_defaults(tmp_path: Path) -> None:
     oauthlib switch that allows http everywhere is never set."""
     from connector_hibob import plugin
 
-    package = Path(__file__).resolve().parent.parent
+    package = REPO
     sources = [*(package / "connector_core").rglob("*.py"), *(package / "providers").rglob("*.py")]
     assert len(sources) > 20
     forbidden = ("verify=False", "CERT_NONE", "_create_unverified_context", "check_hostname = False")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Result
+from support import REPO, Result
 
 from connector_core import load_plugins
 from connector_core.scaffold import new_provider, scaffold_names

@@ -1,7 +1,7 @@
 """The built-in emulator's OAuth server, driven end to end with plain httpx.
 
 Every test runs a real emulator on a free loopback port and fails if anything
-inside it crashed (see ``test_emulator_kit.running``).
+inside it crashed (see ``support.emulator.running``).
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 import pytest
-from test_emulator_kit import REDIRECT, Flow, hibob, query_of, running
+from support.emulator import REDIRECT, Flow, hibob, query_of, running
 
 from connector_core import (
     ClientAuthMethod,
@@ -46,19 +45,6 @@ from connector_core.emulator import (
     SnapshotError,
     start_emulator,
 )
-
-
-@pytest.fixture
-def emu() -> Iterator[RunningEmulator]:
-    with running() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def flow(emu: RunningEmulator) -> Iterator[Flow]:
-    client = Flow(emu)
-    yield client
-    client.close()
 
 
 def hibob_spec(**changes: Any) -> EmulatorSpec:

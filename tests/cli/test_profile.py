@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import run_connector
+from support import run_connector
 
 SECRET = "Cl1ent-Secret-For-Tests-42"
 PROD_SECRET = "Pr0d-Secret-For-Tests-77"

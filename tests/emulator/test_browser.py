@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from test_emulator_kit import Flow, running
+from support.emulator import Flow
 
 from connector_core.emulator import RunningEmulator
 
@@ -81,12 +81,6 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
-
-
-@pytest.fixture
-def emu() -> Iterator[RunningEmulator]:
-    with running() as emulator:
-        yield emulator
 
 
 def _authorize_url(flow: Flow, state: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from conftest import REPO, Result
+from support import REPO, Result
 
 import connector_core
 from connector_core import Plugins, hookspecs, load_plugins

@@ -6,7 +6,7 @@ import argparse
 import inspect
 import re
 
-from conftest import REPO
+from support import REPO
 
 import connector_core.emulator as emulator
 from connector_core.cli import emulate as emulate_cli

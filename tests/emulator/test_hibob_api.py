@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_emulator_kit import Flow, hibob, running
+from support.emulator import Flow, hibob, running
 
 from connector_core.emulator import EmulatorSpec, RunningEmulator
 from connector_hibob.emulator import EMPLOYEE_COUNT, SEED, make_company
@@ -20,13 +20,6 @@ NOON = 1_800_000_000.0 - 1_800_000_000.0 % 60 + 30
 def emu() -> Iterator[RunningEmulator]:
     with running(clock=lambda: NOON) as emulator:
         yield emulator
-
-
-@pytest.fixture
-def flow(emu: RunningEmulator) -> Iterator[Flow]:
-    client = Flow(emu)
-    yield client
-    client.close()
 
 
 def test_the_plugin_provides_the_emulator_spec() -> None:

@@ -18,29 +18,18 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import attrs
 import httpx
 import pytest
-from conftest import PLATFORM_REDIRECT, create_emulator_profile
+from support import PLATFORM_REDIRECT, World, create_emulator_profile
 
-from connector_core import Plugins, Store, load_plugins
+from connector_core import Plugins, Store
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector
-from connector_core.emulator import COMPANY_HEADER, CONSENT_HEADER, RunningEmulator, start_emulator
+from connector_core.emulator import RunningEmulator, start_emulator
 from connector_core.errors import ConnectorError
 
 REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme"
-
-
-@attrs.define
-class World:
-    emu: RunningEmulator
-    store: Store
-    plugins: Plugins
-    connector: Connector
-    home: Path
-    key_file: Path
 
 
 def add_profile(store: Store, plugins: Plugins, emu: RunningEmulator, name: str) -> None:
@@ -48,35 +37,22 @@ def add_profile(store: Store, plugins: Plugins, emu: RunningEmulator, name: str)
 
 
 def start(plugins: Plugins) -> RunningEmulator:
+    """A second emulator of HiBob, beside the world's own."""
     return start_emulator(plugins.declaration("hibob"), plugins.emulator_spec("hibob"), redirect_uris=[REDIRECT])
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    from connector_hibob import plugin
-
-    plugins = load_plugins([plugin], entry_points=False)
-    key_file = tmp_path / "keys.json"
-    home = tmp_path / "home"
-    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": str(key_file)})
-    with start(plugins) as emu:
-        add_profile(store, plugins, emu, PROFILE)
-        connector = Connector(store, plugins)
-        yield World(emu, store, plugins, connector, home, key_file)
-        connector.close()
+    with World(tmp_path, PROFILE) as w:
+        yield w
 
 
 def consent(url: str, company: str) -> str:
-    with httpx.Client(follow_redirects=False, trust_env=False) as browser:
-        answer = browser.get(url, headers={CONSENT_HEADER: "allow", COMPANY_HEADER: company})
-    assert answer.status_code in (302, 303), answer.text
-    return answer.headers["location"]
+    return World.consent(url, company=company)
 
 
-def connect(world: World, company: str, connector: Connector | None = None, profile: str = PROFILE) -> str:
-    connector = connector or world.connector
-    start = connector.begin(profile)
-    return connector.complete(consent(start.url, company), profile=profile).connection.id
+def connect(world: World, company: str) -> str:
+    return world.connect(company=company).connection.id
 
 
 def reconnect(emu: RunningEmulator, connector: Connector, cid: str, company: str, profile: str = PROFILE) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Result, run_connector
+from support import Result, run_connector
 
 from connector_core import __version__
 

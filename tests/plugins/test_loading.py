@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_distribution, run_connector
+from support import make_distribution, run_connector
 
 from connector_core import (
     Action,

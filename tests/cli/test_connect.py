@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_connector
+from support import run_connector
 
 from connector_core import load_plugins
 from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator

@@ -10,8 +10,8 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
-from conftest import run_connector
-from pg_workload import PROFILE, REDIRECT, connect_many, make_profile
+from support import run_connector
+from support.workload import PROFILE, REDIRECT, connect_many, make_profile
 
 from connector_core import Plugins, load_plugins
 from connector_core.connection import ConnectionStatus

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 
 import pytest
+from support import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "connector_core"
 ARCHITECTURE = REPO / "docs" / "architecture.md"
 

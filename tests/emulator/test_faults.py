@@ -5,27 +5,13 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from test_emulator_kit import Flow, running
+from support.emulator import Flow
 
 from connector_core import UnknownNameError
 from connector_core.emulator import Fault, FaultKind, RunningEmulator
-
-
-@pytest.fixture
-def emu() -> Iterator[RunningEmulator]:
-    with running() as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def flow(emu: RunningEmulator) -> Iterator[Flow]:
-    client = Flow(emu)
-    yield client
-    client.close()
 
 
 @pytest.fixture

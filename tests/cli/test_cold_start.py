@@ -110,7 +110,7 @@ def test_connect_commands_do_import_what_they_need() -> None:
 def test_show_imports_only_the_named_plugin(tmp_path: object) -> None:
     from pathlib import Path
 
-    from conftest import make_distribution
+    from support import make_distribution
 
     site = Path(str(tmp_path)) / "site"
     site.mkdir()

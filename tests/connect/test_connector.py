@@ -10,68 +10,31 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 import httpx
 import pytest
-from conftest import PLATFORM_REDIRECT, create_emulator_profile
+from support import PLATFORM_REDIRECT, World
 
-from connector_core import Plugins, Store, hookimpl, load_plugins, oauth, validate_profile
+from connector_core import hookimpl, load_plugins, oauth, validate_profile
 from connector_core.connection import ConnectionStatus
-from connector_core.connector import AlreadyInstalled, ConfirmationRequired, Connector, ReconnectRequired
-from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
+from connector_core.connector import AlreadyInstalled, ConfirmationRequired, ReconnectRequired
+from connector_core.emulator import CONSENT_HEADER, EmulatorSpec
 from connector_core.models import ReconnectPolicy
+from connector_hibob.emulator import emulator_spec
 
 REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme-sandbox"
 
 
-@attrs.define
-class World:
-    emu: RunningEmulator
-    store: Store
-    plugins: Plugins
-    connector: Connector
-    key_file: Path
-    home: Path
-
-
-def make_profile(world: World, name: str = PROFILE, **kw: Any) -> None:
-    create_emulator_profile(world.store, world.plugins, world.emu, name, **kw)
-
-
-def consent(url: str, decision: str = "allow") -> str:
-    """Act as the person's browser: consent, and return where the provider redirects."""
-    with httpx.Client(follow_redirects=False, trust_env=False) as browser:
-        answer = browser.get(url, headers={CONSENT_HEADER: decision})
-    assert answer.status_code in (302, 303), answer.text
-    return answer.headers["location"]
-
-
-def connect(world: World, profile: str = PROFILE) -> Any:
-    start = world.connector.begin(profile)
-    return world.connector.complete(consent(start.url), profile=profile)
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    from connector_hibob import plugin
-
-    plugins = load_plugins([plugin], entry_points=False)
-    key_file = tmp_path / "keys.json"
-    home = tmp_path / "home"
-    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": str(key_file)})
-    with start_emulator(plugins.declaration("hibob"), plugins.emulator_spec("hibob"), redirect_uris=[REDIRECT]) as emu:
-        connector = Connector(store, plugins)
-        w = World(emu, store, plugins, connector, key_file, home)
-        make_profile(w)
+    with World(tmp_path, PROFILE) as w:
         yield w
-        connector.close()
 
 
 def test_connect_test_request(world: World) -> None:
-    result = connect(world)
+    result = world.connect()
     conn = result.connection
     assert conn.status is ConnectionStatus.CONNECTED and conn.id.startswith("conn_")
     assert conn.identity == (("companyId", world.emu.default_company_id),)
@@ -89,7 +52,7 @@ def test_connect_test_request(world: World) -> None:
 
 
 def test_httpx_auth_sync_and_async(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     base = world.emu.endpoints("sandbox").api_base_url
     with httpx.Client(base_url=base, auth=world.connector.auth(conn.id)) as client:
         assert client.get("/company/named-lists").status_code == 200
@@ -106,7 +69,7 @@ def test_httpx_auth_sync_and_async(world: World) -> None:
 
 
 def test_refresh_before_expiry_rotates_and_persists(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     _, old_access, old_refresh = world.store.get_tokens(conn.id)
     world.connector.leeway = 10 * 3600  # everything counts as expiring
     refreshed = world.connector.refresh(conn.id)
@@ -129,7 +92,7 @@ def test_refresh_before_expiry_rotates_and_persists(world: World) -> None:
 
 
 def test_refresh_on_401(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     world.emu.advance_clock(7200)
     response = world.connector.request(conn.id, "GET", "/company/named-lists")
     assert response.status == 200
@@ -137,7 +100,7 @@ def test_refresh_on_401(world: World) -> None:
 
 
 def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     # Someone else used the refresh token (rotation): ours is dead now.
     endpoints = world.emu.endpoints("sandbox")
     creds = world.emu.app.credentials[endpoints.credential_set]
@@ -165,14 +128,14 @@ def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: Wor
     start = world.connector.begin_reconnect(conn.id, confirmed=True)
     assert world.store.get_connection(conn.id).status is ConnectionStatus.PENDING
     with pytest.raises(AlreadyInstalled) as installed:
-        world.connector.complete(consent(start.url), profile=PROFILE)
+        world.connector.complete(world.consent(start.url), profile=PROFILE)
     assert "already installed" in str(installed.value) and "uninstall it first" in str(installed.value)
     assert any("Click Uninstall." in line for line in installed.value.details)
     assert world.store.get_connection(conn.id).status is ConnectionStatus.NEEDS_RECONNECT
 
     world.emu.uninstall()
     start = world.connector.begin_reconnect(conn.id, confirmed=True)
-    again = world.connector.complete(consent(start.url), profile=PROFILE).connection
+    again = world.connector.complete(world.consent(start.url), profile=PROFILE).connection
     assert again.id == conn.id and again.status is ConnectionStatus.CONNECTED
     assert again.created_at == conn.created_at
     history = [e.status.value for e in world.store.connection_events(conn.id)]
@@ -181,7 +144,7 @@ def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: Wor
 
 
 def test_uninstall_revokes_and_marks_the_connection(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     world.emu.uninstall()
     with pytest.raises(ReconnectRequired):
         world.connector.request(conn.id, "GET", "/company/named-lists")
@@ -189,7 +152,7 @@ def test_uninstall_revokes_and_marks_the_connection(world: World) -> None:
 
 
 def test_scope_change_marks_connections(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     previous = world.store.get_profile(PROFILE)
     draft = validate_profile(
         world.plugins.declaration("hibob"), name=PROFILE, previous=previous, scopes=["employee_data:read", "goals:read"]
@@ -209,28 +172,27 @@ def test_in_place_reconnect_policy_needs_no_manual_steps(tmp_path: Path) -> None
         def connector_core_reconnect_policy(self, provider_key: str) -> ReconnectPolicy | None:
             return ReconnectPolicy("reauthorize", "Authorize again.") if provider_key == "hibob" else None
 
-    plugins = load_plugins([plugin, InPlace()], entry_points=False)
-    spec = attrs.evolve(plugins.emulator_spec("hibob"), single_installation=False)
-    store = Store.open(tmp_path / "h", env={"CONNECTOR_CORE_KEY_FILE": str(tmp_path / "k.json")})
-    with start_emulator(plugins.declaration("hibob"), spec, redirect_uris=[REDIRECT]) as emu:
-        world = World(emu, store, plugins, Connector(store, plugins), tmp_path / "k.json", tmp_path / "h")
-        make_profile(world)
-        conn = connect(world).connection
+        @hookimpl(tryfirst=True)
+        def connector_core_emulator(self, provider_key: str) -> EmulatorSpec | None:
+            return attrs.evolve(emulator_spec(), single_installation=False) if provider_key == "hibob" else None
+
+    with World(tmp_path, PROFILE, plugins=load_plugins([plugin, InPlace()], entry_points=False)) as world:
+        conn = world.connect().connection
         start = world.connector.begin_reconnect(conn.id)  # no confirmation needed
-        again = world.connector.complete(consent(start.url), profile=PROFILE).connection
+        again = world.connector.complete(world.consent(start.url), profile=PROFILE).connection
         assert again.id == conn.id and again.status is ConnectionStatus.CONNECTED
 
 
 def test_access_denied(world: World) -> None:
     start = world.connector.begin(PROFILE)
     with pytest.raises(oauth.AccessDenied, match="the authorization was denied"):
-        world.connector.complete(consent(start.url, "deny"))
+        world.connector.complete(world.consent(start.url, "deny"))
     assert world.store.list_connections() == ()
 
 
 def test_state_missing_wrong_reused_expired_and_other_profile(world: World) -> None:
     start = world.connector.begin(PROFILE)
-    location = consent(start.url)
+    location = world.consent(start.url)
     code = oauth.parse_callback(location).code
     assert code is not None
     with pytest.raises(oauth.StateError, match="carries no state of ours"):
@@ -239,25 +201,25 @@ def test_state_missing_wrong_reused_expired_and_other_profile(world: World) -> N
         world.connector.complete(f"{REDIRECT}?error=access_denied")
     with pytest.raises(oauth.StateError, match="unknown or was already used"):
         world.connector.complete(f"{REDIRECT}?code={code.reveal()}&state=forged")
-    make_profile(world, "other-profile")
+    world.create_profile("other-profile")
     with pytest.raises(oauth.StateError, match="belongs to an authorization of profile 'acme-sandbox'"):
         world.connector.complete(location, profile="other-profile")
     with pytest.raises(oauth.StateError, match="unknown or was already used"):  # single use, even after a refusal
         world.connector.complete(location)
     expired = world.connector.begin(PROFILE, ttl=-1)
     with pytest.raises(oauth.StateError, match="expired"):
-        world.connector.complete(consent(expired.url))
+        world.connector.complete(world.consent(expired.url))
     assert world.emu.stats.token_requests.get("authorization_code") is None  # nothing was exchanged
 
 
 def test_code_reuse_is_refused(world: World) -> None:
     start = world.connector.begin(PROFILE)
-    location = consent(start.url)
+    location = world.consent(start.url)
     world.connector.complete(location)
     world.emu.uninstall()
     code = oauth.parse_callback(location).code
     second = world.connector.begin(PROFILE)
-    state = oauth.parse_callback(consent(second.url)).state
+    state = oauth.parse_callback(world.consent(second.url)).state
     assert code is not None
     with pytest.raises(oauth.InvalidGrant, match="code exchange failed with invalid_grant"):
         world.connector.complete(f"{REDIRECT}?code={code.reveal()}&state={state}")
@@ -273,7 +235,7 @@ def test_code_reuse_is_refused(world: World) -> None:
 )
 def test_token_endpoint_garbage(world: World, fault: str, message: str) -> None:
     start = world.connector.begin(PROFILE)
-    location = consent(start.url)
+    location = world.consent(start.url)
     if fault == "html_error":
         world.emu.faults.html_error("token", status=400)
     else:
@@ -285,7 +247,7 @@ def test_token_endpoint_garbage(world: World, fault: str, message: str) -> None:
 
 
 def test_transient_token_errors_are_retried(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     world.emu.faults.status("token", 503, times=1)
     world.connector.refresh(conn.id, force=True)
     assert world.emu.stats.token_requests["refresh_token"] == 2
@@ -305,13 +267,13 @@ def test_provider_initiated_install(world: World) -> None:
         f"{endpoints.authorize_url}?response_type=code&client_id={creds.client_id}"
         f"&redirect_uri={REDIRECT}&scope=employee_data:read"
     )
-    location = consent(url)
+    location = world.consent(url)
     result = world.connector.complete_provider_initiated(PROFILE, location)
     assert result.connection.provider_initiated and world.connector.test(result.connection.id).ok
 
 
 def test_revoke_without_endpoint_is_local_and_says_so(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     # HiBob declares no revocation endpoint; the profile's override points at the emulator's.
     prof = world.store.get_profile(PROFILE)
     draft = validate_profile(
@@ -325,7 +287,7 @@ def test_revoke_without_endpoint_is_local_and_says_so(world: World) -> None:
 
 
 def test_revoke_at_the_provider(world: World) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     result = world.connector.revoke(conn.id)
     assert result.revoked_at_provider and result.connection.status is ConnectionStatus.REVOKED
     assert world.emu.stats.revocation_requests == 2
@@ -352,7 +314,7 @@ WORKER = textwrap.dedent(
 
 
 def test_50_threads_and_4_processes_refresh_once(world: World, tmp_path: Path) -> None:
-    conn = connect(world).connection
+    conn = world.connect().connection
     with world.store._write() as db:  # the access token expires for everyone at once
         db.execute("UPDATE connections SET expires_at = 0 WHERE id = ?", (conn.id,))
     go = tmp_path / "go"

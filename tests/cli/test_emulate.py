@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Result, run_connector
-from test_emulator_kit import REDIRECT, query_of, running
+from support import Result, run_connector
+from support.emulator import REDIRECT, query_of, running
 
 
 class Emulate:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from pg_workload import connect_many, expire_all, make_profile, start_workers
+from support.workload import connect_many, expire_all, make_profile, start_workers
 
 from connector_core import Plugins, load_plugins, refresh_all
 from connector_core.connection import ConnectionStatus

@@ -30,7 +30,7 @@ class TestStoreConformance(StoreConformance):
         "processes") call with one expired connection; one refresh, every call succeeds."""
         from concurrent.futures import ThreadPoolExecutor
 
-        from pg_workload import REDIRECT, connect_many, make_profile
+        from support.workload import REDIRECT, connect_many, make_profile
 
         from connector_core import load_plugins
         from connector_core.connector import Connector

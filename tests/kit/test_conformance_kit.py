@@ -13,9 +13,9 @@ import itertools
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from support import REPO
 
 from connector_core import load_plugins
 from connector_core.testing import checks
@@ -484,7 +484,7 @@ def test_importing_the_pytest_plugin_loads_and_starts_nothing() -> None:
 def test_the_pytest_plugin_is_registered_under_the_project_name() -> None:
     import tomllib
 
-    data = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert data["project"]["entry-points"]["pytest11"] == {"connector_core": "connector_core.testing.pytest_plugin"}
 
 

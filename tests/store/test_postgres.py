@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pg_fixture import fresh_schema, with_params
-from pg_workload import PROFILE, REDIRECT, connect_many, make_profile
+from support.postgres import fresh_schema, with_params
+from support.workload import PROFILE, REDIRECT, connect_many, make_profile
 
 from connector_core import StoreError, ValidationError, load_plugins, refresh_all
 from connector_core.connector import Connector
@@ -129,7 +129,7 @@ def test_open_store_opens_postgresql_from_the_environment(pg_url: str, env: dict
 
 
 def test_an_unreachable_server_is_a_one_line_error(env: dict[str, str]) -> None:
-    from pg_fixture import free_port
+    from support.postgres import free_port
 
     with pytest.raises(
         StoreError, match=r"database postgresql://u:\*\*\*@127\.0\.0\.1:\d+/db.*: connecting failed"
