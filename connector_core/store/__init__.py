@@ -26,26 +26,10 @@ if TYPE_CHECKING:
     from .postgres import PgSettings, PgStore
     from .sqlite import Store
 
-__all__ = [
-    "DB_NAME",
-    "ENV_HOME",
-    "ENV_STORE_URL",
-    "CopyReport",
-    "KeyRotation",
-    "LockStats",
-    "PgSettings",
-    "PgStore",
-    "RefreshLease",
-    "Store",
-    "StoreError",
-    "StoreLike",
-    "copy_from_sqlite",
-    "default_home",
-    "open_store",
-    "select_store",
-    "sqlite_path",
-    "store_kind",
-]
+# .url's names; the records; the stores and what opens or copies one.
+__all__ = ["DB_NAME", "ENV_HOME", "ENV_STORE_URL", "default_home", "select_store", "sqlite_path", "store_kind"]
+__all__ += ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
+__all__ += ["PgSettings", "PgStore", "Store", "copy_from_sqlite", "open_store"]
 
 _LAZY = {
     "StoreError": "..errors",
