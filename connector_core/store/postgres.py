@@ -371,10 +371,15 @@ class PgStore(SqlStore):
         """One write transaction. When this thread holds the refresh lock of
         ``connection_id``, the write joins that transaction and its commit releases the
         lock (as every write to a connection releases the SQLite store's lease)."""
+        import psycopg
+
         held = self._take_held(connection_id) if connection_id is not None else None
-        if held is not None and not self._alive(held):
-            self._release(held.conn)  # the server ended the lock's session: write on our own
-            held = None
+        if held is not None:
+            try:
+                held.conn.execute("SELECT 1")  # whether the lock's session still stands
+            except psycopg.Error:
+                self._release(held.conn)  # the server ended it: write on our own
+                held = None
         if held is not None:
             try:
                 with self._guard("writing", unique):
@@ -393,46 +398,34 @@ class PgStore(SqlStore):
         from psycopg import sql
 
         schema = sql.Identifier(self.settings.schema)
-        try:
+        with self._guard("connecting"):
             conn = psycopg.connect(self.settings.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            raise self._error("connecting", exc) from None
-        try:
-            with conn:
-                version = self._current_version(conn)
-                if version > SCHEMA_VERSION:
-                    raise self._newer(version, SCHEMA_VERSION)
-                if version == SCHEMA_VERSION:
-                    return
-                with conn.transaction():
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, self.settings.schema)
-                    )
-                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {}.schema_migrations "
-                            "(version integer PRIMARY KEY, applied_at text NOT NULL)"
-                        ).format(schema)
-                    )
-                for target in sorted(MIGRATIONS):
-                    self._migrate(conn, target)
-        except ConnectorError:
-            raise
-        except psycopg.Error as exc:
-            raise self._error("preparing the schema", exc) from None
+        with self._guard("preparing the schema"), conn:
+            version = self._current_version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._newer(version, SCHEMA_VERSION)
+            if version == SCHEMA_VERSION:
+                return
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, self.settings.schema))
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {}.schema_migrations "
+                        "(version integer PRIMARY KEY, applied_at text NOT NULL)"
+                    ).format(schema)
+                )
+            for target in sorted(MIGRATIONS):
+                self._migrate(conn, target)
 
     def _current_version(self, conn: psycopg.Connection[Any]) -> int:
+        from psycopg import sql
+
         row = conn.execute("SELECT to_regclass(%s)", (f'"{self.settings.schema}".schema_migrations',)).fetchone()
         if row is None or row[0] is None:
             return 0
-        from psycopg import sql
-
-        found = conn.execute(
-            sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_migrations").format(
-                sql.Identifier(self.settings.schema)
-            )
-        ).fetchone()
+        table = sql.Identifier(self.settings.schema, "schema_migrations")
+        found = conn.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(table)).fetchone()
         return int(found[0]) if found else 0
 
     def _migrate(self, conn: psycopg.Connection[Any], target: int) -> None:
@@ -465,17 +458,6 @@ class PgStore(SqlStore):
         key = (connection_id, threading.get_ident())
         with self._held_lock:
             return self._held.pop(key, None)
-
-    @staticmethod
-    def _alive(held: _Held) -> bool:
-        """Whether the lock's session still stands (one round trip)."""
-        import psycopg
-
-        try:
-            held.conn.execute("SELECT 1")
-        except psycopg.Error:
-            return False
-        return True
 
     def _release(self, conn: psycopg.Connection[Any]) -> None:
         """End a lock's transaction (rolling back anything uncommitted) and return its connection to the lock pool."""
@@ -512,6 +494,10 @@ class PgStore(SqlStore):
                 return "refused"
         if held is not None:  # stale, and this thread's own: nothing else uses its connection
             self._release(held.conn)
+        select = "SELECT token_version FROM connections WHERE id = %s FOR UPDATE"
+        # The lease's ttl: the server ends the session, and so the lock, after that long idle.
+        idle = sql.Literal(_ms(max(ttl, 1.0)))
+        begin = sql.SQL("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}").format(idle)
         _, lock_pool = self._pools()
         try:
             conn = lock_pool.getconn(timeout=max(self.settings.lock_timeout, 0.05))
@@ -522,26 +508,15 @@ class PgStore(SqlStore):
         waited = False
         try:
             with self._guard("locking"):
-                # The lease's ttl: the server ends the session, and so the lock, after that long idle.
-                begin = sql.SQL("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}").format(
-                    sql.Literal(_ms(max(ttl, 1.0)))
-                )
                 conn.execute(begin)
                 try:
-                    row = conn.execute(
-                        "SELECT token_version FROM connections WHERE id = %s FOR UPDATE NOWAIT", (connection_id,)
-                    ).fetchone()
+                    row = conn.execute(select + " NOWAIT", (connection_id,)).fetchone()
                 except psycopg.errors.LockNotAvailable:
                     waited = True  # another refresher holds it: wait for it, at most lock_timeout
-                    conn.execute(
-                        sql.SQL("ROLLBACK; {}; SET LOCAL lock_timeout = {}").format(
-                            begin, sql.Literal(_ms(self.settings.lock_timeout))
-                        )
-                    )
+                    wait = sql.Literal(_ms(self.settings.lock_timeout))
+                    conn.execute(sql.SQL("ROLLBACK; {}; SET LOCAL lock_timeout = {}").format(begin, wait))
                     try:
-                        row = conn.execute(
-                            "SELECT token_version FROM connections WHERE id = %s FOR UPDATE", (connection_id,)
-                        ).fetchone()
+                        row = conn.execute(select, (connection_id,)).fetchone()
                     except psycopg.errors.LockNotAvailable:
                         row = None
                         with self._held_lock:
