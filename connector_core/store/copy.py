@@ -78,14 +78,7 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             (f"{source.path} at {now()}",),
         )
         target._set_store_id(tx, store_id)
-    return CopyReport(
-        source=str(source.path),
-        target=target.path,
-        store_id=store_id,
-        profiles=len(rows["profiles"]),
-        connections=len(rows["connections"]),
-        secrets=len(rows["secrets"]),
-        events=len(rows["connection_events"]),
-        attempts=len(rows["attempts"]),
-        verified=verify,
-    )
+    counts = {
+        table.removeprefix("connection_"): len(copied) for table, copied in rows.items()
+    }  # connection_events: events
+    return CopyReport(source=str(source.path), target=target.path, store_id=store_id, verified=verify, **counts)

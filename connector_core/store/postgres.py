@@ -1,7 +1,4 @@
-"""The PostgreSQL store: the credential store shared by several processes on several hosts.
-
-Open it with ``postgresql://user:password@host:5432/dbname`` (see
-:func:`connector_core.store.open_store` and ``docs/postgresql.md``).
+"""The PostgreSQL store, shared by processes on several hosts (``postgresql://...``, see ``docs/postgresql.md``).
 
 * Where: the tables live in one PostgreSQL schema, ``connector_core`` unless the
   URL's ``schema`` parameter names another; it is created on first use.
@@ -244,9 +241,6 @@ class PgStore(SqlStore):
         self._held_lock = threading.Lock()
         self.stats = LockStats()
         self._prepare()
-
-    def __repr__(self) -> str:
-        return f"<PgStore {self.path}>"
 
     @property
     def path(self) -> str:

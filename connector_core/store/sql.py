@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import attrs
 
 from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
-from ..crypto import KeyRing
+from ..crypto import CryptoError, KeyRing
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..profiles import Profile
 from ..secret import Secret
@@ -158,11 +158,8 @@ class Tx:
         return list(self.execute(statement, params).fetchall())
 
     def many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        cursor = self.raw.cursor()
-        try:
+        with contextlib.closing(self.raw.cursor()) as cursor:
             cursor.executemany(self.dialect.sql(statement), rows)
-        finally:
-            cursor.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
@@ -243,6 +240,9 @@ class SqlStore(abc.ABC):
 
     # -------------------------------------------------------------------- common
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
     def __enter__(self) -> Self:
         return self
 
@@ -317,8 +317,7 @@ class SqlStore(abc.ABC):
     def _secrets_of(self, tx: Tx, owner_id: str, what: str) -> dict[str, Secret]:
         order = self.dialect.row_order
         query = f"SELECT name, key_id, nonce, ciphertext FROM secrets WHERE owner_id = ? ORDER BY {order}"
-        rows = tx.all(query, (owner_id,))
-        return self._decrypt(owner_id, rows, what)
+        return self._decrypt(owner_id, tx.all(query, (owner_id,)), what)
 
     # ------------------------------------------------------------------ profiles
 
@@ -448,8 +447,6 @@ class SqlStore(abc.ABC):
         return {str(k): int(n) for k, n in self._rows("SELECT key_id, count(*) FROM secrets GROUP BY key_id")}
 
     def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
-        from ..crypto import CryptoError
-
         ring = self.keyring
         if ring.path is not None and new_key:
             ring = ring.with_new_primary()
@@ -606,11 +603,8 @@ class SqlStore(abc.ABC):
         limit: int | None = None,
         after: str | None = None,
     ) -> tuple[Connection, ...]:
-        conditions = {
-            "p.name = ?": profile,
-            "c.status = ?": status.value if status is not None else None,
-            "c.id > ?": after,
-        }
+        state = status.value if status is not None else None
+        conditions = {"p.name = ?": profile, "c.status = ?": state, "c.id > ?": after}
         used = {condition: value for condition, value in conditions.items() if value is not None}
         where = " WHERE " + " AND ".join(used) if used else ""
         query = f"{_CONNECTION_SELECT}{where} ORDER BY c.id"

@@ -2,10 +2,9 @@
 
 * Where: ``<home>/connector.db``, home being ``--home``, else ``CONNECTOR_HOME``,
   else platformdirs' user data dir. The folder is created 0700 and the file 0600.
-* Safety: WAL journal, ``synchronous=FULL``, every write one ``BEGIN IMMEDIATE``
-  transaction, so a crash (even ``kill -9``) leaves the previous state or the new
-  one; a busy timeout and retries keep concurrent processes from seeing
-  "database is locked".
+* Safety: WAL journal, ``synchronous=FULL``, every write one ``BEGIN IMMEDIATE`` transaction,
+  so a crash (even ``kill -9``) leaves the previous state or the new one; a busy timeout
+  and retries keep concurrent processes from seeing "database is locked".
 * Schema: ``PRAGMA user_version`` holds the schema version; forward migrations
   run in a transaction each. A database from a newer version is refused.
 * Single-flight refresh: the lease lives in the connection's row (``lock_owner``,
@@ -139,9 +138,6 @@ class Store(SqlStore):
         self._path = Path(path)
         self._local = threading.local()
         self._prepare()
-
-    def __repr__(self) -> str:
-        return f"<Store {self.path}>"
 
     @classmethod
     def open(cls, home: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Store:

@@ -16,8 +16,7 @@ URLs:
   PostgreSQL store; see :mod:`connector_core.store.postgres` and ``docs/postgresql.md``
   for its own parameters (``schema``, pool sizes, ``lock_timeout``).
 
-Nothing here imports sqlite3 or psycopg: :func:`connector_core.store.open_store`
-opens the store selected here.
+Nothing here imports sqlite3 or psycopg; :func:`connector_core.store.open_store` opens the store.
 """
 
 from __future__ import annotations
