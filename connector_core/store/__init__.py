@@ -1,13 +1,9 @@
 """The credential store: SQLite (embedded, the default) or PostgreSQL (shared), one contract.
 
-* :mod:`.contract`: :class:`StoreLike`, the promises every store keeps, and its records.
-* :mod:`.sql`: every domain statement, written once over a small dialect.
-* :mod:`.sqlite` (:class:`Store`) and :mod:`.postgres` (:class:`PgStore`): the engines.
-* :mod:`.url`: which store a URL, ``--home`` or the environment selects.
-* :mod:`.copy`: copying a SQLite store into PostgreSQL (``connector store migrate``).
-
-Names are imported on first use (sqlite3 and psycopg only with a store of that kind),
-so importing this package stays cheap for the CLI's cold start.
+:mod:`.contract` (:class:`StoreLike`, its records), :mod:`.sql` (every domain statement, once),
+the engines :mod:`.sqlite` (:class:`Store`) and :mod:`.postgres` (:class:`PgStore`), :mod:`.url`
+(which store is selected) and :mod:`.copy` (SQLite into PostgreSQL). Names are imported on first
+use (sqlite3 and psycopg only with a store of that kind): the CLI's cold start stays cheap.
 """
 
 from __future__ import annotations
@@ -26,26 +22,10 @@ if TYPE_CHECKING:
     from .postgres import PgSettings, PgStore
     from .sqlite import Store
 
-__all__ = [
-    "DB_NAME",
-    "ENV_HOME",
-    "ENV_STORE_URL",
-    "CopyReport",
-    "KeyRotation",
-    "LockStats",
-    "PgSettings",
-    "PgStore",
-    "RefreshLease",
-    "Store",
-    "StoreError",
-    "StoreLike",
-    "copy_from_sqlite",
-    "default_home",
-    "open_store",
-    "select_store",
-    "sqlite_path",
-    "store_kind",
-]
+# .url's names; the records; the stores and what opens or copies one.
+__all__ = ["DB_NAME", "ENV_HOME", "ENV_STORE_URL", "default_home", "select_store", "sqlite_path", "store_kind"]
+__all__ += ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
+__all__ += ["PgSettings", "PgStore", "Store", "copy_from_sqlite", "open_store"]
 
 _LAZY = {
     "StoreError": "..errors",

@@ -1,11 +1,8 @@
 """What every store promises: the :class:`StoreLike` protocol and the records it returns.
 
-Two stores keep it: :class:`~connector_core.store.Store` (SQLite, embedded, the
-default) and :class:`~connector_core.store.PgStore` (PostgreSQL, shared by several
-hosts); :func:`~connector_core.store.open_store` picks one from a URL.
-:class:`~connector_core.connector.Connector` and the CLI use nothing but these
-methods, so any store that keeps these promises serves them; the suite in
-:mod:`connector_core.testing.store_conformance` checks a store against them.
+:class:`~connector_core.store.Store` (SQLite) and :class:`~connector_core.store.PgStore`
+(PostgreSQL) keep it. :class:`~connector_core.connector.Connector` and the CLI use nothing
+else, so any store keeping it serves them; :mod:`connector_core.testing.store_conformance` checks one.
 """
 
 from __future__ import annotations
@@ -75,13 +72,10 @@ class LockStats:
 
 
 class RefreshLease(Protocol):
-    """One connection's refresh lease, as :meth:`StoreLike.refresh_lease` hands it out.
-
-    At most one live lease per connection is held at a time, across threads, processes
-    and hosts. The lease ends when its ``with`` block ends, however it ends; a holder
-    that dies or goes silent loses it after the lease's ttl (sooner where the engine
-    can tell).
-    """
+    """One connection's refresh lease, as :meth:`StoreLike.refresh_lease` hands it out. At most
+    one live lease per connection is held at a time, across threads, processes and hosts. It
+    ends when its ``with`` block ends, however it ends; a holder that dies or goes silent loses
+    it after the lease's ttl (sooner where the engine can tell)."""
 
     #: The connection the lease is for.
     connection_id: str
@@ -97,13 +91,11 @@ class RefreshLease(Protocol):
         lease was taken: another refresher may have finished just before."""
 
     def save(self, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]) -> Connection:
-        """Store a refresh's tokens (a rotated refresh token with its access token; a
-        response without a refresh token keeps the old one) and end the lease, in one
-        transaction, before anyone uses the new token; returns the connection.
-
-        Saved only while the tokens are still ``expected_version`` (else a
-        :class:`StoreError`, and nothing is stored); a lease that timed out meanwhile
-        does not lose them. Refreshes record no status event."""
+        """Store a refresh's tokens (a response without a refresh token keeps the old one) and end
+        the lease, in one transaction, before anyone uses the new token; returns the connection.
+        Saved only while the tokens are still ``expected_version`` (else a :class:`StoreError`,
+        and nothing is stored); a lease that timed out meanwhile does not lose them. Refreshes
+        record no status event."""
 
 
 class StoreLike(Protocol):
@@ -165,10 +157,10 @@ class StoreLike(Protocol):
         """How many stored values each key id encrypts."""
 
     def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
-        """Re-encrypt every stored value under a new primary key, in one transaction. With a key
-        file a new key is saved beside the old ones first, so a crash leaves every value
-        readable; with ``CONNECTOR_CORE_SECRET_KEY`` the environment's key is the new primary
-        and only the database is written. ``retire`` then drops the other keys from the key file."""
+        """Re-encrypt every stored value under a new primary key, in one transaction. With a key file
+        a new key is saved beside the old ones first (a crash leaves every value readable); with
+        ``CONNECTOR_CORE_SECRET_KEY`` that key is the new primary and only the database is written.
+        ``retire`` then drops the other keys from the key file."""
 
     # pending authorizations
     def create_attempt(

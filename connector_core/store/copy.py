@@ -13,35 +13,19 @@ if TYPE_CHECKING:
     from .postgres import PgStore
     from .sqlite import Store
 
-__all__ = ["COPIED", "copy_from_sqlite"]
+__all__ = ["COPIED", "SQLITE_ONLY", "copy_from_sqlite"]
 
-#: What a copy carries: each table that keeps data (the target must hold none), its
-#: columns, and the order the source lists its rows in. Refresh leases stay behind.
-COPIED = {
-    "profiles": (
-        "id, name, provider, auth_type, environment, credential_set, field_values, scopes, actions, "
-        "endpoints, created_at, updated_at",
-        "rowid",
-    ),
-    "connections": (
-        "id, profile_id, provider, environment, auth_type, status, status_reason, metadata, token_type, "
-        "expires_at, requested_scopes, granted_scopes, identity, provider_initiated, token_version, "
-        "refreshed_at, created_at, updated_at",
-        "rowid",
-    ),
-    "secrets": ("owner_id, name, key_id, nonce, ciphertext", "rowid"),
-    "attempts": ("id, state_hash, profile_id, redirect_uri, scopes, connection_id, expires_at, created_at", "rowid"),
-    "connection_events": ("id, connection_id, at, status, reason", "id"),
-}
+#: What a copy carries: each table that keeps data (the target must hold none), its rows in
+#: storage order, every column but SQLite's refresh lease (``SQLITE_ONLY``).
+COPIED = ("profiles", "connections", "secrets", "attempts", "connection_events")
+SQLITE_ONLY = ("lock_owner", "lock_until")
 
 
-def _typed(table: str, row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A SQLite row as PostgreSQL stores it: a boolean for an integer flag, bytes for a blob."""
-    if table == "connections":
-        return (*row[:13], bool(row[13]), *row[14:])
-    if table == "secrets":
-        return (*row[:3], bytes(row[3]), bytes(row[4]))
-    return tuple(row)
+def _typed(column: str, value: Any) -> Any:
+    """A SQLite value as PostgreSQL stores it: a boolean for the integer flag, bytes for a blob."""
+    if column == "provider_initiated":
+        return bool(value)
+    return bytes(value) if column in ("nonce", "ciphertext") else value
 
 
 def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> CopyReport:
@@ -54,19 +38,22 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
     read is refused before anything is written.
     """
     with source._read() as src:
-        rows = {
-            table: [_typed(table, r) for r in src.all(f"SELECT {columns} FROM {table} ORDER BY {order}")]
-            for table, (columns, order) in COPIED.items()
-        }
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for table in COPIED:  # connection_events.id is its rowid
+            cursor = src.execute(f"SELECT * FROM {table} ORDER BY rowid")
+            names = [column[0] for column in cursor.description]
+            kept = [dict(zip(names, row, strict=True)) for row in cursor]
+            rows[table] = [{n: _typed(n, v) for n, v in row.items() if n not in SQLITE_ONLY} for row in kept]
         created = src.one("SELECT value FROM meta WHERE key = 'created_at'")
     store_id = source.store_id
     if verify and rows["secrets"]:
         ring = KeyRing.load(store_id, target._env, create=False)
-        names = {row[0]: f"profile {row[1]!r}" for row in rows["profiles"]}
-        names.update({row[0]: f"connection {row[0]!r}" for row in rows["connections"]})
-        for owner_id, name, kid, nonce, ciphertext in rows["secrets"]:
-            what = f"{name} of {names.get(owner_id, repr(owner_id))}"
-            ring.decrypt(kid, nonce, ciphertext, aad(owner_id, name), what=what)
+        owners = {row["id"]: f"profile {row['name']!r}" for row in rows["profiles"]}
+        owners.update({row["id"]: f"connection {row['id']!r}" for row in rows["connections"]})
+        for row in rows["secrets"]:
+            owner_id, name = row["owner_id"], row["name"]
+            what = f"{name} of {owners.get(owner_id, repr(owner_id))}"
+            ring.decrypt(row["key_id"], row["nonce"], row["ciphertext"], aad(owner_id, name), what=what)
     with target._write() as tx:
         tx.execute(f"LOCK TABLE meta, {', '.join(COPIED)} IN SHARE ROW EXCLUSIVE MODE")
         counts = {table: int(tx.one(f"SELECT count(*) FROM {table}")[0]) for table in COPIED}
@@ -75,9 +62,10 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             raise ValidationError(
                 "--to", f"the store at {target.path} is not empty ({held}); copy only into an empty store"
             )
-        for table, (columns, _) in COPIED.items():
-            marks = ",".join("?" * (columns.count(",") + 1))
-            tx.many(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows[table])
+        for table, copied in rows.items():
+            if copied:
+                columns, marks = ", ".join(copied[0]), ",".join("?" * len(copied[0]))
+                tx.many(f"INSERT INTO {table} ({columns}) VALUES ({marks})", [tuple(row.values()) for row in copied])
         tx.execute(
             "SELECT setval(pg_get_serial_sequence('connection_events', 'id'), "
             "(SELECT coalesce(max(id), 0) + 1 FROM connection_events), false)"
@@ -90,14 +78,7 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             (f"{source.path} at {now()}",),
         )
         target._set_store_id(tx, store_id)
-    return CopyReport(
-        source=str(source.path),
-        target=target.path,
-        store_id=store_id,
-        profiles=len(rows["profiles"]),
-        connections=len(rows["connections"]),
-        secrets=len(rows["secrets"]),
-        events=len(rows["connection_events"]),
-        attempts=len(rows["attempts"]),
-        verified=verify,
-    )
+    counts = {
+        table.removeprefix("connection_"): len(copied) for table, copied in rows.items()
+    }  # connection_events: events
+    return CopyReport(source=str(source.path), target=target.path, store_id=store_id, verified=verify, **counts)

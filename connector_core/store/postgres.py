@@ -1,15 +1,10 @@
-"""The PostgreSQL store: the credential store shared by several processes on several hosts.
-
-Open it with ``postgresql://user:password@host:5432/dbname`` (see
-:func:`connector_core.store.open_store` and ``docs/postgresql.md``).
+"""The PostgreSQL store, shared by processes on several hosts (``postgresql://...``, see ``docs/postgresql.md``).
 
 * Where: the tables live in one PostgreSQL schema, ``connector_core`` unless the
   URL's ``schema`` parameter names another; it is created on first use.
 * Schema: ``schema_migrations`` records the versions applied; forward migrations
   (:data:`MIGRATIONS`) run in one transaction each under an advisory lock, so
   replicas starting together migrate once. A schema from a newer version is refused.
-* Secrets: encrypted exactly as in the SQLite store (see :mod:`.sql`), so a value
-  copied from one store to the other with its key id decrypts there.
 * Connections: a psycopg 3 connection pool for short operations, each write one
   transaction; a second pool for the refresh locks, which live as long as a refresh.
 * Single-flight refresh across hosts: :meth:`~.sql.SqlStore.refresh_lease` takes the
@@ -21,8 +16,6 @@ Open it with ``postgresql://user:password@host:5432/dbname`` (see
   the connection joins that transaction too. A holder that dies releases the lock
   with its database session; one that hangs is cut off after the lease's ttl
   (``idle_in_transaction_session_timeout``).
-
-Everything but the engine is :class:`~.sql.SqlStore`'s.
 """
 
 from __future__ import annotations
@@ -40,6 +33,7 @@ import attrs
 from ..errors import ConnectorError, ValidationError
 from .contract import LockStats, StoreError
 from .sql import Dialect, SqlStore, Taken, Tx, now
+from .url import POSTGRES_SCHEMES, shown_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -180,7 +174,7 @@ class PgSettings:
     def from_url(cls, url: str) -> PgSettings:
         """Split ``postgresql://...?schema=x&pool_max_size=20`` into conninfo and settings."""
         parts = urlsplit(url)
-        if parts.scheme not in ("postgresql", "postgres"):
+        if parts.scheme not in POSTGRES_SCHEMES:
             raise ValidationError("store URL", f"expected postgresql://..., got a {parts.scheme or 'schemeless'} URL")
         ours: dict[str, str] = {}
         theirs: list[tuple[str, str]] = []
@@ -189,13 +183,8 @@ class PgSettings:
         if not any(k == "application_name" for k, _ in theirs):
             theirs.append(("application_name", "connector-core"))
         conninfo = urlunsplit(parts._replace(query=urlencode(theirs)))
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, host = netloc.rsplit("@", 1)
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
         shown = [(k, v) for k, v in theirs if k not in ("password", "application_name")]
-        display = urlunsplit(parts._replace(netloc=netloc, query=urlencode(shown)))
+        display = shown_url(urlunsplit(parts._replace(query=urlencode(shown))))
         schema = ours.get("schema", DEFAULT_SCHEMA)
         if not _SCHEMA_RE.fullmatch(schema):
             raise ValidationError("store URL", f"schema must be a lower-case SQL identifier, got {schema!r}")
@@ -228,17 +217,9 @@ def _ms(seconds: float) -> str:
     return f"{max(int(seconds * 1000), 1)}ms"
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 class PgStore(SqlStore):
-    """The PostgreSQL credential store. Safe to share between threads; any number of
-    processes on any number of hosts may use one database at once.
-
-    Open it with :meth:`PgStore.open` (or :func:`connector_core.store.open_store`).
-    """
+    """The PostgreSQL credential store, opened from its URL (or by :func:`~connector_core.store.open_store`).
+    Safe to share between threads; any number of processes on any hosts may use one database at once."""
 
     dialect = POSTGRES
 
@@ -261,17 +242,8 @@ class PgStore(SqlStore):
         self.stats = LockStats()
         self._prepare()
 
-    def __repr__(self) -> str:
-        return f"<PgStore {self.path}>"
-
-    @classmethod
-    def open(cls, url: str, *, env: Mapping[str, str] | None = None) -> PgStore:
-        """Open (creating the schema if needed) the store at ``url``."""
-        return cls(url, env=env)
-
     @property
     def path(self) -> str:
-        """The store's URL, its password hidden (also the name errors use)."""
         return self.settings.display
 
     @property
@@ -289,30 +261,19 @@ class PgStore(SqlStore):
     def _pools(self) -> tuple[ConnectionPool[psycopg.Connection[Any]], ConnectionPool[psycopg.Connection[Any]]]:
         """The pool for short operations and the pool for refresh locks, opened on first use."""
         with self._pools_lock:
-            if self._pool is None or self._lock_pool is None:
-                from psycopg_pool import ConnectionPool
+            if self._pool is not None and self._lock_pool is not None:
+                return self._pool, self._lock_pool
+            from psycopg_pool import ConnectionPool
 
-                common: dict[str, Any] = {
-                    "kwargs": {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
-                    "configure": self._configure,
-                    "timeout": POOL_TIMEOUT,
-                    "open": True,
-                }
-                self._pool = ConnectionPool(
-                    self.settings.conninfo,
-                    min_size=self.settings.pool_min_size,
-                    max_size=self.settings.pool_max_size,
-                    name="connector-core",
-                    **common,
-                )
-                self._lock_pool = ConnectionPool(
-                    self.settings.conninfo,
-                    min_size=0,
-                    max_size=self.settings.lock_pool_max_size,
-                    name="connector-core-locks",
-                    max_idle=60.0,
-                    **common,
-                )
+            s = self.settings
+            kwargs = {"autocommit": True, "connect_timeout": CONNECT_TIMEOUT}
+            opts: dict[str, Any] = dict(kwargs=kwargs, configure=self._configure, timeout=POOL_TIMEOUT, open=True)
+            self._pool = ConnectionPool(
+                s.conninfo, min_size=s.pool_min_size, max_size=s.pool_max_size, name="connector-core", **opts
+            )
+            self._lock_pool = ConnectionPool(
+                s.conninfo, min_size=0, max_size=s.lock_pool_max_size, name="connector-core-locks", max_idle=60, **opts
+            )
             return self._pool, self._lock_pool
 
     def close(self) -> None:
@@ -328,7 +289,8 @@ class PgStore(SqlStore):
                 pool.close()
 
     def _error(self, doing: str, exc: BaseException) -> StoreError:
-        return StoreError(f"database {self.path}: {doing} failed ({_first_line(exc)})")
+        lines = str(exc).strip().splitlines()
+        return StoreError(f"database {self.path}: {doing} failed ({lines[0] if lines else type(exc).__name__})")
 
     @contextlib.contextmanager
     def _guard(self, doing: str, unique: ConnectorError | None = None) -> Iterator[None]:
@@ -360,11 +322,9 @@ class PgStore(SqlStore):
 
     @contextlib.contextmanager
     def _conn(self, doing: str = "reading", unique: ConnectorError | None = None) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in autocommit mode: each statement sees committed data.
-
-        Connections are not checked on their way out of the pool (a round trip each
-        time); when one turns out broken (a server restart, a failover), the pool checks
-        its idle ones, so that the next operation gets a working one."""
+        """A pooled connection in autocommit mode: each statement sees committed data. It is not
+        checked on its way out of the pool (a round trip each time); when one turns out broken (a
+        server restart, a failover), the pool checks its idle ones for the next operation."""
         pool, _ = self._pools()
         with self._guard(doing, unique), pool.connection() as conn:
             try:
@@ -393,7 +353,6 @@ class PgStore(SqlStore):
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
-        """A consistent snapshot for several reads."""
         with self._conn() as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
@@ -406,10 +365,15 @@ class PgStore(SqlStore):
         """One write transaction. When this thread holds the refresh lock of
         ``connection_id``, the write joins that transaction and its commit releases the
         lock (as every write to a connection releases the SQLite store's lease)."""
+        import psycopg
+
         held = self._take_held(connection_id) if connection_id is not None else None
-        if held is not None and not self._alive(held):
-            self._release(held.conn)  # the server ended the lock's session: write on our own
-            held = None
+        if held is not None:
+            try:
+                held.conn.execute("SELECT 1")  # whether the lock's session still stands
+            except psycopg.Error:
+                self._release(held.conn)  # the server ended it: write on our own
+                held = None
         if held is not None:
             try:
                 with self._guard("writing", unique):
@@ -428,46 +392,34 @@ class PgStore(SqlStore):
         from psycopg import sql
 
         schema = sql.Identifier(self.settings.schema)
-        try:
+        with self._guard("connecting"):
             conn = psycopg.connect(self.settings.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            raise self._error("connecting", exc) from None
-        try:
-            with conn:
-                version = self._current_version(conn)
-                if version > SCHEMA_VERSION:
-                    raise self._newer(version, SCHEMA_VERSION)
-                if version == SCHEMA_VERSION:
-                    return
-                with conn.transaction():
-                    conn.execute(
-                        "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, self.settings.schema)
-                    )
-                    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
-                    conn.execute(
-                        sql.SQL(
-                            "CREATE TABLE IF NOT EXISTS {}.schema_migrations "
-                            "(version integer PRIMARY KEY, applied_at text NOT NULL)"
-                        ).format(schema)
-                    )
-                for target in sorted(MIGRATIONS):
-                    self._migrate(conn, target)
-        except ConnectorError:
-            raise
-        except psycopg.Error as exc:
-            raise self._error("preparing the schema", exc) from None
+        with self._guard("preparing the schema"), conn:
+            version = self._current_version(conn)
+            if version > SCHEMA_VERSION:
+                raise self._newer(version, SCHEMA_VERSION)
+            if version == SCHEMA_VERSION:
+                return
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_MIGRATION_LOCK, self.settings.schema))
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {}.schema_migrations "
+                        "(version integer PRIMARY KEY, applied_at text NOT NULL)"
+                    ).format(schema)
+                )
+            for target in sorted(MIGRATIONS):
+                self._migrate(conn, target)
 
     def _current_version(self, conn: psycopg.Connection[Any]) -> int:
+        from psycopg import sql
+
         row = conn.execute("SELECT to_regclass(%s)", (f'"{self.settings.schema}".schema_migrations',)).fetchone()
         if row is None or row[0] is None:
             return 0
-        from psycopg import sql
-
-        found = conn.execute(
-            sql.SQL("SELECT coalesce(max(version), 0) FROM {}.schema_migrations").format(
-                sql.Identifier(self.settings.schema)
-            )
-        ).fetchone()
+        table = sql.Identifier(self.settings.schema, "schema_migrations")
+        found = conn.execute(sql.SQL("SELECT coalesce(max(version), 0) FROM {}").format(table)).fetchone()
         return int(found[0]) if found else 0
 
     def _migrate(self, conn: psycopg.Connection[Any], target: int) -> None:
@@ -501,17 +453,6 @@ class PgStore(SqlStore):
         with self._held_lock:
             return self._held.pop(key, None)
 
-    @staticmethod
-    def _alive(held: _Held) -> bool:
-        """Whether the lock's session still stands (one round trip)."""
-        import psycopg
-
-        try:
-            held.conn.execute("SELECT 1")
-        except psycopg.Error:
-            return False
-        return True
-
     def _release(self, conn: psycopg.Connection[Any]) -> None:
         """End a lock's transaction (rolling back anything uncommitted) and return its connection to the lock pool."""
         import psycopg
@@ -522,15 +463,8 @@ class PgStore(SqlStore):
         self._pools()[1].putconn(conn)
 
     def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
-        """Take the connection row's lock for a refresh, waiting at most ``lock_timeout``
-        for another refresher (on any host) to finish; refused when another holder kept
-        it, or the connection is gone.
-
-        The lock is a transaction left open on a connection of the lock pool; it ends
-        with the lease's save (commit), any write to the connection from this thread,
-        the lease's end (rollback), the holder's death, or ``ttl`` seconds idle (the
-        server ends the session).
-        """
+        """Take the connection row's lock (see the module doc), waiting at most ``lock_timeout`` for
+        another refresher on any host; refused when another holder kept it, or the connection is gone."""
         import psycopg
         from psycopg import sql
         from psycopg_pool import PoolTimeout
@@ -554,6 +488,10 @@ class PgStore(SqlStore):
                 return "refused"
         if held is not None:  # stale, and this thread's own: nothing else uses its connection
             self._release(held.conn)
+        select = "SELECT token_version FROM connections WHERE id = %s FOR UPDATE"
+        # The lease's ttl: the server ends the session, and so the lock, after that long idle.
+        idle = sql.Literal(_ms(max(ttl, 1.0)))
+        begin = sql.SQL("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}").format(idle)
         _, lock_pool = self._pools()
         try:
             conn = lock_pool.getconn(timeout=max(self.settings.lock_timeout, 0.05))
@@ -564,26 +502,15 @@ class PgStore(SqlStore):
         waited = False
         try:
             with self._guard("locking"):
-                # The lease's ttl: the server ends the session, and so the lock, after that long idle.
-                begin = sql.SQL("BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}").format(
-                    sql.Literal(_ms(max(ttl, 1.0)))
-                )
                 conn.execute(begin)
                 try:
-                    row = conn.execute(
-                        "SELECT token_version FROM connections WHERE id = %s FOR UPDATE NOWAIT", (connection_id,)
-                    ).fetchone()
+                    row = conn.execute(select + " NOWAIT", (connection_id,)).fetchone()
                 except psycopg.errors.LockNotAvailable:
                     waited = True  # another refresher holds it: wait for it, at most lock_timeout
-                    conn.execute(
-                        sql.SQL("ROLLBACK; {}; SET LOCAL lock_timeout = {}").format(
-                            begin, sql.Literal(_ms(self.settings.lock_timeout))
-                        )
-                    )
+                    wait = sql.Literal(_ms(self.settings.lock_timeout))
+                    conn.execute(sql.SQL("ROLLBACK; {}; SET LOCAL lock_timeout = {}").format(begin, wait))
                     try:
-                        row = conn.execute(
-                            "SELECT token_version FROM connections WHERE id = %s FOR UPDATE", (connection_id,)
-                        ).fetchone()
+                        row = conn.execute(select, (connection_id,)).fetchone()
                     except psycopg.errors.LockNotAvailable:
                         row = None
                         with self._held_lock:

@@ -1,19 +1,16 @@
 """Every domain statement of the stores, written once: :class:`SqlStore` over a :class:`Dialect`.
 
-The SQLite store (:mod:`.sqlite`) and the PostgreSQL one (:mod:`.postgres`) hold the
-same tables, with the same columns in the same order, so the profiles, attempts,
-connections, events, secrets, key rotation and listings are the same statements.
-Those are written here with ``?`` placeholders; an engine says how its SQL differs
-(:class:`Dialect`) and how it connects, opens a transaction or a snapshot, turns its
-errors into :class:`StoreError`, migrates its schema and holds a refresh lease.
-
-Secrets: every value is encrypted with AES-256-GCM (:class:`~connector_core.crypto.KeyRing`)
-with associated data naming its row, so both stores store a value alike: a
-ciphertext copied with its key id from one to the other decrypts there.
+Both engines hold the same tables and columns, so every domain statement is written here
+once, with ``?`` placeholders; an engine (:mod:`.sqlite`, :mod:`.postgres`) supplies how its
+SQL differs (:class:`Dialect`), its connections and transactions, its errors, its schema
+migrations and its refresh lease. Secrets are encrypted with AES-256-GCM
+(:class:`~connector_core.crypto.KeyRing`) with associated data naming their row, alike in
+both engines: a ciphertext copied with its key id from one to the other decrypts there.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -27,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import attrs
 
 from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
-from ..crypto import KeyRing
+from ..crypto import CryptoError, KeyRing
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..profiles import Profile
 from ..secret import Secret
@@ -54,6 +51,7 @@ _CONNECTION_COLUMNS = (
 )
 _N_CONNECTION = 18
 _CONNECTION_SELECT = f"SELECT {_CONNECTION_COLUMNS} FROM connections c JOIN profiles p ON p.id = c.profile_id"
+_INSERT_EVENT = "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)"
 
 
 def now() -> str:
@@ -68,16 +66,8 @@ def aad(owner_id: str, name: str) -> str:
 
 def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
     """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
-    return (
-        draft.name,
-        draft.auth_type,
-        draft.environment,
-        draft.credential_set,
-        json.dumps(dict(draft.values)),
-        json.dumps(list(draft.scopes)),
-        json.dumps(list(draft.actions)),
-        json.dumps(dict(draft.endpoints)),
-    )
+    as_json = (dict(draft.values), list(draft.scopes), list(draft.actions), dict(draft.endpoints))
+    return (draft.name, draft.auth_type, draft.environment, draft.credential_set, *map(json.dumps, as_json))
 
 
 def _profile(row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None) -> Profile:
@@ -168,11 +158,8 @@ class Tx:
         return list(self.execute(statement, params).fetchall())
 
     def many(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        cursor = self.raw.cursor()
-        try:
+        with contextlib.closing(self.raw.cursor()) as cursor:
             cursor.executemany(self.dialect.sql(statement), rows)
-        finally:
-            cursor.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
@@ -212,7 +199,7 @@ class Lease:
             self._store._end_lease(self.connection_id, self.owner)
 
 
-class SqlStore:
+class SqlStore(abc.ABC):
     """The store's behaviour over any engine; a subclass supplies the engine (see the module doc).
     Each public method keeps the promise its namesake in :class:`~.contract.StoreLike` states."""
 
@@ -225,41 +212,36 @@ class SqlStore:
         self._store_id: str | None = None
 
     # ------------------------------------------------------ what an engine supplies
+    # ``_rows``: one read statement on its own (it sees committed data); ``_read``: a snapshot for
+    # several reads; ``_write``: one write transaction (to ``connection_id``'s row, when given)
+    # whose engine errors become StoreError, a unique-key violation ``unique`` when given.
 
     @property
-    def path(self) -> Any:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
-        """The rows of one read statement, on its own (it sees committed data)."""
-        raise NotImplementedError
-
-    def _read(self) -> contextlib.AbstractContextManager[Tx]:
-        """A consistent snapshot for several reads."""
-        raise NotImplementedError
-
+    @abc.abstractmethod
+    def path(self) -> Any: ...
+    @abc.abstractmethod
+    def close(self) -> None: ...
+    @abc.abstractmethod
+    def _rows(self, statement: str, params: Sequence[Any] = ()) -> list[Any]: ...
+    @abc.abstractmethod
+    def _read(self) -> contextlib.AbstractContextManager[Tx]: ...
+    @abc.abstractmethod
     def _write(
         self, connection_id: str | None = None, *, unique: ConnectorError | None = None
-    ) -> contextlib.AbstractContextManager[Tx]:
-        """One write transaction (to ``connection_id``'s row, when given); the engine's errors
-        become :class:`StoreError` (a unique-key violation becomes ``unique`` when given)."""
-        raise NotImplementedError
-
-    def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
-        raise NotImplementedError
-
-    def _end_lease(self, connection_id: str, owner: str) -> None:
-        raise NotImplementedError
-
+    ) -> contextlib.AbstractContextManager[Tx]: ...
+    @abc.abstractmethod
+    def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken: ...
+    @abc.abstractmethod
+    def _end_lease(self, connection_id: str, owner: str) -> None: ...
+    @abc.abstractmethod
     def _save_refresh(
         self, connection_id: str, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]
-    ) -> Connection:
-        raise NotImplementedError
+    ) -> Connection: ...
 
     # -------------------------------------------------------------------- common
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
 
     def __enter__(self) -> Self:
         return self
@@ -287,7 +269,6 @@ class SqlStore:
 
     @property
     def store_id(self) -> str:
-        """A random id naming this store (its key file is named after it)."""
         if self._store_id is None:
             rows = self._rows("SELECT value FROM meta WHERE key = 'store_id'")
             if not rows:
@@ -336,8 +317,7 @@ class SqlStore:
     def _secrets_of(self, tx: Tx, owner_id: str, what: str) -> dict[str, Secret]:
         order = self.dialect.row_order
         query = f"SELECT name, key_id, nonce, ciphertext FROM secrets WHERE owner_id = ? ORDER BY {order}"
-        rows = tx.all(query, (owner_id,))
-        return self._decrypt(owner_id, rows, what)
+        return self._decrypt(owner_id, tx.all(query, (owner_id,)), what)
 
     # ------------------------------------------------------------------ profiles
 
@@ -349,7 +329,6 @@ class SqlStore:
             yield tx
 
     def create_profile(self, draft: ProfileDraft) -> Profile:
-        """Store a validated profile (see :func:`~connector_core.validate_profile`)."""
         profile_id = f"prof_{uuid.uuid4().hex}"
         at = now()
         with self._writing_profile(draft) as tx:
@@ -393,10 +372,7 @@ class SqlStore:
             f"UPDATE connections SET status = ?, status_reason = ?, updated_at = ? {where}",
             (status, reason, at, profile_id, *usable),
         )
-        tx.many(
-            "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)",
-            [(cid, at, status, reason) for (cid,) in ids],
-        )
+        tx.many(_INSERT_EVENT, [(cid, at, status, reason) for (cid,) in ids])
 
     def _unknown_profile(self, name: str, tx: Tx | None = None) -> ConnectorError:
         query = "SELECT name FROM profiles ORDER BY name"
@@ -416,11 +392,6 @@ class SqlStore:
         return _profile(rows[0], tuple(r[0] for r in secret_rows), secrets)
 
     def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
-        """The profile ``name``; its secrets decrypted unless ``with_secrets=False``.
-
-        A missing or wrong key raises :class:`~connector_core.crypto.CryptoError`
-        naming the profile and the field.
-        """
         rows = self._profile_rows("p.name = ?", name)
         if not rows:
             raise self._unknown_profile(name)
@@ -476,8 +447,6 @@ class SqlStore:
         return {str(k): int(n) for k, n in self._rows("SELECT key_id, count(*) FROM secrets GROUP BY key_id")}
 
     def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
-        from ..crypto import CryptoError
-
         ring = self.keyring
         if ring.path is not None and new_key:
             ring = ring.with_new_primary()
@@ -533,19 +502,11 @@ class SqlStore:
             stale = tx.all("SELECT id FROM attempts WHERE expires_at < ?" + self.dialect.for_update, (time.time(),))
             tx.many("DELETE FROM secrets WHERE owner_id = ?", stale)
             tx.many("DELETE FROM attempts WHERE id = ?", stale)
+            scopes_json = json.dumps(list(scopes))
             tx.execute(
                 "INSERT INTO attempts (id, state_hash, profile_id, redirect_uri, scopes, connection_id, "
                 "expires_at, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    attempt_id,
-                    state_hash,
-                    profile.id,
-                    redirect_uri,
-                    json.dumps(list(scopes)),
-                    connection_id,
-                    expires_at,
-                    now(),
-                ),
+                (attempt_id, state_hash, profile.id, redirect_uri, scopes_json, connection_id, expires_at, now()),
             )
             if verifier is not None:
                 self._put_secret(tx, attempt_id, "code_verifier", verifier)
@@ -570,10 +531,7 @@ class SqlStore:
 
     @staticmethod
     def _event(tx: Tx, connection_id: str, status: ConnectionStatus, reason: str | None) -> None:
-        tx.execute(
-            "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)",
-            (connection_id, now(), status.value, reason),
-        )
+        tx.execute(_INSERT_EVENT, (connection_id, now(), status.value, reason))
 
     def _put_tokens(self, tx: Tx, connection_id: str, tokens: TokenSet) -> None:
         self._put_secret(tx, connection_id, "access_token", tokens.access_token)
@@ -645,11 +603,8 @@ class SqlStore:
         limit: int | None = None,
         after: str | None = None,
     ) -> tuple[Connection, ...]:
-        conditions = {
-            "p.name = ?": profile,
-            "c.status = ?": status.value if status is not None else None,
-            "c.id > ?": after,
-        }
+        state = status.value if status is not None else None
+        conditions = {"p.name = ?": profile, "c.status = ?": state, "c.id > ?": after}
         used = {condition: value for condition, value in conditions.items() if value is not None}
         where = " WHERE " + " AND ".join(used) if used else ""
         query = f"{_CONNECTION_SELECT}{where} ORDER BY c.id"

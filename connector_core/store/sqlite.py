@@ -2,19 +2,14 @@
 
 * Where: ``<home>/connector.db``, home being ``--home``, else ``CONNECTOR_HOME``,
   else platformdirs' user data dir. The folder is created 0700 and the file 0600.
-* Safety: WAL journal, ``synchronous=FULL``, every write one ``BEGIN IMMEDIATE``
-  transaction, so a crash (even ``kill -9``) leaves the previous state or the new
-  one; a busy timeout and retries keep concurrent processes from seeing
-  "database is locked".
-* Secrets: encrypted in the ``secrets`` table (see :mod:`.sql`); the database file
-  never holds a secret in plain text.
+* Safety: WAL journal, ``synchronous=FULL``, every write one ``BEGIN IMMEDIATE`` transaction,
+  so a crash (even ``kill -9``) leaves the previous state or the new one; a busy timeout
+  and retries keep concurrent processes from seeing "database is locked".
 * Schema: ``PRAGMA user_version`` holds the schema version; forward migrations
   run in a transaction each. A database from a newer version is refused.
 * Single-flight refresh: the lease lives in the connection's row (``lock_owner``,
   ``lock_until``, epoch seconds); a holder that dies loses it when ``lock_until``
   passes, and every write to the connection ends it.
-
-Everything but the engine is :class:`~.sql.SqlStore`'s.
 """
 
 from __future__ import annotations
@@ -132,17 +127,9 @@ SQLITE = Dialect(
 )
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
-
-
 class Store(SqlStore):
-    """The SQLite credential store. Safe to share between threads; each thread
-    gets its own connection. Several processes may use one store at once.
-
-    Open it with :meth:`Store.open`. Everything the CLI does with profiles and
-    keys is a method here.
-    """
+    """The SQLite credential store (open it with :meth:`Store.open`). Safe to share between
+    threads; each thread gets its own connection. Several processes may use one store at once."""
 
     dialect = SQLITE
 
@@ -152,9 +139,6 @@ class Store(SqlStore):
         self._local = threading.local()
         self._prepare()
 
-    def __repr__(self) -> str:
-        return f"<Store {self.path}>"
-
     @classmethod
     def open(cls, home: str | Path | None = None, *, env: Mapping[str, str] | None = None) -> Store:
         """Open (creating if needed) the store under ``home`` (see the module doc)."""
@@ -163,7 +147,6 @@ class Store(SqlStore):
 
     @property
     def path(self) -> Path:
-        """The database file."""
         return self._path
 
     # ------------------------------------------------------------- connections
@@ -228,18 +211,15 @@ class Store(SqlStore):
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
-        """A consistent snapshot for several reads."""
         conn = self._connect()
         try:
             conn.execute("BEGIN")
+            try:
+                yield Tx(conn, SQLITE)
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error("reading", exc) from None
-        try:
-            yield Tx(conn, SQLITE)
-        except sqlite3.Error as exc:
-            raise self._error("reading", exc) from None
-        finally:
-            conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ schema
 
@@ -274,7 +254,7 @@ class Store(SqlStore):
             try:
                 return action()
             except sqlite3.Error as exc:
-                if not _busy(exc):
+                if not (isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))):
                     raise self._error(doing, exc) from None
                 if time.monotonic() > deadline:
                     raise StoreError(
@@ -294,7 +274,7 @@ class Store(SqlStore):
     # ------------------------------------------------------- refresh single-flight
 
     def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
-        """Take the lease unless another live holder has it (an expired one is no holder)."""
+        """Taken unless another live holder has it (an expired one is no holder)."""
         at = time.time()
         with self._write() as tx:
             row = tx.one("SELECT lock_owner, lock_until FROM connections WHERE id = ?", (connection_id,))

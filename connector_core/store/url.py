@@ -16,8 +16,7 @@ URLs:
   PostgreSQL store; see :mod:`connector_core.store.postgres` and ``docs/postgresql.md``
   for its own parameters (``schema``, pool sizes, ``lock_timeout``).
 
-Nothing here imports sqlite3 or psycopg: :func:`connector_core.store.open_store`
-opens the store selected here.
+Nothing here imports sqlite3 or psycopg; :func:`connector_core.store.open_store` opens the store.
 """
 
 from __future__ import annotations
@@ -55,10 +54,7 @@ def store_kind(url: str) -> str:
         return "sqlite"
     if scheme in POSTGRES_SCHEMES:
         return "postgresql"
-    raise ValidationError(
-        "store URL",
-        f"expected sqlite:///PATH or postgresql://..., got {_shown(url)!r}",
-    )
+    raise ValidationError("store URL", f"expected sqlite:///PATH or postgresql://..., got {shown_url(url)!r}")
 
 
 def sqlite_path(url: str) -> Path:
@@ -77,8 +73,8 @@ def sqlite_path(url: str) -> Path:
     return path
 
 
-def _shown(url: str) -> str:
-    """``url`` without a password, for messages."""
+def shown_url(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
     parts = urlsplit(url)
     if "@" in parts.netloc and ":" in parts.netloc.rsplit("@", 1)[0]:
         user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
