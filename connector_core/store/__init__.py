@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
+from ..errors import StoreError
 from .url import DB_NAME, ENV_HOME, ENV_STORE_URL, default_home, select_store, sqlite_path, store_kind
 
 if TYPE_CHECKING:
-    from ..errors import StoreError
     from .contract import CopyReport, KeyRotation, LockStats, RefreshLease, StoreLike
     from .copy import copy_from_sqlite
     from .postgres import PgSettings, PgStore
@@ -28,7 +28,6 @@ __all__ += ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreErro
 __all__ += ["PgSettings", "PgStore", "Store", "copy_from_sqlite", "open_store"]
 
 _LAZY = {
-    "StoreError": "..errors",
     "CopyReport": ".contract",
     "KeyRotation": ".contract",
     "LockStats": ".contract",
@@ -53,9 +52,9 @@ def open_store(
     kind, where = select_store(url, home, env)
     # The engine is imported here, not above: only the kind asked for is loaded (cold start).
     if kind == "sqlite":
-        from .sqlite import Store
+        from .sqlite import Store  # cold start, as above
 
         return Store(Path(where), env=env)
-    from .postgres import PgStore
+    from .postgres import PgStore  # cold start, as above
 
     return PgStore(str(where), env=env)

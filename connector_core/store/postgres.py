@@ -7,15 +7,11 @@
   replicas starting together migrate once. A schema from a newer version is refused.
 * Connections: a psycopg 3 connection pool for short operations, each write one
   transaction; a second pool for the refresh locks, which live as long as a refresh.
-* Single-flight refresh across hosts: :meth:`~.sql.SqlStore.refresh_lease` takes the
-  connection row's lock (``SELECT ... FOR UPDATE``) in a transaction that stays
-  open on the lock pool during the refresh, waiting at most ``lock_timeout`` for
-  another holder. The lease's ``save`` writes the rotated tokens in that same
-  transaction and commits, which releases the lock: whoever waited then reads the
-  fresh tokens and does not refresh again. Any other write by the holder's thread to
-  the connection joins that transaction too. A holder that dies releases the lock
-  with its database session; one that hangs is cut off after the lease's ttl
-  (``idle_in_transaction_session_timeout``).
+* Single-flight refresh across hosts: the lease is the connection row's lock
+  (``SELECT ... FOR UPDATE``, waiting at most ``lock_timeout``) in a transaction held open
+  on the lock pool; the lease's ``save`` (or any write by the holder's thread to the
+  connection) commits in it, which releases the lock. A hung holder's session is ended
+  after the ttl (``idle_in_transaction_session_timeout``).
 """
 
 from __future__ import annotations
@@ -245,10 +241,6 @@ class PgStore(SqlStore):
     @property
     def path(self) -> str:
         return self.settings.display
-
-    @property
-    def lock_timeout(self) -> float:
-        return self.settings.lock_timeout
 
     # ------------------------------------------------------------- connections
 

@@ -172,30 +172,26 @@ class Lease:
         self.connection_id = connection_id
         self.owner = owner
         self._store = store
-        self._held = taken != "refused"
+        self.held = taken != "refused"
         #: Taken again by its owner: the outer lease ends it, not this one.
         self._inner = taken == "again"
 
     def __repr__(self) -> str:
-        return f"<Lease {self.connection_id} held={self._held}>"
-
-    @property
-    def held(self) -> bool:
-        return self._held
+        return f"<Lease {self.connection_id} held={self.held}>"
 
     def read(self) -> tuple[Connection, Secret | None, Secret | None]:
         return self._store.get_tokens(self.connection_id)
 
     def save(self, expected_version: int, tokens: TokenSet, granted: tuple[str, ...]) -> Connection:
-        if not self._held:
+        if not self.held:
             raise StoreError(f"connection {self.connection_id}: the refresh lease is not held; nothing was stored")
         saved = self._store._save_refresh(self.connection_id, expected_version, tokens, granted)
-        self._held = False
+        self.held = False
         return saved
 
     def _end(self) -> None:
-        if self._held and not self._inner:
-            self._held = False
+        if self.held and not self._inner:
+            self.held = False
             self._store._end_lease(self.connection_id, self.owner)
 
 
@@ -457,12 +453,8 @@ class SqlStore(abc.ABC):
             rows = tx.all(
                 f"SELECT owner_id, name, key_id, nonce, ciphertext FROM secrets ORDER BY {d.row_order}{d.for_update}"
             )
-            owners = dict(
-                tx.all(
-                    f"SELECT id, 'profile ' || {d.quote}(name) FROM profiles UNION ALL "
-                    f"SELECT id, 'connection ' || {d.quote}(id) FROM connections"
-                )
-            )
+            names = f"SELECT id, 'profile ' || {d.quote}(name) FROM profiles UNION ALL "
+            owners = dict(tx.all(names + f"SELECT id, 'connection ' || {d.quote}(id) FROM connections"))
             updates = []
             for owner_id, name, kid, nonce, ciphertext in rows:
                 what = f"{name} of {owners.get(owner_id, repr(owner_id))}"

@@ -7,14 +7,9 @@ Where the URL comes from, first found wins:
 3. ``CONNECTOR_STORE_URL``;
 4. the SQLite store in ``CONNECTOR_HOME``, else the user data dir.
 
-URLs:
-
-* ``sqlite:///var/lib/connector/connector.db``: that SQLite file (absolute path);
-  ``sqlite:relative/connector.db`` is relative to the working directory, and a URL
-  naming a folder means ``connector.db`` in it.
-* ``postgresql://user:password@host:5432/dbname`` (or ``postgres://``): a
-  PostgreSQL store; see :mod:`connector_core.store.postgres` and ``docs/postgresql.md``
-  for its own parameters (``schema``, pool sizes, ``lock_timeout``).
+URLs: ``sqlite:///var/lib/connector/connector.db`` (absolute; ``sqlite:relative.db`` is relative
+to the working directory, a folder means ``connector.db`` in it), or ``postgresql://...``
+(``postgres://``; its own parameters are in ``docs/postgresql.md``).
 
 Nothing here imports sqlite3 or psycopg; :func:`connector_core.store.open_store` opens the store.
 """
