@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
-from ._markers import hookimpl
-from ._version import __version__
+from ._markers import __version__, hookimpl
 from .errors import (
     AccessDenied,
     AlreadyInstalled,

@@ -25,8 +25,7 @@ import attrs
 import pluggy
 
 from . import _builtin, hookspecs
-from ._markers import PROJECT_NAME
-from ._version import __version__
+from ._markers import PROJECT_NAME, __version__
 from .errors import ConnectorError, DeclarationError, PluginError, UnknownNameError, ValidationError
 from .models import Provider
 from .registries import CommandRegistry, ProviderRegistry

@@ -31,7 +31,7 @@ from string import Template
 
 import attrs
 
-from ._version import __version__
+from ._markers import __version__
 from .errors import ConnectorError, ValidationError
 from .models import PROVIDER_KEY_RE
 

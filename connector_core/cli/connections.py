@@ -8,9 +8,9 @@ from typing import IO, TYPE_CHECKING
 
 from ..errors import UsageError
 from ..registries import Command
-from .catalog import HELP
 from .context import open_connector, open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .parser import HELP
 from .views import connection_data, expiry, summary
 
 if TYPE_CHECKING:

@@ -12,9 +12,8 @@ from .. import docgen
 from ..errors import ConnectorError, UsageError
 from ..plugins import load_plugins
 from ..registries import Command
-from .catalog import HELP
 from .output import run_handler
-from .parser import build_parser
+from .parser import HELP, build_parser
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -18,8 +18,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ConnectorError, UsageError, ValidationError
 from ..registries import Command
-from .catalog import HELP
 from .output import add_json, emit_json, run_handler
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..emulator import RunningEmulator

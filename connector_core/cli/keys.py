@@ -6,9 +6,9 @@ import argparse
 from typing import IO, TYPE_CHECKING, Any
 
 from ..registries import Command
-from .catalog import HELP
 from .context import open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

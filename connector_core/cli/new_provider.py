@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ..registries import Command
-from .catalog import HELP
 from .output import add_json, emit_json, run_handler
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -7,8 +7,8 @@ from typing import IO, TYPE_CHECKING
 
 from ..registries import Command
 from ..serialize import to_data
-from .catalog import HELP
 from .output import EXIT_OK, add_json, emit_json, run_handler
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -13,9 +13,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import UnknownNameError, UsageError, ValidationError
 from ..registries import Command
-from .catalog import HELP
 from .context import open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .parser import HELP
 from .secrets import RefuseSecretOnArgv, option_name, read_secret
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from typing import IO, TYPE_CHECKING
 from ..errors import ConnectorError
 from ..registries import Command
 from ..serialize import declaration_to_data, to_data
-from .catalog import HELP
 from .output import EXIT_OK, Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..models import ProviderDeclaration

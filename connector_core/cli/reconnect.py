@@ -10,10 +10,10 @@ from typing import IO, TYPE_CHECKING
 from ..errors import ConfirmationRequired, ConnectorError
 from ..models import ReconnectKind
 from ..registries import Command
-from .catalog import HELP
 from .context import open_connector
 from .flow import finish, run_flow
 from .output import add_json, run_handler
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -9,9 +9,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..registries import Command
-from .catalog import HELP
 from .context import open_connector
 from .output import emit_json, run_handler
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -9,8 +9,8 @@ from typing import IO, TYPE_CHECKING
 from ..errors import UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from ..serialize import to_data
-from .catalog import HELP
 from .output import EXIT_INVALID, EXIT_OK, add_json, emit_json, run_handler, table
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..models import ScopeCatalogue

@@ -14,8 +14,8 @@ import attrs
 
 from ..errors import UsageError, ValidationError
 from ..registries import Command
-from .catalog import HELP
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler
+from .parser import HELP
 
 if TYPE_CHECKING:
     from ..plugins import Plugins

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
+from connector_core.cli import print_error
 from connector_core.cli.hints import HINTS, hint
-from connector_core.cli.main import print_error
 from connector_core.errors import ConfirmationRequired, ConnectorError, ReconnectRequired, StateError, ValidationError
 
 

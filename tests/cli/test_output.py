@@ -253,7 +253,7 @@ def test_top_level_help_from_the_table_matches_the_full_parser() -> None:
     ],
 )
 def test_command_word_skips_top_level_option_values(words: list[str], expected: str | None) -> None:
-    from connector_core.cli.main import command_word
+    from connector_core.cli import command_word
 
     assert command_word(words) == expected
 
