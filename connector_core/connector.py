@@ -413,6 +413,13 @@ class Connector:
         if extra:
             warnings.append(f"the provider granted more than requested: {' '.join(extra)}")
         identity = self.plugins.identity(ctx.profile.provider, dict(tokens.extra))
+        if connection_id is None and identity:
+            # The same account (company, workspace...) again through the same profile: update its
+            # connection rather than keep two whose tokens would race for one grant.
+            same = [c for c in self.store.list_connections(profile=ctx.profile.name) if dict(c.identity) == identity]
+            if same:
+                connection_id = max(same, key=lambda c: c.updated_at).id
+                warnings.append(f"this account was already connected; {connection_id} was updated")
         connection = self.store.save_connection(
             ctx.profile,
             tokens,
