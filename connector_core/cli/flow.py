@@ -32,11 +32,45 @@ def run_flow(
     ``reconnect`` names a connection to re-authorize in place (its policy already applied)."""
     # Here, not at the top: building the parser (also for `connector docs --cli-reference`) imports
     # this module, and only a flow that runs needs httpx and oauthlib (cold start).
+    from ..connector import AlreadyInstalled
+
+    prof = connector.store.get_profile(profile)
+    try:
+        return _run_flow(connector, profile, prof, args, out, browser, reconnect)
+    except AlreadyInstalled as exc:
+        emulator = _emulator_base(prof.endpoint("authorize_url"))
+        if emulator is not None:  # the provider's steps (its Marketplace...) do not apply to an emulator
+            exc.details = (
+                f"The profile uses the emulator at {emulator}; uninstall the app there with:",
+                f"  connector emulate {prof.provider} --uninstall --url {emulator}",
+            )
+        raise
+
+
+def _emulator_base(authorize_url: str | None) -> str | None:
+    """The base URL of the emulator a profile points at (a loopback authorize_url), or None."""
+    from ..models import is_loopback_host  # here, not at the top: see run_flow
+
+    parts = urlsplit(authorize_url or "")
+    if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _run_flow(
+    connector: Connector,
+    profile: str,
+    prof: Any,
+    args: argparse.Namespace,
+    out: IO[str],
+    browser: Any | None,
+    reconnect: str | None,
+) -> Any:
+    # Here, not at the top: see run_flow.
     from .._loopback import LoopbackListener
     from ..connector import AuthorizationStart, ConnectResult
     from ..models import is_loopback_host
 
-    prof = connector.store.get_profile(profile)
     redirect = args.redirect_uri or connector.redirect_uri(prof)
     host = urlsplit(redirect).hostname or ""
     holder: dict[str, ConnectResult] = {}
