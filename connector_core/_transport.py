@@ -14,16 +14,18 @@ import asyncio
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 
 from .errors import ValidationError
+from .models import url_problem
 from .oauth import HttpRequest, TransientError
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Flow", "HttpResponse", "Sleep", "default_timeout", "run_async", "run_sync"]
+__all__ = ["Flow", "HttpResponse", "Sleep", "check_endpoint", "default_timeout", "run_async", "run_sync"]
 
 _T = TypeVar("_T")
 
@@ -71,7 +73,23 @@ def _failure(exc: Exception, request: HttpRequest) -> HttpResponse:
     return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
 
 
+def check_endpoint(url: str) -> None:
+    """Refuse, before anything is sent, a URL that is not https (or http to a loopback
+    address), carries user:password@ or a backslash. Every endpoint is checked here again
+    at send time, whatever checked it before: a URL read back from a store was validated
+    by whatever wrote it, which may be an older version or another program."""
+    problem = url_problem(url)
+    if problem:
+        try:
+            parts = urlsplit(url)
+            where = f"{parts.scheme}://{parts.hostname or ''}"
+        except ValueError:
+            where = "a malformed URL"
+        raise ValidationError("url", f"a request to {where} was refused before sending: {problem}")
+
+
 def _build(client: Any, request: HttpRequest) -> Any:
+    check_endpoint(request.url)
     return client.build_request(request.method, request.url, headers=list(request.headers), content=request.body)
 
 

@@ -18,6 +18,10 @@ __all__ = ["RefreshReport", "arefresh_all", "refresh_all"]
 
 PAGE = 1000
 
+#: Why a connected connection was not refreshed (without ``force``).
+NOT_DUE = "not expiring within {leeway:g} s"
+NO_EXPIRY = "with no known expiry (the provider sent no expires_in; a forced refresh renews them)"
+
 
 @attrs.frozen
 class RefreshReport:
@@ -28,6 +32,8 @@ class RefreshReport:
     #: (connection id, one-line error) for each failure; the others are unaffected.
     failed: tuple[tuple[str, str], ...]
     seconds: float
+    #: Why each skipped connection was skipped: (reason, count), largest first.
+    skipped_why: tuple[tuple[str, int], ...] = ()
 
 
 async def arefresh_all(connector: Connector, *, concurrency: int = 32, force: bool = False) -> RefreshReport:
@@ -39,6 +45,7 @@ async def arefresh_all(connector: Connector, *, concurrency: int = 32, force: bo
     started = time.monotonic()
     ids: list[str] = []
     skipped = 0
+    reasons: dict[str, int] = {}
     after: str | None = None
     now = time.time()
     while True:
@@ -51,6 +58,8 @@ async def arefresh_all(connector: Connector, *, concurrency: int = 32, force: bo
                 ids.append(conn.id)
             else:
                 skipped += 1
+                why = NO_EXPIRY if conn.expires_at is None else NOT_DUE.format(leeway=connector.leeway)
+                reasons[why] = reasons.get(why, 0) + 1
         after = page[-1].id
     semaphore = asyncio.Semaphore(concurrency)
     failed: list[tuple[str, str]] = []
@@ -66,7 +75,8 @@ async def arefresh_all(connector: Connector, *, concurrency: int = 32, force: bo
                 failed.append((cid, exc.message))
 
     await asyncio.gather(*(one(cid) for cid in ids))
-    return RefreshReport(refreshed, skipped, tuple(failed), time.monotonic() - started)
+    skipped_why = tuple(sorted(reasons.items(), key=lambda item: -item[1]))
+    return RefreshReport(refreshed, skipped, tuple(failed), time.monotonic() - started, skipped_why)
 
 
 def refresh_all(connector: Connector, *, concurrency: int = 32, force: bool = False) -> RefreshReport:

@@ -23,7 +23,7 @@ import attrs
 import httpx
 
 from . import oauth
-from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
+from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, check_endpoint, default_timeout, run_async, run_sync
 from .connection import (
     AuthorizationStart,
     Connection,
@@ -413,6 +413,13 @@ class Connector:
         if extra:
             warnings.append(f"the provider granted more than requested: {' '.join(extra)}")
         identity = self.plugins.identity(ctx.profile.provider, dict(tokens.extra))
+        if connection_id is None and identity:
+            # The same account (company, workspace...) again through the same profile: update its
+            # connection rather than keep two whose tokens would race for one grant.
+            same = [c for c in self.store.list_connections(profile=ctx.profile.name) if dict(c.identity) == identity]
+            if same:
+                connection_id = max(same, key=lambda c: c.updated_at).id
+                warnings.append(f"this account was already connected; {connection_id} was updated")
         connection = self.store.save_connection(
             ctx.profile,
             tokens,
@@ -819,6 +826,7 @@ class ConnectionAuth(httpx.Auth):
         return f"<ConnectionAuth {self.connection_id}>"
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        check_endpoint(str(request.url))  # never a bearer token in the clear, whoever built the URL
         connector = self._connector
         conn, token = run_sync(connector._token_flow(self.connection_id), connector.client)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
@@ -830,6 +838,7 @@ class ConnectionAuth(httpx.Auth):
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        check_endpoint(str(request.url))  # never a bearer token in the clear, whoever built the URL
         connector = self._connector
         conn, token = await run_async(connector._token_flow(self.connection_id), connector.async_client)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"

@@ -278,4 +278,8 @@ def _did_you_mean(name: str, known: tuple[str, ...]) -> str | None:
     import difflib
 
     matches = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    if matches:
+        return matches[0]
+    # An abbreviation ('prod' for 'production') is too short for difflib's ratio.
+    started = [k for k in known if name and k.lower().startswith(name.lower())]
+    return started[0] if len(started) == 1 else None

@@ -17,6 +17,7 @@ import email.utils
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,10 @@ __all__ = [
 MAX_TOKEN_RESPONSE_BYTES = 256 * 1024
 #: 32 random octets: 256 bits of state, well over RFC 6749 §10.10's 128.
 STATE_BYTES = 32
+
+
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def _clean(text: object, limit: int = 200) -> str:
@@ -462,6 +467,12 @@ def parse_token_response(
         scopes = tuple(s for s in scope.replace(",", " ").split() if s)
     elif isinstance(scope, list) and all(isinstance(s, str) for s in scope):
         scopes = tuple(scope)
+    for token in scopes or ():
+        if not _SCOPE_TOKEN.fullmatch(token):  # RFC 6749 §3.3: printable ASCII but space, '"' and '\\'
+            raise OAuthError(
+                f"{what}: the granted scope {token[:60]!a} is not an RFC 6749 scope token; refused",
+                status=status,
+            )
     extra = tuple(
         (k, v)
         for k, v in data.items()

@@ -177,8 +177,9 @@ def validate_profile(
             chosen_endpoints.pop(key, None)
             continue
         problem = url_problem(url)
-        if problem:
-            raise ValidationError(key, f"{problem}, got {url!r}")
+        if problem:  # a URL with user:password@ is not shown: it may carry a secret
+            shown = "" if "@" in url else f", got {url!r}"
+            raise ValidationError(key, f"{problem}{shown}")
         chosen_endpoints[key] = url.rstrip("/") if key == "api_base_url" else url
     return ProfileDraft(
         name=name,

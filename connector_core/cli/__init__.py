@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, TextIO, cast
 
 from ..errors import ConnectorError
 from ..plugins import Plugins, load_plugins
-from .output import EXIT_OK, EXIT_USAGE
+from .output import EXIT_OK, EXIT_USAGE, SafeStream
 from .parser import HELP as BUILTIN_HELP
 from .parser import VALUE_OPTIONS, build_parser
 
@@ -27,8 +27,17 @@ __all__ = ["command_word", "main", "main_exit", "print_error"]
 
 
 def main(argv: Sequence[str] | None = None, *, plugins: Plugins | None = None) -> int:
-    """Run the CLI; return the exit status. ``plugins`` replaces discovery (for tests)."""
-    out, err = sys.stdout, sys.stderr
+    """Run the CLI; return the exit status. ``plugins`` replaces discovery (for tests).
+    Whatever the command writes goes through :func:`~connector_core.cli.output.terminal_safe`."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = cast(TextIO, SafeStream(saved[0])), cast(TextIO, SafeStream(saved[1]))
+    try:
+        return _run(argv, plugins, sys.stdout, sys.stderr)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _run(argv: Sequence[str] | None, plugins: Plugins | None, out: IO[str], err: IO[str]) -> int:
     try:
         if plugins is None:
             # Lazily: a command about one provider imports only that provider's plugin.

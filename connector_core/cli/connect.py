@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMAND"]
 
+#: The status reason of a connection made by ``connect --emulator`` once its emulator stopped.
+EMULATOR_GONE = "the emulator it was made against has stopped"
+
 
 def configure(connect: argparse.ArgumentParser) -> None:
     connect.add_argument(
@@ -94,6 +97,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
     # Here, not at the top: the emulator, httpx and the profile records are this option's alone (cold start).
     import httpx
 
+    from ..connection import ConnectionStatus
     from ..emulator import CONSENT_HEADER, start_emulator
     from ..profiles import validate_profile
     from ..secret import Secret
@@ -139,7 +143,17 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
                 browser.get(location)
 
         result = run_flow(connector, name, args, out, browser=consent)
-        code = finish(connector, result, args, out)
+        try:
+            code = finish(connector, result, args, out)
+        finally:
+            # Its tokens are good only at this emulator, whose port dies with it: keep the
+            # record of the run, but never as a usable connection pointing at a dead port.
+            connector.store.set_status(
+                result.connection.id, ConnectionStatus.DISCONNECTED, EMULATOR_GONE, delete_tokens=True
+            )
         if not args.json:
-            out.write("(The emulator stops now; the connection stays in the store as a record of the run.)\n")
+            out.write(
+                "(The emulator stops now. The connection stays in the store as a record of the run, "
+                "disconnected, without tokens: they worked only at this emulator.)\n"
+            )
         return code

@@ -165,14 +165,16 @@ def _refresh(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             {
                 "refreshed": report.refreshed,
                 "skipped": report.skipped,
+                "skipped_why": [{"reason": why, "count": n} for why, n in report.skipped_why],
                 "failed": [{"connection": c, "error": e} for c, e in report.failed],
                 "seconds": round(report.seconds, 3),
             },
         )
     else:
+        why = "; ".join(f"{n} {reason}" for reason, n in report.skipped_why)
         out.write(
-            f"Refreshed {report.refreshed}, skipped {report.skipped}, failed {len(report.failed)} "
-            f"in {report.seconds:.2f} s.\n"
+            f"Refreshed {report.refreshed}, skipped {report.skipped}{f' ({why})' if why else ''}, "
+            f"failed {len(report.failed)} in {report.seconds:.2f} s.\n"
         )
         for cid, error in report.failed:
             out.write(f"  {cid}: {error}\n")

@@ -4,6 +4,7 @@ take the callback (on a loopback listener, or pasted), then test and show the co
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -31,11 +32,45 @@ def run_flow(
     ``reconnect`` names a connection to re-authorize in place (its policy already applied)."""
     # Here, not at the top: building the parser (also for `connector docs --cli-reference`) imports
     # this module, and only a flow that runs needs httpx and oauthlib (cold start).
+    from ..connector import AlreadyInstalled
+
+    prof = connector.store.get_profile(profile)
+    try:
+        return _run_flow(connector, profile, prof, args, out, browser, reconnect)
+    except AlreadyInstalled as exc:
+        emulator = _emulator_base(prof.endpoint("authorize_url"))
+        if emulator is not None:  # the provider's steps (its Marketplace...) do not apply to an emulator
+            exc.details = (
+                f"The profile uses the emulator at {emulator}; uninstall the app there with:",
+                f"  connector emulate {prof.provider} --uninstall --url {emulator}",
+            )
+        raise
+
+
+def _emulator_base(authorize_url: str | None) -> str | None:
+    """The base URL of the emulator a profile points at (a loopback authorize_url), or None."""
+    from ..models import is_loopback_host  # here, not at the top: see run_flow
+
+    parts = urlsplit(authorize_url or "")
+    if parts.scheme != "http" or not parts.hostname or not is_loopback_host(parts.hostname):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _run_flow(
+    connector: Connector,
+    profile: str,
+    prof: Any,
+    args: argparse.Namespace,
+    out: IO[str],
+    browser: Any | None,
+    reconnect: str | None,
+) -> Any:
+    # Here, not at the top: see run_flow.
     from .._loopback import LoopbackListener
     from ..connector import AuthorizationStart, ConnectResult
     from ..models import is_loopback_host
 
-    prof = connector.store.get_profile(profile)
     redirect = args.redirect_uri or connector.redirect_uri(prof)
     host = urlsplit(redirect).hostname or ""
     holder: dict[str, ConnectResult] = {}
@@ -78,11 +113,33 @@ def _open_browser(url: str, args: argparse.Namespace, out: IO[str], browser: Any
     if args.no_browser:
         sys.stderr.write(f"Open this URL to authorize:\n{url}\n")
         return
-    import webbrowser  # here, not at the top: only opening a browser needs it
-
     sys.stderr.write(f"Opening the browser to authorize. If it does not open, visit:\n{url}\n")
-    if not webbrowser.open(url):
+    if not open_in_browser(url, browser_environment(args)):
         sys.stderr.write("(no browser could be opened)\n")
+
+
+#: Run in a child so the browser it starts inherits the child's (scrubbed) environment:
+#: ``webbrowser`` passes no ``env`` to the browsers it starts, so they get all of ours.
+_OPENER = "import sys, webbrowser; sys.exit(0 if webbrowser.open(sys.argv[1]) else 1)"
+
+
+def browser_environment(args: argparse.Namespace) -> dict[str, str]:
+    """This process's environment without what a browser must never hold: our own variables
+    (``CONNECTOR_*``: the encryption keys, the store URL with its password...) and every
+    variable this command read a secret from (``--FIELD-env VAR``)."""
+    named = {value for key, value in vars(args).items() if key.endswith("_env") and isinstance(value, str)}
+    return {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_") and k not in named}
+
+
+def open_in_browser(url: str, env: dict[str, str]) -> bool:
+    """Open ``url`` with :mod:`webbrowser`, run in a child process that has only ``env``."""
+    import subprocess  # here, not at the top: only opening a browser needs it
+
+    try:
+        done = subprocess.run([sys.executable, "-c", _OPENER, url], env=env, check=False)  # noqa: S603 - our interpreter
+    except OSError:
+        return False
+    return done.returncode == 0
 
 
 def finish(connector: Connector, result: Any, args: argparse.Namespace, out: IO[str]) -> int:

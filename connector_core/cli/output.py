@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, NoReturn
 
 from ..errors import UsageError
@@ -47,6 +47,52 @@ def run_handler(args: argparse.Namespace, plugins: Any) -> int:
 
 def add_json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (shape documented in docs/cli.md)")
+
+
+#: What never reaches a terminal raw, whoever wrote it (a provider's scope, error text or
+#: identity): C0 controls but tab and newline, DEL, C1 controls, and the characters that
+#: reorder or break lines (bidi overrides and isolates, the Unicode line separators).
+#: Each is shown as an escape: ``\x1b`` for C0 and DEL, ``\u202e`` for the rest (JSON reads
+#: the latter, and JSON output never holds a raw C0 character).
+_UNSAFE: dict[int, str] = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)},
+    **{
+        c: f"\\u{c:04x}"
+        for c in (
+            *range(0x80, 0xA0),
+            0x061C,
+            0x200E,
+            0x200F,
+            0x2028,
+            0x2029,
+            *range(0x202A, 0x202F),
+            *range(0x2066, 0x206A),
+        )
+    },
+}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character of :data:`_UNSAFE` escaped."""
+    return text.translate(_UNSAFE)
+
+
+class SafeStream:
+    """A text stream whose writes go through :func:`terminal_safe`; anything else is the
+    wrapped stream's. ``main`` puts one in front of standard output and standard error."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(terminal_safe(text))
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def emit_json(out: IO[str], data: Any) -> None:

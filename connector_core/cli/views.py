@@ -21,7 +21,7 @@ def connection_data(conn: Connection) -> dict[str, Any]:
         "status": conn.status.value,
         "status_reason": conn.status_reason,
         "token_type": conn.token_type,
-        "expires_at": conn.expires_at,
+        "expires_at": conn.expires_at if _has_tokens(conn) else None,
         "requested_scopes": list(conn.requested_scopes),
         "granted_scopes": list(conn.granted_scopes),
         "identity": dict(conn.identity),
@@ -32,7 +32,16 @@ def connection_data(conn: Connection) -> dict[str, Any]:
     }
 
 
+def _has_tokens(conn: Connection) -> bool:
+    """A revoked or disconnected connection's tokens are gone, and so is their expiry."""
+    from ..connection import ConnectionStatus  # here, not at the top: the parser imports this module (cold start)
+
+    return conn.status not in (ConnectionStatus.REVOKED, ConnectionStatus.DISCONNECTED)
+
+
 def expiry(conn: Connection) -> str:
+    if not _has_tokens(conn):
+        return "-"
     if conn.expires_at is None:
         return "unknown"
     left = conn.expires_at - time.time()

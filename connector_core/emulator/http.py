@@ -17,8 +17,11 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
+
+from ..models import is_loopback_host
 
 __all__ = ["HttpRequest", "HttpResponse", "LoopbackServer", "json_response"]
 
@@ -75,6 +78,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
     def _serve(self) -> None:
+        if not self._host_is_ours():
+            # DNS rebinding: a web page at evil.example whose name now resolves to 127.0.0.1
+            # reaches this port, but its requests still say Host: evil.example.
+            self._plain(421, b"This server answers only to its own loopback address in the Host header.\n")
+            return
         if self.headers.get("Transfer-Encoding"):
             self._plain(411, b"Send a Content-Length; chunked request bodies are not supported.\n")
             return
@@ -99,6 +107,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         request = HttpRequest(self.command, path or "/", query, headers, body)
         self._write(self.server.app(request))
+
+    def _host_is_ours(self) -> bool:
+        host = self.headers.get("Host")
+        if not host:
+            return False
+        try:
+            parts = urlsplit(f"//{host}")
+            name, port = parts.hostname, parts.port
+        except ValueError:
+            return False
+        return bool(name) and is_loopback_host(str(name)) and (80 if port is None else port) == self.server.port
 
     def _plain(self, status: int, body: bytes) -> None:
         self.close_connection = True

@@ -275,6 +275,11 @@ class EmulatorState:
         with self.lock:
             return self.codes.get(digest(code))
 
+    def forget_code(self, code: str) -> None:
+        """Drop a code for good (a failed PKCE check: a second try with it is told it is unknown)."""
+        with self.lock:
+            self.codes.pop(digest(code), None)
+
     # ----------------------------------------------------------------- tokens
 
     def add_token(self, token: str, record: AccessRecord) -> None:

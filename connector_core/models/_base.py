@@ -150,6 +150,10 @@ def url_problem(value: str, *, allow_http_loopback: bool = True) -> str | None:
         return "expected a URL without white space"
     if parts.fragment:
         return "expected a URL without a #fragment"
+    if "\\" in value:  # a browser reads it as '/', httpx does not: two different hosts
+        return "expected a URL without a backslash (a browser and an HTTP client read it differently)"
+    if "@" in parts.netloc:
+        return "expected a URL without user:password@ before the host"
     if parts.scheme == "http" and not (allow_http_loopback and is_loopback_host(parts.hostname)):
         if allow_http_loopback:
             return "expected https:// (http:// is allowed only for 127.0.0.1, [::1] or localhost)"

@@ -140,6 +140,11 @@ def test_readme_main_command_connect_hibob_emulator(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     listed = json.loads(run_connector(["connections", "list", "--json"], env=env).stdout)
     assert [c["profile"] for c in listed["connections"]] == ["hibob-emulator"]
+    # The emulator and its port are gone: the record stays, not as a usable connection.
+    (left,) = listed["connections"]
+    assert left["status"] == "disconnected" and left["expires_at"] is None
+    assert "emulator" in left["status_reason"] and "stopped" in left["status_reason"]
+    assert "disconnected, without tokens" in result.stdout
 
 
 def test_pasted_callback_mode(env: dict[str, str], emu: RunningEmulator) -> None:
@@ -224,7 +229,9 @@ def test_already_installed_error_prints_the_steps(env: dict[str, str], emu: Runn
         code, _, err = run.finish(location + "\n")
         assert code == expected, err
     assert "the app is already installed in this company" in err
-    assert "5. Click Uninstall. [left side of the app's detail view]" in err
+    # The profile points at the emulator: its advice is the emulator's uninstall, not Bob's Marketplace.
+    assert f"connector emulate hibob --uninstall --url {emu.base_url.rstrip('/')}" in err
+    assert "Marketplace" not in err.split("connector: error:")[-1].split("\n", 1)[-1]
 
 
 def _free_port() -> int:

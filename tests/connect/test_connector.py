@@ -378,3 +378,15 @@ def test_bulk_refresh_refreshes_each_exactly_once(world: World) -> None:
     assert sorted(versions[i] for i in ids) == [0] * 10 + [1] * 20
     forced = refresh_all(world.connector, concurrency=8, force=True)
     assert forced.refreshed == 30 and world.emu.stats.token_requests["refresh_token"] == 50
+
+
+def test_connecting_the_same_company_again_updates_its_connection(world: World) -> None:
+    first = world.connect().connection
+    world.emu.uninstall()  # HiBob refuses a second install; the company installs the app again
+    again = world.connect()
+    assert again.connection.id == first.id and again.connection.identity == first.identity
+    assert again.connection.status is ConnectionStatus.CONNECTED
+    assert again.connection.token_version > first.token_version
+    assert any(first.id in w for w in again.warnings)
+    assert [c.id for c in world.store.list_connections(profile=PROFILE)] == [first.id]
+    assert world.connector.test(first.id).ok

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import threading
 from pathlib import Path
@@ -895,3 +896,34 @@ def test_endpoints_as_profile_urls() -> None:
         "revocation_url": "http://e/revoke",
     }
     assert "revocation_url" not in endpoints.profile_urls("https://p/cb", revocation=False)
+
+
+def test_a_failed_pkce_check_burns_the_code(flow: Flow) -> None:
+    code = flow.code()
+    assert flow.exchange(code, verifier="x" * 50).json()["error"] == "invalid_grant"
+    again = flow.exchange(code)  # the right verifier, too late: one guess per code
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert "unknown" in again.json()["error_description"]
+
+
+def test_a_missing_verifier_burns_the_code_too(flow: Flow) -> None:
+    code = flow.code()
+    verifier, flow.verifier = flow.verifier, None
+    assert flow.exchange(code).json()["error"] == "invalid_request"
+    flow.verifier = verifier
+    assert flow.exchange(code).json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "", "[::1"])
+def test_a_foreign_host_header_is_refused(emu: RunningEmulator, host: str) -> None:
+    """DNS rebinding: a page at evil.example resolved to 127.0.0.1 still says Host: evil.example."""
+    url = emu.endpoints("sandbox").token_url
+    with socket.create_connection(("127.0.0.1", emu.port)) as sock:
+        head = f"Host: {host.format(port=emu.port)}\r\n" if host else ""
+        sock.sendall(f"GET {httpx.URL(url).raw_path.decode()} HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 421 "), answer[:80]
+    for own in (f"127.0.0.1:{emu.port}", f"localhost:{emu.port}"):  # its own names still work
+        assert httpx.get(url, headers={"Host": own}).status_code != 421

@@ -226,7 +226,7 @@ def test_cli_scenarios_leak_no_secret(
     }.items():
         monkeypatch.setenv(name, value)
     seen.add(info["client_secret"], WRONG_SECRET)
-    monkeypatch.setattr("webbrowser.open", lambda url, *a, **kw: bool(consent(url, deliver=True)))
+    monkeypatch.setattr("connector_core.cli.flow.open_in_browser", lambda url, env: bool(consent(url, deliver=True)))
     from connector_hibob import plugin
 
     plugins = load_plugins([plugin], entry_points=False)
@@ -285,7 +285,7 @@ def test_cli_scenarios_leak_no_secret(
 
     # Paste mode with a forged callback, a provider-initiated one, and a wrong client secret.
     provider.uninstall()
-    monkeypatch.setattr("webbrowser.open", lambda url, *a, **kw: True)
+    monkeypatch.setattr("connector_core.cli.flow.open_in_browser", lambda url, env: True)
     cli("connect", "wrong", stdin=f"{PLATFORM}?code=forged&state=forged\n", code=1)
     cli("connect", "wrong", "--provider-initiated", f"{PLATFORM}?code=x", code=1)
     start = Connector(Store.open(home), plugins).begin("wrong")
