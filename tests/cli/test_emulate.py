@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,9 @@ class Emulate:
         self.proc.send_signal(sig)
         code = self.proc.wait(timeout=30)
         self._lines.get(timeout=5)
+        deadline = time.monotonic() + 5
+        while not (self._err and self._err[-1] == "") and time.monotonic() < deadline:
+            time.sleep(0.01)  # the standard-error pump has read to the end
         return code, "".join(self._err)
 
     def kill(self) -> None:
