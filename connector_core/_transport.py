@@ -82,9 +82,10 @@ def _unsendable(exc: Exception, request: HttpRequest) -> ValidationError:
     return ValidationError("request", f"{request.method} {request.url} cannot be sent ({type(exc).__name__}: {exc})")
 
 
-def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
+def send_sync(client: httpx.Client, request: HttpRequest, cap: int | None = None) -> HttpResponse:
     import httpx
 
+    cap = cap or request.max_bytes or MAX_BODY_BYTES
     try:
         response = client.send(_build(client, request), stream=True, follow_redirects=False)
         try:
@@ -107,9 +108,10 @@ def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BY
     return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
 
 
-async def send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
+async def send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int | None = None) -> HttpResponse:
     import httpx
 
+    cap = cap or request.max_bytes or MAX_BODY_BYTES
     try:
         response = await client.send(_build(client, request), stream=True, follow_redirects=False)
         try:

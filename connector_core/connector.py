@@ -90,6 +90,10 @@ class _Context:
     api_base_url: str
     client_id: str
     client_secret: Secret | None = attrs.field(repr=False)
+    #: The issuer configured by the profile or declared by the provider (RFC 9207).
+    issuer: str | None = None
+    #: Where the authorization server's RFC 8414 metadata is, when it publishes it.
+    metadata_url: str | None = None
 
 
 def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
@@ -189,6 +193,8 @@ class Connector:
             api_base_url=(profile.endpoint("api_base_url") or env.api_base_url).rstrip("/"),
             client_id=client_id,
             client_secret=secret,
+            issuer=profile.endpoint("issuer") or auth.issuer,
+            metadata_url=profile.endpoint("metadata_url") or auth.metadata_url,
         )
 
     def redirect_uri(self, profile: Profile) -> str:
@@ -289,7 +295,7 @@ class Connector:
             )
         ctx = self._context(profile)
         try:
-            self._check_issuer(ctx, params)
+            yield from self._issuer_flow(ctx, params)
             if params.error is not None:
                 raise self._callback_error(ctx, params)
             if params.code is None:
@@ -334,7 +340,7 @@ class Connector:
                 error="invalid_request",
                 code="has_state",
             )
-        self._check_issuer(ctx, params)
+        run_sync(self._issuer_flow(ctx, params), self.client)
         if params.error is not None:
             raise self._callback_error(ctx, params)
         if params.code is None:
@@ -357,14 +363,32 @@ class Connector:
         tokens = run_sync(flow, self.client)
         return self._save(ctx, tokens, prof.scopes, provider_initiated=True, connection_id=None)
 
-    def _check_issuer(self, ctx: _Context, params: oauth.CallbackParams) -> None:
-        issuer = ctx.auth.issuer
-        if issuer is not None and params.iss != issuer:
-            shown = "no iss" if params.iss is None else f"iss {params.iss!r}"
-            raise OAuthError(
-                f"the callback has {shown}, expected {issuer!r} (RFC 9207 mix-up defence); refused",
-                error="invalid_issuer",
+    def _issuer_flow(self, ctx: _Context, params: oauth.CallbackParams) -> Flow[None]:
+        """The RFC 9207 mix-up defence, before any code exchange: the issuer is the profile's
+        or the provider's, else the one the provider's RFC 8414 metadata names (see
+        :func:`oauth.check_issuer`). A configured issuer requires ``iss``; so does metadata
+        advertising ``authorization_response_iss_parameter_supported``."""
+        issuer, required = ctx.issuer, ctx.issuer is not None
+        if ctx.metadata_url is not None:
+            response = yield oauth.metadata_request(ctx.metadata_url)
+            assert response is not None
+            if response.failure is not None:
+                raise OAuthError(
+                    f"the authorization server metadata could not be read ({response.failure.message}); "
+                    "the callback's issuer cannot be checked, so its code was not exchanged",
+                    error="invalid_issuer",
+                )
+            published, advertised = oauth.parse_metadata(
+                response.status, response.body, metadata_url=ctx.metadata_url, truncated=response.truncated
             )
+            if issuer is not None and published != issuer:
+                raise OAuthError(
+                    f"the authorization server metadata names issuer {published!r}, not the configured "
+                    f"{issuer!r}; refused",
+                    error="invalid_issuer",
+                )
+            issuer, required = published, required or advertised
+        oauth.check_issuer(params.iss, issuer=issuer, required=required, authorize_url=ctx.authorize_url)
 
     def _callback_error(self, ctx: _Context, params: oauth.CallbackParams) -> OAuthError:
         desc = f": {params.error_description}" if params.error_description else ""
@@ -495,10 +519,10 @@ class Connector:
             try:
                 if response.failure is not None:
                     raise response.failure
-                if response.truncated:
-                    raise OAuthError(
-                        f"{what}: the response is larger than the size limit; refused", status=response.status
-                    )
+                if response.truncated:  # cut while reading, never read whole first
+                    limit = (request.max_bytes or MAX_BODY_BYTES) // 1024
+                    message = f"{what}: the response is larger than {limit} KiB; refused"
+                    raise OAuthError(message, status=response.status)
                 return oauth.parse_token_response(
                     response.status, response.headers, response.body, sent_at=sent_at, what=what, redact=redact
                 )
@@ -803,13 +827,29 @@ class Connector:
         return TestResult(ok, response.status, detail)
 
     def auth(self, connection_id: str) -> ConnectionAuth:
-        """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``."""
+        """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``.
+        It sends the token only to the connection's API origin (its API base URL's scheme,
+        host and port); a request to any other origin is refused before a token is read."""
         return ConnectionAuth(self, connection_id)
+
+    def _check_api_origin(self, connection_id: str, url: str) -> None:
+        """Refuse to put the connection's token on a request to another origin than its API's
+        (RFC 6750 §5.3: a bearer token goes only where it is meant to). No refresh happens."""
+        conn = self.store.get_connection(connection_id)
+        api = oauth.origin(self._context(self.store.profile_by_id(conn.profile_id)).api_base_url)
+        target = oauth.origin(url)
+        if target != api:
+            raise RequestFailed(
+                f"connection {connection_id}'s token is sent only to {api}; a request to {target} was refused "
+                "without it"
+            )
 
 
 class ConnectionAuth(httpx.Auth):
     """Injects the connection's access token, refreshing it before expiry and once on a
-    401 (single-flight), for sync and async httpx clients alike."""
+    401 (single-flight), for sync and async httpx clients alike. Bound to the connection's
+    API origin: a request elsewhere raises :class:`RequestFailed` and never reads, sends or
+    refreshes a token."""
 
     def __init__(self, connector: Connector, connection_id: str) -> None:
         self._connector = connector
@@ -820,6 +860,7 @@ class ConnectionAuth(httpx.Auth):
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         connector = self._connector
+        connector._check_api_origin(self.connection_id, str(request.url))
         conn, token = run_sync(connector._token_flow(self.connection_id), connector.client)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
@@ -831,6 +872,7 @@ class ConnectionAuth(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         connector = self._connector
+        connector._check_api_origin(self.connection_id, str(request.url))
         conn, token = await run_async(connector._token_flow(self.connection_id), connector.async_client)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request

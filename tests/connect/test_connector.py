@@ -16,7 +16,7 @@ import httpx
 import pytest
 from support import PLATFORM_REDIRECT, World
 
-from connector_core import hookimpl, load_plugins, oauth, validate_profile
+from connector_core import Connector, hookimpl, load_plugins, oauth, validate_profile
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import AlreadyInstalled, ConfirmationRequired, ReconnectRequired
 from connector_core.emulator import CONSENT_HEADER, EmulatorSpec
@@ -66,6 +66,40 @@ def test_httpx_auth_sync_and_async(world: World) -> None:
 
     assert asyncio.run(run()) == 200
     assert world.emu.stats.token_requests.get("refresh_token") == 1
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/company/named-lists", "{http}/other", "{api}:1/x"])
+def test_httpx_auth_sends_the_token_only_to_the_api_origin(world: World, target: str) -> None:
+    """Another origin (another host, another scheme, another port) gets no
+    token and its 401 forces no refresh: the request is refused before it is sent."""
+    from connector_core.connector import RequestFailed
+
+    conn = world.connect().connection
+    api = world.emu.endpoints("sandbox").api_base_url
+    url = target.format(http=api.replace("http://", "https://", 1), api=api.rsplit(":", 1)[0])
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401)
+
+    client = httpx.Client(auth=world.connector.auth(conn.id), transport=httpx.MockTransport(answer))
+    with (
+        client,
+        pytest.raises(RequestFailed, match=r"token is sent only to http://127\.0\.0\.1:\d+; a request to .* refused"),
+    ):
+        client.get(url)
+
+    async def run() -> None:
+        async with httpx.AsyncClient(auth=world.connector.auth(conn.id), transport=httpx.MockTransport(answer)) as c:
+            await c.get(url)
+
+    import asyncio
+
+    with pytest.raises(RequestFailed, match="was refused without it"):
+        asyncio.run(run())
+    assert seen == [] and not world.emu.stats.token_requests.get("refresh_token")
+    assert world.store.get_connection(conn.id).token_version == conn.token_version
 
 
 def test_refresh_before_expiry_rotates_and_persists(world: World) -> None:
@@ -378,3 +412,91 @@ def test_bulk_refresh_refreshes_each_exactly_once(world: World) -> None:
     assert sorted(versions[i] for i in ids) == [0] * 10 + [1] * 20
     forced = refresh_all(world.connector, concurrency=8, force=True)
     assert forced.refreshed == 30 and world.emu.stats.token_requests["refresh_token"] == 50
+
+
+# ------------------------------------------------------- RFC 9207 mix-up defence
+
+META = "https://as.example/.well-known/oauth-authorization-server"
+
+
+class Metadata(httpx.BaseTransport):
+    """Serves RFC 8414 metadata at :data:`META`; everything else goes to the emulator."""
+
+    def __init__(self, document: dict[str, object]) -> None:
+        self.document = document
+        self.reads = 0
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if str(request.url) == META:
+            self.reads += 1
+            return httpx.Response(200, json=self.document)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _set_endpoints(world: World, **endpoints: str) -> None:
+    prof = world.store.get_profile(PROFILE)
+    draft = validate_profile(world.plugins.declaration("hibob"), name=PROFILE, previous=prof, endpoints=endpoints)
+    world.store.update_profile(PROFILE, draft)
+
+
+def _callback(world: World, connector: Connector, iss: str | None) -> str:
+    world.emu.uninstall()  # an earlier consent in the test installed the app
+    start = connector.begin(PROFILE)
+    location = world.consent(start.url)
+    return location if iss is None else f"{location}&iss={iss}"
+
+
+def test_iss_of_another_server_is_refused_without_a_declared_issuer(world: World) -> None:
+    """HiBob declares no issuer: an ``iss`` naming another server than the authorization
+    endpoint's origin is refused, and its code never exchanged."""
+    with pytest.raises(oauth.OAuthError, match=r"iss 'https://evil\.example'.*mix-up defence\); refused") as info:
+        world.connector.complete(_callback(world, world.connector, "https://evil.example"))
+    assert info.value.error == "invalid_issuer"
+    assert world.emu.stats.token_requests.get("authorization_code") is None
+    origin = world.emu.endpoints("sandbox").authorize_url.split("/sandbox/")[0]
+    assert world.connector.complete(_callback(world, world.connector, origin)).connection.status.value == "connected"
+
+
+def test_profile_issuer_requires_a_matching_iss(world: World) -> None:
+    _set_endpoints(world, issuer="https://as.example")
+    for iss, shown in ((None, "no iss"), ("https://other.example", "iss 'https://other.example'")):
+        with pytest.raises(oauth.OAuthError, match=f"has {shown}, expected 'https://as.example'"):
+            world.connector.complete(_callback(world, world.connector, iss))
+    assert world.emu.stats.token_requests.get("authorization_code") is None
+    conn = world.connector.complete(_callback(world, world.connector, "https://as.example")).connection
+    assert conn.status is ConnectionStatus.CONNECTED
+
+
+@pytest.mark.parametrize("advertised", [True, False])
+def test_issuer_discovered_from_metadata(world: World, advertised: bool) -> None:
+    """The profile says where the metadata is: its issuer is the one ``iss`` must name, and
+    a missing ``iss`` is refused exactly when the metadata advertises that it is always sent."""
+    _set_endpoints(world, metadata_url=META)
+    transport = Metadata({"issuer": "https://as.example", "authorization_response_iss_parameter_supported": advertised})
+    connector = Connector(world.store, world.plugins, client=httpx.Client(transport=transport))
+    with pytest.raises(oauth.OAuthError, match=r"expected 'https://as\.example'"):
+        connector.complete(_callback(world, connector, "https://evil.example"))
+    if advertised:
+        with pytest.raises(oauth.OAuthError, match=r"has no iss, expected 'https://as\.example'"):
+            connector.complete(_callback(world, connector, None))
+    else:
+        assert connector.complete(_callback(world, connector, None)).connection.status is ConnectionStatus.CONNECTED
+    exchanged = 0 if advertised else 1
+    assert world.emu.stats.token_requests.get("authorization_code", 0) == exchanged
+    assert connector.complete(_callback(world, connector, "https://as.example")).connection
+    assert transport.reads == 3
+    connector.close()
+
+
+def test_metadata_naming_another_issuer_is_refused(world: World) -> None:
+    _set_endpoints(world, metadata_url=META)
+    transport = Metadata({"issuer": "https://evil.example"})
+    connector = Connector(world.store, world.plugins, client=httpx.Client(transport=transport))
+    with pytest.raises(oauth.OAuthError, match=r"names issuer 'https://evil\.example', not 'https://as\.example'"):
+        connector.complete(_callback(world, connector, "https://evil.example"))
+    assert world.emu.stats.token_requests.get("authorization_code") is None
+    connector.close()
