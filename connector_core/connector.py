@@ -23,7 +23,17 @@ import attrs
 import httpx
 
 from . import oauth
-from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, default_timeout, run_async, run_sync
+from ._transport import (
+    DEADLINE_EXCEEDED,
+    DEFAULT_DEADLINE,
+    MAX_BODY_BYTES,
+    Flow,
+    HttpResponse,
+    Sleep,
+    default_timeout,
+    run_async,
+    run_sync,
+)
 from .connection import (
     AuthorizationStart,
     Connection,
@@ -37,6 +47,7 @@ from .errors import (
     AlreadyInstalled,
     ConfirmationRequired,
     ConnectorError,
+    OutcomeUnknown,
     ReconnectRequired,
     RequestFailed,
     ValidationError,
@@ -75,6 +86,11 @@ LEASE_WAIT = 45.0
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
+#: After a refresh whose reply was lost, no refresh of the connection is sent for this long: the
+#: provider may still be processing the first one (two in flight look like a replay).
+LOST_HOLD = 60.0
+#: The status reason of a connection whose last refresh had its reply lost.
+LOST_REPLY = "the last refresh's reply was lost; its outcome is unknown"
 
 
 @attrs.frozen
@@ -109,6 +125,18 @@ def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
 
 
+def _lost_since(conn: Connection) -> float | None:
+    """When the connection's last refresh had its reply lost (its status says so, and no
+    refresh succeeded since), as epoch seconds; None otherwise."""
+    from datetime import datetime  # only after a lost reply: most calls never parse a time
+
+    if conn.status_reason != LOST_REPLY:
+        return None
+    if conn.refreshed_at is not None and conn.refreshed_at >= conn.updated_at:
+        return None
+    return datetime.fromisoformat(conn.updated_at).timestamp()
+
+
 def _backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
@@ -119,7 +147,8 @@ class Connector:
     """Connect accounts through profiles and use the connections.
 
     ``client``/``async_client`` are the httpx clients to use (created on demand,
-    with explicit timeouts, when not given).
+    with explicit timeouts, when not given). ``deadline``: how long one response (of the
+    token endpoint or the API) may take in full, however slowly its body arrives.
     """
 
     def __init__(
@@ -130,12 +159,14 @@ class Connector:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         leeway: float = DEFAULT_LEEWAY,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.store = store
         self.plugins = plugins
         self._client = client
         self._async_client = async_client
         self.leeway = leeway
+        self.deadline = deadline
 
     def __repr__(self) -> str:
         return f"<Connector store={self.store.path}>"
@@ -257,10 +288,10 @@ class Connector:
         ``profile``, when given, is the profile the caller started with: a callback
         whose state belongs to another profile's attempt is refused.
         """
-        return run_sync(self._complete_flow(callback, profile), self.client)
+        return run_sync(self._complete_flow(callback, profile), self.client, self.deadline)
 
     async def acomplete(self, callback: str | Mapping[str, str], *, profile: str | None = None) -> ConnectResult:
-        return await run_async(self._complete_flow(callback, profile), self.async_client)
+        return await run_async(self._complete_flow(callback, profile), self.async_client, self.deadline)
 
     def _complete_flow(self, callback: str | Mapping[str, str], expected_profile: str | None) -> Flow[ConnectResult]:
         params = oauth.parse_callback(callback)
@@ -317,7 +348,6 @@ class Connector:
                 method=ctx.auth.client_auth_method,
             ),
             what="code exchange",
-            retry_lost=False,
             redact=_redactions(ctx, params.code, verifier),
         )
         return self._save(ctx, tokens, attempt.scopes, provider_initiated=False, connection_id=attempt.connection_id)
@@ -340,7 +370,7 @@ class Connector:
                 error="invalid_request",
                 code="has_state",
             )
-        run_sync(self._issuer_flow(ctx, params), self.client)
+        run_sync(self._issuer_flow(ctx, params), self.client, self.deadline)
         if params.error is not None:
             raise self._callback_error(ctx, params)
         if params.code is None:
@@ -357,10 +387,9 @@ class Connector:
                 method=ctx.auth.client_auth_method,
             ),
             what="code exchange",
-            retry_lost=False,
             redact=_redactions(ctx, params.code),
         )
-        tokens = run_sync(flow, self.client)
+        tokens = run_sync(flow, self.client, self.deadline)
         return self._save(ctx, tokens, prof.scopes, provider_initiated=True, connection_id=None)
 
     def _issuer_flow(self, ctx: _Context, params: oauth.CallbackParams) -> Flow[None]:
@@ -490,7 +519,7 @@ class Connector:
         if plan.policy.kind is ReconnectKind.REVOKE_THEN_REAUTHORIZE:
             _, access, refresh = self.store.get_tokens(connection_id)
             if access is not None or refresh is not None:
-                run_sync(self._revoke_flow(connection_id, keep_status=True), self.client)
+                run_sync(self._revoke_flow(connection_id, keep_status=True), self.client, self.deadline)
         start = self.begin(
             plan.connection.profile, redirect_uri=redirect_uri, scopes=plan.scopes, connection_id=connection_id
         )
@@ -499,19 +528,17 @@ class Connector:
 
     # ----------------------------------------------------------- token calls
 
-    def _token_call(
-        self, request: HttpRequest, *, what: str, retry_lost: bool, redact: Sequence[str] = ()
-    ) -> Flow[TokenSet]:
+    def _token_call(self, request: HttpRequest, *, what: str, redact: Sequence[str] = ()) -> Flow[TokenSet]:
         """Send a token request with bounded retries. Token requests are not idempotent (a
         single-use code, a rotating refresh token): one is retried only when it surely did
         not reach the server, or the server said 429/503 (it did not act on it).
 
-        ``retry_lost`` (refresh only) allows one more retry after a lost response: a timeout,
-        a dropped connection, another 5xx, or a 200 whose body is unusable (checklist §6).
-        A code exchange is never retried then: a replayed code makes the provider revoke the
-        grant it issued for it (RFC 6749 §4.1.2). ``redact``: the request's secret values,
-        never shown in an error even if the provider echoes them."""
-        lost_retries = 0
+        A lost response (a timeout after sending, a dropped connection, another 5xx, or a 200
+        whose body is unusable) is never retried: a replayed code makes the provider revoke the
+        grant it issued for it (RFC 6749 §4.1.2), and a second refresh while the first is still
+        being processed looks like a replay of a rotated token (RFC 9700 §4.14). It raises
+        :class:`OutcomeUnknown`. ``redact``: the request's secret values, never shown in an
+        error even if the provider echoes them."""
         for attempt in range(MAX_ATTEMPTS):
             sent_at = time.time()
             response = yield request
@@ -534,9 +561,13 @@ class Connector:
                     retryable = False
                     # A 200 that cannot be read is a lost response too: the server acted on it.
                     lost = response.status == 200 and exc.error == "invalid_response"
-                if lost and retry_lost and lost_retries == 0:
-                    lost_retries += 1  # one retry after a lost response (checklist §6)
-                    retryable = True
+                if lost:
+                    shown = exc.message if exc.message.startswith(f"{what}:") else f"{what}: {exc.message}"
+                    raise OutcomeUnknown(
+                        f"{shown} (after {attempt + 1} attempt(s)); the request had reached the provider, "
+                        "which may have acted on it, so it was not sent again",
+                        status=exc.status,
+                    ) from None
                 if not isinstance(exc, TransientError):
                     if not retryable or attempt == MAX_ATTEMPTS - 1:
                         raise
@@ -560,11 +591,13 @@ class Connector:
 
     def refresh(self, connection_id: str, *, force: bool = False) -> Connection:
         """Refresh now if the token is (nearly) expired, or always with ``force``."""
-        return run_sync(self._refresh_flow(connection_id, self._forced_version(connection_id, force)), self.client)
+        return run_sync(
+            self._refresh_flow(connection_id, self._forced_version(connection_id, force)), self.client, self.deadline
+        )
 
     async def arefresh(self, connection_id: str, *, force: bool = False) -> Connection:
         stale = self._forced_version(connection_id, force)
-        return await run_async(self._refresh_flow(connection_id, stale), self.async_client)
+        return await run_async(self._refresh_flow(connection_id, stale), self.async_client, self.deadline)
 
     def _forced_version(self, connection_id: str, force: bool) -> int | None:
         """The token version a forced refresh replaces; None (refresh if expiring) otherwise.
@@ -602,6 +635,13 @@ class Connector:
         connection_id = conn.id
         if not self._still_wanted(conn, stale_version):
             return conn
+        lost = _lost_since(conn)
+        if lost is not None and time.time() - lost < LOST_HOLD:
+            raise TransientError(
+                f"connection {connection_id}: a refresh whose reply was lost {time.time() - lost:.0f} s ago may still "
+                f"be processed by the provider; no other is sent for {LOST_HOLD:.0f} s after it",
+                reached_server=False,
+            )
         if refresh_token is None:
             reason = "no refresh token, and the access token expired"
             self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
@@ -618,11 +658,19 @@ class Connector:
         )
         version = conn.token_version
         try:
-            tokens = yield from self._token_call(
-                request, what="refresh", retry_lost=True, redact=_redactions(ctx, refresh_token)
-            )
+            tokens = yield from self._token_call(request, what="refresh", redact=_redactions(ctx, refresh_token))
+        except OutcomeUnknown:
+            # The provider may have rotated the refresh token and be sending the new one into the
+            # void: say so on the connection (still connected: it may not have), send no other.
+            self.store.set_status(connection_id, ConnectionStatus.CONNECTED, LOST_REPLY, if_version=version)
+            raise
         except InvalidGrant as exc:
             reason = f"refresh refused: {exc.description or exc.error}"
+            if _lost_since(conn) is not None:
+                reason = (
+                    f"refresh refused ({exc.description or exc.error}) after an earlier refresh's reply was lost: "
+                    "the provider had acted on that one, rotating the refresh token, and its new tokens never arrived"
+                )
             marked = self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version)
             if marked.token_version != version:
                 # Another refresher (after our lease ran out in a long Retry-After) or a
@@ -648,17 +696,17 @@ class Connector:
 
     def access_token(self, connection_id: str) -> Secret:
         """A valid access token, refreshed first if needed."""
-        return run_sync(self._token_flow(connection_id), self.client)[1]
+        return run_sync(self._token_flow(connection_id), self.client, self.deadline)[1]
 
     async def aaccess_token(self, connection_id: str) -> Secret:
-        return (await run_async(self._token_flow(connection_id), self.async_client))[1]
+        return (await run_async(self._token_flow(connection_id), self.async_client, self.deadline))[1]
 
     # ---------------------------------------------------------------- revoke
 
     def revoke(self, connection_id: str) -> RevokeResult:
         """Revoke at the provider (RFC 7009) where it can; otherwise delete the tokens
         locally, and say so."""
-        return run_sync(self._revoke_flow(connection_id), self.client)
+        return run_sync(self._revoke_flow(connection_id), self.client, self.deadline)
 
     def _revoke_flow(self, connection_id: str, *, keep_status: bool = False) -> Flow[RevokeResult]:
         conn, access, refresh = self.store.get_tokens(connection_id)
@@ -748,7 +796,8 @@ class Connector:
             response = yield HttpRequest(method.upper(), url, tuple(hdrs), payload)
             assert response is not None
             if response.failure is not None:
-                if method.upper() in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1:
+                overdue = response.failure.error == DEADLINE_EXCEEDED  # never waited out again
+                if method.upper() in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1 and not overdue:
                     yield Sleep(_backoff(attempt, None))
                     continue
                 raise RequestFailed(f"{method.upper()} {path}: {response.failure.message}")
@@ -796,7 +845,7 @@ class Connector:
     ) -> HttpResponse:
         """An authenticated call to ``path`` under the connection's API base URL,
         refreshing as needed and honouring rate-limit headers (bounded)."""
-        return run_sync(self._request_flow(connection_id, method, path, json, headers), self.client)
+        return run_sync(self._request_flow(connection_id, method, path, json, headers), self.client, self.deadline)
 
     async def arequest(
         self,
@@ -807,7 +856,9 @@ class Connector:
         json: Any | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> HttpResponse:
-        return await run_async(self._request_flow(connection_id, method, path, json, headers), self.async_client)
+        return await run_async(
+            self._request_flow(connection_id, method, path, json, headers), self.async_client, self.deadline
+        )
 
     def test(self, connection_id: str) -> TestResult:
         """Run the provider's connection test."""
@@ -861,23 +912,33 @@ class ConnectionAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         connector = self._connector
         connector._check_api_origin(self.connection_id, str(request.url))
-        conn, token = run_sync(connector._token_flow(self.connection_id), connector.client)
+        conn, token = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
         if response.status_code == 401:
-            run_sync(connector._refresh_flow(self.connection_id, conn.token_version), connector.client)
-            _, fresh = run_sync(connector._token_flow(self.connection_id), connector.client)
+            run_sync(
+                connector._refresh_flow(self.connection_id, conn.token_version), connector.client, connector.deadline
+            )
+            _, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
             request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
             yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         connector = self._connector
         connector._check_api_origin(self.connection_id, str(request.url))
-        conn, token = await run_async(connector._token_flow(self.connection_id), connector.async_client)
+        conn, token = await run_async(
+            connector._token_flow(self.connection_id), connector.async_client, connector.deadline
+        )
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
         if response.status_code == 401:
-            await run_async(connector._refresh_flow(self.connection_id, conn.token_version), connector.async_client)
-            _, fresh = await run_async(connector._token_flow(self.connection_id), connector.async_client)
+            await run_async(
+                connector._refresh_flow(self.connection_id, conn.token_version),
+                connector.async_client,
+                connector.deadline,
+            )
+            _, fresh = await run_async(
+                connector._token_flow(self.connection_id), connector.async_client, connector.deadline
+            )
             request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
             yield request
