@@ -75,8 +75,13 @@ __all__ = [
     "TestResult",
 ]
 
-#: Refresh this long before the access token expires.
+#: Refresh this long before the access token expires, at most...
 DEFAULT_LEEWAY = 60.0
+#: ...and at most this fraction of the token's lifetime: a 60-second token is used for 54 s,
+#: not refreshed on every call.
+LEEWAY_FRACTION = 0.1
+#: The status reasons a save of new tokens leaves (its time is the tokens' issue time).
+_ISSUED_REASONS = frozenset({"authorized", "reauthorized", "installed at the provider"})
 #: How long a pending authorization stays valid.
 ATTEMPT_TTL = 600.0
 #: How long a refresh lease lasts if its holder dies.
@@ -586,8 +591,25 @@ class Connector:
 
     # --------------------------------------------------------------- refresh
 
+    def leeway_for(self, connection: Connection) -> float:
+        """How long before expiry the connection's access token is refreshed: ``leeway``, or a
+        tenth of the token's lifetime (from when it was issued to when it expires) if less."""
+        from datetime import datetime  # the issue time is parsed only here, once per check
+
+        if connection.expires_at is None:
+            return self.leeway
+        times = [connection.created_at, connection.refreshed_at]
+        if connection.status_reason in _ISSUED_REASONS:  # tokens saved by an authorization
+            times.append(connection.updated_at)
+        try:
+            issued = max(datetime.fromisoformat(t).timestamp() for t in times if t)
+        except ValueError:
+            return self.leeway
+        lifetime = connection.expires_at - issued
+        return min(self.leeway, max(lifetime, 0.0) * LEEWAY_FRACTION)
+
     def _needs_refresh(self, connection: Connection) -> bool:
-        return connection.expires_at is not None and connection.expires_at - self.leeway <= time.time()
+        return connection.expires_at is not None and connection.expires_at - self.leeway_for(connection) <= time.time()
 
     def refresh(self, connection_id: str, *, force: bool = False) -> Connection:
         """Refresh now if the token is (nearly) expired, or always with ``force``."""

@@ -17,6 +17,7 @@ import pytest
 from support import PLATFORM_REDIRECT, World
 
 from connector_core import Connector, hookimpl, load_plugins, oauth, validate_profile
+from connector_core import connector as connector_module
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import AlreadyInstalled, ConfirmationRequired, ReconnectRequired
 from connector_core.emulator import CONSENT_HEADER, EmulatorSpec
@@ -102,12 +103,27 @@ def test_httpx_auth_sends_the_token_only_to_the_api_origin(world: World, target:
     assert world.store.get_connection(conn.id).token_version == conn.token_version
 
 
-def test_refresh_before_expiry_rotates_and_persists(world: World) -> None:
+def test_short_lived_token_is_not_refreshed_on_every_call(tmp_path: Path) -> None:
+    """With 60-second tokens a flat 60 s leeway refreshed before every call, the connection
+    test right after connecting included. The leeway is a tenth of the lifetime then."""
+    with World(tmp_path, PROFILE, emulator_options={"access_token_lifetime": 60}) as world:
+        conn = world.connect().connection
+        assert world.connector.leeway_for(conn) == pytest.approx(6.0, abs=1.0)
+        assert world.connector.test(conn.id).ok
+        assert world.connector.request(conn.id, "GET", "/company/named-lists").status == 200
+        assert not world.emu.stats.token_requests.get("refresh_token")
+        refreshed = world.connector.refresh(conn.id, force=True)
+        assert world.connector.leeway_for(refreshed) == pytest.approx(6.0, abs=1.0)
+        assert world.connector.leeway_for(world.store.get_connection(conn.id)) <= 60
+
+
+def test_refresh_before_expiry_rotates_and_persists(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = world.connect().connection
     _, old_access, old_refresh = world.store.get_tokens(conn.id)
-    world.connector.leeway = 10 * 3600  # everything counts as expiring
-    refreshed = world.connector.refresh(conn.id)
-    world.connector.leeway = 60
+    with monkeypatch.context() as patch:  # everything counts as expiring
+        patch.setattr(world.connector, "leeway", 10 * 3600)
+        patch.setattr(connector_module, "LEEWAY_FRACTION", 100.0)
+        refreshed = world.connector.refresh(conn.id)
     _, new_access, new_refresh = world.store.get_tokens(conn.id)
     assert refreshed.token_version == conn.token_version + 1 and refreshed.refreshed_at is not None
     assert new_access != old_access and new_refresh != old_refresh and new_refresh is not None
