@@ -94,6 +94,11 @@ MAX_RETRY_AFTER = 60.0
 #: After a refresh whose reply was lost, no refresh of the connection is sent for this long: the
 #: provider may still be processing the first one (two in flight look like a replay).
 LOST_HOLD = 60.0
+#: Why a connection needs reconnecting when the provider refuses (401) the access token a refresh
+#: has just issued: not an expired token, the grant was withdrawn there.
+FRESH_401 = "the provider refused (401) the access token a refresh had just issued: the grant was withdrawn there"
+#: Why a connection needs reconnecting when its tokens were deleted.
+GONE = "its tokens are gone"
 #: The status reason of a connection whose last refresh had its reply lost.
 LOST_REPLY = "the last refresh's reply was lost; its outcome is unknown"
 
@@ -237,7 +242,12 @@ class Connector:
         """The profile's registered redirect URI, else the provider's callback URL."""
         return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
 
-    def _guidance(self, provider: str) -> str | None:
+    def _guidance(self, provider: str, reason: str) -> str | None:
+        """The provider's reconnect guidance, where it applies: not when the provider said the
+        app was uninstalled (nothing to uninstall first), nor for a 401 on a token it had just
+        issued (the grant was withdrawn at the provider)."""
+        if "uninstall" in reason.lower() or reason == FRESH_401:
+            return None
         try:
             policy = self.plugins.declaration(provider).reconnect_policy
         except ConnectorError:
@@ -667,7 +677,7 @@ class Connector:
         if refresh_token is None:
             reason = "no refresh token, and the access token expired"
             self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
-            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason))
         ctx = self._context(self.store.profile_by_id(conn.profile_id))
         request = oauth.refresh_request(
             ctx.token_url,
@@ -699,13 +709,14 @@ class Connector:
                 # reconnect replaced the tokens meanwhile: ours was merely an old one.
                 self._require_usable(marked)
                 return marked
-            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider)) from None
+            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason)) from None
         granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
         return lease.save(version, tokens, tuple(granted))
 
     def _require_usable(self, conn: Connection) -> None:
         if conn.status is ConnectionStatus.NEEDS_RECONNECT:
-            raise ReconnectRequired(conn.id, conn.status_reason or "needs reconnecting", self._guidance(conn.provider))
+            reason = conn.status_reason or "needs reconnecting"
+            raise ReconnectRequired(conn.id, reason, self._guidance(conn.provider, reason))
         if conn.status is not ConnectionStatus.CONNECTED:
             raise ValidationError("connection", f"{conn.id} is {conn.status.value}; connect again to use it")
 
@@ -713,7 +724,7 @@ class Connector:
         conn = yield from self._refresh_flow(connection_id, None)
         conn, access, _ = self.store.get_tokens(connection_id)
         if access is None:
-            raise ReconnectRequired(connection_id, "its tokens are gone", self._guidance(conn.provider))
+            raise ReconnectRequired(connection_id, GONE, self._guidance(conn.provider, GONE))
         return conn, access
 
     def access_token(self, connection_id: str) -> Secret:
@@ -836,16 +847,16 @@ class Connector:
                 conn = yield from self._refresh_flow(connection_id, conn.token_version)
                 conn, fresh, _ = self.store.get_tokens(connection_id)
                 if fresh is None:
-                    raise ReconnectRequired(connection_id, "its tokens are gone", self._guidance(conn.provider))
+                    raise ReconnectRequired(connection_id, GONE, self._guidance(conn.provider, GONE))
                 access = fresh
                 continue
             if response.status == 401:
-                reason = "401 after a fresh refresh"
+                reason = FRESH_401
                 marked = self.store.set_status(
                     connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version
                 )
                 if marked.token_version == conn.token_version:
-                    raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+                    raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason))
                 return response  # the tokens changed meanwhile (a reconnect): not this call's verdict
             retryable = response.status == 429 or (
                 response.status in (502, 503, 504) and method.upper() in ("GET", "HEAD")
@@ -941,9 +952,12 @@ class ConnectionAuth(httpx.Auth):
             run_sync(
                 connector._refresh_flow(self.connection_id, conn.token_version), connector.client, connector.deadline
             )
-            _, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
+            now, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
             request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-            yield request
+            if (yield request).status_code == 401:  # the caller gets the 401; the connection says why
+                connector.store.set_status(
+                    self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
+                )
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         connector = self._connector
@@ -959,8 +973,11 @@ class ConnectionAuth(httpx.Auth):
                 connector.async_client,
                 connector.deadline,
             )
-            _, fresh = await run_async(
+            now, fresh = await run_async(
                 connector._token_flow(self.connection_id), connector.async_client, connector.deadline
             )
             request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-            yield request
+            if (yield request).status_code == 401:
+                connector.store.set_status(
+                    self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
+                )

@@ -149,6 +149,21 @@ def test_refresh_on_401(world: World) -> None:
     assert world.emu.stats.token_requests["refresh_token"] == 1
 
 
+def test_no_uninstall_guidance_when_the_provider_says_it_was_uninstalled(world: World) -> None:
+    """HiBob's "uninstall first" applies while the app is still installed (a refresh token lost
+    on our side); after an uninstall in Bob it was appended all the same, telling people to
+    uninstall an app that is not there."""
+    conn = world.connect().connection
+    world.emu.uninstall()
+    with pytest.raises(ReconnectRequired) as info:
+        world.connector.refresh(conn.id, force=True)
+    assert "uninstalled" in info.value.reason and info.value.guidance is None
+    assert "uninstall the app in Bob first" not in str(info.value)
+    with pytest.raises(ReconnectRequired) as again:  # and the same when the stored verdict is read back
+        world.connector.request(conn.id, "GET", "/company/named-lists")
+    assert again.value.guidance is None
+
+
 def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: World) -> None:
     conn = world.connect().connection
     # Someone else used the refresh token (rotation): ours is dead now.

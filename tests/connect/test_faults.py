@@ -857,13 +857,28 @@ def test_cli_fault_errors_are_one_line(
 
 
 def test_api_401_after_a_fresh_refresh_needs_reconnect(world: FaultWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 401 that persists after a fresh refresh marks the connection; the CLI says how to fix it."""
+    """A 401 that persists after a fresh refresh marks the connection with its own reason, without
+    HiBob's "uninstall first" (the grant was withdrawn there); the CLI says how to fix it."""
     cid = connect(world)
     world.emu.faults.status("api", 401, times=2)
     code, _, err = run_cli(world, monkeypatch, "request", cid, "GET", "/company/named-lists")
-    assert code == 1 and f"connection {cid} needs reconnecting (401 after a fresh refresh)" in err
+    assert code == 1 and f"connection {cid} needs reconnecting ({connector_module.FRESH_401})" in err
+    assert "uninstall" not in err.lower() and "connector reconnect" in err
     assert world.store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
     assert world.emu.stats.token_requests["refresh_token"] == 1  # refreshed once, never looped
+    assert world.store.get_connection(cid).status_reason == connector_module.FRESH_401
+
+
+def test_httpx_auth_401_after_a_fresh_refresh_marks_the_connection(world: FaultWorld) -> None:
+    """``connector.auth()`` hands the second 401 to its caller, and the connection says why."""
+    cid = connect(world)
+    world.emu.faults.status("api", 401, times=2)
+    base = world.emu.endpoints("sandbox").api_base_url
+    with httpx.Client(base_url=base, auth=world.connector.auth(cid)) as client:
+        assert client.get("/company/named-lists").status_code == 401
+    conn = world.store.get_connection(cid)
+    assert conn.status is ConnectionStatus.NEEDS_RECONNECT and conn.status_reason == connector_module.FRESH_401
+    assert world.emu.stats.token_requests["refresh_token"] == 1
 
 
 # ---------------------------------------------------------------------- redirects
