@@ -108,10 +108,10 @@ def test_short_lived_token_is_not_refreshed_on_every_call(tmp_path: Path) -> Non
     test right after connecting included. The leeway is a tenth of the lifetime then."""
     with World(tmp_path, PROFILE, emulator_options={"access_token_lifetime": 60}) as world:
         conn = world.connect().connection
-        assert world.connector.leeway_for(conn) == pytest.approx(6.0, abs=1.0)
         assert world.connector.test(conn.id).ok
         assert world.connector.request(conn.id, "GET", "/company/named-lists").status == 200
         assert not world.emu.stats.token_requests.get("refresh_token")
+        assert world.connector.leeway_for(conn) == pytest.approx(6.0, abs=1.0)
         refreshed = world.connector.refresh(conn.id, force=True)
         assert world.connector.leeway_for(refreshed) == pytest.approx(6.0, abs=1.0)
         assert world.connector.leeway_for(world.store.get_connection(conn.id)) <= 60
