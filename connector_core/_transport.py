@@ -31,6 +31,11 @@ _T = TypeVar("_T")
 
 #: API responses larger than this are refused; token responses have their own, smaller cap.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: How long one response may take in full, headers and body (a peer dripping its body one
+#: byte at a time never trips a read timeout).
+DEFAULT_DEADLINE = 60.0
+#: The ``error`` of the failure a response over its deadline comes back as.
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
 @attrs.frozen
@@ -88,6 +93,12 @@ def check_endpoint(url: str) -> None:
         raise ValidationError("url", f"a request to {where} was refused before sending: {problem}")
 
 
+def _overdue(request: HttpRequest, deadline: float) -> HttpResponse:
+    host = request.url.split("/")[2] if "//" in request.url else request.url
+    text = f"{host} did not answer in full within {deadline:g} s; gave up"
+    return HttpResponse(0, {}, b"", TransientError(text, error=DEADLINE_EXCEEDED, status=None))
+
+
 def _build(client: Any, request: HttpRequest) -> Any:
     check_endpoint(request.url)
     return client.build_request(request.method, request.url, headers=list(request.headers), content=request.body)
@@ -100,9 +111,16 @@ def _unsendable(exc: Exception, request: HttpRequest) -> ValidationError:
     return ValidationError("request", f"{request.method} {request.url} cannot be sent ({type(exc).__name__}: {exc})")
 
 
-def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
+def send_sync(
+    client: httpx.Client, request: HttpRequest, cap: int | None = None, deadline: float = DEFAULT_DEADLINE
+) -> HttpResponse:
+    """Send ``request`` and read its response, at most ``cap`` bytes of body, giving up after
+    ``deadline`` seconds in all: checked between chunks, so it can overrun by one read timeout
+    at most (the async transport cancels at the deadline itself)."""
     import httpx
 
+    cap = cap or request.max_bytes or MAX_BODY_BYTES
+    give_up = time.monotonic() + deadline
     try:
         response = client.send(_build(client, request), stream=True, follow_redirects=False)
         try:
@@ -110,6 +128,8 @@ def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BY
             size = 0
             truncated = False
             for chunk in response.iter_bytes():
+                if time.monotonic() > give_up:
+                    return _overdue(request, deadline)
                 size += len(chunk)
                 if size > cap:
                     truncated = True
@@ -125,9 +145,20 @@ def send_sync(client: httpx.Client, request: HttpRequest, cap: int = MAX_BODY_BY
     return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
 
 
-async def send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int = MAX_BODY_BYTES) -> HttpResponse:
+async def send_async(
+    client: httpx.AsyncClient, request: HttpRequest, cap: int | None = None, deadline: float = DEFAULT_DEADLINE
+) -> HttpResponse:
+    """:func:`send_sync` for an async client, cancelled at the deadline."""
+    try:
+        return await asyncio.wait_for(_send_async(client, request, cap), deadline)
+    except TimeoutError:
+        return _overdue(request, deadline)
+
+
+async def _send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int | None) -> HttpResponse:
     import httpx
 
+    cap = cap or request.max_bytes or MAX_BODY_BYTES
     try:
         response = await client.send(_build(client, request), stream=True, follow_redirects=False)
         try:
@@ -150,8 +181,8 @@ async def send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int =
     return HttpResponse(response.status_code, headers, b"".join(chunks), truncated=truncated)
 
 
-def run_sync(flow: Flow[_T], client: httpx.Client) -> _T:
-    """Drive ``flow`` with a sync client."""
+def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEADLINE) -> _T:
+    """Drive ``flow`` with a sync client; each response has ``deadline`` seconds in all."""
     reply: HttpResponse | None = None
     try:
         while True:
@@ -160,14 +191,14 @@ def run_sync(flow: Flow[_T], client: httpx.Client) -> _T:
                 time.sleep(step.seconds)
                 reply = None
             else:
-                reply = send_sync(client, step)
+                reply = send_sync(client, step, deadline=deadline)
     except StopIteration as done:
         result: _T = done.value
         return result
 
 
-async def run_async(flow: Flow[_T], client: httpx.AsyncClient) -> _T:
-    """Drive ``flow`` with an async client."""
+async def run_async(flow: Flow[_T], client: httpx.AsyncClient, deadline: float = DEFAULT_DEADLINE) -> _T:
+    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all."""
     reply: HttpResponse | None = None
     try:
         while True:
@@ -176,7 +207,7 @@ async def run_async(flow: Flow[_T], client: httpx.AsyncClient) -> _T:
                 await asyncio.sleep(step.seconds)
                 reply = None
             else:
-                reply = await send_async(client, step)
+                reply = await send_async(client, step, deadline=deadline)
     except StopIteration as done:
         result: _T = done.value
         return result

@@ -53,7 +53,7 @@ async def arefresh_all(connector: Connector, *, concurrency: int = 32, force: bo
         if not page:
             break
         for conn in page:
-            due = conn.expires_at is not None and conn.expires_at - connector.leeway <= now
+            due = conn.expires_at is not None and conn.expires_at - connector.leeway_for(conn) <= now
             if force or due:
                 ids.append(conn.id)
             else:

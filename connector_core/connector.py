@@ -23,7 +23,18 @@ import attrs
 import httpx
 
 from . import oauth
-from ._transport import MAX_BODY_BYTES, Flow, HttpResponse, Sleep, check_endpoint, default_timeout, run_async, run_sync
+from ._transport import (
+    DEADLINE_EXCEEDED,
+    DEFAULT_DEADLINE,
+    MAX_BODY_BYTES,
+    Flow,
+    HttpResponse,
+    Sleep,
+    check_endpoint,
+    default_timeout,
+    run_async,
+    run_sync,
+)
 from .connection import (
     AuthorizationStart,
     Connection,
@@ -37,6 +48,7 @@ from .errors import (
     AlreadyInstalled,
     ConfirmationRequired,
     ConnectorError,
+    OutcomeUnknown,
     ReconnectRequired,
     RequestFailed,
     ValidationError,
@@ -64,8 +76,13 @@ __all__ = [
     "TestResult",
 ]
 
-#: Refresh this long before the access token expires.
+#: Refresh this long before the access token expires, at most...
 DEFAULT_LEEWAY = 60.0
+#: ...and at most this fraction of the token's lifetime: a 60-second token is used for 54 s,
+#: not refreshed on every call.
+LEEWAY_FRACTION = 0.1
+#: The status reasons a save of new tokens leaves (its time is the tokens' issue time).
+_ISSUED_REASONS = frozenset({"authorized", "reauthorized", "installed at the provider"})
 #: How long a pending authorization stays valid.
 ATTEMPT_TTL = 600.0
 #: How long a refresh lease lasts if its holder dies.
@@ -75,6 +92,16 @@ LEASE_WAIT = 45.0
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
+#: After a refresh whose reply was lost, no refresh of the connection is sent for this long: the
+#: provider may still be processing the first one (two in flight look like a replay).
+LOST_HOLD = 60.0
+#: Why a connection needs reconnecting when the provider refuses (401) the access token a refresh
+#: has just issued: not an expired token, the grant was withdrawn there.
+FRESH_401 = "the provider refused (401) the access token a refresh had just issued: the grant was withdrawn there"
+#: Why a connection needs reconnecting when its tokens were deleted.
+GONE = "its tokens are gone"
+#: The status reason of a connection whose last refresh had its reply lost.
+LOST_REPLY = "the last refresh's reply was lost; its outcome is unknown"
 
 
 @attrs.frozen
@@ -90,6 +117,10 @@ class _Context:
     api_base_url: str
     client_id: str
     client_secret: Secret | None = attrs.field(repr=False)
+    #: The issuer configured by the profile or declared by the provider (RFC 9207).
+    issuer: str | None = None
+    #: Where the authorization server's RFC 8414 metadata is, when it publishes it.
+    metadata_url: str | None = None
 
 
 def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
@@ -105,6 +136,18 @@ def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
 
 
+def _lost_since(conn: Connection) -> float | None:
+    """When the connection's last refresh had its reply lost (its status says so, and no
+    refresh succeeded since), as epoch seconds; None otherwise."""
+    from datetime import datetime  # only after a lost reply: most calls never parse a time
+
+    if conn.status_reason != LOST_REPLY:
+        return None
+    if conn.refreshed_at is not None and conn.refreshed_at >= conn.updated_at:
+        return None
+    return datetime.fromisoformat(conn.updated_at).timestamp()
+
+
 def _backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
@@ -115,7 +158,8 @@ class Connector:
     """Connect accounts through profiles and use the connections.
 
     ``client``/``async_client`` are the httpx clients to use (created on demand,
-    with explicit timeouts, when not given).
+    with explicit timeouts, when not given). ``deadline``: how long one response (of the
+    token endpoint or the API) may take in full, however slowly its body arrives.
     """
 
     def __init__(
@@ -126,12 +170,14 @@ class Connector:
         client: httpx.Client | None = None,
         async_client: httpx.AsyncClient | None = None,
         leeway: float = DEFAULT_LEEWAY,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.store = store
         self.plugins = plugins
         self._client = client
         self._async_client = async_client
         self.leeway = leeway
+        self.deadline = deadline
 
     def __repr__(self) -> str:
         return f"<Connector store={self.store.path}>"
@@ -189,13 +235,20 @@ class Connector:
             api_base_url=(profile.endpoint("api_base_url") or env.api_base_url).rstrip("/"),
             client_id=client_id,
             client_secret=secret,
+            issuer=profile.endpoint("issuer") or auth.issuer,
+            metadata_url=profile.endpoint("metadata_url") or auth.metadata_url,
         )
 
     def redirect_uri(self, profile: Profile) -> str:
         """The profile's registered redirect URI, else the provider's callback URL."""
         return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
 
-    def _guidance(self, provider: str) -> str | None:
+    def _guidance(self, provider: str, reason: str) -> str | None:
+        """The provider's reconnect guidance, where it applies: not when the provider said the
+        app was uninstalled (nothing to uninstall first), nor for a 401 on a token it had just
+        issued (the grant was withdrawn at the provider)."""
+        if "uninstall" in reason.lower() or reason == FRESH_401:
+            return None
         try:
             policy = self.plugins.declaration(provider).reconnect_policy
         except ConnectorError:
@@ -251,10 +304,10 @@ class Connector:
         ``profile``, when given, is the profile the caller started with: a callback
         whose state belongs to another profile's attempt is refused.
         """
-        return run_sync(self._complete_flow(callback, profile), self.client)
+        return run_sync(self._complete_flow(callback, profile), self.client, self.deadline)
 
     async def acomplete(self, callback: str | Mapping[str, str], *, profile: str | None = None) -> ConnectResult:
-        return await run_async(self._complete_flow(callback, profile), self.async_client)
+        return await run_async(self._complete_flow(callback, profile), self.async_client, self.deadline)
 
     def _complete_flow(self, callback: str | Mapping[str, str], expected_profile: str | None) -> Flow[ConnectResult]:
         params = oauth.parse_callback(callback)
@@ -289,7 +342,7 @@ class Connector:
             )
         ctx = self._context(profile)
         try:
-            self._check_issuer(ctx, params)
+            yield from self._issuer_flow(ctx, params)
             if params.error is not None:
                 raise self._callback_error(ctx, params)
             if params.code is None:
@@ -311,7 +364,6 @@ class Connector:
                 method=ctx.auth.client_auth_method,
             ),
             what="code exchange",
-            retry_lost=False,
             redact=_redactions(ctx, params.code, verifier),
         )
         return self._save(ctx, tokens, attempt.scopes, provider_initiated=False, connection_id=attempt.connection_id)
@@ -334,7 +386,7 @@ class Connector:
                 error="invalid_request",
                 code="has_state",
             )
-        self._check_issuer(ctx, params)
+        run_sync(self._issuer_flow(ctx, params), self.client, self.deadline)
         if params.error is not None:
             raise self._callback_error(ctx, params)
         if params.code is None:
@@ -351,20 +403,37 @@ class Connector:
                 method=ctx.auth.client_auth_method,
             ),
             what="code exchange",
-            retry_lost=False,
             redact=_redactions(ctx, params.code),
         )
-        tokens = run_sync(flow, self.client)
+        tokens = run_sync(flow, self.client, self.deadline)
         return self._save(ctx, tokens, prof.scopes, provider_initiated=True, connection_id=None)
 
-    def _check_issuer(self, ctx: _Context, params: oauth.CallbackParams) -> None:
-        issuer = ctx.auth.issuer
-        if issuer is not None and params.iss != issuer:
-            shown = "no iss" if params.iss is None else f"iss {params.iss!r}"
-            raise OAuthError(
-                f"the callback has {shown}, expected {issuer!r} (RFC 9207 mix-up defence); refused",
-                error="invalid_issuer",
+    def _issuer_flow(self, ctx: _Context, params: oauth.CallbackParams) -> Flow[None]:
+        """The RFC 9207 mix-up defence, before any code exchange: the issuer is the profile's
+        or the provider's, else the one the provider's RFC 8414 metadata names (see
+        :func:`oauth.check_issuer`). A configured issuer requires ``iss``; so does metadata
+        advertising ``authorization_response_iss_parameter_supported``."""
+        issuer, required = ctx.issuer, ctx.issuer is not None
+        if ctx.metadata_url is not None:
+            response = yield oauth.metadata_request(ctx.metadata_url)
+            assert response is not None
+            if response.failure is not None:
+                raise OAuthError(
+                    f"the authorization server metadata could not be read ({response.failure.message}); "
+                    "the callback's issuer cannot be checked, so its code was not exchanged",
+                    error="invalid_issuer",
+                )
+            published, advertised = oauth.parse_metadata(
+                response.status, response.body, metadata_url=ctx.metadata_url, truncated=response.truncated
             )
+            if issuer is not None and published != issuer:
+                raise OAuthError(
+                    f"the authorization server metadata names issuer {published!r}, not the configured "
+                    f"{issuer!r}; refused",
+                    error="invalid_issuer",
+                )
+            issuer, required = published, required or advertised
+        oauth.check_issuer(params.iss, issuer=issuer, required=required, authorize_url=ctx.authorize_url)
 
     def _callback_error(self, ctx: _Context, params: oauth.CallbackParams) -> OAuthError:
         desc = f": {params.error_description}" if params.error_description else ""
@@ -473,7 +542,7 @@ class Connector:
         if plan.policy.kind is ReconnectKind.REVOKE_THEN_REAUTHORIZE:
             _, access, refresh = self.store.get_tokens(connection_id)
             if access is not None or refresh is not None:
-                run_sync(self._revoke_flow(connection_id, keep_status=True), self.client)
+                run_sync(self._revoke_flow(connection_id, keep_status=True), self.client, self.deadline)
         start = self.begin(
             plan.connection.profile, redirect_uri=redirect_uri, scopes=plan.scopes, connection_id=connection_id
         )
@@ -482,19 +551,17 @@ class Connector:
 
     # ----------------------------------------------------------- token calls
 
-    def _token_call(
-        self, request: HttpRequest, *, what: str, retry_lost: bool, redact: Sequence[str] = ()
-    ) -> Flow[TokenSet]:
+    def _token_call(self, request: HttpRequest, *, what: str, redact: Sequence[str] = ()) -> Flow[TokenSet]:
         """Send a token request with bounded retries. Token requests are not idempotent (a
         single-use code, a rotating refresh token): one is retried only when it surely did
         not reach the server, or the server said 429/503 (it did not act on it).
 
-        ``retry_lost`` (refresh only) allows one more retry after a lost response: a timeout,
-        a dropped connection, another 5xx, or a 200 whose body is unusable (checklist §6).
-        A code exchange is never retried then: a replayed code makes the provider revoke the
-        grant it issued for it (RFC 6749 §4.1.2). ``redact``: the request's secret values,
-        never shown in an error even if the provider echoes them."""
-        lost_retries = 0
+        A lost response (a timeout after sending, a dropped connection, another 5xx, or a 200
+        whose body is unusable) is never retried: a replayed code makes the provider revoke the
+        grant it issued for it (RFC 6749 §4.1.2), and a second refresh while the first is still
+        being processed looks like a replay of a rotated token (RFC 9700 §4.14). It raises
+        :class:`OutcomeUnknown`. ``redact``: the request's secret values, never shown in an
+        error even if the provider echoes them."""
         for attempt in range(MAX_ATTEMPTS):
             sent_at = time.time()
             response = yield request
@@ -502,10 +569,10 @@ class Connector:
             try:
                 if response.failure is not None:
                     raise response.failure
-                if response.truncated:
-                    raise OAuthError(
-                        f"{what}: the response is larger than the size limit; refused", status=response.status
-                    )
+                if response.truncated:  # cut while reading, never read whole first
+                    limit = (request.max_bytes or MAX_BODY_BYTES) // 1024
+                    message = f"{what}: the response is larger than {limit} KiB; refused"
+                    raise OAuthError(message, status=response.status)
                 return oauth.parse_token_response(
                     response.status, response.headers, response.body, sent_at=sent_at, what=what, redact=redact
                 )
@@ -517,9 +584,13 @@ class Connector:
                     retryable = False
                     # A 200 that cannot be read is a lost response too: the server acted on it.
                     lost = response.status == 200 and exc.error == "invalid_response"
-                if lost and retry_lost and lost_retries == 0:
-                    lost_retries += 1  # one retry after a lost response (checklist §6)
-                    retryable = True
+                if lost:
+                    shown = exc.message if exc.message.startswith(f"{what}:") else f"{what}: {exc.message}"
+                    raise OutcomeUnknown(
+                        f"{shown} (after {attempt + 1} attempt(s)); the request had reached the provider, "
+                        "which may have acted on it, so it was not sent again",
+                        status=exc.status,
+                    ) from None
                 if not isinstance(exc, TransientError):
                     if not retryable or attempt == MAX_ATTEMPTS - 1:
                         raise
@@ -538,16 +609,35 @@ class Connector:
 
     # --------------------------------------------------------------- refresh
 
+    def leeway_for(self, connection: Connection) -> float:
+        """How long before expiry the connection's access token is refreshed: ``leeway``, or a
+        tenth of the token's lifetime (from when it was issued to when it expires) if less."""
+        from datetime import datetime  # the issue time is parsed only here, once per check
+
+        if connection.expires_at is None:
+            return self.leeway
+        times = [connection.created_at, connection.refreshed_at]
+        if connection.status_reason in _ISSUED_REASONS:  # tokens saved by an authorization
+            times.append(connection.updated_at)
+        try:
+            issued = max(datetime.fromisoformat(t).timestamp() for t in times if t)
+        except ValueError:
+            return self.leeway
+        lifetime = connection.expires_at - issued
+        return min(self.leeway, max(lifetime, 0.0) * LEEWAY_FRACTION)
+
     def _needs_refresh(self, connection: Connection) -> bool:
-        return connection.expires_at is not None and connection.expires_at - self.leeway <= time.time()
+        return connection.expires_at is not None and connection.expires_at - self.leeway_for(connection) <= time.time()
 
     def refresh(self, connection_id: str, *, force: bool = False) -> Connection:
         """Refresh now if the token is (nearly) expired, or always with ``force``."""
-        return run_sync(self._refresh_flow(connection_id, self._forced_version(connection_id, force)), self.client)
+        return run_sync(
+            self._refresh_flow(connection_id, self._forced_version(connection_id, force)), self.client, self.deadline
+        )
 
     async def arefresh(self, connection_id: str, *, force: bool = False) -> Connection:
         stale = self._forced_version(connection_id, force)
-        return await run_async(self._refresh_flow(connection_id, stale), self.async_client)
+        return await run_async(self._refresh_flow(connection_id, stale), self.async_client, self.deadline)
 
     def _forced_version(self, connection_id: str, force: bool) -> int | None:
         """The token version a forced refresh replaces; None (refresh if expiring) otherwise.
@@ -585,10 +675,17 @@ class Connector:
         connection_id = conn.id
         if not self._still_wanted(conn, stale_version):
             return conn
+        lost = _lost_since(conn)
+        if lost is not None and time.time() - lost < LOST_HOLD:
+            raise TransientError(
+                f"connection {connection_id}: a refresh whose reply was lost {time.time() - lost:.0f} s ago may still "
+                f"be processed by the provider; no other is sent for {LOST_HOLD:.0f} s after it",
+                reached_server=False,
+            )
         if refresh_token is None:
             reason = "no refresh token, and the access token expired"
             self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
-            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason))
         ctx = self._context(self.store.profile_by_id(conn.profile_id))
         request = oauth.refresh_request(
             ctx.token_url,
@@ -601,24 +698,33 @@ class Connector:
         )
         version = conn.token_version
         try:
-            tokens = yield from self._token_call(
-                request, what="refresh", retry_lost=True, redact=_redactions(ctx, refresh_token)
-            )
+            tokens = yield from self._token_call(request, what="refresh", redact=_redactions(ctx, refresh_token))
+        except OutcomeUnknown:
+            # The provider may have rotated the refresh token and be sending the new one into the
+            # void: say so on the connection (still connected: it may not have), send no other.
+            self.store.set_status(connection_id, ConnectionStatus.CONNECTED, LOST_REPLY, if_version=version)
+            raise
         except InvalidGrant as exc:
             reason = f"refresh refused: {exc.description or exc.error}"
+            if _lost_since(conn) is not None:
+                reason = (
+                    f"refresh refused ({exc.description or exc.error}) after an earlier refresh's reply was lost: "
+                    "the provider had acted on that one, rotating the refresh token, and its new tokens never arrived"
+                )
             marked = self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version)
             if marked.token_version != version:
                 # Another refresher (after our lease ran out in a long Retry-After) or a
                 # reconnect replaced the tokens meanwhile: ours was merely an old one.
                 self._require_usable(marked)
                 return marked
-            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider)) from None
+            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason)) from None
         granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
         return lease.save(version, tokens, tuple(granted))
 
     def _require_usable(self, conn: Connection) -> None:
         if conn.status is ConnectionStatus.NEEDS_RECONNECT:
-            raise ReconnectRequired(conn.id, conn.status_reason or "needs reconnecting", self._guidance(conn.provider))
+            reason = conn.status_reason or "needs reconnecting"
+            raise ReconnectRequired(conn.id, reason, self._guidance(conn.provider, reason))
         if conn.status is not ConnectionStatus.CONNECTED:
             raise ValidationError("connection", f"{conn.id} is {conn.status.value}; connect again to use it")
 
@@ -626,22 +732,22 @@ class Connector:
         conn = yield from self._refresh_flow(connection_id, None)
         conn, access, _ = self.store.get_tokens(connection_id)
         if access is None:
-            raise ReconnectRequired(connection_id, "its tokens are gone", self._guidance(conn.provider))
+            raise ReconnectRequired(connection_id, GONE, self._guidance(conn.provider, GONE))
         return conn, access
 
     def access_token(self, connection_id: str) -> Secret:
         """A valid access token, refreshed first if needed."""
-        return run_sync(self._token_flow(connection_id), self.client)[1]
+        return run_sync(self._token_flow(connection_id), self.client, self.deadline)[1]
 
     async def aaccess_token(self, connection_id: str) -> Secret:
-        return (await run_async(self._token_flow(connection_id), self.async_client))[1]
+        return (await run_async(self._token_flow(connection_id), self.async_client, self.deadline))[1]
 
     # ---------------------------------------------------------------- revoke
 
     def revoke(self, connection_id: str) -> RevokeResult:
         """Revoke at the provider (RFC 7009) where it can; otherwise delete the tokens
         locally, and say so."""
-        return run_sync(self._revoke_flow(connection_id), self.client)
+        return run_sync(self._revoke_flow(connection_id), self.client, self.deadline)
 
     def _revoke_flow(self, connection_id: str, *, keep_status: bool = False) -> Flow[RevokeResult]:
         conn, access, refresh = self.store.get_tokens(connection_id)
@@ -731,7 +837,8 @@ class Connector:
             response = yield HttpRequest(method.upper(), url, tuple(hdrs), payload)
             assert response is not None
             if response.failure is not None:
-                if method.upper() in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1:
+                overdue = response.failure.error == DEADLINE_EXCEEDED  # never waited out again
+                if method.upper() in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1 and not overdue:
                     yield Sleep(_backoff(attempt, None))
                     continue
                 raise RequestFailed(f"{method.upper()} {path}: {response.failure.message}")
@@ -748,16 +855,16 @@ class Connector:
                 conn = yield from self._refresh_flow(connection_id, conn.token_version)
                 conn, fresh, _ = self.store.get_tokens(connection_id)
                 if fresh is None:
-                    raise ReconnectRequired(connection_id, "its tokens are gone", self._guidance(conn.provider))
+                    raise ReconnectRequired(connection_id, GONE, self._guidance(conn.provider, GONE))
                 access = fresh
                 continue
             if response.status == 401:
-                reason = "401 after a fresh refresh"
+                reason = FRESH_401
                 marked = self.store.set_status(
                     connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version
                 )
                 if marked.token_version == conn.token_version:
-                    raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider))
+                    raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason))
                 return response  # the tokens changed meanwhile (a reconnect): not this call's verdict
             retryable = response.status == 429 or (
                 response.status in (502, 503, 504) and method.upper() in ("GET", "HEAD")
@@ -779,7 +886,7 @@ class Connector:
     ) -> HttpResponse:
         """An authenticated call to ``path`` under the connection's API base URL,
         refreshing as needed and honouring rate-limit headers (bounded)."""
-        return run_sync(self._request_flow(connection_id, method, path, json, headers), self.client)
+        return run_sync(self._request_flow(connection_id, method, path, json, headers), self.client, self.deadline)
 
     async def arequest(
         self,
@@ -790,7 +897,9 @@ class Connector:
         json: Any | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> HttpResponse:
-        return await run_async(self._request_flow(connection_id, method, path, json, headers), self.async_client)
+        return await run_async(
+            self._request_flow(connection_id, method, path, json, headers), self.async_client, self.deadline
+        )
 
     def test(self, connection_id: str) -> TestResult:
         """Run the provider's connection test."""
@@ -810,13 +919,29 @@ class Connector:
         return TestResult(ok, response.status, detail)
 
     def auth(self, connection_id: str) -> ConnectionAuth:
-        """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``."""
+        """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``.
+        It sends the token only to the connection's API origin (its API base URL's scheme,
+        host and port); a request to any other origin is refused before a token is read."""
         return ConnectionAuth(self, connection_id)
+
+    def _check_api_origin(self, connection_id: str, url: str) -> None:
+        """Refuse to put the connection's token on a request to another origin than its API's
+        (RFC 6750 §5.3: a bearer token goes only where it is meant to). No refresh happens."""
+        conn = self.store.get_connection(connection_id)
+        api = oauth.origin(self._context(self.store.profile_by_id(conn.profile_id)).api_base_url)
+        target = oauth.origin(url)
+        if target != api:
+            raise RequestFailed(
+                f"connection {connection_id}'s token is sent only to {api}; a request to {target} was refused "
+                "without it"
+            )
 
 
 class ConnectionAuth(httpx.Auth):
     """Injects the connection's access token, refreshing it before expiry and once on a
-    401 (single-flight), for sync and async httpx clients alike."""
+    401 (single-flight), for sync and async httpx clients alike. Bound to the connection's
+    API origin: a request elsewhere raises :class:`RequestFailed` and never reads, sends or
+    refreshes a token."""
 
     def __init__(self, connector: Connector, connection_id: str) -> None:
         self._connector = connector
@@ -828,23 +953,41 @@ class ConnectionAuth(httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         check_endpoint(str(request.url))  # never a bearer token in the clear, whoever built the URL
         connector = self._connector
-        conn, token = run_sync(connector._token_flow(self.connection_id), connector.client)
+        connector._check_api_origin(self.connection_id, str(request.url))
+        conn, token = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
         if response.status_code == 401:
-            run_sync(connector._refresh_flow(self.connection_id, conn.token_version), connector.client)
-            _, fresh = run_sync(connector._token_flow(self.connection_id), connector.client)
+            run_sync(
+                connector._refresh_flow(self.connection_id, conn.token_version), connector.client, connector.deadline
+            )
+            now, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
             request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-            yield request
+            if (yield request).status_code == 401:  # the caller gets the 401; the connection says why
+                connector.store.set_status(
+                    self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
+                )
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         check_endpoint(str(request.url))  # never a bearer token in the clear, whoever built the URL
         connector = self._connector
-        conn, token = await run_async(connector._token_flow(self.connection_id), connector.async_client)
+        connector._check_api_origin(self.connection_id, str(request.url))
+        conn, token = await run_async(
+            connector._token_flow(self.connection_id), connector.async_client, connector.deadline
+        )
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
         if response.status_code == 401:
-            await run_async(connector._refresh_flow(self.connection_id, conn.token_version), connector.async_client)
-            _, fresh = await run_async(connector._token_flow(self.connection_id), connector.async_client)
+            await run_async(
+                connector._refresh_flow(self.connection_id, conn.token_version),
+                connector.async_client,
+                connector.deadline,
+            )
+            now, fresh = await run_async(
+                connector._token_flow(self.connection_id), connector.async_client, connector.deadline
+            )
             request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-            yield request
+            if (yield request).status_code == 401:
+                connector.store.set_status(
+                    self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
+                )

@@ -172,6 +172,8 @@ def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
             ]
             if auth.issuer:
                 rows.append(("Issuer (RFC 9207)", _code(auth.issuer)))
+            if auth.metadata_url:
+                rows.append(("Metadata (RFC 8414)", _code(auth.metadata_url)))
             for name, value in auth.extra_authorize_params:
                 rows.append(("Extra authorize parameter", _code(f"{name}={value}")))
             rows.append(

@@ -23,6 +23,7 @@ own advice ("run 'connector reconnect ...'") from :attr:`ConnectorError.code`.
     │   ├── AccessDenied                      the person or the provider refused
     │   ├── StateError                        a callback's state is missing, unknown or used
     │   ├── TransientError                    worth retrying later (timeout, 5xx, 429)
+    │   │   └── OutcomeUnknown                the request was sent, its reply was lost
     │   └── AlreadyInstalled                  the app must be uninstalled first
     ├── ReconnectRequired                     the connection's grant is gone
     ├── ConfirmationRequired                  manual steps must be confirmed first
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidGrant",
     "NoEmulator",
     "OAuthError",
+    "OutcomeUnknown",
     "PluginError",
     "ReconnectRequired",
     "RequestFailed",
@@ -216,6 +218,13 @@ class TransientError(OAuthError):
         #: False when the request surely never reached the server (safe to retry any request).
         self.reached_server = reached_server
         super().__init__(message, error=error, status=status)
+
+
+class OutcomeUnknown(TransientError):
+    """The request reached the server but its reply was lost (a timeout after sending, a dropped
+    connection, a 5xx or a 200 that cannot be read): the server may have acted on it. A refresh
+    is never sent again at once with the same refresh token then: with rotation, the first one
+    may have spent it, and a second would look like a replay."""
 
 
 class AlreadyInstalled(OAuthError):

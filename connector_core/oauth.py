@@ -42,10 +42,14 @@ __all__ = [
     "TransientError",
     "authorization_url",
     "basic_auth_header",
+    "check_issuer",
     "code_challenge",
+    "metadata_request",
     "new_code_verifier",
     "new_state",
+    "origin",
     "parse_callback",
+    "parse_metadata",
     "parse_token_response",
     "refresh_request",
     "revocation_request",
@@ -81,6 +85,8 @@ class HttpRequest:
     url: str
     headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False, default=b"")
+    #: Stop reading the body past this many bytes (``None``: the transport's cap for API bodies).
+    max_bytes: int | None = None
 
 
 def new_state() -> str:
@@ -169,7 +175,7 @@ def _token_post(
     headers = [("Content-Type", "application/x-www-form-urlencoded"), ("Accept", "application/json")]
     if client_secret is not None and method is ClientAuthMethod.CLIENT_SECRET_BASIC:
         headers.append(("Authorization", basic_auth_header(client_id, client_secret)))
-    return HttpRequest("POST", url, tuple(headers), body.encode("utf-8"))
+    return HttpRequest("POST", url, tuple(headers), body.encode("utf-8"), max_bytes=MAX_TOKEN_RESPONSE_BYTES)
 
 
 def _client_params(client_id: str, client_secret: Secret | None, method: ClientAuthMethod) -> dict[str, Any]:
@@ -304,6 +310,95 @@ def parse_callback(callback: str | Mapping[str, str]) -> CallbackParams:
         error=_clean(found["error"], 64) if found.get("error") else None,
         error_description=_clean(found["error_description"]) if found.get("error_description") else None,
     )
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, lower-cased, without a default port (RFC 6454)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def check_issuer(iss: str | None, *, issuer: str | None, required: bool, authorize_url: str) -> None:
+    """The RFC 9207 mix-up defence on a callback's ``iss``, before any code exchange.
+
+    With a known ``issuer`` the callback's ``iss`` must equal it (simple string comparison,
+    §2.4), and must be present when ``required`` (the metadata advertises
+    ``authorization_response_iss_parameter_supported``, or the issuer was configured). With
+    no known issuer, an ``iss`` that is not the authorization endpoint's origin names another
+    server and is refused too."""
+    if issuer is not None:
+        if iss == issuer or (iss is None and not required):
+            return
+        shown = "no iss" if iss is None else f"iss {_clean(iss, 100)!r}"
+        raise OAuthError(
+            f"the callback has {shown}, expected {issuer!r} (RFC 9207 mix-up defence); refused",
+            error="invalid_issuer",
+        )
+    if iss is None:
+        return
+    server = origin(authorize_url)
+    if iss.rstrip("/") != server:
+        raise OAuthError(
+            f"the callback has iss {_clean(iss, 100)!r}, but the authorization server is {server!r} "
+            "(RFC 9207 mix-up defence); refused. If the provider's issuer differs from its origin, "
+            "set the profile's issuer",
+            error="invalid_issuer",
+        )
+
+
+#: RFC 8414 metadata bodies larger than this are refused.
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def metadata_request(metadata_url: str) -> HttpRequest:
+    """A GET of the authorization server's metadata (RFC 8414 §3.1)."""
+    _check_transport(metadata_url, "metadata URL")
+    return HttpRequest("GET", metadata_url, (("Accept", "application/json"),), max_bytes=MAX_METADATA_BYTES)
+
+
+def _issuer_of_metadata_url(metadata_url: str) -> str | None:
+    """The issuer a metadata URL was built from (RFC 8414 §3.1, and the OpenID Connect
+    form), or None when the URL has neither well-known form."""
+    parts = urlsplit(metadata_url)
+    base = f"{parts.scheme}://{parts.netloc}"
+    rfc8414 = "/.well-known/oauth-authorization-server"
+    oidc = "/.well-known/openid-configuration"
+    if parts.path == rfc8414 or parts.path.startswith(rfc8414 + "/"):
+        return base + parts.path[len(rfc8414) :]
+    if parts.path.endswith(oidc):
+        return base + parts.path[: -len(oidc)]
+    return None
+
+
+def parse_metadata(status: int, body: bytes, *, metadata_url: str, truncated: bool = False) -> tuple[str, bool]:
+    """The ``issuer`` and ``authorization_response_iss_parameter_supported`` of an RFC 8414
+    metadata response. The issuer must be the one the metadata URL names (§3.3)."""
+    what = f"the authorization server metadata at {metadata_url}"
+    if truncated:
+        raise OAuthError(f"{what} is larger than {MAX_METADATA_BYTES // 1024} KiB; refused", status=status)
+    if status != 200:
+        raise OAuthError(f"{what} answered {status}; the callback's issuer cannot be checked", status=status)
+    data = _json_object(body)
+    issuer = data.get("issuer") if data else None
+    if not isinstance(issuer, str) or not issuer:
+        raise OAuthError(f"{what} has no issuer; the callback's issuer cannot be checked", status=status)
+    expected = _issuer_of_metadata_url(metadata_url)
+    if expected is not None and issuer != expected:
+        raise OAuthError(
+            f"{what} names issuer {_clean(issuer, 100)!r}, not {expected!r} (RFC 8414 section 3.3); refused",
+            error="invalid_issuer",
+            status=status,
+        )
+    return issuer, data.get("authorization_response_iss_parameter_supported") is True if data else False
 
 
 def states_match(expected: str, given: str) -> bool:

@@ -25,7 +25,10 @@ PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 #: What a profile may override: the OAuth and API URLs of its environment (to point at
 #: an emulator or a proxy), and the redirect URI registered on the provider's app.
-ENDPOINT_NAMES = ("redirect_uri", "authorize_url", "token_url", "revocation_url", "api_base_url")
+ENDPOINT_NAMES: tuple[str, ...] = ("redirect_uri", "authorize_url", "token_url", "revocation_url", "api_base_url")
+#: What a profile may set for the RFC 9207 mix-up defence: the authorization server's issuer
+#: identifier, and where it publishes its RFC 8414 metadata.
+ENDPOINT_NAMES += ("issuer", "metadata_url")
 
 
 @attrs.frozen

@@ -119,7 +119,8 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
         default=[],
         metavar="NAME=URL",
         help="override one of the environment's URLs (authorize_url, token_url, revocation_url, "
-        "api_base_url), e.g. to point at an emulator or a proxy; NAME= clears it",
+        "api_base_url), e.g. to point at an emulator or a proxy, or set the authorization server's "
+        "issuer or metadata_url (RFC 9207, RFC 8414); NAME= clears it",
     )
     add_json(parser)
     return parser

@@ -49,10 +49,12 @@ class FaultKind(enum.Enum):
     DROP_CONNECTION = "drop_connection"
     #: A 200 JSON body of at least ``size`` bytes.
     OVERSIZED = "oversized"
+    #: The normal response, its body sent one byte every ``delay`` seconds.
+    DRIP = "drip"
 
 
 #: Kinds that corrupt the real response, so the request is always processed first.
-_ALWAYS_PROCESSED = frozenset({FaultKind.TRUNCATED_JSON, FaultKind.INCOMPLETE_BODY})
+_ALWAYS_PROCESSED = frozenset({FaultKind.TRUNCATED_JSON, FaultKind.INCOMPLETE_BODY, FaultKind.DRIP})
 
 
 @attrs.frozen
@@ -133,6 +135,10 @@ class Fault:
         return cls(FaultKind.DROP_CONNECTION, after_processing=after_processing)
 
     @classmethod
+    def drip(cls, seconds_per_byte: float = 1.0) -> Fault:
+        return cls(FaultKind.DRIP, delay=seconds_per_byte)
+
+    @classmethod
     def oversized(cls, size: int = 10 * 1024 * 1024) -> Fault:
         return cls(FaultKind.OVERSIZED, status=200, size=size)
 
@@ -210,6 +216,10 @@ class Faults:
         """Answer 200 with a JSON body of at least ``size`` bytes."""
         self.inject(endpoint, Fault.oversized(size), times=times)
 
+    def drip(self, endpoint: str, seconds_per_byte: float = 1.0, *, times: int | None = 1) -> None:
+        """Answer normally, sending the body one byte every ``seconds_per_byte``."""
+        self.inject(endpoint, Fault.drip(seconds_per_byte), times=times)
+
     def clear(self, endpoint: str | None = None) -> None:
         """Switch off every fault, or those of one endpoint."""
         with self._lock:
@@ -284,6 +294,8 @@ def fault_response(
         raise ValueError(f"a {kind.value} fault needs the processed response")
     if processed.drop:
         return processed
+    if kind is FaultKind.DRIP:
+        return attrs.evolve(processed, drip=fault.delay)
     body = processed.body if len(processed.body) >= 2 else b'{"emulator": "this body is cut short"}'
     if kind is FaultKind.TRUNCATED_JSON:
         return attrs.evolve(processed, body=body[: len(body) // 2])

@@ -15,6 +15,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -50,6 +51,8 @@ class HttpResponse:
     drop: bool = False
     #: Send only this many bytes of the body (``Content-Length`` still promises all), then close.
     cut_body_at: int | None = None
+    #: Send the body one byte every this many seconds (a peer that drips its answer).
+    drip: float = 0.0
 
 
 App = Callable[[HttpRequest], HttpResponse]
@@ -139,7 +142,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command != "HEAD" and response.drip:
+            for i in range(len(body)):
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(response.drip)
+        elif self.command != "HEAD":
             self.wfile.write(body)
         self.wfile.flush()
         if response.cut_body_at is not None:

@@ -58,8 +58,12 @@ class OAuth2AuthorizationCode:
     extra_authorize_params: tuple[tuple[str, str], ...] = attrs.field(
         default=(), converter=_pairs, validator=_str_pairs
     )
-    #: The authorization server's issuer identifier, for RFC 9207 ``iss`` checks.
+    #: The authorization server's issuer identifier, for RFC 9207 ``iss`` checks. A callback
+    #: must then carry exactly this ``iss``.
     issuer: str | None = attrs.field(default=None, validator=_optional(_url()))
+    #: Where the authorization server publishes its RFC 8414 metadata, for a provider that does:
+    #: read before each code exchange for its ``issuer`` and whether ``iss`` is always sent.
+    metadata_url: str | None = attrs.field(default=None, validator=_optional(_url()))
     #: Installs may begin at the provider (a marketplace), whose callback carries a code
     #: but no state of ours. Such callbacks are accepted only for providers that say so.
     provider_initiated_install: bool = attrs.field(default=False, validator=_bool)

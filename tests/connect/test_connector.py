@@ -16,7 +16,8 @@ import httpx
 import pytest
 from support import PLATFORM_REDIRECT, World
 
-from connector_core import hookimpl, load_plugins, oauth, validate_profile
+from connector_core import Connector, hookimpl, load_plugins, oauth, validate_profile
+from connector_core import connector as connector_module
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import AlreadyInstalled, ConfirmationRequired, ReconnectRequired
 from connector_core.emulator import CONSENT_HEADER, EmulatorSpec
@@ -68,12 +69,61 @@ def test_httpx_auth_sync_and_async(world: World) -> None:
     assert world.emu.stats.token_requests.get("refresh_token") == 1
 
 
-def test_refresh_before_expiry_rotates_and_persists(world: World) -> None:
+@pytest.mark.parametrize("target", ["https://evil.example/company/named-lists", "{http}/other", "{api}:1/x"])
+def test_httpx_auth_sends_the_token_only_to_the_api_origin(world: World, target: str) -> None:
+    """Another origin (another host, another scheme, another port) gets no
+    token and its 401 forces no refresh: the request is refused before it is sent."""
+    from connector_core.connector import RequestFailed
+
+    conn = world.connect().connection
+    api = world.emu.endpoints("sandbox").api_base_url
+    url = target.format(http=api.replace("http://", "https://", 1), api=api.rsplit(":", 1)[0])
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401)
+
+    client = httpx.Client(auth=world.connector.auth(conn.id), transport=httpx.MockTransport(answer))
+    with (
+        client,
+        pytest.raises(RequestFailed, match=r"token is sent only to http://127\.0\.0\.1:\d+; a request to .* refused"),
+    ):
+        client.get(url)
+
+    async def run() -> None:
+        async with httpx.AsyncClient(auth=world.connector.auth(conn.id), transport=httpx.MockTransport(answer)) as c:
+            await c.get(url)
+
+    import asyncio
+
+    with pytest.raises(RequestFailed, match="was refused without it"):
+        asyncio.run(run())
+    assert seen == [] and not world.emu.stats.token_requests.get("refresh_token")
+    assert world.store.get_connection(conn.id).token_version == conn.token_version
+
+
+def test_short_lived_token_is_not_refreshed_on_every_call(tmp_path: Path) -> None:
+    """With 60-second tokens a flat 60 s leeway refreshed before every call, the connection
+    test right after connecting included. The leeway is a tenth of the lifetime then."""
+    with World(tmp_path, PROFILE, emulator_options={"access_token_lifetime": 60}) as world:
+        conn = world.connect().connection
+        assert world.connector.test(conn.id).ok
+        assert world.connector.request(conn.id, "GET", "/company/named-lists").status == 200
+        assert not world.emu.stats.token_requests.get("refresh_token")
+        assert world.connector.leeway_for(conn) == pytest.approx(6.0, abs=1.0)
+        refreshed = world.connector.refresh(conn.id, force=True)
+        assert world.connector.leeway_for(refreshed) == pytest.approx(6.0, abs=1.0)
+        assert world.connector.leeway_for(world.store.get_connection(conn.id)) <= 60
+
+
+def test_refresh_before_expiry_rotates_and_persists(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     conn = world.connect().connection
     _, old_access, old_refresh = world.store.get_tokens(conn.id)
-    world.connector.leeway = 10 * 3600  # everything counts as expiring
-    refreshed = world.connector.refresh(conn.id)
-    world.connector.leeway = 60
+    with monkeypatch.context() as patch:  # everything counts as expiring
+        patch.setattr(world.connector, "leeway", 10 * 3600)
+        patch.setattr(connector_module, "LEEWAY_FRACTION", 100.0)
+        refreshed = world.connector.refresh(conn.id)
     _, new_access, new_refresh = world.store.get_tokens(conn.id)
     assert refreshed.token_version == conn.token_version + 1 and refreshed.refreshed_at is not None
     assert new_access != old_access and new_refresh != old_refresh and new_refresh is not None
@@ -97,6 +147,21 @@ def test_refresh_on_401(world: World) -> None:
     response = world.connector.request(conn.id, "GET", "/company/named-lists")
     assert response.status == 200
     assert world.emu.stats.token_requests["refresh_token"] == 1
+
+
+def test_no_uninstall_guidance_when_the_provider_says_it_was_uninstalled(world: World) -> None:
+    """HiBob's "uninstall first" applies while the app is still installed (a refresh token lost
+    on our side); after an uninstall in Bob it was appended all the same, telling people to
+    uninstall an app that is not there."""
+    conn = world.connect().connection
+    world.emu.uninstall()
+    with pytest.raises(ReconnectRequired) as info:
+        world.connector.refresh(conn.id, force=True)
+    assert "uninstalled" in info.value.reason and info.value.guidance is None
+    assert "uninstall the app in Bob first" not in str(info.value)
+    with pytest.raises(ReconnectRequired) as again:  # and the same when the stored verdict is read back
+        world.connector.request(conn.id, "GET", "/company/named-lists")
+    assert again.value.guidance is None
 
 
 def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: World) -> None:
@@ -390,3 +455,91 @@ def test_connecting_the_same_company_again_updates_its_connection(world: World) 
     assert any(first.id in w for w in again.warnings)
     assert [c.id for c in world.store.list_connections(profile=PROFILE)] == [first.id]
     assert world.connector.test(first.id).ok
+
+
+# ------------------------------------------------------- RFC 9207 mix-up defence
+
+META = "https://as.example/.well-known/oauth-authorization-server"
+
+
+class Metadata(httpx.BaseTransport):
+    """Serves RFC 8414 metadata at :data:`META`; everything else goes to the emulator."""
+
+    def __init__(self, document: dict[str, object]) -> None:
+        self.document = document
+        self.reads = 0
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if str(request.url) == META:
+            self.reads += 1
+            return httpx.Response(200, json=self.document)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _set_endpoints(world: World, **endpoints: str) -> None:
+    prof = world.store.get_profile(PROFILE)
+    draft = validate_profile(world.plugins.declaration("hibob"), name=PROFILE, previous=prof, endpoints=endpoints)
+    world.store.update_profile(PROFILE, draft)
+
+
+def _callback(world: World, connector: Connector, iss: str | None) -> str:
+    world.emu.uninstall()  # an earlier consent in the test installed the app
+    start = connector.begin(PROFILE)
+    location = world.consent(start.url)
+    return location if iss is None else f"{location}&iss={iss}"
+
+
+def test_iss_of_another_server_is_refused_without_a_declared_issuer(world: World) -> None:
+    """HiBob declares no issuer: an ``iss`` naming another server than the authorization
+    endpoint's origin is refused, and its code never exchanged."""
+    with pytest.raises(oauth.OAuthError, match=r"iss 'https://evil\.example'.*mix-up defence\); refused") as info:
+        world.connector.complete(_callback(world, world.connector, "https://evil.example"))
+    assert info.value.error == "invalid_issuer"
+    assert world.emu.stats.token_requests.get("authorization_code") is None
+    origin = world.emu.endpoints("sandbox").authorize_url.split("/sandbox/")[0]
+    assert world.connector.complete(_callback(world, world.connector, origin)).connection.status.value == "connected"
+
+
+def test_profile_issuer_requires_a_matching_iss(world: World) -> None:
+    _set_endpoints(world, issuer="https://as.example")
+    for iss, shown in ((None, "no iss"), ("https://other.example", "iss 'https://other.example'")):
+        with pytest.raises(oauth.OAuthError, match=f"has {shown}, expected 'https://as.example'"):
+            world.connector.complete(_callback(world, world.connector, iss))
+    assert world.emu.stats.token_requests.get("authorization_code") is None
+    conn = world.connector.complete(_callback(world, world.connector, "https://as.example")).connection
+    assert conn.status is ConnectionStatus.CONNECTED
+
+
+@pytest.mark.parametrize("advertised", [True, False])
+def test_issuer_discovered_from_metadata(world: World, advertised: bool) -> None:
+    """The profile says where the metadata is: its issuer is the one ``iss`` must name, and
+    a missing ``iss`` is refused exactly when the metadata advertises that it is always sent."""
+    _set_endpoints(world, metadata_url=META)
+    transport = Metadata({"issuer": "https://as.example", "authorization_response_iss_parameter_supported": advertised})
+    connector = Connector(world.store, world.plugins, client=httpx.Client(transport=transport))
+    with pytest.raises(oauth.OAuthError, match=r"expected 'https://as\.example'"):
+        connector.complete(_callback(world, connector, "https://evil.example"))
+    if advertised:
+        with pytest.raises(oauth.OAuthError, match=r"has no iss, expected 'https://as\.example'"):
+            connector.complete(_callback(world, connector, None))
+    else:
+        assert connector.complete(_callback(world, connector, None)).connection.status is ConnectionStatus.CONNECTED
+    exchanged = 0 if advertised else 1
+    assert world.emu.stats.token_requests.get("authorization_code", 0) == exchanged
+    assert connector.complete(_callback(world, connector, "https://as.example")).connection
+    assert transport.reads == 3
+    connector.close()
+
+
+def test_metadata_naming_another_issuer_is_refused(world: World) -> None:
+    _set_endpoints(world, metadata_url=META)
+    transport = Metadata({"issuer": "https://evil.example"})
+    connector = Connector(world.store, world.plugins, client=httpx.Client(transport=transport))
+    with pytest.raises(oauth.OAuthError, match=r"names issuer 'https://evil\.example', not 'https://as\.example'"):
+        connector.complete(_callback(world, connector, "https://evil.example"))
+    assert world.emu.stats.token_requests.get("authorization_code") is None
+    connector.close()

@@ -27,7 +27,7 @@ from connector_core import connector as connector_module
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector, ReconnectRequired, RequestFailed
 from connector_core.emulator import RunningEmulator
-from connector_core.errors import ValidationError
+from connector_core.errors import OutcomeUnknown, ValidationError
 from connector_core.secret import Secret
 
 REDIRECT = PLATFORM_REDIRECT
@@ -138,6 +138,10 @@ def settle(world: FaultWorld, endpoint: str) -> None:
 
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> Waits:
+    """Records the backoffs instead of sleeping them. Also lifts the hold-off after a lost
+    refresh reply, so a test can check that the connection still works afterwards (the
+    hold-off itself is tested with it in place: ``test_no_second_refresh_while_a_lost_one_may_be_in_flight``)."""
+    monkeypatch.setattr(connector_module, "LOST_HOLD", 0.0)
     record = Waits()
     real = connector_module._backoff
 
@@ -170,14 +174,9 @@ def reset_world(tmp_path: Path, waits: Waits) -> Iterator[FaultWorld]:
 
 #: (fault, arm, requests the emulator sees) for faults a refresh recovers from by itself.
 REFRESH_RECOVERS: list[tuple[str, Callable[[RunningEmulator], None], int]] = [
-    ("500 once", lambda e: e.faults.status("token", 500), 2),
-    ("502 once", lambda e: e.faults.status("token", 502), 2),
     ("503 once", lambda e: e.faults.status("token", 503), 2),
     ("429 Retry-After seconds", lambda e: e.faults.rate_limited("token", retry_after=1), 2),
     ("429 Retry-After HTTP-date", lambda e: e.faults.rate_limited("token", retry_after=1, http_date=True), 2),
-    ("dropped connection once", lambda e: e.faults.drop_connection("token"), 2),
-    ("HTML 502 once", lambda e: e.faults.html_error("token", 502), 2),
-    ("oversized body once", lambda e: e.faults.oversized("token", 512 * 1024), 2),
 ]
 
 
@@ -210,10 +209,22 @@ def test_refresh_429_x_ratelimit_reset(reset_world: World) -> None:
     assert_still_works(world, cid)
 
 
-#: (fault, arm, requests, message) for faults that outlast the retries: a clear error, nothing lost.
+#: (fault, arm, requests, message) for faults that outlast the retries, or whose reply is lost
+#: once the request reached the provider (never sent again: the outcome is unknown): a clear
+#: error, nothing lost.
 REFRESH_FAILS: list[tuple[str, Callable[[RunningEmulator], None], int, str]] = [
-    ("500 always", lambda e: e.faults.status("token", 500, times=None), 2, "refresh: the provider answered 500"),
-    ("502 always", lambda e: e.faults.status("token", 502, times=None), 2, "refresh: the provider answered 502"),
+    ("500 once", lambda e: e.faults.status("token", 500), 1, "refresh: the provider answered 500"),
+    ("502 once", lambda e: e.faults.status("token", 502), 1, "refresh: the provider answered 502"),
+    ("dropped connection once", lambda e: e.faults.drop_connection("token"), 1, "refresh: the connection to 127.0.0.1"),
+    ("HTML 502 once", lambda e: e.faults.html_error("token", 502), 1, "refresh: the provider answered 502"),
+    (
+        "oversized body once",
+        lambda e: e.faults.oversized("token", 512 * 1024),
+        1,
+        "refresh: the response is larger than 256 KiB",
+    ),
+    ("500 always", lambda e: e.faults.status("token", 500, times=None), 1, "refresh: the provider answered 500"),
+    ("502 always", lambda e: e.faults.status("token", 502, times=None), 1, "refresh: the provider answered 502"),
     ("503 always", lambda e: e.faults.status("token", 503, times=None), 4, "refresh: the provider answered 503"),
     (
         "429 always",
@@ -224,7 +235,7 @@ REFRESH_FAILS: list[tuple[str, Callable[[RunningEmulator], None], int, str]] = [
     (
         "dropped connection always",
         lambda e: e.faults.drop_connection("token", times=None),
-        2,
+        1,
         "refresh: the connection to 127.0.0.1",
     ),
     (
@@ -236,7 +247,7 @@ REFRESH_FAILS: list[tuple[str, Callable[[RunningEmulator], None], int, str]] = [
     (
         "oversized body always",
         lambda e: e.faults.oversized("token", 512 * 1024, times=None),
-        2,
+        1,
         "refresh: the response is larger than 256 KiB",
     ),
 ]
@@ -259,6 +270,11 @@ def test_refresh_fails_cleanly_and_keeps_the_token(
     assert world.emu.stats.token_requests["refresh_token"] == requests
     after = world.store.get_connection(cid)
     assert after.status is ConnectionStatus.CONNECTED and after.token_version == before.token_version
+    if isinstance(info.value, OutcomeUnknown):  # the reply was lost: the connection says so
+        assert "may have acted on it, so it was not sent again" in text
+        assert after.status_reason == connector_module.LOST_REPLY
+    else:
+        assert after.status_reason == before.status_reason
     assert refresh_tokens(world, cid) == tokens  # nothing was overwritten
     assert all(r is None or r <= connector_module.MAX_RETRY_AFTER for r in world.waits.retry_afters)
     assert all(d <= connector_module.MAX_RETRY_AFTER for _, _, d in world.waits.calls)
@@ -281,50 +297,80 @@ def test_refresh_token_endpoint_unreachable(world: FaultWorld) -> None:
     assert_still_works(world, cid)
 
 
-def test_refresh_read_timeout_once_is_retried(world: FaultWorld) -> None:
+LOST_AND_ROTATED = (
+    r"refresh refused \(.*\) after an earlier refresh's reply was lost: the provider had acted on that one"
+)
+
+
+def _lost_then_refused(world: FaultWorld, cid: str, message: str, *, slow: bool = False) -> None:
+    """The first refresh's reply is lost after the provider rotated: one request only, a
+    clear error that says the outcome is unknown, never a success, the connection still as it
+    was but saying so; the next refresh (the old token, refused) says what happened."""
+    before = world.store.get_connection(cid)
+    tokens = refresh_tokens(world, cid)
+    with pytest.raises(OutcomeUnknown, match=message) as info:
+        world.connector.refresh(cid, force=True)
+    assert "may have acted on it, so it was not sent again" in str(info.value)
+    assert world.emu.stats.token_requests["refresh_token"] == 1  # never a second in flight
+    after = world.store.get_connection(cid)
+    assert after.status is ConnectionStatus.CONNECTED and after.token_version == before.token_version
+    assert after.status_reason == connector_module.LOST_REPLY and refresh_tokens(world, cid) == tokens
+    if slow:
+        settle(world, "token")  # the provider answers the slow request late, having rotated
+    with pytest.raises(ReconnectRequired, match=LOST_AND_ROTATED):
+        world.steady.refresh(cid, force=True)
+    assert world.emu.stats.token_requests["refresh_token"] == 2
+    assert world.store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
+
+
+def test_refresh_read_timeout_is_not_retried(world: FaultWorld) -> None:
+    """The provider acts on a request whose answer comes after the client's read timeout:
+    sending the same refresh token again at once would be a second refresh in flight, which a
+    rotating provider takes for a replay. Not retried; the outcome is reported as unknown."""
     cid = connect(world)
     world.emu.faults.slow("token", SLOW)
-    conn = world.connector.refresh(cid, force=True)
-    assert conn.status is ConnectionStatus.CONNECTED
-    assert world.emu.stats.token_requests["refresh_token"] == 2
-    settle(world, "token")  # the slow request is answered late, with the now rotated-out token
-    assert_still_works(world, cid)
+    _lost_then_refused(world, cid, r"refresh: timed out talking to .*\(after 1 attempt\(s\)\)", slow=True)
 
 
 def test_refresh_read_timeout_always_loses_the_grant_visibly(world: FaultWorld) -> None:
-    """The provider acts on a request whose answer never arrives: with rotation the grant is
-    lost. Outcome: a clear timeout error, then ``needs_reconnect`` on the next refresh."""
+    """With the provider slow every time, the grant is lost (it rotated on the first request):
+    a clear timeout error, then ``needs_reconnect`` on the next refresh, saying why."""
     cid = connect(world)
     world.emu.faults.slow("token", SLOW, times=2)
-    with pytest.raises(oauth.TransientError, match=r"refresh: timed out talking to .*\(after 2 attempt\(s\)\)"):
-        world.connector.refresh(cid, force=True)
-    assert world.store.get_connection(cid).status is ConnectionStatus.CONNECTED
-    settle(world, "token")
-    with pytest.raises(ReconnectRequired, match="needs reconnecting"):
-        world.steady.refresh(cid, force=True)
-    assert world.store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
+    _lost_then_refused(world, cid, r"refresh: timed out talking to .*\(after 1 attempt\(s\)\)", slow=True)
 
 
-def test_refresh_lost_response_retries_once_then_needs_reconnect(world: FaultWorld) -> None:
+def test_refresh_lost_response_is_not_retried_then_needs_reconnect(world: FaultWorld) -> None:
     """The provider rotated, the answer was lost (the connection dropped after processing):
-    one retry with the same token, which the provider refuses, and the connection says so."""
+    not retried with the same token; the next refresh is refused and the connection says why."""
     cid = connect(world)
     world.emu.faults.drop_connection("token", after_processing=True)
-    with pytest.raises(ReconnectRequired, match=r"needs reconnecting \(refresh refused: .*already used"):
-        world.connector.refresh(cid, force=True)
-    assert world.emu.stats.token_requests["refresh_token"] == 2
-    assert world.store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
+    _lost_then_refused(world, cid, r"refresh: the connection to 127\.0\.0\.1:\d+ failed")
 
 
 def test_refresh_truncated_json_is_a_lost_response(world: FaultWorld) -> None:
-    """A 200 whose JSON is cut short: the provider rotated the refresh token, so the grant is
-    lost. It must not leave the connection claiming ``connected`` with a dead refresh token."""
+    """A 200 whose JSON is cut short: the provider rotated the refresh token. It must not be
+    reported as a success, nor retried; the next refresh says the grant was lost that way."""
     cid = connect(world)
     world.emu.faults.truncated_json("token")
-    with pytest.raises(ReconnectRequired, match="needs reconnecting"):
+    _lost_then_refused(world, cid, "refresh: the provider answered 200 with a body that is not a JSON object")
+
+
+def test_no_second_refresh_while_a_lost_one_may_be_in_flight(
+    world: FaultWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a lost reply, another refresher (here: another connector on the same store)
+    sends nothing: the first request may still be processed by the provider."""
+    monkeypatch.setattr(connector_module, "LOST_HOLD", 600.0)
+    cid = connect(world)
+    world.emu.faults.slow("token", SLOW)
+    with pytest.raises(OutcomeUnknown):
         world.connector.refresh(cid, force=True)
-    assert world.emu.stats.token_requests["refresh_token"] == 2  # one retry with the same token, never a loop
-    assert world.store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
+    with pytest.raises(oauth.TransientError, match=r"a refresh whose reply was lost \d+ s ago .*no other is sent"):
+        world.steady.refresh(cid, force=True)
+    settle(world, "token")
+    assert world.emu.stats.token_requests["refresh_token"] == 1
+    assert world.store.get_connection(cid).status is ConnectionStatus.CONNECTED
 
 
 # ----------------------------------------------------------------- code exchange
@@ -663,6 +709,79 @@ def test_api_oversized_body_is_refused(world: FaultWorld) -> None:
     assert_still_works(world, cid)
 
 
+#: The whole-response deadline of the connector under the drip tests; the drip (one byte every
+#: DRIP seconds, well under the read timeout) would take far longer to send a whole body.
+DEADLINE = 1.0
+DRIP = 0.05
+
+
+def test_dripped_api_body_ends_at_the_deadline(world: FaultWorld) -> None:
+    """A body sent one byte at a time never trips a read timeout: without a whole-response
+    deadline the call hung until killed. Not retried: another wait would be as long."""
+    cid = connect(world)
+    world.connector.deadline = DEADLINE
+    world.emu.faults.drip("api", DRIP, times=None)
+    before = sum(world.emu.stats.resource_calls.values())
+    with pytest.raises(
+        RequestFailed, match=r"GET /company/named-lists: 127\.0\.0\.1:\d+ did not answer in full within 1 s"
+    ):
+        world.connector.request(cid, "GET", "/company/named-lists")
+    assert sum(world.emu.stats.resource_calls.values()) == before + 1
+
+    async def run() -> None:
+        await world.connector.arequest(cid, "GET", "/company/named-lists")
+
+    import asyncio
+
+    with pytest.raises(RequestFailed, match=r"did not answer in full within 1 s; gave up"):
+        asyncio.run(run())
+    assert world.store.get_connection(cid).status is ConnectionStatus.CONNECTED
+
+
+def test_dripped_token_response_ends_at_the_deadline(world: FaultWorld) -> None:
+    """The same at the token endpoint: the provider acted on the refresh, so it is a lost
+    reply (outcome unknown), never retried."""
+    cid = connect(world)
+    world.connector.deadline = DEADLINE
+    world.emu.faults.drip("token", DRIP)
+    with pytest.raises(OutcomeUnknown, match=r"refresh: 127\.0\.0\.1:\d+ did not answer in full within 1 s; gave up"):
+        world.connector.refresh(cid, force=True)
+    assert world.emu.stats.token_requests["refresh_token"] == 1
+
+
+class Endless(httpx.SyncByteStream):
+    """A 200 body of 64 KiB chunks without end, counting what was read of it."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.sent < 64 * 1024 * 1024:
+            self.sent += 64 * 1024
+            yield b"x" * (64 * 1024)
+
+
+def test_token_response_is_cut_at_256_kib_while_reading(tmp_path: Path, waits: Waits) -> None:
+    """A token response is read no further than its 256 KiB cap (it was read up to the 16 MiB
+    API cap, then refused)."""
+    body = Endless()
+
+    class Huge(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/oauth2/token") and b"refresh_token" in request.read():
+                return httpx.Response(200, headers={"Content-Type": "application/json"}, stream=body)
+            return self._inner.handle_request(request)
+
+    for world in _world(tmp_path, waits, Huge()):
+        cid = connect(world)
+        with pytest.raises(oauth.OAuthError, match="refresh: the response is larger than 256 KiB; refused"):
+            world.connector.refresh(cid, force=True)
+    assert 0 < body.sent <= oauth.MAX_TOKEN_RESPONSE_BYTES + 64 * 1024
+
+
 # -------------------------------------------------------------- the CLI's view of it
 
 
@@ -704,7 +823,8 @@ CLI_CASES: list[tuple[str, Callable[[RunningEmulator], None], list[str], str]] =
         "refresh 500 always",
         lambda e: e.faults.status("token", 500, times=None),
         ["connections", "refresh", "{cid}", "--force"],
-        "connector: error: refresh: the provider answered 500; try again later (after 2 attempt(s))\n",
+        "connector: error: refresh: the provider answered 500; try again later (after 1 attempt(s)); the request "
+        "had reached the provider, which may have acted on it, so it was not sent again\n",
     ),
     (
         "revoke 503 always",
@@ -737,13 +857,28 @@ def test_cli_fault_errors_are_one_line(
 
 
 def test_api_401_after_a_fresh_refresh_needs_reconnect(world: FaultWorld, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 401 that persists after a fresh refresh marks the connection; the CLI says how to fix it."""
+    """A 401 that persists after a fresh refresh marks the connection with its own reason, without
+    HiBob's "uninstall first" (the grant was withdrawn there); the CLI says how to fix it."""
     cid = connect(world)
     world.emu.faults.status("api", 401, times=2)
     code, _, err = run_cli(world, monkeypatch, "request", cid, "GET", "/company/named-lists")
-    assert code == 1 and f"connection {cid} needs reconnecting (401 after a fresh refresh)" in err
+    assert code == 1 and f"connection {cid} needs reconnecting ({connector_module.FRESH_401})" in err
+    assert "uninstall" not in err.lower() and "connector reconnect" in err
     assert world.store.get_connection(cid).status is ConnectionStatus.NEEDS_RECONNECT
     assert world.emu.stats.token_requests["refresh_token"] == 1  # refreshed once, never looped
+    assert world.store.get_connection(cid).status_reason == connector_module.FRESH_401
+
+
+def test_httpx_auth_401_after_a_fresh_refresh_marks_the_connection(world: FaultWorld) -> None:
+    """``connector.auth()`` hands the second 401 to its caller, and the connection says why."""
+    cid = connect(world)
+    world.emu.faults.status("api", 401, times=2)
+    base = world.emu.endpoints("sandbox").api_base_url
+    with httpx.Client(base_url=base, auth=world.connector.auth(cid)) as client:
+        assert client.get("/company/named-lists").status_code == 401
+    conn = world.store.get_connection(cid)
+    assert conn.status is ConnectionStatus.NEEDS_RECONNECT and conn.status_reason == connector_module.FRESH_401
+    assert world.emu.stats.token_requests["refresh_token"] == 1
 
 
 # ---------------------------------------------------------------------- redirects
