@@ -344,7 +344,7 @@ class Connector:
         try:
             yield from self._issuer_flow(ctx, params)
             if params.error is not None:
-                raise self._callback_error(ctx, params)
+                raise self._callback_error(ctx, params, reconnect=attempt.connection_id is not None)
             if params.code is None:
                 raise OAuthError("the callback has neither a code nor an error", error="invalid_request")
         except OAuthError as exc:
@@ -435,7 +435,7 @@ class Connector:
             issuer, required = published, required or advertised
         oauth.check_issuer(params.iss, issuer=issuer, required=required, authorize_url=ctx.authorize_url)
 
-    def _callback_error(self, ctx: _Context, params: oauth.CallbackParams) -> OAuthError:
+    def _callback_error(self, ctx: _Context, params: oauth.CallbackParams, *, reconnect: bool = False) -> OAuthError:
         desc = f": {params.error_description}" if params.error_description else ""
         policy = ctx.declaration.reconnect_policy
         described = (params.error_description or "").lower()
@@ -446,9 +446,10 @@ class Connector:
             and params.error in ("access_denied", "invalid_request")
         ):
             name = ctx.declaration.provider.display_name
+            # The provider's own words say the same as ours: kept in ``description``, not repeated.
             error = AlreadyInstalled(
-                f"{name} refused the authorization because the app is already installed in this company "
-                f"({params.error_description}); uninstall it first, then run the reconnect again",
+                f"{name} refused the authorization because the app is already installed in this company; "
+                f"uninstall it first, then {'reconnect' if reconnect else 'connect'} again",
                 error=params.error or "access_denied",
                 description=params.error_description,
             )

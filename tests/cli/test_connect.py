@@ -229,6 +229,7 @@ def test_already_installed_error_prints_the_steps(env: dict[str, str], emu: Runn
         code, _, err = run.finish(location + "\n")
         assert code == expected, err
     assert "the app is already installed in this company" in err
+    assert "then connect again" in err and "reconnect" not in err.split("connector: error:")[-1].split("\n")[0]
     # The profile points at the emulator: its advice is the emulator's uninstall, not Bob's Marketplace.
     assert f"connector emulate hibob --uninstall --url {emu.base_url.rstrip('/')}" in err
     assert "Marketplace" not in err.split("connector: error:")[-1].split("\n", 1)[-1]

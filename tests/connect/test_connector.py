@@ -195,6 +195,9 @@ def test_invalid_grant_needs_reconnect_then_reconnect_after_uninstall(world: Wor
     with pytest.raises(AlreadyInstalled) as installed:
         world.connector.complete(world.consent(start.url), profile=PROFILE)
     assert "already installed" in str(installed.value) and "uninstall it first" in str(installed.value)
+    assert str(installed.value).endswith("then reconnect again")  # a reconnect, so it says reconnect
+    assert str(installed.value).lower().count("uninstall it first") == 1  # the provider's words are not repeated
+    assert installed.value.description and "Uninstall it first" in installed.value.description
     assert any("Click Uninstall." in line for line in installed.value.details)
     assert world.store.get_connection(conn.id).status is ConnectionStatus.NEEDS_RECONNECT
 
