@@ -130,6 +130,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX connection_events_connection ON connection_events (connection_id, id)",
     ),
+    2: (
+        # Each row's seal: a MAC of the columns that say where its secrets go (see SqlStore._seal).
+        "ALTER TABLE profiles ADD COLUMN seal text",
+        "ALTER TABLE connections ADD COLUMN seal text",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -141,6 +146,7 @@ POSTGRES = Dialect(
     end_lease="",  # the lease is a row lock: the write's commit ends it
     shared=True,
     blob=bytes,
+    sealed_from=2,
 )
 
 

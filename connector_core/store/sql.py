@@ -42,16 +42,26 @@ Taken = Literal["taken", "again", "refused"]
 
 _PROFILE_COLUMNS = (
     "p.id, p.name, p.provider, p.auth_type, p.environment, p.credential_set, "
-    "p.field_values, p.scopes, p.actions, p.created_at, p.updated_at, p.endpoints"
+    "p.field_values, p.scopes, p.actions, p.created_at, p.updated_at, p.endpoints, p.seal"
 )
 _CONNECTION_COLUMNS = (
     "c.id, p.name, c.profile_id, c.provider, c.environment, c.auth_type, c.status, c.status_reason, "
     "c.token_type, c.expires_at, c.requested_scopes, c.granted_scopes, c.identity, c.provider_initiated, "
-    "c.token_version, c.created_at, c.updated_at, c.refreshed_at"
+    "c.token_version, c.created_at, c.updated_at, c.refreshed_at, c.seal"
 )
-_N_CONNECTION = 18
+_N_CONNECTION = 19
 _CONNECTION_SELECT = f"SELECT {_CONNECTION_COLUMNS} FROM connections c JOIN profiles p ON p.id = c.profile_id"
 _INSERT_EVENT = "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)"
+#: The columns a row's seal covers: everything that says where its secrets (and its profile's) are sent.
+SEALED = {
+    "profiles": (
+        *("id", "name", "provider", "auth_type", "environment", "credential_set"),
+        *("field_values", "scopes", "actions", "endpoints"),
+    ),
+    "connections": ("id", "profile_id", "provider", "environment", "auth_type", "identity"),
+}
+#: Where the sealed columns are among ``_PROFILE_COLUMNS`` and ``_CONNECTION_COLUMNS``, and the seal's.
+_SEALED_AT = {"profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12), "connections": ((0, 2, 3, 4, 5, 12), 18)}
 
 
 def now() -> str:
@@ -62,6 +72,16 @@ def now() -> str:
 def aad(owner_id: str, name: str) -> str:
     """The associated data binding a secret to its row."""
     return f"{AAD_PREFIX}|{owner_id}|{name}"
+
+
+def _sealed_text(table: str, values: Sequence[Any]) -> bytes:
+    """The canonical text a seal covers: the table and its sealed columns as stored."""
+    return json.dumps([AAD_PREFIX, table, *values], separators=(",", ":"), default=repr).encode("utf-8")
+
+
+def _what(table: str, sealed: Sequence[Any]) -> str:
+    """A row named by its sealed columns, for messages."""
+    return f"profile {sealed[1]!r}" if table == "profiles" else f"connection {sealed[0]}"
 
 
 def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
@@ -133,6 +153,8 @@ class Dialect:
     shared: bool
     #: A blob column's value as the key ring reads it (as stored, or as bytes).
     blob: Callable[[Any], Any]
+    #: The schema version that added the ``seal`` columns: its migration seals the rows there are.
+    sealed_from: int
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -258,6 +280,8 @@ class SqlStore(abc.ABC):
             return False
         for statement in migrations[target]:
             tx.execute(statement)
+        if target == self.dialect.sealed_from:
+            self._seal_existing(tx)
         if target == 1:
             tx.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
             tx.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
@@ -315,6 +339,45 @@ class SqlStore(abc.ABC):
         query = f"SELECT name, key_id, nonce, ciphertext FROM secrets WHERE owner_id = ? ORDER BY {order}"
         return self._decrypt(owner_id, tx.all(query, (owner_id,)), what)
 
+    # --------------------------------------------------------------------- seals
+    # A profile's and a connection's row carry a seal (``KeyRing.seal``) of the columns that say
+    # where their secrets go (``SEALED``): a row changed by anyone without the keys is refused.
+
+    def _tampered(self, table: str, row: Sequence[Any]) -> StoreError:
+        return StoreError(
+            f"database {self.path}: {_what(table, row)} was changed outside connector-core (its seal does not match "
+            "its stored settings); refusing to use it. Restore the database from a backup, or delete and recreate it",
+            code="tampered",
+        )
+
+    def _check_seal(self, table: str, row: Sequence[Any]) -> None:
+        """Refuse ``row`` (of ``_PROFILE_COLUMNS`` or ``_CONNECTION_COLUMNS``) unless its seal matches."""
+        at, seal_at = _SEALED_AT[table]
+        values = [row[i] for i in at]
+        if not self.keyring.sealed(row[seal_at], _sealed_text(table, values), what=_what(table, values)):
+            raise self._tampered(table, values)
+
+    def _seal(self, tx: Tx, table: str, row_id: str | None = None, *, ring: KeyRing | None = None) -> None:
+        """Seal the row ``row_id`` of ``table`` (every row when None; those with a seal must match it
+        first, so that resealing never launders a changed row). The ring defaults to the store's."""
+        ring = ring or self.keyring
+        where, args = (" WHERE id = ?", (row_id,)) if row_id is not None else ("", ())
+        rows = tx.all(f"SELECT {', '.join(SEALED[table])}, seal FROM {table}{where}{self.dialect.for_update}", args)
+        updates = []
+        for *values, seal in rows:
+            data = _sealed_text(table, values)
+            if row_id is None and seal is not None and not ring.sealed(seal, data, what=_what(table, values)):
+                raise self._tampered(table, values)
+            updates.append((ring.seal(data), values[0]))
+        tx.many(f"UPDATE {table} SET seal = ? WHERE id = ?", updates)
+
+    def _seal_existing(self, tx: Tx) -> None:
+        """The migration adding the seals seals the rows there are (it runs once: the columns it adds
+        cannot be added twice, so no later change to the database can have a row sealed anew)."""
+        if any(tx.one(f"SELECT EXISTS (SELECT 1 FROM {table})")[0] for table in SEALED):
+            for table in SEALED:
+                self._seal(tx, table)
+
     # ------------------------------------------------------------------ profiles
 
     @contextlib.contextmanager
@@ -333,6 +396,7 @@ class SqlStore(abc.ABC):
                 "actions, endpoints, id, provider, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*_draft_columns(draft), profile_id, draft.provider, at, at),
             )
+            self._seal(tx, "profiles", profile_id)
             for name, value in draft.secrets:
                 self._put_secret(tx, profile_id, name, value)
         return self.get_profile(draft.name)
@@ -351,6 +415,7 @@ class SqlStore(abc.ABC):
                 "field_values = ?, scopes = ?, actions = ?, endpoints = ?, updated_at = ? WHERE id = ?",
                 (*_draft_columns(draft), now(), profile_id),
             )
+            self._seal(tx, "profiles", profile_id)
             keep = {n for n, _ in draft.secrets}
             stored = {r[0] for r in tx.all("SELECT name FROM secrets WHERE owner_id = ?", (profile_id,))}
             tx.many("DELETE FROM secrets WHERE owner_id = ? AND name = ?", [(profile_id, n) for n in stored - keep])
@@ -383,8 +448,9 @@ class SqlStore(abc.ABC):
         )
 
     def _profile_from_rows(self, rows: Sequence[Sequence[Any]], with_secrets: bool) -> Profile:
-        secret_rows = [r[12:] for r in rows if r[12] is not None]
+        secret_rows = [r[13:] for r in rows if r[13] is not None]
         secrets = self._decrypt(rows[0][0], secret_rows, f"profile {rows[0][1]!r}") if with_secrets else None
+        self._check_seal("profiles", rows[0])
         return _profile(rows[0], tuple(r[0] for r in secret_rows), secrets)
 
     def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
@@ -461,6 +527,8 @@ class SqlStore(abc.ABC):
                 plain = ring.decrypt(kid, d.blob(nonce), d.blob(ciphertext), aad(owner_id, name), what=what)
                 updates.append((*ring.encrypt(plain, aad(owner_id, name)), owner_id, name))
             tx.many("UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ? WHERE owner_id = ? AND name = ?", updates)
+            for table in SEALED:  # under the new primary key, so the old ones can retire
+                self._seal(tx, table, ring=ring)
         retired: tuple[str, ...] = ()
         if retire:
             old = set(ring.key_ids) - {ring.primary_id}
@@ -569,6 +637,7 @@ class SqlStore(abc.ABC):
                 f"token_version = connections.token_version + 1{self.dialect.end_lease}",
                 (*values.values(), cid, at),
             )
+            self._seal(tx, "connections", cid)
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
             self._put_tokens(tx, cid, tokens)
             self._event(tx, cid, ConnectionStatus.CONNECTED, reason)
@@ -578,6 +647,7 @@ class SqlStore(abc.ABC):
         rows = self._rows(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,))
         if not rows:
             raise UnknownNameError("connection", connection_id)
+        self._check_seal("connections", rows[0])
         return _connection(rows[0])
 
     def needing_attention(self) -> tuple[Connection, ...]:
@@ -623,6 +693,7 @@ class SqlStore(abc.ABC):
             raise UnknownNameError("connection", connection_id)
         secret_rows = [r[_N_CONNECTION:] for r in rows if r[_N_CONNECTION] is not None]
         found = self._decrypt(connection_id, secret_rows, f"connection {connection_id!r}")
+        self._check_seal("connections", rows[0])
         return _connection(rows[0]), found.get("access_token"), found.get("refresh_token")
 
     def set_status(

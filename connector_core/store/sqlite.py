@@ -113,6 +113,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX connection_events_connection ON connection_events(connection_id, id)",
     ),
+    3: (
+        # Each row's seal: a MAC of the columns that say where its secrets go (see SqlStore._seal).
+        "ALTER TABLE profiles ADD COLUMN seal TEXT",
+        "ALTER TABLE connections ADD COLUMN seal TEXT",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -124,6 +129,7 @@ SQLITE = Dialect(
     end_lease=", lock_owner = NULL, lock_until = NULL",
     shared=False,
     blob=lambda value: value,  # as stored: the key ring refuses anything that is not what it wrote
+    sealed_from=3,
 )
 
 
