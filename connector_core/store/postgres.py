@@ -22,14 +22,14 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlunsplit
 
 import attrs
 
 from ..errors import ConnectorError, ValidationError
 from .contract import LockStats, StoreError
 from .sql import Dialect, SqlStore, Taken, Tx, now
-from .url import POSTGRES_SCHEMES, shown_url
+from .url import POSTGRES_SCHEMES, shown_url, split_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -175,7 +175,7 @@ class PgSettings:
     @classmethod
     def from_url(cls, url: str) -> PgSettings:
         """Split ``postgresql://...?schema=x&pool_max_size=20`` into conninfo and settings."""
-        parts = urlsplit(url)
+        parts = split_url(url)
         if parts.scheme not in POSTGRES_SCHEMES:
             raise ValidationError("store URL", f"expected postgresql://..., got a {parts.scheme or 'schemeless'} URL")
         ours: dict[str, str] = {}

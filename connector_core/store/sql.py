@@ -90,9 +90,42 @@ def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
     return (draft.name, draft.auth_type, draft.environment, draft.credential_set, *map(json.dumps, as_json))
 
 
+def _damaged(what: str, column: str, detail: str) -> StoreError:
+    return StoreError(
+        f"{what}: stored {column}: {detail} (the database was changed outside connector-core, or is damaged)",
+        code="damaged",
+    )
+
+
+def _json(value: Any, kind: type[dict[str, Any]] | type[list[Any]], what: str, column: str) -> Any:
+    """A JSON column's value, which must be a ``kind`` (stored columns can hold anything)."""
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        data = None
+    if not isinstance(data, kind):
+        raise _damaged(what, column, f"not a JSON {'object' if kind is dict else 'array'}")
+    return data
+
+
+def _status(value: Any, what: str) -> ConnectionStatus:
+    try:
+        return ConnectionStatus(value)
+    except ValueError:
+        raise _damaged(what, "status", f"{str(value)[:40]!r} is not a connection status") from None
+
+
+def _number(value: Any, what: str, column: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _damaged(what, column, "not a number") from None
+
+
 def _profile(row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None) -> Profile:
     """A profile from the first columns of ``_PROFILE_COLUMNS``."""
     pid, name, provider, auth_type, environment, credential_set, values, scopes, actions, created, updated = row[:11]
+    what = f"profile {name!r}"
     return Profile(
         id=pid,
         name=name,
@@ -100,19 +133,20 @@ def _profile(row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[st
         auth_type=auth_type,
         environment=environment,
         credential_set=credential_set,
-        values=tuple(json.loads(values).items()),
+        values=tuple(_json(values, dict, what, "field values").items()),
         secret_names=secret_names,
-        scopes=tuple(json.loads(scopes)),
-        actions=tuple(json.loads(actions)),
+        scopes=tuple(_json(scopes, list, what, "scopes")),
+        actions=tuple(_json(actions, list, what, "actions")),
         created_at=created,
         updated_at=updated,
-        endpoints=tuple(json.loads(row[11]).items()),
+        endpoints=tuple(_json(row[11], dict, what, "endpoints").items()),
         secrets=tuple((secrets or {}).items()),
     )
 
 
 def _connection(row: Sequence[Any]) -> Connection:
     """A connection from the first columns of ``_CONNECTION_COLUMNS``."""
+    what = f"connection {row[0]}"
     return Connection(
         id=row[0],
         profile=row[1],
@@ -120,15 +154,15 @@ def _connection(row: Sequence[Any]) -> Connection:
         provider=row[3],
         environment=row[4],
         auth_type=row[5],
-        status=ConnectionStatus(row[6]),
+        status=_status(row[6], what),
         status_reason=row[7],
         token_type=row[8],
-        expires_at=float(row[9]) if row[9] is not None else None,
-        requested_scopes=tuple(json.loads(row[10])),
-        granted_scopes=tuple(json.loads(row[11])),
-        identity=tuple(json.loads(row[12]).items()),
+        expires_at=_number(row[9], what, "expiry time") if row[9] is not None else None,
+        requested_scopes=tuple(_json(row[10], list, what, "requested scopes")),
+        granted_scopes=tuple(_json(row[11], list, what, "granted scopes")),
+        identity=tuple(_json(row[12], dict, what, "identity").items()),
         provider_initiated=bool(row[13]),
-        token_version=int(row[14]),
+        token_version=int(_number(row[14], what, "token version")),
         created_at=row[15],
         updated_at=row[16],
         refreshed_at=row[17],
@@ -278,8 +312,16 @@ class SqlStore(abc.ABC):
         (another process migrated first); the first migration also names the store."""
         if current >= target:
             return False
-        for statement in migrations[target]:
-            tx.execute(statement)
+        try:
+            for statement in migrations[target]:
+                tx.execute(statement)
+        except Exception as exc:  # noqa: BLE001 - the engine's own error: the tables are not what `current` made
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(
+                f"database {self.path}: cannot upgrade the schema from version {current} to {target} ({detail}); "
+                "its recorded version does not match its tables (set back, or not a connector-core database?)",
+                code="damaged",
+            ) from None
         if target == self.dialect.sealed_from:
             self._seal_existing(tx)
         if target == 1:
@@ -407,7 +449,7 @@ class SqlStore(abc.ABC):
             if row is None:
                 raise self._unknown_profile(name, tx)
             profile_id, old_scopes = row
-            if set(json.loads(old_scopes)) != set(draft.scopes):
+            if set(_json(old_scopes, list, f"profile {name!r}", "scopes")) != set(draft.scopes):
                 # Some providers need a re-install for new scopes: flag every connection.
                 self._mark_profile_connections(tx, profile_id, "scopes changed")
             tx.execute(
@@ -581,7 +623,9 @@ class SqlStore(abc.ABC):
             )
             if row is None:
                 return None
-            attempt = Attempt(row[0], row[1], row[2], tuple(json.loads(row[3])), float(row[4]), row[5])
+            what = "the pending authorization"
+            scopes = tuple(_json(row[3], list, what, "scopes"))
+            attempt = Attempt(row[0], row[1], row[2], scopes, _number(row[4], what, "expiry time"), row[5])
             secrets = self._secrets_of(tx, attempt.id, "the pending authorization")
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (attempt.id,))
             tx.execute("DELETE FROM attempts WHERE id = ?", (attempt.id,))
@@ -680,7 +724,9 @@ class SqlStore(abc.ABC):
         rows = self._rows(
             "SELECT at, status, reason FROM connection_events WHERE connection_id = ? ORDER BY id", (connection_id,)
         )
-        return tuple(ConnectionEvent(r[0], ConnectionStatus(r[1]), r[2]) for r in rows)
+        return tuple(
+            ConnectionEvent(r[0], _status(r[1], f"an event of connection {connection_id}"), r[2]) for r in rows
+        )
 
     def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
         rows = self._rows(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from ..errors import UsageError, ValidationError
 
@@ -52,9 +52,19 @@ def store_kind(url: str) -> str:
     raise ValidationError("store URL", f"expected sqlite:///PATH or postgresql://..., got {shown_url(url)!r}")
 
 
+def split_url(url: str) -> SplitResult:
+    """``url`` taken apart; a malformed one is a ValidationError that does not repeat it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number is malformed too
+    except ValueError as exc:
+        raise ValidationError("store URL", f"malformed URL ({exc})") from None
+    return parts
+
+
 def sqlite_path(url: str) -> Path:
     """The database file a ``sqlite:`` URL names."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     if parts.netloc not in ("", "localhost"):
         raise ValidationError("store URL", f"a sqlite URL names a local file (sqlite:///PATH), got {url!r}")
     raw = unquote(parts.path)
@@ -70,7 +80,10 @@ def sqlite_path(url: str) -> Path:
 
 def shown_url(url: str) -> str:
     """``url`` with its password hidden, for messages."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "a malformed URL"
     if "@" in parts.netloc and ":" in parts.netloc.rsplit("@", 1)[0]:
         user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
         return parts._replace(netloc=f"{user}:***@{parts.netloc.rsplit('@', 1)[1]}").geturl()
@@ -87,6 +100,7 @@ def select_store(
         raise UsageError("give --store-url or --home, not both")
     chosen = url or (environ.get(ENV_STORE_URL) if home is None else None)
     if chosen and store_kind(chosen) == "postgresql":
+        split_url(chosen)
         return "postgresql", chosen
     if chosen:
         return "sqlite", sqlite_path(chosen)
