@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from ._files import write_private_file
+from ._files import UnsafePath, read_private_file, unsafe_dir, unsafe_file, write_private_file
 from .errors import CryptoError
 
 __all__ = [
@@ -119,6 +119,12 @@ class KeyRing:
                     keys.setdefault(key_id(old), old)
             return cls(keys, key_id(primary), None)
         path = Path(env[ENV_KEY_FILE]) if env.get(ENV_KEY_FILE) else default_key_file(store_id)
+        folder_problem = unsafe_dir(path.parent)
+        if folder_problem is not None:
+            raise CryptoError(f"key file {path}: refusing its folder {path.parent}: {folder_problem}")
+        problem = unsafe_file(path)
+        if problem is not None:
+            raise CryptoError(f"key file {path}: refusing it: {problem}")
         if not path.exists():
             if not create:
                 raise CryptoError(f"key file {path} does not exist and {ENV_SECRET_KEY} is not set")
@@ -136,7 +142,9 @@ class KeyRing:
     @classmethod
     def from_file(cls, path: Path) -> KeyRing:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_private_file(path).decode("utf-8"))
+        except UnsafePath as exc:
+            raise CryptoError(f"key file {path}: refusing it: {exc}") from None
         except OSError as exc:
             raise CryptoError(f"key file {path}: cannot read it ({exc.strerror or exc})") from None
         except (UnicodeDecodeError, ValueError):
