@@ -14,6 +14,7 @@ import attrs
 
 from ..errors import UsageError, ValidationError
 from ..registries import Command
+from .context import refuse_password
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler
 from .parser import HELP
 
@@ -55,6 +56,7 @@ COMMAND = Command("store", HELP["store"], configure, run_handler)
 def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..store import open_store, select_store  # here, not at the top: cold start
 
+    refuse_password("--store-url", args.store_url)
     kind, _ = select_store(args.store_url, args.home)
     store = open_store(args.store_url, args.home)
     try:
@@ -78,6 +80,8 @@ def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     # Here, not at the top: only a migration needs the two stores (cold start).
     from ..store import PgStore, Store, copy_from_sqlite, select_store, store_kind
 
+    for option, url in (("--to", args.to), ("--from", args.source), ("--store-url", args.store_url)):
+        refuse_password(option, url)
     if store_kind(args.to) != "postgresql":
         raise ValidationError("--to", "the target must be a PostgreSQL store: postgresql://...")
     if args.source is not None:

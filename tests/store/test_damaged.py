@@ -111,4 +111,5 @@ def test_a_malformed_store_url_is_one_line_without_its_password(url: str, tmp_pa
         select_store(url)
     result = run_connector(["--store-url", url, "profile", "list"], env={"CONNECTOR_HOME": str(tmp_path)})
     assert result.returncode == 1 and "Traceback" not in result.stderr and "hunter2secret" not in result.stderr
-    assert result.stderr.startswith("connector: error: store URL: malformed URL")
+    assert result.stderr.count("\n") == 1  # the CLI refuses a password on argv before it parses the URL
+    assert result.stderr.startswith(("connector: error: store URL: malformed URL", "connector: error: --store-url:"))
