@@ -114,9 +114,20 @@ def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         f"Copied {report.profiles} profile(s), {report.connections} connection(s), {report.secrets} secret(s), "
         f"{report.events} event(s) and {report.attempts} pending authorization(s)\n"
         f"  from {report.source}\n  into {report.target}\n"
-        f"The store id stays {report.store_id}: the keys that decrypt the source decrypt the copy "
-        f"({'checked' if report.verified else 'not checked: --no-verify'}).\n"
-        "Give every host that uses it the same keys (CONNECTOR_CORE_SECRET_KEY, or the key file), then point "
+    )
+    if report.verified:
+        out.write(
+            f"The copy is store {report.store_id}, with keys of its own: every secret was decrypted, then "
+            "encrypted and sealed under them (in its key file, unless CONNECTOR_CORE_SECRET_KEY or "
+            "CONNECTOR_CORE_KEY_FILE names one ring for both).\n"
+        )
+    else:
+        out.write(
+            f"The store id stays {report.store_id} (not checked: --no-verify): the copy shares the source's keys, "
+            "so rotate keys in one of the two stores only.\n"
+        )
+    out.write(
+        "Give every host that uses it its keys (CONNECTOR_CORE_SECRET_KEY, or the key file), then point "
         "them at it with CONNECTOR_STORE_URL. The SQLite store is left as it was.\n"
     )
     return 0
