@@ -151,6 +151,7 @@ POSTGRES = Dialect(
     shared=True,
     blob=bytes,
     sealed_from=2,
+    for_share=" FOR SHARE",
 )
 
 

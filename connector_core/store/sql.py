@@ -189,6 +189,8 @@ class Dialect:
     blob: Callable[[Any], Any]
     #: The schema version that added the ``seal`` columns: its migration seals the rows there are.
     sealed_from: int
+    #: Appended to the read of the store's primary key id before encrypting: a rotation waits for it.
+    for_share: str = ""
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -355,9 +357,45 @@ class SqlStore(abc.ABC):
         with self._keyring_lock:
             self._keyring = ring
 
+    def _reload_keyring(self) -> bool:
+        """Read the key file again (another process rotated the keys); whether there is one."""
+        ring = self.keyring
+        if ring.path is None:
+            return False
+        self._set_keyring(KeyRing.from_file(ring.path))
+        return True
+
+    def _fresh(self, use: Callable[[KeyRing], Any]) -> Any:
+        """``use(ring)``; when it meets a key the ring does not hold, again with the key file read anew."""
+        try:
+            return use(self.keyring)
+        except CryptoError as exc:
+            if exc.code != "unknown_key" or not self._reload_keyring():
+                raise
+        return use(self.keyring)
+
+    def _encrypting_ring(self, tx: Tx) -> KeyRing:
+        """The ring to encrypt with in ``tx``: its primary must be the store's (``meta.primary_key``,
+        set by the last rotation), so that no process encrypts under a key another one retired."""
+        ring = self.keyring
+        if ring.path is None:  # keys from the environment: the operator rotates them
+            return ring
+        row = tx.one("SELECT value FROM meta WHERE key = 'primary_key'" + self.dialect.for_share)
+        if row is None or row[0] == ring.primary_id:
+            return ring
+        self._reload_keyring()
+        ring = self.keyring
+        if ring.primary_id != row[0]:
+            raise CryptoError(
+                f"the store's keys were rotated to key {row[0]}, which {ring.source} does not hold as its "
+                "primary key; give this process the store's current key file",
+                code="unknown_key",
+            )
+        return ring
+
     def _put_secret(self, tx: Tx, owner_id: str, name: str, value: Secret) -> None:
         try:
-            kid, nonce, ciphertext = self.keyring.encrypt(value.reveal(), aad(owner_id, name))
+            kid, nonce, ciphertext = self._encrypting_ring(tx).encrypt(value.reveal(), aad(owner_id, name))
         except UnicodeEncodeError:  # a lone surrogate, e.g. undecodable bytes read from the environment
             raise ValidationError(name, "is not valid text (it holds undecodable bytes)") from None
         tx.execute(
@@ -370,11 +408,16 @@ class SqlStore(abc.ABC):
     def _decrypt(self, owner_id: str, rows: Sequence[Sequence[Any]], what: str) -> dict[str, Secret]:
         """``rows`` of (name, key_id, nonce, ciphertext), in storage order, as stored: the key
         ring refuses anything that is not what it wrote."""
-        ring, blob = self.keyring, self.dialect.blob
-        return {
-            name: Secret(ring.decrypt(kid, blob(nonce), blob(ct), aad(owner_id, name), what=f"{name} of {what}"))
-            for name, kid, nonce, ct in rows
-        }
+        blob = self.dialect.blob
+
+        def decrypt(ring: KeyRing) -> dict[str, Secret]:
+            return {
+                name: Secret(ring.decrypt(kid, blob(nonce), blob(ct), aad(owner_id, name), what=f"{name} of {what}"))
+                for name, kid, nonce, ct in rows
+            }
+
+        result: dict[str, Secret] = self._fresh(decrypt)
+        return result
 
     def _secrets_of(self, tx: Tx, owner_id: str, what: str) -> dict[str, Secret]:
         order = self.dialect.row_order
@@ -396,13 +439,14 @@ class SqlStore(abc.ABC):
         """Refuse ``row`` (of ``_PROFILE_COLUMNS`` or ``_CONNECTION_COLUMNS``) unless its seal matches."""
         at, seal_at = _SEALED_AT[table]
         values = [row[i] for i in at]
-        if not self.keyring.sealed(row[seal_at], _sealed_text(table, values), what=_what(table, values)):
+        text, what = _sealed_text(table, values), _what(table, values)
+        if not self._fresh(lambda ring: ring.sealed(row[seal_at], text, what=what)):
             raise self._tampered(table, values)
 
     def _seal(self, tx: Tx, table: str, row_id: str | None = None, *, ring: KeyRing | None = None) -> None:
         """Seal the row ``row_id`` of ``table`` (every row when None; those with a seal must match it
         first, so that resealing never launders a changed row). The ring defaults to the store's."""
-        ring = ring or self.keyring
+        ring = ring or self._encrypting_ring(tx)
         where, args = (" WHERE id = ?", (row_id,)) if row_id is not None else ("", ())
         rows = tx.all(f"SELECT {', '.join(SEALED[table])}, seal FROM {table}{where}{self.dialect.for_update}", args)
         updates = []
@@ -551,6 +595,8 @@ class SqlStore(abc.ABC):
         return {str(k): int(n) for k, n in self._rows("SELECT key_id, count(*) FROM secrets GROUP BY key_id")}
 
     def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
+        if self.keyring.path is not None:
+            self._reload_keyring()  # another process may have rotated since this one read the file
         ring = self.keyring
         if ring.path is not None and new_key:
             ring = ring.with_new_primary()
@@ -558,6 +604,12 @@ class SqlStore(abc.ABC):
             self._set_keyring(ring)
         d = self.dialect
         with self._write() as tx:
+            # First, so that every writer reading it (``_encrypting_ring``) waits for this transaction.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('primary_key', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (ring.primary_id,),
+            )
             rows = tx.all(
                 f"SELECT owner_id, name, key_id, nonce, ciphertext FROM secrets ORDER BY {d.row_order}{d.for_update}"
             )
