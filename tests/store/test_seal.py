@@ -209,3 +209,43 @@ def test_a_refused_row_names_itself_on_the_cli(tmp_path: Path) -> None:
     shown = run_connector(["profile", "show", "p"], env=env)
     assert shown.returncode == 1 and "Traceback" not in shown.stderr
     assert shown.stderr.count("\n") == 1 and "profile 'p' was changed outside connector-core" in shown.stderr
+
+
+def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: str, tmp_path: Path) -> None:
+    import time
+
+    import psycopg
+
+    from connector_core.oauth import TokenSet
+    from connector_core.profiles import ProfileDraft
+    from connector_core.secret import Secret
+    from connector_core.store.postgres import PgStore
+
+    env = {ENV_KEY_FILE: str(tmp_path / "keys.json")}
+    draft = ProfileDraft(
+        name="old",
+        provider="hibob",
+        auth_type="oauth2",
+        environment="sandbox",
+        credential_set="development",
+        values=(("app_id", "A"), ("client_id", "c")),
+        secrets=(("client_secret", Secret("client-secret-value-123")),),
+        scopes=("employee_data:read",),
+        actions=(),
+    )
+    with PgStore(pg_url, env=env) as store:
+        profile = store.create_profile(draft)
+        tokens = TokenSet(Secret("access-1"), "Bearer", Secret("refresh-1"), expires_at=time.time() + 3600)
+        cid = store.save_connection(profile, tokens, requested=(), granted=(), identity={}, provider_initiated=False).id
+        settings = store.settings
+    with psycopg.connect(settings.conninfo, autocommit=True) as db:  # as schema version 1 left it
+        db.execute(f"SET search_path TO {settings.schema}")
+        db.execute("ALTER TABLE profiles DROP COLUMN seal")
+        db.execute("ALTER TABLE connections DROP COLUMN seal")
+        db.execute("DELETE FROM schema_migrations WHERE version = 2")
+    with PgStore(pg_url, env=env) as store:
+        assert store.schema_version == 2
+        assert store.get_profile("old").secret("client_secret").reveal() == "client-secret-value-123"
+        _, access, refresh = store.get_tokens(cid)
+        assert access is not None and access.reveal() == "access-1" and refresh is not None
+        assert store._rows("SELECT count(*) FROM connections WHERE seal IS NULL") == [(0,)]
