@@ -13,7 +13,7 @@ import pytest
 from connector_core.crypto import ENV_KEY_FILE, CryptoError
 from connector_core.profiles import ProfileDraft
 from connector_core.secret import Secret
-from connector_core.store import Store
+from connector_core.store import Store, open_store
 
 
 def draft(name: str, secret: str) -> ProfileDraft:
@@ -32,14 +32,14 @@ def draft(name: str, secret: str) -> ProfileDraft:
 
 WORKER = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pathlib import Path
-    sys.path.insert(0, sys.argv[4])
+    sys.path.insert(0, sys.argv[3])
     from test_rotation import draft
-    from connector_core.store import Store
+    from connector_core.store import open_store
 
-    home, key_file, go = sys.argv[1:4]
-    store = Store.open(home, env={"CONNECTOR_CORE_KEY_FILE": key_file})
+    key_file, go = sys.argv[1:3]
+    store = open_store(env={"CONNECTOR_CORE_KEY_FILE": key_file, "CONNECTOR_STORE_URL": os.environ["STORE"]})
     assert store.get_profile("first").secret("client_secret").reveal() == "secret-of-first-1"  # the ring is loaded
     print("ready", flush=True)
     while not Path(go).exists():
@@ -50,15 +50,19 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_rotate_and_retire_while_another_process_holds_the_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_rotate_and_retire_while_another_process_holds_the_store(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     env = {ENV_KEY_FILE: str(tmp_path / "keys.json")}
-    store = Store.open(tmp_path / "home", env=env)
+    url = f"sqlite:///{tmp_path}/home/connector.db" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    store = open_store(url, env=env)
     store.create_profile(draft("first", "secret-of-first-1"))
     old = store.keyring.primary_id
     go = tmp_path / "go"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")} | {"STORE": url}
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(tmp_path / "home"), env[ENV_KEY_FILE], str(go), str(Path(__file__).parent)],
+        [sys.executable, "-c", WORKER, env[ENV_KEY_FILE], str(go), str(Path(__file__).parent)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -76,11 +80,13 @@ def test_rotate_and_retire_while_another_process_holds_the_store(tmp_path: Path)
             worker.wait()
     assert worker.returncode == 0, err
     assert out.strip() == "secret-of-first-1"
-    fresh = Store.open(tmp_path / "home", env=env)
+    store.close()
+    fresh = open_store(url, env=env)
     assert fresh.get_profile("late").secret("client_secret").reveal() == "secret-of-late-22"
     assert fresh.get_profile("first").secret("client_secret").reveal() == "secret-of-first-1"
     assert set(fresh.key_usage()) == {fresh.keyring.primary_id}  # nothing under the retired key
     assert old not in fresh.keyring.key_ids
+    fresh.close()
 
 
 def test_a_process_whose_key_file_lacks_the_new_primary_refuses_to_write(tmp_path: Path) -> None:
