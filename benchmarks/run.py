@@ -320,6 +320,7 @@ def bench_store(quick: bool) -> None:
             db.executemany(
                 "INSERT INTO secrets (owner_id, name, key_id, nonce, ciphertext) VALUES (?,?,?,?,?)", secrets
             )
+            store._seal(db, "connections")  # as save_connection seals each row
         row("insert (one transaction, tokens encrypted)", f"{time.perf_counter() - started:.1f} s")
         store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = sum(p.stat().st_size for p in home.iterdir())

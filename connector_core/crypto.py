@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from ._files import write_private_file
+from ._files import UnsafePath, read_private_file, unsafe_dir, unsafe_file, write_private_file
 from .errors import CryptoError
 
 __all__ = [
@@ -49,6 +50,8 @@ ENV_KEY_FILE = "CONNECTOR_CORE_KEY_FILE"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 KEY_FILE_VERSION = 1
+#: The HKDF ``info`` of the key that seals rows (a MAC of the columns that say where secrets go).
+SEAL_INFO = b"connector-core/v1 row seal"
 
 
 def key_id(key: bytes) -> str:
@@ -84,6 +87,7 @@ class KeyRing:
     _primary: str
     #: The key file, or ``None`` when the keys come from the environment.
     path: Path | None = None
+    _seal_keys: dict[str, bytes] = attrs.field(factory=dict, init=False)
 
     def __repr__(self) -> str:
         return f"<KeyRing primary={self._primary} keys={len(self._keys)} source={self.source}>"
@@ -115,6 +119,12 @@ class KeyRing:
                     keys.setdefault(key_id(old), old)
             return cls(keys, key_id(primary), None)
         path = Path(env[ENV_KEY_FILE]) if env.get(ENV_KEY_FILE) else default_key_file(store_id)
+        folder_problem = unsafe_dir(path.parent)
+        if folder_problem is not None:
+            raise CryptoError(f"key file {path}: refusing its folder {path.parent}: {folder_problem}")
+        problem = unsafe_file(path)
+        if problem is not None:
+            raise CryptoError(f"key file {path}: refusing it: {problem}")
         if not path.exists():
             if not create:
                 raise CryptoError(f"key file {path} does not exist and {ENV_SECRET_KEY} is not set")
@@ -132,7 +142,9 @@ class KeyRing:
     @classmethod
     def from_file(cls, path: Path) -> KeyRing:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_private_file(path).decode("utf-8"))
+        except UnsafePath as exc:
+            raise CryptoError(f"key file {path}: refusing it: {exc}") from None
         except OSError as exc:
             raise CryptoError(f"key file {path}: cannot read it ({exc.strerror or exc})") from None
         except (UnicodeDecodeError, ValueError):
@@ -184,6 +196,36 @@ class KeyRing:
         keys = {k: v for k, v in self._keys.items() if k not in ids or k == self._primary}
         return KeyRing(keys, self._primary, self.path)
 
+    # ------------------------------------------------------------------ seals
+
+    def _seal_key(self, kid: str) -> bytes:
+        if kid not in self._seal_keys:
+            # cryptography is costly to import: only when keys are used
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=SEAL_INFO)
+            self._seal_keys[kid] = hkdf.derive(self._keys[kid])
+        return self._seal_keys[kid]
+
+    def seal(self, data: bytes) -> str:
+        """``KEY_ID:HMAC`` of ``data``: an HMAC-SHA256 under a key derived (HKDF) from the primary key."""
+        return f"{self._primary}:{hmac.new(self._seal_key(self._primary), data, hashlib.sha256).hexdigest()}"
+
+    def sealed(self, seal: object, data: bytes, *, what: str) -> bool:
+        """Whether ``seal`` is :meth:`seal` of ``data`` under one of the ring's keys; a
+        seal under a key the ring does not hold is a :class:`CryptoError` ``unknown_key``."""
+        if not isinstance(seal, str) or seal.count(":") != 1:
+            return False
+        kid, mac = seal.split(":")
+        if kid not in self._keys:
+            raise CryptoError(
+                f"cannot check {what}: it was sealed with key {kid}, which {self.source} does not hold "
+                f"(wrong {ENV_SECRET_KEY}, or a retired or lost key file?)",
+                code="unknown_key",
+            )
+        return hmac.compare_digest(mac, hmac.new(self._seal_key(kid), data, hashlib.sha256).hexdigest())
+
     # ------------------------------------------------------------ en/decryption
 
     def encrypt(self, plaintext: str, associated_data: str) -> tuple[str, bytes, bytes]:
@@ -205,7 +247,8 @@ class KeyRing:
         if key is None:
             raise CryptoError(
                 f"cannot decrypt {what}: it was encrypted with key {kid}, which {self.source} does not hold "
-                f"(wrong {ENV_SECRET_KEY}, or a retired or lost key file?)"
+                f"(wrong {ENV_SECRET_KEY}, or a retired or lost key file?)",
+                code="unknown_key",
             )
         # Stored columns can hold anything (SQLite is dynamically typed): check before use.
         if not isinstance(nonce, bytes) or len(nonce) != NONCE_BYTES:

@@ -14,6 +14,7 @@ import attrs
 
 from ..errors import UsageError, ValidationError
 from ..registries import Command
+from .context import refuse_password
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler
 from .parser import HELP
 
@@ -55,6 +56,7 @@ COMMAND = Command("store", HELP["store"], configure, run_handler)
 def _info(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..store import open_store, select_store  # here, not at the top: cold start
 
+    refuse_password("--store-url", args.store_url)
     kind, _ = select_store(args.store_url, args.home)
     store = open_store(args.store_url, args.home)
     try:
@@ -78,6 +80,8 @@ def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     # Here, not at the top: only a migration needs the two stores (cold start).
     from ..store import PgStore, Store, copy_from_sqlite, select_store, store_kind
 
+    for option, url in (("--to", args.to), ("--from", args.source), ("--store-url", args.store_url)):
+        refuse_password(option, url)
     if store_kind(args.to) != "postgresql":
         raise ValidationError("--to", "the target must be a PostgreSQL store: postgresql://...")
     if args.source is not None:
@@ -110,9 +114,20 @@ def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         f"Copied {report.profiles} profile(s), {report.connections} connection(s), {report.secrets} secret(s), "
         f"{report.events} event(s) and {report.attempts} pending authorization(s)\n"
         f"  from {report.source}\n  into {report.target}\n"
-        f"The store id stays {report.store_id}: the keys that decrypt the source decrypt the copy "
-        f"({'checked' if report.verified else 'not checked: --no-verify'}).\n"
-        "Give every host that uses it the same keys (CONNECTOR_CORE_SECRET_KEY, or the key file), then point "
+    )
+    if report.verified:
+        out.write(
+            f"The copy is store {report.store_id}, with keys of its own: every secret was decrypted, then "
+            "encrypted and sealed under them (in its key file, unless CONNECTOR_CORE_SECRET_KEY or "
+            "CONNECTOR_CORE_KEY_FILE names one ring for both).\n"
+        )
+    else:
+        out.write(
+            f"The store id stays {report.store_id} (not checked: --no-verify): the copy shares the source's keys, "
+            "so rotate keys in one of the two stores only.\n"
+        )
+    out.write(
+        "Give every host that uses it its keys (CONNECTOR_CORE_SECRET_KEY, or the key file), then point "
         "them at it with CONNECTOR_STORE_URL. The SQLite store is left as it was.\n"
     )
     return 0

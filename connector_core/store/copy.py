@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ..crypto import KeyRing
 from ..errors import ValidationError
 from .contract import CopyReport
-from .sql import aad, now
+from .sql import SEALED, _sealed_text, _what, aad, now
 
 if TYPE_CHECKING:
     from .postgres import PgStore
@@ -31,11 +31,13 @@ def _typed(column: str, value: Any) -> Any:
 def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> CopyReport:
     """Copy the SQLite store ``source`` into ``target``, which must be empty, in one transaction.
 
-    Ciphertexts are copied as they are, with their key ids, and the target takes the
-    source's store id: the keys that decrypt the source (its key file, named after
-    the store id, or ``CONNECTOR_CORE_SECRET_KEY``) decrypt the copy. With ``verify``
-    every secret is first decrypted with the keys found here, so a copy nobody could
-    read is refused before anything is written.
+    With ``verify`` (the default) the target keeps its own store id, and so its own key file:
+    every secret is decrypted with the source's keys found here (and every row's seal checked),
+    then encrypted and sealed under the target's keys, so rotating the keys of one store never
+    makes the other unreadable; a copy the keys here cannot read is refused before anything is
+    written. Without ``verify`` (a host that holds no keys) ciphertexts and seals are copied as
+    they are and the target takes the source's store id: the two then share one key ring (the
+    source's key file, or ``CONNECTOR_CORE_SECRET_KEY``), and only one of them may rotate keys.
     """
     with source._read() as src:
         rows: dict[str, list[dict[str, Any]]] = {}
@@ -46,14 +48,23 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             rows[table] = [{n: _typed(n, v) for n, v in row.items() if n not in SQLITE_ONLY} for row in kept]
         created = src.one("SELECT value FROM meta WHERE key = 'created_at'")
     store_id = source.store_id
-    if verify and rows["secrets"]:
+    own: KeyRing | None = None
+    if verify and (rows["secrets"] or rows["profiles"]):
         ring = KeyRing.load(store_id, target._env, create=False)
+        for table, sealed in SEALED.items():
+            for row in rows[table]:
+                values = [row[c] for c in sealed]
+                if not ring.sealed(row["seal"], _sealed_text(table, values), what=_what(table, values)):
+                    raise source._tampered(table, values)
+                row["seal"] = None  # sealed again under the target's keys
+        own = target.keyring
         owners = {row["id"]: f"profile {row['name']!r}" for row in rows["profiles"]}
         owners.update({row["id"]: f"connection {row['id']!r}" for row in rows["connections"]})
         for row in rows["secrets"]:
             owner_id, name = row["owner_id"], row["name"]
             what = f"{name} of {owners.get(owner_id, repr(owner_id))}"
-            ring.decrypt(row["key_id"], row["nonce"], row["ciphertext"], aad(owner_id, name), what=what)
+            plain = ring.decrypt(row["key_id"], row["nonce"], row["ciphertext"], aad(owner_id, name), what=what)
+            row["key_id"], row["nonce"], row["ciphertext"] = own.encrypt(plain, aad(owner_id, name))
     with target._write() as tx:
         tx.execute(f"LOCK TABLE meta, {', '.join(COPIED)} IN SHARE ROW EXCLUSIVE MODE")
         counts = {table: int(tx.one(f"SELECT count(*) FROM {table}")[0]) for table in COPIED}
@@ -75,10 +86,14 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('copied_from', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (f"{source.path} at {now()}",),
+            (f"{source.path} (store {store_id}) at {now()}",),
         )
-        target._set_store_id(tx, store_id)
+        if own is not None:
+            for table in SEALED:
+                target._seal(tx, table, ring=own)
+        elif verify is False:
+            target._set_store_id(tx, store_id)
     counts = {
         table.removeprefix("connection_"): len(copied) for table, copied in rows.items()
     }  # connection_events: events
-    return CopyReport(source=str(source.path), target=target.path, store_id=store_id, verified=verify, **counts)
+    return CopyReport(source=str(source.path), target=target.path, store_id=target.store_id, verified=verify, **counts)

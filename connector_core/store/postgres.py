@@ -17,19 +17,20 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlunsplit
 
 import attrs
 
 from ..errors import ConnectorError, ValidationError
 from .contract import LockStats, StoreError
 from .sql import Dialect, SqlStore, Taken, Tx, now
-from .url import POSTGRES_SCHEMES, shown_url
+from .url import POSTGRES_SCHEMES, shown_url, split_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -53,7 +54,10 @@ DEFAULT_POOL_MIN = 1
 DEFAULT_POOL_MAX = 10
 DEFAULT_LOCK_POOL_MAX = 16
 #: URL query parameters that are ours, not libpq's; they are taken out of the conninfo.
-STORE_PARAMS = ("schema", "pool_min_size", "pool_max_size", "lock_pool_max_size", "lock_timeout")
+STORE_PARAMS = ("schema", "pool_min_size", "pool_max_size", "lock_pool_max_size", "lock_timeout", "allow_plaintext")
+#: The ``sslmode`` values that never send a password or a secret over plain TCP.
+TLS_MODES = ("require", "verify-ca", "verify-full")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 _SCHEMA_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 #: First key of the advisory lock that serialises migrations (the second is the schema's hash).
 _MIGRATION_LOCK = 0x636F6E6E  # "conn"
@@ -130,6 +134,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX connection_events_connection ON connection_events (connection_id, id)",
     ),
+    2: (
+        # Each row's seal: a MAC of the columns that say where its secrets go (see SqlStore._seal).
+        "ALTER TABLE profiles ADD COLUMN seal text",
+        "ALTER TABLE connections ADD COLUMN seal text",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -141,6 +150,8 @@ POSTGRES = Dialect(
     end_lease="",  # the lease is a row lock: the write's commit ends it
     shared=True,
     blob=bytes,
+    sealed_from=2,
+    for_share=" FOR SHARE",
 )
 
 
@@ -167,9 +178,12 @@ class PgSettings:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
     @classmethod
-    def from_url(cls, url: str) -> PgSettings:
-        """Split ``postgresql://...?schema=x&pool_max_size=20`` into conninfo and settings."""
-        parts = urlsplit(url)
+    def from_url(cls, url: str, env: Mapping[str, str] | None = None) -> PgSettings:
+        """Split ``postgresql://...?schema=x&pool_max_size=20`` into conninfo and settings.
+
+        A server on another host must be reached over TLS (``sslmode=require`` or stronger, in the
+        URL or ``PGSSLMODE``) unless ``allow_plaintext=true`` says plain TCP is meant."""
+        parts = split_url(url)
         if parts.scheme not in POSTGRES_SCHEMES:
             raise ValidationError("store URL", f"expected postgresql://..., got a {parts.scheme or 'schemeless'} URL")
         ours: dict[str, str] = {}
@@ -198,7 +212,7 @@ class PgSettings:
             return value
 
         pool_max = int(number("pool_max_size", DEFAULT_POOL_MAX, 1))
-        return cls(
+        settings = cls(
             conninfo=conninfo,
             display=display,
             schema=schema,
@@ -206,6 +220,32 @@ class PgSettings:
             pool_max_size=pool_max,
             lock_pool_max_size=int(number("lock_pool_max_size", DEFAULT_LOCK_POOL_MAX, 1)),
             lock_timeout=number("lock_timeout", DEFAULT_LOCK_TIMEOUT, 0),
+        )
+        _require_tls(parts.netloc, theirs, ours, os.environ if env is None else env)
+        return settings
+
+
+def _require_tls(netloc: str, theirs: list[tuple[str, str]], ours: dict[str, str], env: Mapping[str, str]) -> None:
+    """Refuse plain TCP to a server that is not on this machine (see :meth:`PgSettings.from_url`)."""
+    query = dict(theirs)
+    allowed = ours.get("allow_plaintext", "false").lower()
+    if allowed not in ("true", "false", "1", "0"):
+        raise ValidationError("store URL", f"allow_plaintext must be true or false, got {allowed!r}")
+    sslmode = query.get("sslmode") or env.get("PGSSLMODE") or "prefer"
+    if allowed in ("true", "1") or sslmode in TLS_MODES:
+        return
+    named = netloc.rsplit("@", 1)[-1]
+    hosts = [h for h in (query.get("host") or env.get("PGHOST") or "").split(",") if h] if not named else []
+    if named:  # host:port,host:port; an IPv6 address is in brackets
+        hosts = [re.sub(r":\d*$", "", h) for h in named.split(",")]
+    remote = [h for h in hosts if h and not h.startswith("/") and h.lower() not in _LOOPBACK]
+    remote = [h for h in remote if not h.startswith("127.")]
+    if remote:
+        raise ValidationError(
+            "store URL",
+            f"the server {remote[0]} is not on this machine, and sslmode={sslmode} may send the password and "
+            "every secret in plain text; add sslmode=require (or verify-full), or allow_plaintext=true "
+            "if plain TCP is what you mean",
         )
 
 
@@ -228,7 +268,7 @@ class PgStore(SqlStore):
                 "PostgreSQL stores need psycopg 3 and psycopg-pool: pip install 'connector-core[postgres]'"
             ) from None
         super().__init__(env)
-        self.settings = PgSettings.from_url(url)
+        self.settings = PgSettings.from_url(url, self._env)
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._lock_pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._pools_lock = threading.Lock()

@@ -42,16 +42,26 @@ Taken = Literal["taken", "again", "refused"]
 
 _PROFILE_COLUMNS = (
     "p.id, p.name, p.provider, p.auth_type, p.environment, p.credential_set, "
-    "p.field_values, p.scopes, p.actions, p.created_at, p.updated_at, p.endpoints"
+    "p.field_values, p.scopes, p.actions, p.created_at, p.updated_at, p.endpoints, p.seal"
 )
 _CONNECTION_COLUMNS = (
     "c.id, p.name, c.profile_id, c.provider, c.environment, c.auth_type, c.status, c.status_reason, "
     "c.token_type, c.expires_at, c.requested_scopes, c.granted_scopes, c.identity, c.provider_initiated, "
-    "c.token_version, c.created_at, c.updated_at, c.refreshed_at"
+    "c.token_version, c.created_at, c.updated_at, c.refreshed_at, c.seal"
 )
-_N_CONNECTION = 18
+_N_CONNECTION = 19
 _CONNECTION_SELECT = f"SELECT {_CONNECTION_COLUMNS} FROM connections c JOIN profiles p ON p.id = c.profile_id"
 _INSERT_EVENT = "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)"
+#: The columns a row's seal covers: everything that says where its secrets (and its profile's) are sent.
+SEALED = {
+    "profiles": (
+        *("id", "name", "provider", "auth_type", "environment", "credential_set"),
+        *("field_values", "scopes", "actions", "endpoints"),
+    ),
+    "connections": ("id", "profile_id", "provider", "environment", "auth_type", "identity"),
+}
+#: Where the sealed columns are among ``_PROFILE_COLUMNS`` and ``_CONNECTION_COLUMNS``, and the seal's.
+_SEALED_AT = {"profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12), "connections": ((0, 2, 3, 4, 5, 12), 18)}
 
 
 def now() -> str:
@@ -64,15 +74,58 @@ def aad(owner_id: str, name: str) -> str:
     return f"{AAD_PREFIX}|{owner_id}|{name}"
 
 
+def _sealed_text(table: str, values: Sequence[Any]) -> bytes:
+    """The canonical text a seal covers: the table and its sealed columns as stored."""
+    return json.dumps([AAD_PREFIX, table, *values], separators=(",", ":"), default=repr).encode("utf-8")
+
+
+def _what(table: str, sealed: Sequence[Any]) -> str:
+    """A row named by its sealed columns, for messages."""
+    return f"profile {sealed[1]!r}" if table == "profiles" else f"connection {sealed[0]}"
+
+
 def _draft_columns(draft: ProfileDraft) -> tuple[str, ...]:
     """name, auth_type, environment, credential_set, field_values, scopes, actions, endpoints."""
     as_json = (dict(draft.values), list(draft.scopes), list(draft.actions), dict(draft.endpoints))
     return (draft.name, draft.auth_type, draft.environment, draft.credential_set, *map(json.dumps, as_json))
 
 
+def _damaged(what: str, column: str, detail: str) -> StoreError:
+    return StoreError(
+        f"{what}: stored {column}: {detail} (the database was changed outside connector-core, or is damaged)",
+        code="damaged",
+    )
+
+
+def _json(value: Any, kind: type[dict[str, Any]] | type[list[Any]], what: str, column: str) -> Any:
+    """A JSON column's value, which must be a ``kind`` (stored columns can hold anything)."""
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError):
+        data = None
+    if not isinstance(data, kind):
+        raise _damaged(what, column, f"not a JSON {'object' if kind is dict else 'array'}")
+    return data
+
+
+def _status(value: Any, what: str) -> ConnectionStatus:
+    try:
+        return ConnectionStatus(value)
+    except ValueError:
+        raise _damaged(what, "status", f"{str(value)[:40]!r} is not a connection status") from None
+
+
+def _number(value: Any, what: str, column: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _damaged(what, column, "not a number") from None
+
+
 def _profile(row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[str, Secret] | None) -> Profile:
     """A profile from the first columns of ``_PROFILE_COLUMNS``."""
     pid, name, provider, auth_type, environment, credential_set, values, scopes, actions, created, updated = row[:11]
+    what = f"profile {name!r}"
     return Profile(
         id=pid,
         name=name,
@@ -80,19 +133,20 @@ def _profile(row: Sequence[Any], secret_names: tuple[str, ...], secrets: dict[st
         auth_type=auth_type,
         environment=environment,
         credential_set=credential_set,
-        values=tuple(json.loads(values).items()),
+        values=tuple(_json(values, dict, what, "field values").items()),
         secret_names=secret_names,
-        scopes=tuple(json.loads(scopes)),
-        actions=tuple(json.loads(actions)),
+        scopes=tuple(_json(scopes, list, what, "scopes")),
+        actions=tuple(_json(actions, list, what, "actions")),
         created_at=created,
         updated_at=updated,
-        endpoints=tuple(json.loads(row[11]).items()),
+        endpoints=tuple(_json(row[11], dict, what, "endpoints").items()),
         secrets=tuple((secrets or {}).items()),
     )
 
 
 def _connection(row: Sequence[Any]) -> Connection:
     """A connection from the first columns of ``_CONNECTION_COLUMNS``."""
+    what = f"connection {row[0]}"
     return Connection(
         id=row[0],
         profile=row[1],
@@ -100,15 +154,15 @@ def _connection(row: Sequence[Any]) -> Connection:
         provider=row[3],
         environment=row[4],
         auth_type=row[5],
-        status=ConnectionStatus(row[6]),
+        status=_status(row[6], what),
         status_reason=row[7],
         token_type=row[8],
-        expires_at=float(row[9]) if row[9] is not None else None,
-        requested_scopes=tuple(json.loads(row[10])),
-        granted_scopes=tuple(json.loads(row[11])),
-        identity=tuple(json.loads(row[12]).items()),
+        expires_at=_number(row[9], what, "expiry time") if row[9] is not None else None,
+        requested_scopes=tuple(_json(row[10], list, what, "requested scopes")),
+        granted_scopes=tuple(_json(row[11], list, what, "granted scopes")),
+        identity=tuple(_json(row[12], dict, what, "identity").items()),
         provider_initiated=bool(row[13]),
-        token_version=int(row[14]),
+        token_version=int(_number(row[14], what, "token version")),
         created_at=row[15],
         updated_at=row[16],
         refreshed_at=row[17],
@@ -133,6 +187,10 @@ class Dialect:
     shared: bool
     #: A blob column's value as the key ring reads it (as stored, or as bytes).
     blob: Callable[[Any], Any]
+    #: The schema version that added the ``seal`` columns: its migration seals the rows there are.
+    sealed_from: int
+    #: Appended to the read of the store's primary key id before encrypting: a rotation waits for it.
+    for_share: str = ""
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -256,8 +314,18 @@ class SqlStore(abc.ABC):
         (another process migrated first); the first migration also names the store."""
         if current >= target:
             return False
-        for statement in migrations[target]:
-            tx.execute(statement)
+        try:
+            for statement in migrations[target]:
+                tx.execute(statement)
+        except Exception as exc:  # noqa: BLE001 - the engine's own error: the tables are not what `current` made
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise StoreError(
+                f"database {self.path}: cannot upgrade the schema from version {current} to {target} ({detail}); "
+                "its recorded version does not match its tables (set back, or not a connector-core database?)",
+                code="damaged",
+            ) from None
+        if target == self.dialect.sealed_from:
+            self._seal_existing(tx)
         if target == 1:
             tx.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
             tx.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
@@ -289,9 +357,45 @@ class SqlStore(abc.ABC):
         with self._keyring_lock:
             self._keyring = ring
 
+    def _reload_keyring(self) -> bool:
+        """Read the key file again (another process rotated the keys); whether there is one."""
+        ring = self.keyring
+        if ring.path is None:
+            return False
+        self._set_keyring(KeyRing.from_file(ring.path))
+        return True
+
+    def _fresh(self, use: Callable[[KeyRing], Any]) -> Any:
+        """``use(ring)``; when it meets a key the ring does not hold, again with the key file read anew."""
+        try:
+            return use(self.keyring)
+        except CryptoError as exc:
+            if exc.code != "unknown_key" or not self._reload_keyring():
+                raise
+        return use(self.keyring)
+
+    def _encrypting_ring(self, tx: Tx) -> KeyRing:
+        """The ring to encrypt with in ``tx``: its primary must be the store's (``meta.primary_key``,
+        set by the last rotation), so that no process encrypts under a key another one retired."""
+        ring = self.keyring
+        if ring.path is None:  # keys from the environment: the operator rotates them
+            return ring
+        row = tx.one("SELECT value FROM meta WHERE key = 'primary_key'" + self.dialect.for_share)
+        if row is None or row[0] == ring.primary_id:
+            return ring
+        self._reload_keyring()
+        ring = self.keyring
+        if ring.primary_id != row[0]:
+            raise CryptoError(
+                f"the store's keys were rotated to key {row[0]}, which {ring.source} does not hold as its "
+                "primary key; give this process the store's current key file",
+                code="unknown_key",
+            )
+        return ring
+
     def _put_secret(self, tx: Tx, owner_id: str, name: str, value: Secret) -> None:
         try:
-            kid, nonce, ciphertext = self.keyring.encrypt(value.reveal(), aad(owner_id, name))
+            kid, nonce, ciphertext = self._encrypting_ring(tx).encrypt(value.reveal(), aad(owner_id, name))
         except UnicodeEncodeError:  # a lone surrogate, e.g. undecodable bytes read from the environment
             raise ValidationError(name, "is not valid text (it holds undecodable bytes)") from None
         tx.execute(
@@ -304,16 +408,61 @@ class SqlStore(abc.ABC):
     def _decrypt(self, owner_id: str, rows: Sequence[Sequence[Any]], what: str) -> dict[str, Secret]:
         """``rows`` of (name, key_id, nonce, ciphertext), in storage order, as stored: the key
         ring refuses anything that is not what it wrote."""
-        ring, blob = self.keyring, self.dialect.blob
-        return {
-            name: Secret(ring.decrypt(kid, blob(nonce), blob(ct), aad(owner_id, name), what=f"{name} of {what}"))
-            for name, kid, nonce, ct in rows
-        }
+        blob = self.dialect.blob
+
+        def decrypt(ring: KeyRing) -> dict[str, Secret]:
+            return {
+                name: Secret(ring.decrypt(kid, blob(nonce), blob(ct), aad(owner_id, name), what=f"{name} of {what}"))
+                for name, kid, nonce, ct in rows
+            }
+
+        result: dict[str, Secret] = self._fresh(decrypt)
+        return result
 
     def _secrets_of(self, tx: Tx, owner_id: str, what: str) -> dict[str, Secret]:
         order = self.dialect.row_order
         query = f"SELECT name, key_id, nonce, ciphertext FROM secrets WHERE owner_id = ? ORDER BY {order}"
         return self._decrypt(owner_id, tx.all(query, (owner_id,)), what)
+
+    # --------------------------------------------------------------------- seals
+    # A profile's and a connection's row carry a seal (``KeyRing.seal``) of the columns that say
+    # where their secrets go (``SEALED``): a row changed by anyone without the keys is refused.
+
+    def _tampered(self, table: str, row: Sequence[Any]) -> StoreError:
+        return StoreError(
+            f"database {self.path}: {_what(table, row)} was changed outside connector-core (its seal does not match "
+            "its stored settings); refusing to use it. Restore the database from a backup, or delete and recreate it",
+            code="tampered",
+        )
+
+    def _check_seal(self, table: str, row: Sequence[Any]) -> None:
+        """Refuse ``row`` (of ``_PROFILE_COLUMNS`` or ``_CONNECTION_COLUMNS``) unless its seal matches."""
+        at, seal_at = _SEALED_AT[table]
+        values = [row[i] for i in at]
+        text, what = _sealed_text(table, values), _what(table, values)
+        if not self._fresh(lambda ring: ring.sealed(row[seal_at], text, what=what)):
+            raise self._tampered(table, values)
+
+    def _seal(self, tx: Tx, table: str, row_id: str | None = None, *, ring: KeyRing | None = None) -> None:
+        """Seal the row ``row_id`` of ``table`` (every row when None; those with a seal must match it
+        first, so that resealing never launders a changed row). The ring defaults to the store's."""
+        ring = ring or self._encrypting_ring(tx)
+        where, args = (" WHERE id = ?", (row_id,)) if row_id is not None else ("", ())
+        rows = tx.all(f"SELECT {', '.join(SEALED[table])}, seal FROM {table}{where}{self.dialect.for_update}", args)
+        updates = []
+        for *values, seal in rows:
+            data = _sealed_text(table, values)
+            if row_id is None and seal is not None and not ring.sealed(seal, data, what=_what(table, values)):
+                raise self._tampered(table, values)
+            updates.append((ring.seal(data), values[0]))
+        tx.many(f"UPDATE {table} SET seal = ? WHERE id = ?", updates)
+
+    def _seal_existing(self, tx: Tx) -> None:
+        """The migration adding the seals seals the rows there are (it runs once: the columns it adds
+        cannot be added twice, so no later change to the database can have a row sealed anew)."""
+        if any(tx.one(f"SELECT EXISTS (SELECT 1 FROM {table})")[0] for table in SEALED):
+            for table in SEALED:
+                self._seal(tx, table)
 
     # ------------------------------------------------------------------ profiles
 
@@ -333,6 +482,7 @@ class SqlStore(abc.ABC):
                 "actions, endpoints, id, provider, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*_draft_columns(draft), profile_id, draft.provider, at, at),
             )
+            self._seal(tx, "profiles", profile_id)
             for name, value in draft.secrets:
                 self._put_secret(tx, profile_id, name, value)
         return self.get_profile(draft.name)
@@ -343,7 +493,7 @@ class SqlStore(abc.ABC):
             if row is None:
                 raise self._unknown_profile(name, tx)
             profile_id, old_scopes = row
-            if set(json.loads(old_scopes)) != set(draft.scopes):
+            if set(_json(old_scopes, list, f"profile {name!r}", "scopes")) != set(draft.scopes):
                 # Some providers need a re-install for new scopes: flag every connection.
                 self._mark_profile_connections(tx, profile_id, "scopes changed")
             tx.execute(
@@ -351,6 +501,7 @@ class SqlStore(abc.ABC):
                 "field_values = ?, scopes = ?, actions = ?, endpoints = ?, updated_at = ? WHERE id = ?",
                 (*_draft_columns(draft), now(), profile_id),
             )
+            self._seal(tx, "profiles", profile_id)
             keep = {n for n, _ in draft.secrets}
             stored = {r[0] for r in tx.all("SELECT name FROM secrets WHERE owner_id = ?", (profile_id,))}
             tx.many("DELETE FROM secrets WHERE owner_id = ? AND name = ?", [(profile_id, n) for n in stored - keep])
@@ -383,8 +534,9 @@ class SqlStore(abc.ABC):
         )
 
     def _profile_from_rows(self, rows: Sequence[Sequence[Any]], with_secrets: bool) -> Profile:
-        secret_rows = [r[12:] for r in rows if r[12] is not None]
+        secret_rows = [r[13:] for r in rows if r[13] is not None]
         secrets = self._decrypt(rows[0][0], secret_rows, f"profile {rows[0][1]!r}") if with_secrets else None
+        self._check_seal("profiles", rows[0])
         return _profile(rows[0], tuple(r[0] for r in secret_rows), secrets)
 
     def get_profile(self, name: str, *, with_secrets: bool = True) -> Profile:
@@ -443,6 +595,8 @@ class SqlStore(abc.ABC):
         return {str(k): int(n) for k, n in self._rows("SELECT key_id, count(*) FROM secrets GROUP BY key_id")}
 
     def rotate_keys(self, *, retire: bool = False, new_key: bool = True) -> KeyRotation:
+        if self.keyring.path is not None:
+            self._reload_keyring()  # another process may have rotated since this one read the file
         ring = self.keyring
         if ring.path is not None and new_key:
             ring = ring.with_new_primary()
@@ -450,6 +604,12 @@ class SqlStore(abc.ABC):
             self._set_keyring(ring)
         d = self.dialect
         with self._write() as tx:
+            # First, so that every writer reading it (``_encrypting_ring``) waits for this transaction.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('primary_key', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (ring.primary_id,),
+            )
             rows = tx.all(
                 f"SELECT owner_id, name, key_id, nonce, ciphertext FROM secrets ORDER BY {d.row_order}{d.for_update}"
             )
@@ -461,6 +621,8 @@ class SqlStore(abc.ABC):
                 plain = ring.decrypt(kid, d.blob(nonce), d.blob(ciphertext), aad(owner_id, name), what=what)
                 updates.append((*ring.encrypt(plain, aad(owner_id, name)), owner_id, name))
             tx.many("UPDATE secrets SET key_id = ?, nonce = ?, ciphertext = ? WHERE owner_id = ? AND name = ?", updates)
+            for table in SEALED:  # under the new primary key, so the old ones can retire
+                self._seal(tx, table, ring=ring)
         retired: tuple[str, ...] = ()
         if retire:
             old = set(ring.key_ids) - {ring.primary_id}
@@ -513,7 +675,9 @@ class SqlStore(abc.ABC):
             )
             if row is None:
                 return None
-            attempt = Attempt(row[0], row[1], row[2], tuple(json.loads(row[3])), float(row[4]), row[5])
+            what = "the pending authorization"
+            scopes = tuple(_json(row[3], list, what, "scopes"))
+            attempt = Attempt(row[0], row[1], row[2], scopes, _number(row[4], what, "expiry time"), row[5])
             secrets = self._secrets_of(tx, attempt.id, "the pending authorization")
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (attempt.id,))
             tx.execute("DELETE FROM attempts WHERE id = ?", (attempt.id,))
@@ -569,6 +733,7 @@ class SqlStore(abc.ABC):
                 f"token_version = connections.token_version + 1{self.dialect.end_lease}",
                 (*values.values(), cid, at),
             )
+            self._seal(tx, "connections", cid)
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
             self._put_tokens(tx, cid, tokens)
             self._event(tx, cid, ConnectionStatus.CONNECTED, reason)
@@ -578,6 +743,7 @@ class SqlStore(abc.ABC):
         rows = self._rows(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,))
         if not rows:
             raise UnknownNameError("connection", connection_id)
+        self._check_seal("connections", rows[0])
         return _connection(rows[0])
 
     def needing_attention(self) -> tuple[Connection, ...]:
@@ -610,7 +776,9 @@ class SqlStore(abc.ABC):
         rows = self._rows(
             "SELECT at, status, reason FROM connection_events WHERE connection_id = ? ORDER BY id", (connection_id,)
         )
-        return tuple(ConnectionEvent(r[0], ConnectionStatus(r[1]), r[2]) for r in rows)
+        return tuple(
+            ConnectionEvent(r[0], _status(r[1], f"an event of connection {connection_id}"), r[2]) for r in rows
+        )
 
     def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
         rows = self._rows(
@@ -623,6 +791,7 @@ class SqlStore(abc.ABC):
             raise UnknownNameError("connection", connection_id)
         secret_rows = [r[_N_CONNECTION:] for r in rows if r[_N_CONNECTION] is not None]
         found = self._decrypt(connection_id, secret_rows, f"connection {connection_id!r}")
+        self._check_seal("connections", rows[0])
         return _connection(rows[0]), found.get("access_token"), found.get("refresh_token")
 
     def set_status(

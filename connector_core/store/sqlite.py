@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._files import ensure_private_dir
+from .._files import ensure_private_dir, unsafe_dir, unsafe_file
 from ..errors import ConnectorError
 from .contract import StoreError
 from .sql import Dialect, SqlStore, Taken, Tx
@@ -113,6 +113,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX connection_events_connection ON connection_events(connection_id, id)",
     ),
+    3: (
+        # Each row's seal: a MAC of the columns that say where its secrets go (see SqlStore._seal).
+        "ALTER TABLE profiles ADD COLUMN seal TEXT",
+        "ALTER TABLE connections ADD COLUMN seal TEXT",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -124,6 +129,7 @@ SQLITE = Dialect(
     end_lease=", lock_owner = NULL, lock_until = NULL",
     shared=False,
     blob=lambda value: value,  # as stored: the key ring refuses anything that is not what it wrote
+    sealed_from=3,
 )
 
 
@@ -224,13 +230,26 @@ class Store(SqlStore):
     # ------------------------------------------------------------------ schema
 
     def _prepare(self) -> None:
-        ensure_private_dir(self.path.parent)
+        try:
+            ensure_private_dir(self.path.parent)
+        except OSError as exc:
+            raise StoreError(f"database {self.path}: cannot create its folder ({exc.strerror or exc})") from None
+        problem = unsafe_dir(self.path.parent)
+        if problem is not None:
+            raise StoreError(f"database {self.path}: refusing its folder {self.path.parent}: {problem}")
+        for path in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm", "-journal"))):
+            problem = unsafe_file(path)
+            if problem is not None:
+                raise StoreError(f"database {self.path}: refusing {path.name}: {problem}")
         if not self.path.exists():
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            try:  # never through a link planted meanwhile
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            except FileExistsError:
+                pass  # another process created it first
             except OSError as exc:
                 raise StoreError(f"database {self.path}: cannot create it ({exc.strerror})") from None
-            os.close(fd)
+            else:
+                os.close(fd)
         elif not os.access(self.path, os.R_OK | os.W_OK):
             raise StoreError(f"database {self.path}: cannot read and write it; check the file's permissions")
         conn = self._connect()

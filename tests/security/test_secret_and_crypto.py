@@ -112,6 +112,7 @@ def test_key_file_generated_private_and_reloaded(tmp_path: Path) -> None:
 def test_bad_key_files(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "keys.json"
     path.write_bytes(content)
+    path.chmod(0o600)  # a key file others can read is refused before it is read
     with pytest.raises(CryptoError, match=message):
         KeyRing.load("s", {ENV_KEY_FILE: str(path)})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 import httpx
@@ -57,7 +58,15 @@ def source(tmp_path: Path) -> Iterator[Source]:
 
 
 def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    done = run_connector(list(args), env=env)
+    """Run ``connector``; a URL's password goes into PGPASSWORD, never onto the command line."""
+    argv = []
+    for arg in args:
+        parts = urlsplit(arg)
+        if parts.scheme == "postgresql" and parts.password:
+            env = {**env, "PGPASSWORD": parts.password}
+            arg = urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", "@")))
+        argv.append(arg)
+    done = run_connector(argv, env=env)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -91,9 +100,13 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
     report = json.loads(out)
     assert report["profiles"] == 2 and report["connections"] == 3 and report["attempts"] == 1
     assert report["secrets"] == 2 * 1 + 3 * 2 + 1 and report["verified"] is True
-    assert report["store_id"] == source.store.store_id and "***" in report["target"]
+    assert report["store_id"] != source.store.store_id and str(urlsplit(pg_url).password) not in out
     with PgStore(pg_url, env=source.env) as target:
-        assert snapshot(target) == before  # ids, timestamps, versions, events, ciphertexts' keys: all the same
+        assert target.store_id == report["store_id"]  # an identity of its own
+        copied = snapshot(target)
+        assert copied["key_usage"] == {target.keyring.primary_id: report["secrets"]}  # encrypted anew
+        drop = ("store_id", "key_usage")
+        assert {k: v for k, v in copied.items() if k not in drop} == {k: v for k, v in before.items() if k not in drop}
         connector = Connector(target, source.plugins)
         # The pending authorization survives the move: its PKCE verifier decrypts on PostgreSQL.
         with httpx.Client(follow_redirects=False, trust_env=False) as browser:
@@ -109,6 +122,28 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
         assert [e.reason for e in target.connection_events(source.connection_ids[2])] == [*events, "revoked"]
         connector.close()
     assert snapshot(source.store) == before  # the source is left as it was
+
+
+def test_the_copy_has_its_own_keys_so_rotating_the_source_spares_it(
+    source: Source, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector_core.store import copy_from_sqlite
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # each store's key file, named after its id
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Store.open(tmp_path / "own", env={}) as sqlite_store:
+        make_profile(sqlite_store, source.emu, source.plugins)
+        with PgStore(pg_url, env={}) as target:
+            report = copy_from_sqlite(sqlite_store, target)
+            assert report.store_id == target.store_id != sqlite_store.store_id
+            assert target.keyring.path != sqlite_store.keyring.path
+        rotated = sqlite_store.rotate_keys(retire=True)
+        assert rotated.retired
+    with PgStore(pg_url, env={}) as target:  # the copy's keys were not the source's to retire
+        assert target.get_profile(PROFILE).secret("client_secret").reveal()
+        assert target.rotate_keys(retire=True).retired
+    with Store.open(tmp_path / "own", env={}) as sqlite_store:
+        assert sqlite_store.get_profile(PROFILE).secret("client_secret").reveal()
 
 
 def test_migrate_refuses_a_store_that_is_not_empty(source: Source, pg_url: str) -> None:
@@ -161,7 +196,7 @@ def test_store_url_and_environment_select_postgresql_for_every_command(source: S
     code, out, err = cli("store", "info", "--json", env=env)
     assert code == 0, err
     info = json.loads(out)
-    assert info["kind"] == "postgresql" and info["store_id"] == source.store.store_id and "***" in info["location"]
+    assert info["kind"] == "postgresql" and info["store_id"] != source.store.store_id and "***" in info["location"]
     code, out, err = cli("connections", "list", "--json", env=env)
     assert code == 0 and len(json.loads(out)["connections"]) == 3, err
     code, out, err = cli("connections", "attention", "--json", env=env)
@@ -200,6 +235,7 @@ def test_the_default_key_file_follows_the_store_id(
     code, _, err = cli("--home", str(home), "store", "migrate", "--to", pg_url, env={})
     assert code == 0, err
     with PgStore(pg_url, env={}) as target:
-        assert target.store_id == store_id
+        assert target.store_id != store_id  # its own identity, and so its own key file
         assert target.get_profile("acme").secret("client_secret").reveal() == "the-client-secret-42"
-    assert sorted(p.name for p in (tmp_path / "xdg").rglob("*.json")) == key_files  # no new key was made
+        own = f"keys-{target.store_id}.json"
+    assert sorted(p.name for p in (tmp_path / "xdg").rglob("*.json")) == sorted([*key_files, own])

@@ -356,3 +356,59 @@ def test_bulk_refresh_in_one_event_loop(emu_world: tuple[RunningEmulator, PgStor
     assert (report.refreshed, report.skipped, report.failed) == (40, 20, ())
     assert emu.stats.token_requests["refresh_token"] == 40
     assert sorted(c.token_version for c in store.list_connections()) == [0] * 20 + [1] * 40
+
+
+# ------------------------------------------------- passwords and TLS
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app@db.example/platform",
+        "postgresql://app@db.example,127.0.0.1/platform?sslmode=prefer",
+        "postgresql:///platform?host=db.example",
+        "postgresql://app@10.0.0.7:5432/platform?sslmode=disable",
+    ],
+)
+def test_a_remote_server_needs_tls_unless_plaintext_is_allowed(url: str) -> None:
+    with pytest.raises(ValidationError, match=r"store URL: the server [\w.]+ is not on this machine.*sslmode=require"):
+        PgSettings.from_url(url, {})
+    assert "allow_plaintext" not in PgSettings.from_url(with_params(url, allow_plaintext="true"), {}).conninfo
+    for mode in ("require", "verify-ca", "verify-full"):
+        PgSettings.from_url(url.replace("sslmode=", "x=") + ("&" if "?" in url else "?") + f"sslmode={mode}", {})
+    PgSettings.from_url(url.split("?")[0], {"PGSSLMODE": "verify-full"})
+
+
+def test_a_local_server_needs_no_tls() -> None:
+    for url in (
+        "postgresql://a@localhost/d",
+        "postgresql://a@127.0.0.1:5/d",
+        "postgresql://a@[::1]/d",
+        "postgresql:///d",
+    ):
+        PgSettings.from_url(url, {})
+    PgSettings.from_url("postgresql:///d?host=/var/run/postgresql", {})
+
+
+def test_a_password_on_the_command_line_is_refused_and_pgpassword_works(pg_url: str, tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    from support import run_connector
+
+    password = str(urlsplit(pg_url).password)
+    env = {ENV_KEY_FILE: str(tmp_path / "keys.json"), "CONNECTOR_CORE_PLUGINS": "hibob"}
+    for argv in (["--store-url", pg_url, "store", "info"], ["store", "migrate", "--to", pg_url]):
+        refused = run_connector(argv, env=env)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr and password not in refused.stderr
+        assert "holds a password" in refused.stderr and refused.stderr.count("\n") == 1
+    bare = pg_url.replace(f":{password}@", "@")
+    info = run_connector(["--store-url", bare, "store", "info"], env={**env, "PGPASSWORD": password})
+    assert info.returncode == 0, info.stderr
+    url_file = tmp_path / "store-url"
+    url_file.write_text(pg_url + "\n")
+    url_file.chmod(0o600)
+    from_file = run_connector(["store", "info", "--json"], env={**env, "CONNECTOR_STORE_URL_FILE": str(url_file)})
+    assert from_file.returncode == 0 and password not in from_file.stdout, from_file.stderr
+    url_file.chmod(0o644)
+    shared = run_connector(["store", "info"], env={**env, "CONNECTOR_STORE_URL_FILE": str(url_file)})
+    assert shared.returncode == 1 and "other users can read it" in shared.stderr and password not in shared.stderr

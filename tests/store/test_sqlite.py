@@ -50,6 +50,7 @@ def add_connection(store: Store, profile_name: str, token: str = "access-token-v
             (cid, profile.id, profile.provider, profile.environment),
         )
         store._put_secret(conn, cid, "access_token", Secret(token))
+        store._seal(conn, "connections", cid)
     return cid
 
 
