@@ -115,14 +115,27 @@ def send_sync(
     client: httpx.Client, request: HttpRequest, cap: int | None = None, deadline: float = DEFAULT_DEADLINE
 ) -> HttpResponse:
     """Send ``request`` and read its response, at most ``cap`` bytes of body, giving up after
-    ``deadline`` seconds in all: checked between chunks, so it can overrun by one read timeout
-    at most (the async transport cancels at the deadline itself)."""
+    ``deadline`` seconds in all. A socket read cannot be cancelled from outside, so before the
+    request and after every chunk each timeout is cut to the time left: no read waits past the
+    deadline (the async transport cancels at the deadline itself)."""
     import httpx
 
     cap = cap or request.max_bytes or MAX_BODY_BYTES
     give_up = time.monotonic() + deadline
+    timeouts: dict[str, float | None] = {}
+
+    def bound() -> None:
+        left = max(give_up - time.monotonic(), 0.001)
+        for kind in ("connect", "read", "write", "pool"):
+            if timeouts.get(kind) is None or (timeouts[kind] or 0) > left:
+                timeouts[kind] = left
+
     try:
-        response = client.send(_build(client, request), stream=True, follow_redirects=False)
+        built = _build(client, request)
+        # httpcore reads this dict at every socket operation, so cutting it in place bounds the next one.
+        timeouts = built.extensions.setdefault("timeout", {})
+        bound()
+        response = client.send(built, stream=True, follow_redirects=False)
         try:
             chunks: list[bytes] = []
             size = 0
@@ -135,9 +148,12 @@ def send_sync(
                     truncated = True
                     break
                 chunks.append(chunk)
+                bound()
         finally:
             response.close()
     except httpx.HTTPError as exc:
+        if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= give_up - 0.01:
+            return _overdue(request, deadline)  # the cut timeout fired: it is the deadline that ran out
         return _failure(exc, request)
     except (httpx.InvalidURL, UnicodeError) as exc:  # idna's IDNAError is a UnicodeError
         raise _unsendable(exc, request) from None

@@ -86,7 +86,8 @@ def build_parser(
     parser.add_argument(
         "--store-url",
         metavar="URL",
-        help="the store: sqlite:///PATH or postgresql://... (default: $CONNECTOR_STORE_URL, else --home's SQLite)",
+        help="the store: sqlite:///PATH or postgresql://... with no password in it (default: $CONNECTOR_STORE_URL, "
+        "else the file $CONNECTOR_STORE_URL_FILE names, else --home's SQLite)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     if only == "":

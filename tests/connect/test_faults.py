@@ -980,3 +980,32 @@ def test_a_token_that_cannot_be_a_header_is_one_clear_error(world: FaultWorld) -
     with pytest.raises(ValidationError, match=r"GET \S+/company/named-lists cannot be sent \(UnicodeEncodeError"):
         world.connector.request(cid, "GET", "/company/named-lists")
     assert_still_works(world, cid)
+
+
+def test_a_sync_read_never_waits_past_the_deadline() -> None:
+    """A socket read cannot be cancelled from outside: the sync transport cuts every timeout
+    it hands httpx to the time left, before the request and after each chunk, so even a
+    stalled body cannot keep a call past its deadline by a whole read timeout."""
+    from connector_core._transport import send_sync
+    from connector_core.oauth import HttpRequest
+
+    seen: list[dict[str, float]] = []
+
+    class Chunks(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            for _ in range(3):
+                seen.append(dict(captured.extensions["timeout"]))
+                yield b"x"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        captured.extensions = request.extensions
+        seen.append(dict(request.extensions["timeout"]))
+        return httpx.Response(200, stream=Chunks())
+
+    captured = httpx.Request("GET", "https://api.example/")
+    slow = httpx.Timeout(connect=20.0, read=20.0, write=20.0, pool=20.0)
+    with httpx.Client(transport=httpx.MockTransport(handler), timeout=slow) as client:
+        reply = send_sync(client, HttpRequest("GET", "https://api.example/x", (), b""), deadline=1.0)
+    assert reply.status == 200 and reply.body == b"xxx"
+    assert len(seen) == 4
+    assert all(0 < value <= 1.0 for timeouts in seen for value in timeouts.values()), seen

@@ -4,11 +4,10 @@ httpx would read as two different hosts (issue 15)."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import httpx
 import pytest
 from support import World
@@ -26,16 +25,15 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def _store_endpoint(world: World, key: str, url: str) -> None:
-    """Write an endpoint straight into the database, as an older version or another program might."""
-    db = sqlite3.connect(world.home / "connector.db")
-    try:
-        (raw,) = db.execute("SELECT endpoints FROM profiles WHERE name = ?", (PROFILE,)).fetchone()
-        endpoints = json.loads(raw)
-        endpoints[key] = url
-        db.execute("UPDATE profiles SET endpoints = ? WHERE name = ?", (json.dumps(endpoints), PROFILE))
-        db.commit()
-    finally:
-        db.close()
+    """Store an endpoint that no validation let through, as an older version or another
+    program holding the store's keys might: the row is properly sealed (a database-only
+    rewrite is refused earlier, see tests/store/test_seal.py), so the send-time check is
+    all that stands between the token and that URL."""
+    draft = validate_profile(
+        world.plugins.declaration("hibob"), name=PROFILE, previous=world.store.get_profile(PROFILE)
+    )
+    endpoints = {**dict(draft.endpoints), key: url}
+    world.store.update_profile(PROFILE, attrs.evolve(draft, endpoints=tuple(endpoints.items())))
 
 
 def _wildcard(url: str) -> str:
