@@ -7,27 +7,16 @@ import time
 from pathlib import Path
 
 import pytest
-from support import run_connector
+from support import profile_draft, run_connector
 
 from connector_core import StoreError, ValidationError
 from connector_core.crypto import ENV_KEY_FILE
 from connector_core.oauth import TokenSet
-from connector_core.profiles import ProfileDraft
 from connector_core.secret import Secret
 from connector_core.store import Store, open_store, select_store
 from connector_core.store.sql import SqlStore
 
-DRAFT = ProfileDraft(
-    name="acme",
-    provider="hibob",
-    auth_type="oauth2",
-    environment="sandbox",
-    credential_set="development",
-    values=(("app_id", "A"), ("client_id", "c")),
-    secrets=(("client_secret", Secret("client-secret-value-123")),),
-    scopes=("employee_data:read",),
-    actions=(),
-)
+DRAFT = profile_draft()
 
 
 def connected(store: SqlStore) -> str:

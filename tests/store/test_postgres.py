@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support import profile_draft
 from support.postgres import fresh_schema, with_params
 from support.workload import PROFILE, REDIRECT, connect_many, make_profile
 
@@ -32,17 +33,7 @@ from connector_core.store.postgres import MIGRATIONS, SCHEMA_VERSION, PgSettings
 
 
 def draft(name: str = "acme") -> ProfileDraft:
-    return ProfileDraft(
-        name=name,
-        provider="hibob",
-        auth_type="oauth2",
-        environment="sandbox",
-        credential_set="development",
-        values=(("app_id", "A"), ("client_id", "c")),
-        secrets=(("client_secret", Secret("client-secret-value-123")),),
-        scopes=("employee_data:read",),
-        actions=(),
-    )
+    return profile_draft(name)
 
 
 def connection(store: PgStore) -> str:

@@ -9,25 +9,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from support import profile_draft
 
 from connector_core.crypto import ENV_KEY_FILE, CryptoError
 from connector_core.profiles import ProfileDraft
-from connector_core.secret import Secret
 from connector_core.store import Store, open_store
 
 
 def draft(name: str, secret: str) -> ProfileDraft:
-    return ProfileDraft(
-        name=name,
-        provider="hibob",
-        auth_type="oauth2",
-        environment="sandbox",
-        credential_set="development",
-        values=(("app_id", "A"), ("client_id", "c")),
-        secrets=(("client_secret", Secret(secret)),),
-        scopes=("employee_data:read",),
-        actions=(),
-    )
+    return profile_draft(name, secret)
 
 
 WORKER = textwrap.dedent(
@@ -35,7 +25,7 @@ WORKER = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     sys.path.insert(0, sys.argv[3])
-    from test_rotation import draft
+    from support import profile_draft as draft
     from connector_core.store import open_store
 
     key_file, go = sys.argv[1:3]
@@ -62,7 +52,7 @@ def test_rotate_and_retire_while_another_process_holds_the_store(
     go = tmp_path / "go"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")} | {"STORE": url}
     worker = subprocess.Popen(
-        [sys.executable, "-c", WORKER, env[ENV_KEY_FILE], str(go), str(Path(__file__).parent)],
+        [sys.executable, "-c", WORKER, env[ENV_KEY_FILE], str(go), str(Path(__file__).parents[1])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

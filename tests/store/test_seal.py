@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import profile_draft
 from support.workload import PROFILE, REDIRECT, connect_many, make_profile
 
 from connector_core import StoreError, load_plugins
@@ -169,22 +170,10 @@ def test_rotation_reseals_and_does_not_launder_a_changed_row(world: World, attac
 
 
 def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> None:
-    from connector_core.profiles import ProfileDraft
-    from connector_core.secret import Secret
 
     env = {ENV_KEY_FILE: str(tmp_path / "keys.json")}
     with Store.open(tmp_path / "home", env=env) as store:
-        draft = ProfileDraft(
-            name="old",
-            provider="hibob",
-            auth_type="oauth2",
-            environment="sandbox",
-            credential_set="development",
-            values=(("app_id", "A"), ("client_id", "c")),
-            secrets=(("client_secret", Secret("client-secret-value-123")),),
-            scopes=("employee_data:read",),
-            actions=(),
-        )
+        draft = profile_draft("old")
         store.create_profile(draft)
     with sqlite3.connect(tmp_path / "home" / "connector.db") as db:  # as schema version 2 left it
         db.execute("ALTER TABLE profiles DROP COLUMN seal")
@@ -217,22 +206,11 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
     import psycopg
 
     from connector_core.oauth import TokenSet
-    from connector_core.profiles import ProfileDraft
     from connector_core.secret import Secret
     from connector_core.store.postgres import PgStore
 
     env = {ENV_KEY_FILE: str(tmp_path / "keys.json")}
-    draft = ProfileDraft(
-        name="old",
-        provider="hibob",
-        auth_type="oauth2",
-        environment="sandbox",
-        credential_set="development",
-        values=(("app_id", "A"), ("client_id", "c")),
-        secrets=(("client_secret", Secret("client-secret-value-123")),),
-        scopes=("employee_data:read",),
-        actions=(),
-    )
+    draft = profile_draft("old")
     with PgStore(pg_url, env=env) as store:
         profile = store.create_profile(draft)
         tokens = TokenSet(Secret("access-1"), "Bearer", Secret("refresh-1"), expires_at=time.time() + 3600)

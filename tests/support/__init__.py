@@ -18,6 +18,8 @@ from typing import Any
 
 from connector_core import Plugins, Store, load_plugins
 from connector_core.emulator import RunningEmulator
+from connector_core.profiles import ProfileDraft
+from connector_core.secret import Secret
 from connector_core.testing import CliResult, Harness, isolated_store
 from connector_core.testing import run_connector as _run_connector
 
@@ -30,6 +32,7 @@ __all__ = [
     "create_emulator_profile",
     "hibob",
     "make_distribution",
+    "profile_draft",
     "run_connector",
 ]
 
@@ -57,6 +60,21 @@ def run_connector(
     """Run ``python -m connector_core`` in a subprocess, with ``site`` on the path and
     no ``CONNECTOR_*``/``HIBOB_*`` variable of this environment."""
     return _run_connector(args, env=env, site=site, input=input, isolate=("CONNECTOR_", "HIBOB_"))
+
+
+def profile_draft(name: str = "acme", secret: str = "client-secret-value-123") -> ProfileDraft:
+    """A HiBob sandbox profile as the store sees it (already validated), for store-level tests."""
+    return ProfileDraft(
+        name=name,
+        provider="hibob",
+        auth_type="oauth2",
+        environment="sandbox",
+        credential_set="development",
+        values=(("app_id", "A"), ("client_id", "c")),
+        secrets=(("client_secret", Secret(secret)),),
+        scopes=("employee_data:read",),
+        actions=(),
+    )
 
 
 def make_distribution(site: Path, name: str, modules: dict[str, str], entry_points: dict[str, str]) -> None:
