@@ -127,7 +127,8 @@ def send_sync(
     def bound() -> None:
         left = max(give_up - time.monotonic(), 0.001)
         for kind in ("connect", "read", "write", "pool"):
-            if timeouts.get(kind) is None or (timeouts[kind] or 0) > left:
+            current = timeouts.get(kind)
+            if current is None or current > left:
                 timeouts[kind] = left
 
     try:

@@ -17,16 +17,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from connector_core import Plugins, load_plugins
 from connector_core.emulator import RunningEmulator, start_emulator
+from support import hibob
 
 REDIRECT = "http://127.0.0.1:8765/connect/oauth2/hibob/callback"
-
-
-def hibob() -> Plugins:
-    from connector_hibob import plugin
-
-    return load_plugins([plugin], entry_points=False)
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """Many workers, one PostgreSQL store: the multi-process refresh workload.
 
-Used by ``tests/test_pg_multiprocess.py`` and ``benchmarks/pg.py``. The test process
+Used by ``tests/store/test_multiprocess.py`` and ``benchmarks/pg.py``. The test process
 runs the HiBob emulator and a PostgreSQL store with N connections (one emulated
 company each, connected through the real OAuth flow). W worker processes (this file
 run as a script) each open the store on their own, like service replicas on other
@@ -43,41 +43,22 @@ CALL = ("GET", "/company/named-lists")
 
 
 def make_profile(store: Any, emu: Any, plugins: Any, name: str = PROFILE) -> None:
-    """A profile of the emulator's test app (sandbox), as tests/test_connect.py makes it."""
-    from connector_core import validate_profile
+    """A profile of the emulator's test app (sandbox), as the suite's other tests make it."""
+    # Here, not at the top: a worker runs this file as a script, where ``support`` is not importable.
+    from support import create_emulator_profile
 
-    endpoints = emu.endpoints("sandbox")
-    creds = emu.app.credentials[endpoints.credential_set]
-    store.create_profile(
-        validate_profile(
-            plugins.declaration("hibob"),
-            name=name,
-            environment="sandbox",
-            values={"app_id": emu.app.app_id, "client_id": creds.client_id, "client_secret": creds.client_secret},
-            endpoints={
-                "redirect_uri": REDIRECT,
-                "authorize_url": endpoints.authorize_url,
-                "token_url": endpoints.token_url,
-                "revocation_url": endpoints.revocation_url,
-                "api_base_url": endpoints.api_base_url,
-            },
-        )
-    )
+    create_emulator_profile(store, plugins, emu, name)
 
 
 def connect_many(connector: Any, emu: Any, count: int, *, threads: int = 8) -> list[str]:
     """``count`` connections, each a new emulated company, through the full OAuth flow."""
-    import httpx
-
-    from connector_core.emulator import COMPANY_HEADER, CONSENT_HEADER
+    from connector_core.testing import Harness
 
     companies = [emu.add_company().id for _ in range(count)]
 
     def one(company: str) -> str:
         start = connector.begin(PROFILE)
-        with httpx.Client(follow_redirects=False, trust_env=False) as browser:
-            answer = browser.get(start.url, headers={CONSENT_HEADER: "allow", COMPANY_HEADER: company})
-        return str(connector.complete(answer.headers["location"], profile=PROFILE).connection.id)
+        return str(connector.complete(Harness.consent(start.url, company=company), profile=PROFILE).connection.id)
 
     with ThreadPoolExecutor(threads) as pool:
         return list(pool.map(one, companies))
