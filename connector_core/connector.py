@@ -824,7 +824,8 @@ class Connector:
         self, connection_id: str, method: str, path: str, body: Any | None, headers: Mapping[str, str] | None
     ) -> Flow[HttpResponse]:
         conn, access = yield from self._token_flow(connection_id)
-        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        # Only the API base URL is needed: the client secret is not decrypted for an API call.
+        ctx = self._context(self.store.profile_by_id(conn.profile_id, with_secrets=False))
         if not path.startswith("/"):
             raise ValidationError("path", f"expected a path starting with '/', got {path!r}")
         url = ctx.api_base_url + path
@@ -929,7 +930,8 @@ class Connector:
         """Refuse to put the connection's token on a request to another origin than its API's
         (RFC 6750 §5.3: a bearer token goes only where it is meant to). No refresh happens."""
         conn = self.store.get_connection(connection_id)
-        api = oauth.origin(self._context(self.store.profile_by_id(conn.profile_id)).api_base_url)
+        profile = self.store.profile_by_id(conn.profile_id, with_secrets=False)  # the origin needs no secret
+        api = oauth.origin(self._context(profile).api_base_url)
         target = oauth.origin(url)
         if target != api:
             raise RequestFailed(
