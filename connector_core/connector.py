@@ -48,13 +48,26 @@ from .errors import (
     AlreadyInstalled,
     ConfirmationRequired,
     ConnectorError,
+    CredentialsRejected,
     OutcomeUnknown,
     ReconnectRequired,
     RequestFailed,
+    ScopeError,
     ValidationError,
 )
-from .models import OAuth2AuthorizationCode, ProviderDeclaration, ReconnectKind, ReconnectPolicy
+from .models import (
+    ApiKeyAuth,
+    ApiKeyLocation,
+    AuthType,
+    HttpBasicAuth,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
+    ProviderDeclaration,
+    ReconnectKind,
+    ReconnectPolicy,
+)
 from .oauth import HttpRequest, InvalidGrant, OAuthError, TokenSet, TransientError
+from .profiles import check_credentials
 from .secret import Secret
 
 if TYPE_CHECKING:
@@ -69,6 +82,7 @@ __all__ = [
     "ConnectResult",
     "ConnectionAuth",
     "Connector",
+    "CredentialsRejected",
     "ReconnectPlan",
     "ReconnectRequired",
     "RequestFailed",
@@ -76,13 +90,21 @@ __all__ = [
     "TestResult",
 ]
 
+#: Why a connection was saved by :meth:`Connector.connect`: made anew, or its credentials replaced.
+CONNECTED = "connected"
+CREDENTIALS_REPLACED = "credentials replaced"
+#: Why a connection whose credential the provider refused needs reconnecting.
+REJECTED_401 = "the provider refused its credentials (401)"
+
 #: Refresh this long before the access token expires, at most...
 DEFAULT_LEEWAY = 60.0
 #: ...and at most this fraction of the token's lifetime: a 60-second token is used for 54 s,
 #: not refreshed on every call.
 LEEWAY_FRACTION = 0.1
 #: The status reasons a save of new tokens leaves (its time is the tokens' issue time).
-_ISSUED_REASONS = frozenset({"authorized", "reauthorized", "installed at the provider"})
+_ISSUED_REASONS = frozenset(
+    {"authorized", "reauthorized", "installed at the provider", CONNECTED, CREDENTIALS_REPLACED}
+)
 #: How long a pending authorization stays valid.
 ATTEMPT_TTL = 600.0
 #: How long a refresh lease lasts if its holder dies.
@@ -110,7 +132,8 @@ class _Context:
 
     declaration: ProviderDeclaration
     profile: Profile
-    auth: OAuth2AuthorizationCode
+    auth: OAuth2AuthorizationCode | OAuth2ClientCredentials
+    #: Empty for a client credentials grant (no person is sent anywhere).
     authorize_url: str
     token_url: str
     revocation_url: str | None
@@ -121,6 +144,71 @@ class _Context:
     issuer: str | None = None
     #: Where the authorization server's RFC 8414 metadata is, when it publishes it.
     metadata_url: str | None = None
+
+
+@attrs.frozen
+class _Signature:
+    """What makes one request authenticated: headers, and query parameters for an API key
+    sent in the URL. ``bearer``: an OAuth access token, which a 401 refreshes once."""
+
+    headers: tuple[tuple[str, str], ...] = attrs.field(repr=False)
+    params: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=False)
+    bearer: bool = False
+
+    def url(self, url: str) -> str:
+        if not self.params:
+            return url
+        from urllib.parse import urlencode
+
+        return url + ("&" if "?" in url else "?") + urlencode(self.params)
+
+    def apply(self, request: httpx.Request) -> None:
+        for name, value in self.headers:
+            request.headers[name] = value
+        if self.params:
+            request.url = request.url.copy_merge_params(dict(self.params))
+
+
+def _bearer(token: Secret) -> _Signature:
+    return _Signature((("Authorization", f"Bearer {token.reveal()}"),), bearer=True)
+
+
+def _signature(auth: HttpBasicAuth | ApiKeyAuth, values: Mapping[str, Secret]) -> _Signature:
+    """Sign with a credential: HTTP Basic (RFC 7617), or an API key in a header or the query."""
+    if isinstance(auth, HttpBasicAuth):
+        import base64
+
+        pair = f"{values[auth.username_field].reveal()}:{values[auth.password_field].reveal()}"
+        return _Signature((("Authorization", "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")),))
+    key = values[auth.key_field].reveal()
+    if auth.location is ApiKeyLocation.QUERY:
+        _mask_in_logs(auth.query_name)
+        return _Signature((), ((auth.query_name, key),))
+    return _Signature(((auth.header_name, f"{auth.prefix.rstrip()} {key}" if auth.prefix.strip() else key),))
+
+
+_MASKED_PARAMS: set[str] = set()
+
+
+def _mask_in_logs(name: str) -> None:
+    """An API key sent as a query parameter is part of the URL, which httpx logs (INFO) with
+    every request: mask that parameter's value in httpx's log records."""
+    import logging
+
+    if not _MASKED_PARAMS:
+        logging.getLogger("httpx").addFilter(_mask_params)
+    _MASKED_PARAMS.add(name)
+
+
+def _mask_params(record: Any) -> bool:
+    if isinstance(record.args, tuple) and _MASKED_PARAMS:
+        record.args = tuple(_masked_url(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
+    return True
+
+
+def _masked_url(url: httpx.URL) -> httpx.URL:
+    hidden = {name: "***" for name in _MASKED_PARAMS if name in url.params}
+    return url.copy_merge_params(hidden) if hidden else url
 
 
 def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
@@ -216,43 +304,84 @@ class Connector:
     # --------------------------------------------------------------- context
 
     def _context(self, profile: Profile) -> _Context:
+        """The OAuth context of a profile whose auth type is an OAuth 2.0 grant."""
         decl = self.plugins.declaration(profile.provider)
         auth = decl.auth_type(profile.auth_type)
-        if not isinstance(auth, OAuth2AuthorizationCode):
-            raise ValidationError("auth_type", f"profile {profile.name!r} uses {auth.key}, not OAuth 2.0")
+        if not isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
+            raise ValidationError(
+                "auth_type",
+                f"profile {profile.name!r} uses {auth.key} ({auth.kind.value}), not OAuth 2.0; its connections hold "
+                "the credentials they were made with",
+            )
         env = decl.environment(profile.environment)
         client_id = profile.value("client_id")
         if client_id is None:
             raise ValidationError("client_id", f"profile {profile.name!r} has no client_id")
         secret = dict(profile.secrets).get("client_secret")
+        code = auth if isinstance(auth, OAuth2AuthorizationCode) else None
         return _Context(
             declaration=decl,
             profile=profile,
             auth=auth,
-            authorize_url=profile.endpoint("authorize_url") or env.authorize_url or auth.authorize_url,
+            authorize_url=(profile.endpoint("authorize_url") or env.authorize_url or code.authorize_url)
+            if code
+            else "",
             token_url=profile.endpoint("token_url") or env.token_url or auth.token_url,
-            revocation_url=profile.endpoint("revocation_url") or env.revocation_url or auth.revocation_url,
-            api_base_url=(profile.endpoint("api_base_url") or env.api_base_url).rstrip("/"),
+            revocation_url=profile.endpoint("revocation_url")
+            or env.revocation_url
+            or (code.revocation_url if code else None),
+            api_base_url=self._api_base_url(profile, decl),
             client_id=client_id,
             client_secret=secret,
-            issuer=profile.endpoint("issuer") or auth.issuer,
-            metadata_url=profile.endpoint("metadata_url") or auth.metadata_url,
+            issuer=profile.endpoint("issuer") or (code.issuer if code else None),
+            metadata_url=profile.endpoint("metadata_url") or (code.metadata_url if code else None),
         )
+
+    @staticmethod
+    def _code_grant(ctx: _Context) -> OAuth2AuthorizationCode:
+        """The authorization code grant of a context; anything else cannot redirect a person."""
+        if not isinstance(ctx.auth, OAuth2AuthorizationCode):
+            raise ValidationError(
+                "auth_type",
+                f"profile {ctx.profile.name!r} uses {ctx.auth.key} ({ctx.auth.kind.value}), which sends no one to "
+                "the provider: connect it with Connector.connect()",
+            )
+        return ctx.auth
+
+    def _api_base_url(self, profile: Profile, decl: ProviderDeclaration | None = None) -> str:
+        """The profile's API base URL (its override, else its environment's), without a trailing slash."""
+        override = profile.endpoint("api_base_url")
+        if override:
+            return override.rstrip("/")
+        decl = decl or self.plugins.declaration(profile.provider)
+        return decl.environment(profile.environment).api_base_url.rstrip("/")
+
+    def _auth_of(self, conn: Connection) -> AuthType:
+        """The auth type a connection was made with."""
+        return self.plugins.declaration(conn.provider).auth_type(conn.auth_type)
 
     def redirect_uri(self, profile: Profile) -> str:
         """The profile's registered redirect URI, else the provider's callback URL."""
         return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
 
-    def _guidance(self, provider: str, reason: str) -> str | None:
-        """The provider's reconnect guidance, where it applies: not when the provider said the
-        app was uninstalled (nothing to uninstall first), nor for a 401 on a token it had just
-        issued (the grant was withdrawn at the provider)."""
-        if "uninstall" in reason.lower() or reason == FRESH_401:
-            return None
+    def _reconnect_error(self, conn: Connection, reason: str) -> ReconnectRequired:
+        return ReconnectRequired(conn.id, reason, self._guidance(conn.provider, reason, conn.auth_type))
+
+    def _guidance(self, provider: str, reason: str, auth_type: str | None = None) -> str | None:
+        """The provider's reconnect guidance, where it applies: for a refused credential, what
+        its auth type advises; otherwise the reconnect policy's summary, but not when the
+        provider said the app was uninstalled (nothing to uninstall first), nor for a 401 on a
+        token it had just issued (the grant was withdrawn at the provider)."""
         try:
-            policy = self.plugins.declaration(provider).reconnect_policy
+            decl = self.plugins.declaration(provider)
+            auth = decl.auth_type(auth_type) if auth_type is not None else None
         except ConnectorError:
             return None
+        if auth is not None and not isinstance(auth, OAuth2AuthorizationCode):
+            return auth.rejected_guidance or None
+        if "uninstall" in reason.lower() or reason == FRESH_401:
+            return None
+        policy = decl.reconnect_policy
         if policy is None or policy.kind is ReconnectKind.REAUTHORIZE:
             return None
         return policy.summary
@@ -272,19 +401,20 @@ class Connector:
         stored server-side with the redirect URI and scopes; returns the URL to visit."""
         prof = self.store.get_profile(profile)
         ctx = self._context(prof)
+        grant = self._code_grant(ctx)
         redirect = redirect_uri or self.redirect_uri(prof)
         chosen = tuple(scopes) if scopes is not None else prof.scopes
         state = oauth.new_state()
-        verifier = oauth.new_code_verifier() if ctx.auth.pkce else None
+        verifier = oauth.new_code_verifier() if grant.pkce else None
         url = oauth.authorization_url(
             ctx.authorize_url,
             client_id=ctx.client_id,
             redirect_uri=redirect,
             scopes=chosen,
-            scope_separator=ctx.auth.scope_separator,
+            scope_separator=grant.scope_separator,
             state=state,
             verifier=verifier,
-            extra_params=ctx.auth.extra_authorize_params,
+            extra_params=grant.extra_authorize_params,
         )
         expires_at = time.time() + ttl
         attempt = self.store.create_attempt(
@@ -373,7 +503,7 @@ class Connector:
         state of ours). Allowed only when the provider declares such installs."""
         prof = self.store.get_profile(profile)
         ctx = self._context(prof)
-        if not ctx.auth.provider_initiated_install:
+        if not self._code_grant(ctx).provider_initiated_install:
             raise oauth.StateError(
                 f"{ctx.declaration.provider.display_name} does not start installs itself; "
                 "a callback without our state is refused",
@@ -504,6 +634,164 @@ class Connector:
         )
         return ConnectResult(connection, tuple(warnings))
 
+    # ------------------------------------------------ connect with credentials
+
+    def connect(
+        self,
+        profile: str,
+        credentials: Mapping[str, str | Secret] | None = None,
+        *,
+        connection_id: str | None = None,
+        scopes: Sequence[str] | None = None,
+        test: bool = True,
+    ) -> ConnectResult:
+        """Connect through a profile whose auth type sends no one to the provider: HTTP Basic
+        or an API key (``credentials`` are the end user's fields, such as a service
+        user's ID and token), or an OAuth 2.0 client credentials grant (no credentials: the
+        profile's client fetches a token for ``scopes``, default the profile's).
+
+        Every value is checked against its credential field first. With ``test`` (the
+        default) the provider's connection test then runs with them, and a refusal raises
+        :class:`~connector_core.CredentialsRejected`: nothing is stored unless it passes.
+        The credentials are stored encrypted with the connection. ``connection_id`` replaces
+        the credentials of an existing connection of the profile, keeping its id and history.
+        """
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test)
+        return run_sync(flow, self.client, self.deadline)
+
+    async def aconnect(
+        self,
+        profile: str,
+        credentials: Mapping[str, str | Secret] | None = None,
+        *,
+        connection_id: str | None = None,
+        scopes: Sequence[str] | None = None,
+        test: bool = True,
+    ) -> ConnectResult:
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test)
+        return await run_async(flow, self.async_client, self.deadline)
+
+    def _connect_flow(
+        self,
+        profile: str,
+        given: Mapping[str, str | Secret],
+        connection_id: str | None,
+        scopes: Sequence[str] | None,
+        test: bool,
+    ) -> Flow[ConnectResult]:
+        prof = self.store.get_profile(profile)
+        decl = self.plugins.declaration(prof.provider)
+        auth = decl.auth_type(prof.auth_type)
+        if isinstance(auth, OAuth2AuthorizationCode):
+            raise ValidationError(
+                "auth_type",
+                f"profile {prof.name!r} uses {auth.key} (the OAuth 2.0 authorization code grant): a person "
+                "authorizes at the provider; start with begin() and finish with complete()",
+            )
+        if connection_id is not None:
+            existing = self.store.get_connection(connection_id)
+            if existing.profile_id != prof.id:
+                raise ValidationError(
+                    "connection_id", f"{connection_id} belongs to profile {existing.profile!r}, not {prof.name!r}"
+                )
+        values = check_credentials(decl, auth, given)
+        fields = {f.name: f for f in decl.fields_for(auth.key)}
+        identity = {name: value.reveal() for name, value in values.items() if not fields[name].secret}
+        tokens: TokenSet | None = None
+        requested: tuple[str, ...] = ()
+        if isinstance(auth, OAuth2ClientCredentials):
+            ctx = self._context(prof)
+            requested = tuple(scopes) if scopes is not None else prof.scopes
+            tokens = yield from self._token_call(
+                self._client_credentials_request(ctx, requested),
+                what="client credentials grant",
+                redact=_redactions(ctx),
+            )
+            signature = _bearer(tokens.access_token)
+            identity = {"client_id": ctx.client_id}
+        else:
+            if scopes:
+                raise ScopeError("scopes", f"{auth.key} ({auth.kind.value}) connections request no OAuth scopes")
+            merged = dict(values)
+            for name in decl.credential_names(auth):
+                if name not in merged:
+                    found = dict(prof.values).get(name)
+                    merged[name] = Secret(found) if found is not None else dict(prof.secrets)[name]
+            signature = _signature(auth, merged)
+        if test and decl.connection_test is not None:
+            yield from self._probe_flow(decl, prof, auth, signature)
+        warnings: list[str] = []
+        if connection_id is None and identity:
+            # The same account (service user, client...) again through the same profile: update its
+            # connection rather than keep two.
+            same = [c for c in self.store.list_connections(profile=prof.name) if dict(c.identity) == identity]
+            if same:
+                connection_id = max(same, key=lambda c: c.updated_at).id
+                warnings.append(f"this account was already connected; {connection_id} was updated")
+        granted = tokens.scopes if tokens is not None and tokens.scopes is not None else requested
+        connection = self.store.save_connection(
+            prof,
+            tokens,
+            requested=requested,
+            granted=tuple(granted),
+            identity=identity,
+            provider_initiated=False,
+            connection_id=connection_id,
+            reason=CREDENTIALS_REPLACED if connection_id else CONNECTED,
+            credentials=values,
+        )
+        return ConnectResult(connection, tuple(warnings))
+
+    def _probe_flow(
+        self, decl: ProviderDeclaration, profile: Profile, auth: AuthType, signature: _Signature
+    ) -> Flow[None]:
+        """The provider's connection test with credentials not stored yet; any refusal raises."""
+        check = decl.connection_test
+        assert check is not None
+        name = decl.provider.display_name
+        url = signature.url(self._api_base_url(profile, decl) + check.path)
+        hdrs = [*signature.headers, ("Accept", "application/json")]
+        if check.json_body:
+            hdrs.append(("Content-Type", "application/json"))
+        payload = check.json_body.encode("utf-8") if check.json_body else b""
+        what = f"the connection test ({check.method} {check.path})"
+        response: HttpResponse | None = None
+        for attempt in range(MAX_ATTEMPTS):
+            response = yield HttpRequest(check.method, url, tuple(hdrs), payload)
+            assert response is not None
+            if response.failure is not None:
+                if check.method in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1:
+                    yield Sleep(_backoff(attempt, None))
+                    continue
+                raise RequestFailed(f"{what}: {response.failure.message}; nothing was stored")
+            retryable = response.status == 429 or (
+                response.status in (502, 503, 504) and check.method in ("GET", "HEAD")
+            )
+            if retryable and attempt < MAX_ATTEMPTS - 1:
+                yield Sleep(_backoff(attempt, oauth.retry_after(response.headers, time.time())))
+                continue
+            break
+        assert response is not None
+        guidance = getattr(auth, "rejected_guidance", "") or None
+        if response.status == 401:
+            raise CredentialsRejected(
+                f"{name} refused the {auth.label} credentials: {what} answered 401; nothing was stored.",
+                status=401,
+                guidance=guidance,
+            )
+        if response.status == 403:
+            raise CredentialsRejected(
+                f"{name} accepted the {auth.label} credentials but refused {what} with 403, so they may not read "
+                "what the connection needs; nothing was stored.",
+                status=403,
+                guidance=guidance,
+            )
+        if response.status != check.expected_status:
+            raise RequestFailed(
+                f"{what} answered {response.status}, expected {check.expected_status}; nothing was stored",
+                status=response.status,
+            )
+
     # ------------------------------------------------------------- reconnect
 
     def reconnect_plan(self, connection_id: str, *, scopes: Sequence[str] | None = None) -> ReconnectPlan:
@@ -534,6 +822,13 @@ class Connector:
         """Apply the provider's reconnect policy and start the authorization again; the
         completed connection keeps its id, metadata and history."""
         plan = self.reconnect_plan(connection_id, scopes=scopes)
+        auth = self._auth_of(plan.connection)
+        if not isinstance(auth, OAuth2AuthorizationCode):
+            raise ValidationError(
+                "connection",
+                f"{connection_id} was made with {auth.key} ({auth.kind.value}), which sends no one to the provider: "
+                "reconnect it with Connector.connect(profile, credentials, connection_id=...)",
+            )
         if plan.policy.kind is ReconnectKind.UNINSTALL_THEN_REAUTHORIZE and not confirmed:
             error = ConfirmationRequired(
                 f"reconnecting {plan.connection.provider} needs manual steps first: {plan.policy.summary}"
@@ -645,14 +940,17 @@ class Connector:
         Only a forced refresh reads the connection here: the flow reads it anyway."""
         return self.store.get_connection(connection_id).token_version if force else None
 
-    def _refresh_flow(self, connection_id: str, stale_version: int | None) -> Flow[Connection]:
+    def _refresh_flow(
+        self, connection_id: str, stale_version: int | None, *, first: Connection | None = None
+    ) -> Flow[Connection]:
         """Single-flight refresh: read, take the lease, call the token endpoint, save.
         ``stale_version``: refresh only if the tokens are still that version (a 401 was seen
         with them); None: refresh only if expiring. A lease another refresher holds is
-        waited for here, with Sleeps, never by blocking."""
+        waited for here, with Sleeps, never by blocking. ``first``: the connection as just read,
+        to use instead of reading it again the first time."""
         deadline = time.monotonic() + LEASE_WAIT
         while True:
-            conn = self.store.get_connection(connection_id)
+            conn, first = (first, None) if first is not None else (self.store.get_connection(connection_id), None)
             if not self._still_wanted(conn, stale_version):
                 return conn
             with self.store.refresh_lease(connection_id, LEASE_TTL) as lease:
@@ -683,11 +981,13 @@ class Connector:
                 f"be processed by the provider; no other is sent for {LOST_HOLD:.0f} s after it",
                 reached_server=False,
             )
+        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        if isinstance(ctx.auth, OAuth2ClientCredentials):
+            return (yield from self._refetch_leased(lease, conn, ctx))
         if refresh_token is None:
             reason = "no refresh token, and the access token expired"
             self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
-            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason))
-        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+            raise self._reconnect_error(conn, reason)
         request = oauth.refresh_request(
             ctx.token_url,
             refresh_token=refresh_token,
@@ -718,23 +1018,106 @@ class Connector:
                 # reconnect replaced the tokens meanwhile: ours was merely an old one.
                 self._require_usable(marked)
                 return marked
-            raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason)) from None
+            raise self._reconnect_error(conn, reason) from None
+        granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
+        return lease.save(version, tokens, tuple(granted))
+
+    def _client_credentials_request(self, ctx: _Context, scopes: Sequence[str]) -> HttpRequest:
+        auth = ctx.auth
+        assert isinstance(auth, OAuth2ClientCredentials)
+        return oauth.client_credentials_request(
+            ctx.token_url,
+            scopes=scopes,
+            scope_separator=auth.scope_separator,
+            client_id=ctx.client_id,
+            client_secret=ctx.client_secret,
+            method=auth.client_auth_method,
+            extra_params=auth.extra_token_params,
+        )
+
+    def _refetch_leased(self, lease: RefreshLease, conn: Connection, ctx: _Context) -> Flow[Connection]:
+        """A client credentials connection's new access token, under the held lease: nothing
+        rotates, so a lost reply is merely retried later; a refusal means the profile's client
+        credentials no longer work."""
+        version = conn.token_version
+        request = self._client_credentials_request(ctx, conn.requested_scopes)
+        try:
+            tokens = yield from self._token_call(request, what="client credentials grant", redact=_redactions(ctx))
+        except TransientError:
+            raise
+        except OAuthError as exc:
+            reason = f"the client credentials were refused: {exc.description or exc.error or exc.message}"
+            marked = self.store.set_status(conn.id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version)
+            if marked.token_version != version:
+                self._require_usable(marked)
+                return marked
+            raise self._reconnect_error(conn, reason) from None
         granted = tokens.scopes if tokens.scopes is not None else conn.granted_scopes
         return lease.save(version, tokens, tuple(granted))
 
     def _require_usable(self, conn: Connection) -> None:
         if conn.status is ConnectionStatus.NEEDS_RECONNECT:
             reason = conn.status_reason or "needs reconnecting"
-            raise ReconnectRequired(conn.id, reason, self._guidance(conn.provider, reason))
+            raise self._reconnect_error(conn, reason)
         if conn.status is not ConnectionStatus.CONNECTED:
             raise ValidationError("connection", f"{conn.id} is {conn.status.value}; connect again to use it")
 
-    def _token_flow(self, connection_id: str) -> Flow[tuple[Connection, Secret]]:
-        conn = yield from self._refresh_flow(connection_id, None)
+    def _token_flow(self, connection_id: str, *, first: Connection | None = None) -> Flow[tuple[Connection, Secret]]:
+        conn = yield from self._refresh_flow(connection_id, None, first=first)
+        auth = self._auth_of(conn)
+        if not isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
+            raise ValidationError(
+                "connection",
+                f"{connection_id} was made with {auth.key} ({auth.kind.value}) and has no access token; "
+                "send requests through Connector.request() or Connector.auth()",
+            )
         conn, access, _ = self.store.get_tokens(connection_id)
         if access is None:
-            raise ReconnectRequired(connection_id, GONE, self._guidance(conn.provider, GONE))
+            raise self._reconnect_error(conn, GONE)
         return conn, access
+
+    def _signature_flow(self, connection_id: str) -> Flow[tuple[Connection, _Signature]]:
+        """How to authenticate a request of the connection now: its access token (refreshed
+        first if due) or the credentials it holds."""
+        conn = self.store.get_connection(connection_id)
+        auth = self._auth_of(conn)
+        if isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
+            conn, access = yield from self._token_flow(connection_id, first=conn)
+            return conn, _bearer(access)
+        conn, credentials = self.store.get_credentials(connection_id)
+        self._require_usable(conn)
+        return conn, self._credential_signature(conn, auth, credentials)
+
+    def _credential_signature(
+        self, conn: Connection, auth: HttpBasicAuth | ApiKeyAuth, credentials: Mapping[str, Secret]
+    ) -> _Signature:
+        """The signature from the connection's credentials and any the profile holds (app-level
+        fields: read, with its secrets, only when the auth type needs one)."""
+        decl = self.plugins.declaration(conn.provider)
+        names = decl.credential_names(auth)
+        values = dict(credentials)
+        missing = [n for n in names if n not in values]
+        if missing:
+            profile = self.store.profile_by_id(conn.profile_id, with_secrets=True)
+            values.update({n: Secret(v) for n, v in profile.values if n in missing})
+            values.update({n: v for n, v in profile.secrets if n in missing})
+        absent = [n for n in names if n not in values]
+        if absent:
+            reason = f"its credentials are incomplete ({', '.join(absent)} missing)"
+            self.store.set_status(conn.id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version)
+            raise self._reconnect_error(conn, reason)
+        return _signature(auth, values)
+
+    def _mark_rejected(self, conn: Connection) -> ReconnectRequired | None:
+        """A 401 on a connection's own credentials: nothing refreshes them, so the connection
+        needs new ones. Returns the error to raise, or None when its credentials were replaced
+        meanwhile (the 401 was about the old ones)."""
+        marked = self.store.set_status(
+            conn.id, ConnectionStatus.NEEDS_RECONNECT, REJECTED_401, if_version=conn.token_version
+        )
+        if marked.token_version != conn.token_version:
+            return None
+        return self._reconnect_error(conn, REJECTED_401)
 
     def access_token(self, connection_id: str) -> Secret:
         """A valid access token, refreshed first if needed."""
@@ -752,6 +1135,21 @@ class Connector:
 
     def _revoke_flow(self, connection_id: str, *, keep_status: bool = False) -> Flow[RevokeResult]:
         conn, access, refresh = self.store.get_tokens(connection_id)
+        auth = self._auth_of(conn)
+        if not isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
+            done = self.store.set_status(
+                connection_id,
+                ConnectionStatus.DISCONNECTED,
+                "credentials deleted locally: they stay valid at the provider",
+                delete_tokens=True,
+            )
+            name = self.plugins.declaration(conn.provider).provider.display_name
+            return RevokeResult(
+                done,
+                False,
+                f"{auth.label}: the credentials were deleted here, but they stay valid at {name} until they are "
+                f"reset or removed there",
+            )
         ctx = self._context(self.store.profile_by_id(conn.profile_id))
         if ctx.revocation_url is None:
             done = self.store.set_status(
@@ -823,20 +1221,19 @@ class Connector:
     def _request_flow(
         self, connection_id: str, method: str, path: str, body: Any | None, headers: Mapping[str, str] | None
     ) -> Flow[HttpResponse]:
-        conn, access = yield from self._token_flow(connection_id)
-        # Only the API base URL is needed: the client secret is not decrypted for an API call.
-        ctx = self._context(self.store.profile_by_id(conn.profile_id, with_secrets=False))
         if not path.startswith("/"):
             raise ValidationError("path", f"expected a path starting with '/', got {path!r}")
-        url = ctx.api_base_url + path
+        conn, signature = yield from self._signature_flow(connection_id)
+        # Only the API base URL is needed: the client secret is not decrypted for an API call.
+        base = self._api_base_url(self.store.profile_by_id(conn.profile_id, with_secrets=False))
         payload = b"" if body is None else jsonlib.dumps(body).encode("utf-8")
         refreshed = False
         for attempt in range(MAX_ATTEMPTS):
-            hdrs = [("Authorization", f"Bearer {access.reveal()}"), ("Accept", "application/json")]
+            hdrs = [*signature.headers, ("Accept", "application/json")]
             if body is not None:
                 hdrs.append(("Content-Type", "application/json"))
             hdrs.extend((headers or {}).items())
-            response = yield HttpRequest(method.upper(), url, tuple(hdrs), payload)
+            response = yield HttpRequest(method.upper(), signature.url(base + path), tuple(hdrs), payload)
             assert response is not None
             if response.failure is not None:
                 overdue = response.failure.error == DEADLINE_EXCEEDED  # never waited out again
@@ -850,6 +1247,11 @@ class Connector:
                     "refused",
                     status=response.status,
                 )
+            if response.status == 401 and not signature.bearer:
+                rejected = self._mark_rejected(conn)
+                if rejected is not None:
+                    raise rejected
+                return response
             if response.status == 401 and not refreshed:
                 # Once: refresh (single-flight) and retry; a second 401 is not looped on
                 # (some providers' firewalls block clients that repeat 401s).
@@ -857,8 +1259,8 @@ class Connector:
                 conn = yield from self._refresh_flow(connection_id, conn.token_version)
                 conn, fresh, _ = self.store.get_tokens(connection_id)
                 if fresh is None:
-                    raise ReconnectRequired(connection_id, GONE, self._guidance(conn.provider, GONE))
-                access = fresh
+                    raise self._reconnect_error(conn, GONE)
+                signature = _bearer(fresh)
                 continue
             if response.status == 401:
                 reason = FRESH_401
@@ -866,7 +1268,7 @@ class Connector:
                     connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version
                 )
                 if marked.token_version == conn.token_version:
-                    raise ReconnectRequired(connection_id, reason, self._guidance(conn.provider, reason))
+                    raise self._reconnect_error(conn, reason)
                 return response  # the tokens changed meanwhile (a reconnect): not this call's verdict
             retryable = response.status == 429 or (
                 response.status in (502, 503, 504) and method.upper() in ("GET", "HEAD")
@@ -917,7 +1319,12 @@ class Connector:
         if not ok:
             detail += f", expected {check.expected_status}"
             if response.status == 403:
-                detail += f" (is {check.scope} granted and configured on the app?)"
+                auth = self._auth_of(conn)
+                if isinstance(auth, (HttpBasicAuth, ApiKeyAuth)):
+                    advice = f"; {auth.rejected_guidance}" if auth.rejected_guidance else ""
+                    detail += f" (the credentials were accepted but may not do this{advice})"
+                elif check.scope:
+                    detail += f" (is {check.scope} granted and configured on the app?)"
         return TestResult(ok, response.status, detail)
 
     def auth(self, connection_id: str) -> ConnectionAuth:
@@ -931,7 +1338,7 @@ class Connector:
         (RFC 6750 §5.3: a bearer token goes only where it is meant to). No refresh happens."""
         conn = self.store.get_connection(connection_id)
         profile = self.store.profile_by_id(conn.profile_id, with_secrets=False)  # the origin needs no secret
-        api = oauth.origin(self._context(profile).api_base_url)
+        api = oauth.origin(self._api_base_url(profile))
         target = oauth.origin(url)
         if target != api:
             raise RequestFailed(
@@ -954,43 +1361,49 @@ class ConnectionAuth(httpx.Auth):
         return f"<ConnectionAuth {self.connection_id}>"
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        check_endpoint(str(request.url))  # never a bearer token in the clear, whoever built the URL
+        check_endpoint(str(request.url))  # never a credential in the clear, whoever built the URL
         connector = self._connector
         connector._check_api_origin(self.connection_id, str(request.url))
-        conn, token = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
-        request.headers["Authorization"] = f"Bearer {token.reveal()}"
+        conn, signature = run_sync(connector._signature_flow(self.connection_id), connector.client, connector.deadline)
+        signature.apply(request)
         response = yield request
-        if response.status_code == 401:
-            run_sync(
-                connector._refresh_flow(self.connection_id, conn.token_version), connector.client, connector.deadline
+        if response.status_code != 401:
+            return
+        if not signature.bearer:  # the caller gets the 401; the connection says why
+            connector._mark_rejected(conn)
+            return
+        run_sync(connector._refresh_flow(self.connection_id, conn.token_version), connector.client, connector.deadline)
+        now, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
+        _bearer(fresh).apply(request)
+        if (yield request).status_code == 401:  # the caller gets the 401; the connection says why
+            connector.store.set_status(
+                self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
             )
-            now, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
-            request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-            if (yield request).status_code == 401:  # the caller gets the 401; the connection says why
-                connector.store.set_status(
-                    self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
-                )
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        check_endpoint(str(request.url))  # never a bearer token in the clear, whoever built the URL
+        check_endpoint(str(request.url))  # never a credential in the clear, whoever built the URL
         connector = self._connector
         connector._check_api_origin(self.connection_id, str(request.url))
-        conn, token = await run_async(
+        conn, signature = await run_async(
+            connector._signature_flow(self.connection_id), connector.async_client, connector.deadline
+        )
+        signature.apply(request)
+        response = yield request
+        if response.status_code != 401:
+            return
+        if not signature.bearer:
+            connector._mark_rejected(conn)
+            return
+        await run_async(
+            connector._refresh_flow(self.connection_id, conn.token_version),
+            connector.async_client,
+            connector.deadline,
+        )
+        now, fresh = await run_async(
             connector._token_flow(self.connection_id), connector.async_client, connector.deadline
         )
-        request.headers["Authorization"] = f"Bearer {token.reveal()}"
-        response = yield request
-        if response.status_code == 401:
-            await run_async(
-                connector._refresh_flow(self.connection_id, conn.token_version),
-                connector.async_client,
-                connector.deadline,
+        _bearer(fresh).apply(request)
+        if (yield request).status_code == 401:
+            connector.store.set_status(
+                self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
             )
-            now, fresh = await run_async(
-                connector._token_flow(self.connection_id), connector.async_client, connector.deadline
-            )
-            request.headers["Authorization"] = f"Bearer {fresh.reveal()}"
-            if (yield request).status_code == 401:
-                connector.store.set_status(
-                    self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
-                )

@@ -329,10 +329,8 @@ def _connection_test_section(decl: ProviderDeclaration) -> list[list[str]]:
     test = decl.connection_test
     if test is None:
         return []
-    line = (
-        f"{_code(f'{test.method} {test.path}')}, needing {_code(test.scope)}, passes when it answers "
-        f"{test.expected_status}."
-    )
+    needing = f", needing {_code(test.scope)}," if test.scope else ""
+    line = f"{_code(f'{test.method} {test.path}')}{needing} passes when it answers {test.expected_status}."
     if test.description:
         line += f" {_text(test.description)}"
     blocks = [["## Connection test"], [line]]

@@ -27,6 +27,7 @@ own advice ("run 'connector reconnect ...'") from :attr:`ConnectorError.code`.
     │   └── AlreadyInstalled                  the app must be uninstalled first
     ├── ReconnectRequired                     the connection's grant is gone
     ├── ConfirmationRequired                  manual steps must be confirmed first
+    ├── CredentialsRejected                   the provider refused credentials given to connect
     ├── RequestFailed                         an API request failed
     ├── EmulatorError                         the emulator cannot start or crashed
     │   └── SnapshotError                     an emulator snapshot cannot be read
@@ -44,6 +45,7 @@ __all__ = [
     "AlreadyInstalled",
     "ConfirmationRequired",
     "ConnectorError",
+    "CredentialsRejected",
     "CryptoError",
     "DeclarationError",
     "EmulatorError",
@@ -254,6 +256,19 @@ class ConfirmationRequired(ConnectorError):
     they are done by calling again with ``confirmed=True``."""
 
     code = "confirmation_required"
+
+
+class CredentialsRejected(ConnectorError):
+    """The provider refused the credentials given to connect (a service user's token, an API
+    key, client credentials) when the connection was tested: nothing was stored. ``status`` is
+    the test request's HTTP status; ``guidance`` what the provider advises."""
+
+    code = "credentials_rejected"
+
+    def __init__(self, message: str, *, status: int | None = None, guidance: str | None = None) -> None:
+        self.status = status
+        self.guidance = guidance
+        super().__init__(f"{message} {guidance}" if guidance else message)
 
 
 class RequestFailed(ConnectorError):

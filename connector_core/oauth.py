@@ -43,6 +43,7 @@ __all__ = [
     "authorization_url",
     "basic_auth_header",
     "check_issuer",
+    "client_credentials_request",
     "code_challenge",
     "metadata_request",
     "new_code_verifier",
@@ -226,6 +227,29 @@ def refresh_request(
         refresh_token=refresh_token.reveal(),
         scope=scope_separator.join(scopes) if scopes else None,
         include_client_id=method is ClientAuthMethod.CLIENT_SECRET_POST,
+        **_client_params(client_id, client_secret, method),
+    )
+    return _token_post(token_url, body, client_id=client_id, client_secret=client_secret, method=method)
+
+
+def client_credentials_request(
+    token_url: str,
+    *,
+    scopes: Sequence[str] | None,
+    scope_separator: str,
+    client_id: str,
+    client_secret: Secret | None,
+    method: ClientAuthMethod,
+    extra_params: Sequence[tuple[str, str]] = (),
+) -> HttpRequest:
+    """A client credentials grant (RFC 6749 §4.4.2), for the given scopes (or the server's default)."""
+    from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
+
+    body: str = prepare_token_request(
+        "client_credentials",
+        scope=scope_separator.join(scopes) if scopes else None,
+        include_client_id=method is ClientAuthMethod.CLIENT_SECRET_POST,
+        **dict(extra_params),
         **_client_params(client_id, client_secret, method),
     )
     return _token_post(token_url, body, client_id=client_id, client_secret=client_secret, method=method)

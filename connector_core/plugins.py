@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -283,6 +284,9 @@ class Plugins:
         self._duplicates: dict[str, tuple[str, ...]] = {}
         self._declarations: dict[str, ProviderDeclaration] = {}
         self._broken: dict[str, PluginError] = {}
+        #: Loading, registering and gathering happen once, whichever thread asks first; the
+        #: others wait for it rather than see a half-built registry.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"<Plugins {len(self._pm.get_plugins())} plugins, {len(self._problems)} problems>"
@@ -299,11 +303,12 @@ class Plugins:
         self._load(list(self._pending))
 
     def _load(self, names: Iterable[str]) -> None:
-        for name in names:
-            ep = self._pending.pop(name, None)
-            if ep is not None:
-                _load_entry_point(self._pm, ep, self._problems)
-        _check_pending(self._pm, self._problems)
+        with self._lock:
+            for name in names:
+                ep = self._pending.pop(name, None)
+                if ep is not None:
+                    _load_entry_point(self._pm, ep, self._problems)
+            _check_pending(self._pm, self._problems)
 
     def _claim(self, provider: Provider, plugin: str) -> None:
         """Record that ``plugin`` registered ``provider``. A key claimed twice is a
@@ -336,6 +341,10 @@ class Plugins:
 
     def _registered(self) -> dict[str, tuple[Provider, str]]:
         """Providers registered by the plugins loaded so far (each plugin asked once)."""
+        with self._lock:
+            return self._register_new()
+
+    def _register_new(self) -> dict[str, tuple[Provider, str]]:
         caller = self._pm.hook.connector_core_register_providers
         impls = caller.get_hookimpls()
         if impls == self._register_impls_seen:  # the common case: nothing registered since
@@ -410,19 +419,23 @@ class Plugins:
         :class:`~connector_core.PluginError` naming the plugin when a hook fails
         or a declaration is invalid.
         """
-        if key in self._declarations:
-            return self._declarations[key]
-        if key in self._broken:
-            raise self._broken[key]
-        provider, plugin = self._owner(key)
-        try:
-            declaration = self._gather(provider, plugin)
-        except PluginError as exc:
-            self._broken[key] = exc
-            self._problems.append(LoadProblem(exc.plugin, _strip_plugin(exc, exc.plugin)))
-            raise
-        self._declarations[key] = declaration
-        return declaration
+        found = self._declarations.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            if key in self._declarations:
+                return self._declarations[key]
+            if key in self._broken:
+                raise self._broken[key]
+            provider, plugin = self._owner(key)
+            try:
+                declaration = self._gather(provider, plugin)
+            except PluginError as exc:
+                self._broken[key] = exc
+                self._problems.append(LoadProblem(exc.plugin, _strip_plugin(exc, exc.plugin)))
+                raise
+            self._declarations[key] = declaration
+            return declaration
 
     def declarations(self) -> tuple[ProviderDeclaration, ...]:
         """Declarations of every provider that gathers cleanly (others become problems)."""

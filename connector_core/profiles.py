@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .errors import ScopeError, ValidationError
-from .models import FieldKind, FieldLevel, ProviderDeclaration, url_problem
+from .models import AuthKind, FieldKind, FieldLevel, ProviderDeclaration, url_problem
+
+if TYPE_CHECKING:
+    from .models import AuthType
 from .scopes import check_scopes, parse_scopes, scopes_for_actions
 from .secret import Secret
 
-__all__ = ["Profile", "ProfileDraft", "validate_profile"]
+__all__ = ["Profile", "ProfileDraft", "check_credentials", "validate_profile"]
 
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -197,6 +201,41 @@ def validate_profile(
         warnings=warnings,
         endpoints=tuple(sorted(chosen_endpoints.items())),
     )
+
+
+def check_credentials(
+    declaration: ProviderDeclaration, auth: AuthType, given: Mapping[str, str | Secret]
+) -> dict[str, Secret]:
+    """Check the end user's credential values for a connection of ``auth`` (its user-level
+    fields) and return them, cleaned, as secrets to store encrypted.
+
+    Raises :class:`~connector_core.ValidationError` naming the field: one that the auth type
+    does not have, a required one missing or empty, or a value its field refuses (a secret
+    with white space or control characters in it, a pattern it does not match). A secret's
+    value is never quoted.
+    """
+    fields = declaration.fields_for(auth.key, FieldLevel.USER)
+    known = {f.name for f in fields}
+    for unknown in sorted(set(given) - known):
+        expected = ", ".join(f.name for f in fields) or "none: the profile holds everything"
+        raise ValidationError(
+            unknown, f"is not a credential of {declaration.key} {auth.key} connections (expected: {expected})"
+        )
+    values: dict[str, Secret] = {}
+    for field in fields:
+        raw = given.get(field.name)
+        if raw is None:
+            if field.required:
+                raise ValidationError(field.name, f"{field.label} is required")
+            continue
+        text = raw.reveal() if isinstance(raw, Secret) else raw
+        if not text.strip() and not field.required:
+            continue
+        values[field.name] = Secret(field.check(text))
+    username = getattr(auth, "username_field", None) if auth.kind is AuthKind.HTTP_BASIC else None
+    if username in values and ":" in values[username].reveal():  # RFC 7617 §2: a user-id holds no colon
+        raise ValidationError(username, "expected no ':' (HTTP Basic cannot carry one in a user-id)")
+    return values
 
 
 def _scopes(

@@ -26,6 +26,7 @@ __all__ = [
     "EmulatedCompany",
     "EmulatorSpec",
     "ErrorBody",
+    "PermissionGroup",
     "ResourceEndpoint",
     "ResourceError",
     "ResourceRequest",
@@ -160,6 +161,33 @@ class AppRegistration:
                     f"expected scope tokens, got {scope!r}",
                 )
         _check(isinstance(self.redirect_uris, tuple), "AppRegistration.redirect_uris", "expected a list of URLs")
+
+
+@attrs.frozen
+class PermissionGroup:
+    """A set of permissions an admin gives the credentials a company issues itself (a
+    service user, an API key): what its resource calls may read or write, as scopes.
+
+    Credentials in no group may call nothing (403), like a service user nobody has given permissions yet.
+    """
+
+    key: str
+    label: str
+    #: The scopes of the resource endpoints this group may call.
+    scopes: tuple[str, ...] = attrs.field(converter=_tuple)
+    description: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        where = f"PermissionGroup({self.key!r})"
+        _check(isinstance(self.key, str) and bool(KEY_RE.fullmatch(self.key)), where, "expected a lower-case key")
+        _check(_is_text(self.label), f"{where}.label", "expected a non-empty string")
+        _check(isinstance(self.scopes, tuple), f"{where}.scopes", "expected a list of scopes")
+        for scope in self.scopes:
+            _check(
+                isinstance(scope, str) and bool(SCOPE_TOKEN_RE.fullmatch(scope)),
+                f"{where}.scopes",
+                f"expected scope tokens, got {scope!r}",
+            )
 
 
 class ResourceError(Exception):
@@ -322,9 +350,18 @@ class EmulatorSpec:
     error_body: ErrorBody = attrs.field(default=oauth_style_error_body, eq=False)
     company_factory: Callable[[int], EmulatedCompany] = attrs.field(default=default_company, eq=False)
     seed: int = 0
+    #: Permission groups for credentials a company issues itself (HTTP Basic service users, API
+    #: keys). Empty: such credentials may call every resource endpoint.
+    permission_groups: tuple[PermissionGroup, ...] = attrs.field(default=(), converter=_tuple)
 
     def __attrs_post_init__(self) -> None:
         _check(isinstance(self.app, AppRegistration), "EmulatorSpec.app", "expected an AppRegistration")
+        groups = [g.key for g in self.permission_groups if isinstance(g, PermissionGroup)]
+        _check(
+            len(groups) == len(self.permission_groups) and len(set(groups)) == len(groups),
+            "EmulatorSpec.permission_groups",
+            "expected PermissionGroup items with unique keys",
+        )
         _check(isinstance(self.resources, tuple), "EmulatorSpec.resources", "expected a list")
         names: set[str] = set()
         for resource in self.resources:

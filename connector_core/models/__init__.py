@@ -26,6 +26,7 @@ from ._base import (
     PROVIDER_KEY_RE,
     SCOPE_TOKEN_RE,
     Access,
+    ApiKeyLocation,
     AuthKind,
     ClientAuthMethod,
     FieldKind,
@@ -37,7 +38,15 @@ from ._base import (
 from ._provider import Link, Provider
 
 if TYPE_CHECKING:
-    from ._auth import AUTH_TYPE_CLASSES, ApiKeyAuth, AuthType, CredentialField, HttpBasicAuth, OAuth2AuthorizationCode
+    from ._auth import (
+        AUTH_TYPE_CLASSES,
+        ApiKeyAuth,
+        AuthType,
+        CredentialField,
+        HttpBasicAuth,
+        OAuth2AuthorizationCode,
+        OAuth2ClientCredentials,
+    )
     from ._declaration import (
         Action,
         Callback,
@@ -63,6 +72,7 @@ __all__ = [
     "Access",
     "Action",
     "ApiKeyAuth",
+    "ApiKeyLocation",
     "AuthKind",
     "AuthType",
     "Callback",
@@ -76,6 +86,7 @@ __all__ = [
     "Link",
     "ManualStep",
     "OAuth2AuthorizationCode",
+    "OAuth2ClientCredentials",
     "Procedure",
     "Provider",
     "ProviderDeclaration",
@@ -92,7 +103,15 @@ __all__ = [
 
 _LAZY = {
     **dict.fromkeys(
-        ("AUTH_TYPE_CLASSES", "ApiKeyAuth", "AuthType", "CredentialField", "HttpBasicAuth", "OAuth2AuthorizationCode"),
+        (
+            "AUTH_TYPE_CLASSES",
+            "ApiKeyAuth",
+            "AuthType",
+            "CredentialField",
+            "HttpBasicAuth",
+            "OAuth2AuthorizationCode",
+            "OAuth2ClientCredentials",
+        ),
         "._auth",
     ),
     **dict.fromkeys(("Scope", "ScopeCatalogue", "ScopeGroup"), "._scopes"),

@@ -11,6 +11,7 @@ from ..errors import DeclarationError, ValidationError
 from ._base import (
     FIELD_NAME_RE,
     KEY_RE,
+    ApiKeyLocation,
     AuthKind,
     ClientAuthMethod,
     FieldKind,
@@ -22,6 +23,7 @@ from ._base import (
     _pairs,
     _str_pairs,
     _text,
+    _to_api_key_location,
     _to_client_auth_method,
     _to_field_kind,
     _to_field_level,
@@ -97,14 +99,66 @@ class OAuth2AuthorizationCode:
 
 
 @attrs.frozen
+class OAuth2ClientCredentials:
+    """OAuth 2.0 client credentials grant (RFC 6749 section 4.4): no end user.
+
+    The profile's ``client_id`` and ``client_secret`` fetch an access token from
+    ``token_url``; the connection keeps it, and fetches a new one before it expires
+    (single-flight, like a refresh) or once after a 401.
+    """
+
+    token_url: str = attrs.field(validator=_url())
+    key: str = attrs.field(default="client_credentials", validator=_matches(KEY_RE, "a lower-case key"))
+    label: str = attrs.field(default="OAuth 2.0 client credentials", validator=_text(max_length=100))
+    description: str = attrs.field(default="", validator=_text(allow_empty=True))
+    client_auth_method: ClientAuthMethod = attrs.field(
+        default=ClientAuthMethod.CLIENT_SECRET_BASIC,
+        converter=_to_client_auth_method,
+        validator=_is_enum(ClientAuthMethod),
+    )
+    #: How scopes are joined in the ``scope`` parameter (RFC 6749 uses a space).
+    scope_separator: str = attrs.field(default=" ")
+    #: Extra form parameters sent with every token request (an ``audience``, a ``resource``).
+    extra_token_params: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, validator=_str_pairs)
+    #: What a person should do when the provider refuses the credential (a 401), e.g. "reset the
+    #: token": shown with the connection's needs-reconnect status.
+    rejected_guidance: str = attrs.field(default="", validator=_text(allow_empty=True))
+
+    @property
+    def kind(self) -> AuthKind:
+        return AuthKind.OAUTH2_CLIENT_CREDENTIALS
+
+    @scope_separator.validator
+    def _check_separator(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in (" ", ",", "+"):
+            raise DeclarationError(_where(self, attribute), f"expected ' ', ',' or '+', got {value!r}")
+
+    @extra_token_params.validator
+    def _check_reserved(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        for name, _ in value:
+            if name in ("grant_type", "client_id", "client_secret", "scope"):
+                raise DeclarationError(
+                    _where(self, attribute), f"{name!r} is set by the OAuth engine and cannot be an extra parameter"
+                )
+
+
+@attrs.frozen
 class HttpBasicAuth:
-    """HTTP Basic authentication (RFC 7617) from two credential fields."""
+    """HTTP Basic authentication (RFC 7617) from two credential fields.
+
+    The fields' level says whose they are: ``user`` fields (a service user's ID and
+    token) are given when a connection is made and kept, encrypted, with it; ``app``
+    fields belong to the profile.
+    """
 
     key: str = attrs.field(validator=_matches(KEY_RE, "a lower-case key"))
     label: str = attrs.field(validator=_text(max_length=100))
     username_field: str = attrs.field(validator=_matches(FIELD_NAME_RE, "a credential field name"))
     password_field: str = attrs.field(validator=_matches(FIELD_NAME_RE, "a credential field name"))
     description: str = attrs.field(default="", validator=_text(allow_empty=True))
+    #: What a person should do when the provider refuses the credential (a 401), e.g. "reset the
+    #: token": shown with the connection's needs-reconnect status.
+    rejected_guidance: str = attrs.field(default="", validator=_text(allow_empty=True))
 
     @property
     def kind(self) -> AuthKind:
@@ -113,7 +167,8 @@ class HttpBasicAuth:
 
 @attrs.frozen
 class ApiKeyAuth:
-    """A key sent in a request header, optionally with a prefix (``Bearer <key>``)."""
+    """A key sent in a request header (optionally with a prefix, ``Bearer <key>``) or in a
+    query parameter, as the provider expects it."""
 
     key: str = attrs.field(validator=_matches(KEY_RE, "a lower-case key"))
     label: str = attrs.field(validator=_text(max_length=100))
@@ -124,14 +179,29 @@ class ApiKeyAuth:
     )
     prefix: str = attrs.field(default="", validator=_text(allow_empty=True, max_length=40))
     description: str = attrs.field(default="", validator=_text(allow_empty=True))
+    #: ``header`` (``header_name: prefix + key``) or ``query`` (``?query_name=key``).
+    location: ApiKeyLocation = attrs.field(
+        default=ApiKeyLocation.HEADER, converter=_to_api_key_location, validator=_is_enum(ApiKeyLocation)
+    )
+    query_name: str = attrs.field(
+        default="api_key", validator=_matches(re.compile(r"[A-Za-z0-9_.-]+"), "a query parameter name")
+    )
+    #: What a person should do when the provider refuses the credential (a 401), e.g. "reset the
+    #: token": shown with the connection's needs-reconnect status.
+    rejected_guidance: str = attrs.field(default="", validator=_text(allow_empty=True))
 
     @property
     def kind(self) -> AuthKind:
         return AuthKind.API_KEY
 
+    @prefix.validator
+    def _check_prefix(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise DeclarationError(_where(self, attribute), "expected printable characters")
 
-AuthType = OAuth2AuthorizationCode | HttpBasicAuth | ApiKeyAuth
-AUTH_TYPE_CLASSES: tuple[type, ...] = (OAuth2AuthorizationCode, HttpBasicAuth, ApiKeyAuth)
+
+AuthType = OAuth2AuthorizationCode | OAuth2ClientCredentials | HttpBasicAuth | ApiKeyAuth
+AUTH_TYPE_CLASSES: tuple[type, ...] = (OAuth2AuthorizationCode, OAuth2ClientCredentials, HttpBasicAuth, ApiKeyAuth)
 
 
 @attrs.frozen
@@ -186,6 +256,8 @@ class CredentialField:
             raise ValidationError(self.name, f"expected at most {self.max_length} characters, got {len(cleaned)}")
         if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
             raise ValidationError(self.name, "expected printable characters, got a control character")
+        if self.secret and any(ch.isspace() for ch in cleaned):
+            raise ValidationError(self.name, f"expected {self.label} without white space inside it")
         if self.kind is FieldKind.URL:
             problem = url_problem(cleaned)
             if problem:

@@ -68,8 +68,26 @@ class AuthKind(enum.Enum):
     """The kind of an auth type, as shown in listings and JSON."""
 
     OAUTH2_AUTHORIZATION_CODE = "oauth2_authorization_code"
+    OAUTH2_CLIENT_CREDENTIALS = "oauth2_client_credentials"
     HTTP_BASIC = "http_basic"
     API_KEY = "api_key"
+
+    @property
+    def redirects(self) -> bool:
+        """Connecting sends a person to the provider and back (an authorization code grant)."""
+        return self is AuthKind.OAUTH2_AUTHORIZATION_CODE
+
+    @property
+    def uses_tokens(self) -> bool:
+        """Requests carry an OAuth 2.0 access token the connection keeps fresh."""
+        return self in (AuthKind.OAUTH2_AUTHORIZATION_CODE, AuthKind.OAUTH2_CLIENT_CREDENTIALS)
+
+
+class ApiKeyLocation(enum.Enum):
+    """Where an API key travels in each request."""
+
+    HEADER = "header"
+    QUERY = "query"
 
 
 class ReconnectKind(enum.Enum):
@@ -229,6 +247,10 @@ def _to_field_level(value: Any) -> Any:
 
 def _to_client_auth_method(value: Any) -> Any:
     return _enum_value(ClientAuthMethod, value)
+
+
+def _to_api_key_location(value: Any) -> Any:
+    return _enum_value(ApiKeyLocation, value)
 
 
 def _to_reconnect_kind(value: Any) -> Any:

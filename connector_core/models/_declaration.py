@@ -10,13 +10,22 @@ from urllib.parse import urlsplit
 import attrs
 
 from ..errors import DeclarationError, UnknownNameError, ValidationError
-from ._auth import AUTH_TYPE_CLASSES, ApiKeyAuth, AuthType, CredentialField, HttpBasicAuth, OAuth2AuthorizationCode
+from ._auth import (
+    AUTH_TYPE_CLASSES,
+    ApiKeyAuth,
+    AuthType,
+    CredentialField,
+    HttpBasicAuth,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
+)
 from ._base import (
     CALLBACK_PATH_RE,
     HTTP_METHODS,
     KEY_RE,
     SCOPE_TOKEN_RE,
     FieldKind,
+    FieldLevel,
     ReconnectKind,
     _bool,
     _instances,
@@ -149,7 +158,8 @@ class ConnectionTest:
     method: str = attrs.field(converter=_upper)
     #: Path relative to the environment's API base URL.
     path: str = attrs.field(validator=_matches(re.compile(r"/[\x21-\x7e]*"), "a path starting with '/'"))
-    scope: str = attrs.field(validator=_matches(SCOPE_TOKEN_RE, "a scope token"))
+    #: The scope the request needs; ``None`` for a provider without OAuth scopes.
+    scope: str | None = attrs.field(default=None, validator=_optional(_matches(SCOPE_TOKEN_RE, "a scope token")))
     description: str = attrs.field(default="", validator=_text(allow_empty=True))
     #: A JSON request body, as JSON text.
     json_body: str | None = attrs.field(default=None)
@@ -291,18 +301,43 @@ class ProviderDeclaration:
                 )
         for auth in self.auth_types:
             names = {f.name for f in self.fields_for(auth.key)}
-            needed: tuple[str, ...] = ()
-            if isinstance(auth, HttpBasicAuth):
-                needed = (auth.username_field, auth.password_field)
-            elif isinstance(auth, ApiKeyAuth):
-                needed = (auth.key_field,)
+            needed = self.credential_names(auth)
             missing = [n for n in needed if n not in names]
             if missing:
                 raise DeclarationError(
                     f"auth_types.{auth.key}", f"refers to undeclared credential fields: {', '.join(missing)}"
                 )
+            if isinstance(auth, OAuth2ClientCredentials):
+                user = [f.name for f in self.fields_for(auth.key) if f.level is FieldLevel.USER]
+                if user:
+                    raise DeclarationError(
+                        f"credential_fields.{user[0]}",
+                        "a client credentials grant has no end user, so its fields must be app-level",
+                    )
+            for name in needed:
+                field = next(f for f in self.fields_for(auth.key) if f.name == name)
+                must_be_secret = (
+                    name in ("client_secret",)
+                    or (isinstance(auth, HttpBasicAuth) and name == auth.password_field)
+                    or (isinstance(auth, ApiKeyAuth) and name == auth.key_field)
+                )
+                if must_be_secret and not field.secret:
+                    raise DeclarationError(f"credential_fields.{name}", "carries a secret, so its kind must be secret")
+
+    @staticmethod
+    def credential_names(auth: AuthType) -> tuple[str, ...]:
+        """The credential fields an auth type reads, by name."""
+        if isinstance(auth, HttpBasicAuth):
+            return (auth.username_field, auth.password_field)
+        if isinstance(auth, ApiKeyAuth):
+            return (auth.key_field,)
+        if isinstance(auth, OAuth2ClientCredentials):
+            return ("client_id", "client_secret")
+        return ()
 
     def _check_oauth(self) -> None:
+        if self.connection_test is not None and self.connection_test.scope is None and self.scope_catalogue:
+            raise DeclarationError("connection_test.scope", "the provider has OAuth scopes, so name the one it needs")
         has_oauth = any(isinstance(a, OAuth2AuthorizationCode) for a in self.auth_types)
         if not has_oauth:
             return
@@ -324,7 +359,7 @@ class ProviderDeclaration:
                     f"actions.{action.key}", f"names scopes not in the catalogue: {', '.join(unknown)}"
                 )
         test = self.connection_test
-        if test is not None:
+        if test is not None and test.scope is not None:
             if test.scope not in catalogue:
                 raise DeclarationError("connection_test.scope", f"{test.scope!r} is not in the catalogue")
             if test.scope not in catalogue.minimum_scopes:
@@ -348,8 +383,11 @@ class ProviderDeclaration:
                 return auth
         raise UnknownNameError("auth type", key, [a.key for a in self.auth_types], within=f"provider {self.key!r}")
 
-    def fields_for(self, auth_type: str) -> tuple[CredentialField, ...]:
-        return tuple(f for f in self.credential_fields if f.auth_type == auth_type)
+    def fields_for(self, auth_type: str, level: FieldLevel | None = None) -> tuple[CredentialField, ...]:
+        """The credential fields of one auth type (of one level, when given), in form order."""
+        return tuple(
+            f for f in self.credential_fields if f.auth_type == auth_type and (level is None or f.level is level)
+        )
 
     def environment(self, key: str | None = None) -> Environment:
         """The named environment, or the default one (the first when none is marked)."""

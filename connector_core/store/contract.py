@@ -184,7 +184,7 @@ class StoreLike(Protocol):
     def save_connection(
         self,
         profile: Profile,
-        tokens: TokenSet,
+        tokens: TokenSet | None,
         *,
         requested: tuple[str, ...],
         granted: tuple[str, ...],
@@ -192,10 +192,15 @@ class StoreLike(Protocol):
         provider_initiated: bool,
         connection_id: str | None = None,
         reason: str = "authorized",
+        credentials: Mapping[str, Secret] | None = None,
     ) -> Connection:
         """Store a new connection (or re-authorize ``connection_id``, keeping its id and creation
         time, replacing its tokens and bumping its token version) in one transaction, with a
-        ``connected`` event. A write to a connection ends its refresh lease."""
+        ``connected`` event. A write to a connection ends its refresh lease.
+
+        ``credentials``: the credential field values an end user gave for the connection (a
+        service user's ID and token, an API key), encrypted like tokens and replaced as a
+        whole. A connection with credentials and no OAuth tokens passes ``tokens=None``."""
 
     def get_connection(self, connection_id: str) -> Connection:
         """The connection; an UnknownNameError when there is none."""
@@ -218,6 +223,10 @@ class StoreLike(Protocol):
 
     def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
         """The connection with its access and refresh tokens, read in one snapshot."""
+
+    def get_credentials(self, connection_id: str) -> tuple[Connection, dict[str, Secret]]:
+        """The connection with the credential field values stored with it (empty when none),
+        read in one snapshot."""
 
     def set_status(
         self,

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["Dialect", "Lease", "SqlStore", "Tx", "aad", "now"]
 
 AAD_PREFIX = "connector-core/v1"
+#: A connection's credential field values are secrets named ``credential:FIELD`` (beside its tokens).
+CREDENTIAL_PREFIX = "credential:"
 #: What taking a lease found: ``taken`` anew, held by the same owner ``again``, or ``refused``.
 Taken = Literal["taken", "again", "refused"]
 
@@ -689,6 +691,12 @@ class SqlStore(abc.ABC):
     def _event(tx: Tx, connection_id: str, status: ConnectionStatus, reason: str | None) -> None:
         tx.execute(_INSERT_EVENT, (connection_id, now(), status.value, reason))
 
+    def _put_credentials(self, tx: Tx, connection_id: str, credentials: Mapping[str, Secret]) -> None:
+        for name, value in credentials.items():
+            if not isinstance(value, Secret):
+                raise TypeError(f"credential {name!r} must be a Secret")
+            self._put_secret(tx, connection_id, CREDENTIAL_PREFIX + name, value)
+
     def _put_tokens(self, tx: Tx, connection_id: str, tokens: TokenSet) -> None:
         self._put_secret(tx, connection_id, "access_token", tokens.access_token)
         if tokens.refresh_token is not None:  # a response without one keeps the old one
@@ -697,7 +705,7 @@ class SqlStore(abc.ABC):
     def save_connection(
         self,
         profile: Profile,
-        tokens: TokenSet,
+        tokens: TokenSet | None,
         *,
         requested: tuple[str, ...],
         granted: tuple[str, ...],
@@ -705,6 +713,7 @@ class SqlStore(abc.ABC):
         provider_initiated: bool,
         connection_id: str | None = None,
         reason: str = "authorized",
+        credentials: Mapping[str, Secret] | None = None,
     ) -> Connection:
         at = now()
         self.keyring  # noqa: B018
@@ -715,8 +724,8 @@ class SqlStore(abc.ABC):
             "environment": profile.environment,
             "auth_type": profile.auth_type,
             "status": ConnectionStatus.CONNECTED.value,
-            "token_type": tokens.token_type,
-            "expires_at": tokens.expires_at,
+            "token_type": tokens.token_type if tokens is not None else None,
+            "expires_at": tokens.expires_at if tokens is not None else None,
             "requested_scopes": json.dumps(list(requested)),
             "granted_scopes": json.dumps(list(granted)),
             "identity": json.dumps(dict(identity)),
@@ -735,7 +744,9 @@ class SqlStore(abc.ABC):
             )
             self._seal(tx, "connections", cid)
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (cid,))
-            self._put_tokens(tx, cid, tokens)
+            if tokens is not None:
+                self._put_tokens(tx, cid, tokens)
+            self._put_credentials(tx, cid, credentials or {})
             self._event(tx, cid, ConnectionStatus.CONNECTED, reason)
         return self.get_connection(cid)
 
@@ -781,6 +792,15 @@ class SqlStore(abc.ABC):
         )
 
     def get_tokens(self, connection_id: str) -> tuple[Connection, Secret | None, Secret | None]:
+        conn, found = self._connection_secrets(connection_id)
+        return conn, found.get("access_token"), found.get("refresh_token")
+
+    def get_credentials(self, connection_id: str) -> tuple[Connection, dict[str, Secret]]:
+        conn, found = self._connection_secrets(connection_id)
+        n = len(CREDENTIAL_PREFIX)
+        return conn, {name[n:]: value for name, value in found.items() if name.startswith(CREDENTIAL_PREFIX)}
+
+    def _connection_secrets(self, connection_id: str) -> tuple[Connection, dict[str, Secret]]:
         rows = self._rows(
             f"SELECT {_CONNECTION_COLUMNS}, s.name, s.key_id, s.nonce, s.ciphertext FROM connections c "
             "JOIN profiles p ON p.id = c.profile_id LEFT JOIN secrets s ON s.owner_id = c.id "
@@ -792,7 +812,7 @@ class SqlStore(abc.ABC):
         secret_rows = [r[_N_CONNECTION:] for r in rows if r[_N_CONNECTION] is not None]
         found = self._decrypt(connection_id, secret_rows, f"connection {connection_id!r}")
         self._check_seal("connections", rows[0])
-        return _connection(rows[0]), found.get("access_token"), found.get("refresh_token")
+        return _connection(rows[0]), found
 
     def set_status(
         self,

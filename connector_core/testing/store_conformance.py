@@ -434,6 +434,46 @@ class StoreConformance:
         fresh = connect(store, profile, 3, connection_id="conn_chosen")  # a new connection with a given id
         assert fresh == "conn_chosen" and store.get_connection(fresh).token_version == 0
 
+    def test_credentials_are_stored_encrypted_with_the_connection(
+        self, harness: StoreHarness, store: StoreLike
+    ) -> None:
+        profile = store.create_profile(draft())
+        cid = store.save_connection(
+            profile,
+            None,
+            requested=(),
+            granted=(),
+            identity={"user_id": "SERVICE-1"},
+            provider_initiated=False,
+            reason="connected",
+            credentials={"user_id": Secret("SERVICE-1"), "user_token": Secret("token-one-cccccccc")},
+        ).id
+        conn, credentials = store.get_credentials(cid)
+        assert conn.token_type is None and conn.expires_at is None and conn.identity == (("user_id", "SERVICE-1"),)
+        assert credentials == {"user_id": Secret("SERVICE-1"), "user_token": Secret("token-one-cccccccc")}
+        assert store.get_tokens(cid)[1:] == (None, None)  # credentials are not tokens
+        rows = harness.sql(store, "SELECT ciphertext FROM secrets WHERE owner_id = ?", (cid,))
+        assert len(rows) == 2 and all(b"cccccccc" not in bytes(r[0]) for r in rows)
+        # Replacing the credentials replaces all of them; deleting the tokens deletes them too.
+        store.save_connection(
+            profile,
+            None,
+            requested=(),
+            granted=(),
+            identity={"user_id": "SERVICE-1"},
+            provider_initiated=False,
+            connection_id=cid,
+            reason="credentials replaced",
+            credentials={"user_token": Secret("token-two-dddddddd")},
+        )
+        assert store.get_credentials(cid)[1] == {"user_token": Secret("token-two-dddddddd")}
+        store.set_status(cid, ConnectionStatus.DISCONNECTED, "deleted", delete_tokens=True)
+        assert store.get_credentials(cid)[1] == {}
+        token_only = connect(store, profile, 2)
+        assert store.get_credentials(token_only)[1] == {}  # tokens are not credentials
+        with pytest.raises(UnknownNameError):
+            store.get_credentials("conn_nope")
+
     def test_list_connections_filters_and_pages_by_id(self, store: StoreLike) -> None:
         one = store.create_profile(draft("one"))
         two = store.create_profile(draft("two"))

@@ -78,6 +78,11 @@ def auth_types() -> tuple[OAuth2AuthorizationCode | HttpBasicAuth, ...]:
             ),
             username_field="service_user_id",
             password_field="service_user_token",  # noqa: S106 - a field name, not a password
+            rejected_guidance=(
+                "Reset the service user's token in Bob (Settings → Integrations → Service users) and connect "
+                "again with the new one, or check that the service user is in a permission group that may "
+                "read this data."
+            ),
         ),
     )
 
