@@ -21,6 +21,7 @@ PAGE = 1000
 #: Why a connected connection was not refreshed (without ``force``).
 NOT_DUE = "not expiring within {leeway:g} s"
 NO_EXPIRY = "with no known expiry (the provider sent no expires_in; a forced refresh renews them)"
+CREDENTIALS = "holding credentials, not tokens (nothing to refresh)"
 
 
 @attrs.frozen
@@ -53,6 +54,10 @@ async def arefresh_all(connector: Connector, *, concurrency: int = 32, force: bo
         if not page:
             break
         for conn in page:
+            if not connector._uses_tokens(conn):
+                skipped += 1
+                reasons[CREDENTIALS] = reasons.get(CREDENTIALS, 0) + 1
+                continue
             due = conn.expires_at is not None and conn.expires_at - connector.leeway_for(conn) <= now
             if force or due:
                 ids.append(conn.id)

@@ -360,6 +360,14 @@ class Connector:
         """The auth type a connection was made with."""
         return self.plugins.declaration(conn.provider).auth_type(conn.auth_type)
 
+    def _uses_tokens(self, conn: Connection) -> bool:
+        """Whether the connection holds OAuth tokens to refresh (not credentials). A provider
+        whose declaration cannot be gathered counts as tokens: its refresh then says why."""
+        try:
+            return self._auth_of(conn).kind.uses_tokens
+        except ConnectorError:
+            return True
+
     def redirect_uri(self, profile: Profile) -> str:
         """The profile's registered redirect URI, else the provider's callback URL."""
         return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
@@ -951,6 +959,9 @@ class Connector:
         deadline = time.monotonic() + LEASE_WAIT
         while True:
             conn, first = (first, None) if first is not None else (self.store.get_connection(connection_id), None)
+            if not self._uses_tokens(conn):  # credentials do not expire here: nothing to refresh
+                self._require_usable(conn)
+                return conn
             if not self._still_wanted(conn, stale_version):
                 return conn
             with self.store.refresh_lease(connection_id, LEASE_TTL) as lease:
