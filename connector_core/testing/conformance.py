@@ -225,3 +225,8 @@ class ProviderConformance:
     def test_emulator_wrong_credentials_fail(self, connector_harness: h.Harness) -> None:
         """A wrong client secret fails with InvalidClient."""
         _fail(h.emulated_wrong_credentials(connector_harness))
+
+    def test_emulator_each_auth_type(self, connector_harness: h.Harness) -> None:
+        """Each declared auth type connects, passes the connection test, makes a request, is
+        listed, and fails cleanly with wrong credentials (storing nothing)."""
+        _fail(h.emulated_auth_types(connector_harness))

@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
-from support import hibob, multiauth
+from support import hibob, multiauth_plugins
 from support.emulator import Flow, running
 from support.multiauth import BASIC, HEADER_KEY, QUERY_KEY, QUERY_NAME, emulator_spec
 
@@ -29,7 +29,7 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def multi() -> Iterator[RunningEmulator]:
-    with start_emulator("multiauth", plugins=multiauth()) as emu:
+    with start_emulator("multiauth", plugins=multiauth_plugins()) as emu:
         yield emu
         assert emu.unexpected_errors == ()
 
@@ -263,7 +263,7 @@ def test_the_client_credentials_grant_issues_an_access_token(multi: RunningEmula
 
 
 def test_the_grant_gives_only_scopes_the_app_has(http: httpx.Client) -> None:
-    plugins = multiauth()
+    plugins = multiauth_plugins()
     spec = emulator_spec()
     spec = attrs.evolve(spec, app=attrs.evolve(spec.app, scopes=("things:read",)))
     with start_emulator(plugins.declaration("multiauth"), spec) as multi:
