@@ -250,7 +250,11 @@ class Harness:
         spec = plugins.emulator_spec(key)
         if spec is None:
             raise NoEmulator(f"provider {key!r} configures no emulator (connector_core_emulator answers None)")
-        self.auth = _oauth(self.declaration)
+        #: The OAuth 2.0 authorization code grant :meth:`connect` runs; ``None`` for a provider
+        #: without one (then only :meth:`connect_credentials` connects).
+        self.auth: OAuth2AuthorizationCode | None = next(
+            (a for a in self.declaration.auth_types if isinstance(a, OAuth2AuthorizationCode)), None
+        )
         self.environment = self.declaration.environment(environment).key
         callback = self.declaration.callback
         path = callback.path if callback is not None else f"/connect/oauth2/{key}/callback"
@@ -268,7 +272,8 @@ class Harness:
         )
         self.connector: Connector = Connector(store, plugins)
         try:
-            self.create_profile(profile, **dict(profile_options or {}))
+            if self.auth is not None:
+                self.create_profile(profile, **dict(profile_options or {}))
         except BaseException:
             self.close(check=False)
             raise
@@ -292,7 +297,7 @@ class Harness:
     def revocation_declared(self) -> bool:
         """Whether the provider declares a revocation endpoint for the harness's environment."""
         env = self.declaration.environment(self.environment)
-        return bool(env.revocation_url or self.auth.revocation_url)
+        return bool(env.revocation_url or (self.auth.revocation_url if self.auth else None))
 
     def create_profile(
         self,
@@ -311,8 +316,10 @@ class Harness:
         # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..profiles import validate_profile
 
-        chosen = auth_type or self.auth.key
-        if chosen == self.auth.key:
+        chosen = auth_type or (self.auth.key if self.auth else None)
+        if chosen is None:
+            raise HarnessError(f"provider {self.key!r} has no OAuth 2.0 authorization code grant: name the auth_type")
+        if self.auth is not None and chosen == self.auth.key:
             values = dict(self.profile_values(self.emulator, self.declaration, self.environment))
         else:
             values = credential_profile_values(self.emulator, self.declaration, self.environment, chosen, issued)
@@ -369,6 +376,10 @@ class Harness:
     ) -> ConnectResult:
         """The whole OAuth flow for ``profile`` (default: the harness's own): begin,
         consent (in ``company``), complete; with the harness's connector or ``connector``."""
+        if self.auth is None:
+            raise HarnessError(
+                f"provider {self.key!r} has no OAuth 2.0 authorization code grant; use connect_credentials()"
+            )
         name = profile or self.profile
         using = connector or self.connector
         start = using.begin(name)
@@ -577,6 +588,8 @@ def emulated_wrong_credentials(harness: Harness, profile: str = f"{PROFILE}-wron
     # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..oauth import InvalidClient
 
+    if harness.auth is None:
+        return ("the provider has no OAuth 2.0 authorization code grant",)
     fields = {f.name: f for f in harness.declaration.fields_for(harness.auth.key)}
     values = harness.profile_values(harness.emulator, harness.declaration, harness.environment)
     right = values.get("client_secret")
@@ -650,7 +663,7 @@ def _wrong(harness: Harness, auth: AuthType) -> list[str]:
     if auth.kind.uses_tokens:
         expected: type[ConnectorError] = InvalidClient
         values = credential_profile_values(harness.emulator, harness.declaration, harness.environment, auth.key)
-        if auth.key == harness.auth.key:
+        if harness.auth is not None and auth.key == harness.auth.key:
             values = dict(harness.profile_values(harness.emulator, harness.declaration, harness.environment))
         secret = values.get("client_secret")
         if secret is None:
@@ -723,7 +736,7 @@ def emulated_auth_types(harness: Harness) -> Problems:
             found.append(f"the wrong-credentials check could not run: {exc.message}")
         try:
             if isinstance(auth, OAuth2AuthorizationCode):
-                other = auth.key != harness.auth.key
+                other = harness.auth is None or auth.key != harness.auth.key
                 result = harness.connect(harness.credential_profile(auth.key) if other else None)
             else:
                 result = harness.connect_credentials(auth.key)
