@@ -290,3 +290,25 @@ def test_a_provider_without_the_grant_refuses_it(emu: RunningEmulator, flow: Flo
     answer = flow._token({"grant_type": "client_credentials"}, "basic")
     assert answer.status_code == 400
     assert answer.json()["error"] in ("unsupported_grant_type", "unauthorized_client")
+
+
+def test_rate_limits_and_faults_apply_to_service_users(emu: RunningEmulator, http: httpx.Client) -> None:
+    user = emu.issue_credentials("service_user")
+    emu.set_rate_limit("POST /people/search", 1)
+    first = search(emu, http, user["service_user_id"], user["service_user_token"])
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit"] == "1"
+    limited = search(emu, http, user["service_user_id"], user["service_user_token"])
+    assert limited.status_code == 429 and "retry-after" in limited.headers
+    emu.set_rate_limit("POST /people/search", None)
+    emu.faults.status("api", 503)
+    assert search(emu, http, user["service_user_id"], user["service_user_token"]).status_code == 503
+    assert search(emu, http, user["service_user_id"], user["service_user_token"]).status_code == 200
+
+
+def test_the_emulator_log_never_shows_a_query_key(http: httpx.Client) -> None:
+    lines: list[str] = []
+    with start_emulator("multiauth", plugins=multiauth_plugins(), log=lines.append) as multi:
+        key = multi.issue_credentials(QUERY_KEY)
+        assert api(multi, http, "GET", "/me", params={QUERY_NAME: key["query_api_key"]}).status_code == 200
+    assert any("/me 200" in line for line in lines)
+    assert all(key["query_api_key"] not in line for line in lines)
