@@ -17,7 +17,7 @@ import pytest
 from support import World, multiauth_plugins
 from support.multiauth import BASIC, CLIENT_CREDENTIALS, GUIDANCE, HEADER_KEY, QUERY_KEY, USER_LEVEL
 
-from connector_core import CredentialsRejected, ReconnectRequired, Secret, ValidationError
+from connector_core import CredentialsRejected, ReconnectRequired, Secret, ValidationError, validate_profile
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import REJECTED_401
 from connector_core.oauth import InvalidClient
@@ -313,3 +313,20 @@ def test_client_credentials_with_a_wrong_secret_store_nothing(multi: Harness) ->
         multi.connector.connect("multi-wrong")
     assert "not-the-secret-1" not in str(caught.value) and "\n" not in str(caught.value)
     assert multi.store.list_connections() == ()
+
+
+@pytest.mark.parametrize("host", ["a..b.example", "a" * 64 + ".example"])
+def test_a_query_key_is_not_in_the_error_of_a_url_that_cannot_be_sent(multi: Harness, host: str) -> None:
+    """Found by this suite: a host name that passes validation but that IDNA cannot encode made
+    the transport's one-line error quote the whole URL, query API key included."""
+    conn = multi.connect_credentials(QUERY_KEY).connection
+    key = multi.issued[conn.id]["query_api_key"]
+    profile = multi.store.get_profile(conn.profile)
+    draft = validate_profile(
+        multi.declaration, name=conn.profile, previous=profile, endpoints={"api_base_url": f"https://{host}/v1"}
+    )
+    multi.store.update_profile(conn.profile, draft)
+    with pytest.raises(ValidationError, match="cannot be sent") as caught:
+        multi.connector.request(conn.id, "GET", "/things")
+    assert key not in str(caught.value)
+    assert "/things" in str(caught.value)
