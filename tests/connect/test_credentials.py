@@ -330,3 +330,12 @@ def test_a_query_key_is_not_in_the_error_of_a_url_that_cannot_be_sent(multi: Har
         multi.connector.request(conn.id, "GET", "/things")
     assert key not in str(caught.value)
     assert "/things" in str(caught.value)
+
+
+def test_revoking_a_client_credentials_connection_revokes_its_token(multi: Harness) -> None:
+    conn = multi.connect_credentials(CLIENT_CREDENTIALS).connection
+    _, access, _ = multi.store.get_tokens(conn.id)
+    assert access is not None
+    result = multi.connector.revoke(conn.id)
+    assert result.revoked_at_provider and result.connection.status is ConnectionStatus.REVOKED
+    assert multi.api("GET", "/me", access) == 401

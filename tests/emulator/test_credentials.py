@@ -15,8 +15,8 @@ from support import hibob, multiauth_plugins
 from support.emulator import Flow, running
 from support.multiauth import BASIC, HEADER_KEY, QUERY_KEY, QUERY_NAME, emulator_spec
 
-from connector_core import UnknownNameError
-from connector_core.emulator import RunningEmulator, start_emulator
+from connector_core import DeclarationError, EmulatorError, UnknownNameError
+from connector_core.emulator import PermissionGroup, RunningEmulator, start_emulator
 
 SEARCH = {"fields": ["root.id"]}
 
@@ -312,3 +312,19 @@ def test_the_emulator_log_never_shows_a_query_key(http: httpx.Client) -> None:
         assert api(multi, http, "GET", "/me", params={QUERY_NAME: key["query_api_key"]}).status_code == 200
     assert any("/me 200" in line for line in lines)
     assert all(key["query_api_key"] not in line for line in lines)
+
+
+def test_a_spec_is_checked_for_its_groups_and_prefix() -> None:
+    plugins = multiauth_plugins()
+    spec = emulator_spec()
+    with pytest.raises(DeclarationError, match="credential_username_prefix"):
+        attrs.evolve(spec, credential_username_prefix="has:colon")
+    with pytest.raises(DeclarationError, match="unique keys"):
+        attrs.evolve(spec, permission_groups=(spec.permission_groups[0],) * 2)
+    bad = attrs.evolve(spec, permission_groups=(PermissionGroup("x", "X", ("things:delete",)),))
+    with pytest.raises(EmulatorError, match="things:delete"):
+        start_emulator(plugins.declaration("multiauth"), bad)
+    # A prefix the username field's pattern refuses is said when issuing, not later.
+    odd = attrs.evolve(spec, credential_username_prefix="zz-")
+    with start_emulator(plugins.declaration("multiauth"), odd) as multi, pytest.raises(EmulatorError, match="prefix"):
+        multi.issue_credentials(BASIC)
