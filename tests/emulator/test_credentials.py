@@ -15,7 +15,7 @@ from support import hibob, multiauth_plugins
 from support.emulator import Flow, running
 from support.multiauth import BASIC, HEADER_KEY, QUERY_KEY, QUERY_NAME, emulator_spec
 
-from connector_core import DeclarationError, EmulatorError, UnknownNameError
+from connector_core import DeclarationError, EmulatorError, UnknownNameError, ValidationError
 from connector_core.emulator import PermissionGroup, RunningEmulator, start_emulator
 
 SEARCH = {"fields": ["root.id"]}
@@ -104,6 +104,8 @@ def test_a_revoked_or_unknown_service_user_is_refused(emu: RunningEmulator, http
     assert garbled.status_code == 401
     with pytest.raises(UnknownNameError, match="SERVICE-000000"):
         emu.reset_credentials("service_user", "SERVICE-000000")
+    with pytest.raises(ValidationError, match="was revoked; issue a new one"):
+        emu.reset_credentials("service_user", user.identifier)
 
 
 def test_a_service_user_works_only_in_its_environment(emu: RunningEmulator, http: httpx.Client) -> None:
