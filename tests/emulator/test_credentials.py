@@ -166,6 +166,9 @@ def test_the_control_endpoint_issues_credentials(emu: RunningEmulator, http: htt
     assert http.post(emu.credentials_url, json={"auth_type": "nope"}).status_code == 404
     assert http.post(emu.credentials_url, json={"provider": "acme"}).status_code == 400
     assert http.get(emu.credentials_url).status_code == 405
+    # JSON only: another site's page can post a form to a loopback port, but not JSON.
+    assert http.post(emu.credentials_url, data={"auth_type": "service_user"}).status_code == 415
+    assert emu.credentials() and len(emu.credentials()) == 2
 
 
 def test_info_lists_credentials_without_secrets(emu: RunningEmulator, http: httpx.Client) -> None:
