@@ -1,5 +1,5 @@
 """``connector providers``: list installed providers, show what one declares, its setup
-guide, and its profile form's JSON Schema."""
+guide, and the JSON Schemas of its profile form and its connection form."""
 
 from __future__ import annotations
 
@@ -32,9 +32,14 @@ def configure(providers: argparse.ArgumentParser) -> None:
     p.add_argument("provider", metavar="PROVIDER")
     add_json(p)
     p.set_defaults(handler=_setup_guide)
-    p = psub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12)")
+    p = psub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12), or the connection form's")
     p.add_argument("provider", metavar="PROVIDER")
     p.add_argument("--auth-type", metavar="KEY", help="the auth type (default: the provider's preferred one)")
+    p.add_argument(
+        "--connection",
+        action="store_true",
+        help="the form an end user fills in to connect (a service user's ID and token, an API key) instead",
+    )
     p.set_defaults(handler=_schema)
     providers.set_defaults(handler=needs_subcommand(providers))
 
@@ -222,7 +227,9 @@ def _setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> in
 
 
 def _schema(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from ..formschema import profile_form_schema  # here, not at the top: only this sub-command needs it
+    # Here, not at the top: only this sub-command needs it.
+    from ..formschema import connection_form_schema, profile_form_schema
 
-    emit_json(out, profile_form_schema(plugins.declaration(args.provider), args.auth_type))
+    form = connection_form_schema if args.connection else profile_form_schema
+    emit_json(out, form(plugins.declaration(args.provider), args.auth_type))
     return EXIT_OK

@@ -588,3 +588,11 @@ def test_hibob_alone_lists_no_keyco_options(tmp_path: Path, monkeypatch: pytest.
     assert made.code == 0
     result = run_cli(["--home", home, "connect", "su", "--query-api-key-env", "X"], hibob())
     assert "unrecognized arguments: --query-api-key-env X" in result.err and result.code == 2
+
+
+def test_providers_schema_prints_the_connection_form(cli: Run) -> None:
+    form = json.loads(cli("providers", "schema", "hibob", "--auth-type", "service_user", "--connection").out)
+    assert form["x-field-order"] == ["service_user_id", "service_user_token"]
+    assert form["properties"]["service_user_token"]["writeOnly"] is True
+    profile = json.loads(cli("providers", "schema", "hibob", "--auth-type", "service_user").out)
+    assert profile["x-field-order"] == ["name", "environment"]
