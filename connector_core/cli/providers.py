@@ -94,7 +94,15 @@ def _callback_urls(plugins: Plugins, decl: ProviderDeclaration) -> dict[str, str
 
 def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict[str, str | None]) -> None:
     # Here, not at the top: `providers list` must not build the auth and declaration records (cold start).
-    from ..models import ApiKeyAuth, HttpBasicAuth, OAuth2AuthorizationCode, ReconnectKind
+    from ..models import (
+        ApiKeyAuth,
+        ApiKeyLocation,
+        FieldLevel,
+        HttpBasicAuth,
+        OAuth2AuthorizationCode,
+        OAuth2ClientCredentials,
+        ReconnectKind,
+    )
 
     p = decl.provider
     w = out.write
@@ -120,10 +128,30 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
             w(f"    scope separator: {auth.scope_separator!r}\n")
             for name, value in auth.extra_authorize_params:
                 w(f"    extra parameter: {name}={value}\n")
+        elif isinstance(auth, OAuth2ClientCredentials):
+            w(f"    token URL:       {auth.token_url}\n")
+            w(f"    client auth:     {auth.client_auth_method.value}\n")
+            w(f"    scope separator: {auth.scope_separator!r}\n")
+            for name, value in auth.extra_token_params:
+                w(f"    extra parameter: {name}={value}\n")
         elif isinstance(auth, HttpBasicAuth):
             w(f"    username field: {auth.username_field}; password field: {auth.password_field}\n")
         elif isinstance(auth, ApiKeyAuth):
-            w(f"    header: {auth.header_name}: {auth.prefix + ' ' if auth.prefix else ''}<{auth.key_field}>\n")
+            if auth.location is ApiKeyLocation.QUERY:
+                w(f"    query parameter: ?{auth.query_name}=<{auth.key_field}>\n")
+            else:
+                w(f"    header: {auth.header_name}: {auth.prefix + ' ' if auth.prefix else ''}<{auth.key_field}>\n")
+        rejected = getattr(auth, "rejected_guidance", "")
+        if rejected:
+            w(f"    when refused: {rejected}\n")
+        user = decl.fields_for(auth.key, FieldLevel.USER)
+        if isinstance(auth, OAuth2AuthorizationCode):
+            w("    connect: a person authorizes at the provider (connector connect PROFILE)\n")
+        elif isinstance(auth, OAuth2ClientCredentials):
+            w("    connect: no end user; the profile's client fetches a token (connector connect PROFILE)\n")
+        elif user:
+            names = ", ".join(f.name for f in user)
+            w(f"    connect: each connection holds the end user's {names} (connector connect PROFILE --help)\n")
         fields = decl.fields_for(auth.key)
         if fields:
             w("    credential fields:\n")
@@ -176,7 +204,7 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
 
     if decl.connection_test is not None:
         t = decl.connection_test
-        w(f"\nConnection test: {t.method} {t.path} (needs {t.scope})\n")
+        w(f"\nConnection test: {t.method} {t.path}{f' (needs {t.scope})' if t.scope else ''}\n")
         if t.description:
             w(f"  {t.description}\n")
 

@@ -16,18 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from support import hibob, run_connector
+from support.keyco import KeyCo
 
-from connector_core import (
-    ApiKeyAuth,
-    ConnectionTest,
-    CredentialField,
-    Environment,
-    OAuth2ClientCredentials,
-    Plugins,
-    Provider,
-    hookimpl,
-    load_plugins,
-)
+from connector_core import Plugins, load_plugins
 from connector_core.testing import CliResult, run_cli
 
 GOOD_ID = "SERVICE-1"
@@ -106,55 +97,6 @@ class FakeApi:
 
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-class KeyCo:
-    """A provider with an API key in a header, one in the query, and a client credentials grant."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    @hookimpl
-    def connector_core_register_providers(self, register: Any) -> None:
-        register.add(Provider("keyco", "KeyCo", links=[], categories=["crm"]))
-
-    @hookimpl
-    def connector_core_auth_types(self, provider_key: str) -> Any:
-        if provider_key != "keyco":
-            return None
-        return [
-            ApiKeyAuth(
-                "api_key",
-                "API key",
-                key_field="api_key",
-                header_name="X-Api-Key",
-                prefix="Key",
-                rejected_guidance="Create a new key in KeyCo's settings and connect again with it.",
-            ),
-            ApiKeyAuth(
-                "query_key", "API key in the query", key_field="query_api_key", location="query", query_name="key"
-            ),
-            OAuth2ClientCredentials(f"{self.base_url}/token", key="machine", label="Machine to machine"),
-        ]
-
-    @hookimpl
-    def connector_core_credential_fields(self, provider_key: str) -> Any:
-        if provider_key != "keyco":
-            return None
-        return [
-            CredentialField("api_key", "API key", "api_key", kind="secret", level="user", help="Your KeyCo API key."),
-            CredentialField("query_api_key", "API key", "query_key", kind="secret", level="user", help="The key."),
-            CredentialField("client_id", "Client ID", "machine", help="The machine client's ID."),
-            CredentialField("client_secret", "Client secret", "machine", kind="secret", help="Its secret."),
-        ]
-
-    @hookimpl
-    def connector_core_environments(self, provider_key: str) -> Any:
-        return [Environment("prod", "Production", "production", self.base_url)] if provider_key == "keyco" else None
-
-    @hookimpl
-    def connector_core_connection_test(self, provider_key: str) -> Any:
-        return ConnectionTest("GET", "/me") if provider_key == "keyco" else None
 
 
 @pytest.fixture
@@ -596,3 +538,16 @@ def test_providers_schema_prints_the_connection_form(cli: Run) -> None:
     assert form["properties"]["service_user_token"]["writeOnly"] is True
     profile = json.loads(cli("providers", "schema", "hibob", "--auth-type", "service_user").out)
     assert profile["x-field-order"] == ["name", "environment"]
+
+
+def test_providers_show_says_who_gives_what_for_each_auth_kind(cli: Run, api: FakeApi) -> None:
+    shown = cli("providers", "show", "keyco").out
+    assert "    header: X-Api-Key: Key <api_key>\n" in shown
+    assert "    query parameter: ?key=<query_api_key>\n" in shown
+    assert "    when refused: Create a new key in KeyCo's settings and connect again with it.\n" in shown
+    assert "    connect: each connection holds the end user's api_key (connector connect PROFILE --help)\n" in shown
+    assert f"    token URL:       {api.url}/token\n" in shown
+    assert "    connect: no end user; the profile's client fetches a token (connector connect PROFILE)\n" in shown
+    assert "\nConnection test: GET /me\n" in shown
+    hibob_text = cli("providers", "show", "hibob").out
+    assert "connect: each connection holds the end user's service_user_id, service_user_token" in hibob_text
