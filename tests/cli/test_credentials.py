@@ -551,3 +551,44 @@ def test_providers_show_says_who_gives_what_for_each_auth_kind(cli: Run, api: Fa
     assert "\nConnection test: GET /me\n" in shown
     hibob_text = cli("providers", "show", "hibob").out
     assert "connect: each connection holds the end user's service_user_id, service_user_token" in hibob_text
+
+
+def test_the_token_is_prompted_for_without_echo_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "HIBOB_"))} | {
+        "CONNECTOR_HOME": str(tmp_path / "h"),
+        "CONNECTOR_CORE_KEY_FILE": str(tmp_path / "k.json"),
+        "CONNECTOR_CORE_PLUGINS": "hibob",
+    }
+    made = run_connector(["profile", "create", "hibob", "--name", "su", "--auth-type", "service_user"], env=env)
+    assert made.returncode == 0, made.stderr
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the CLI, with the pty as its controlling terminal
+        argv = ["connect", "su", "--no-test", "--service-user-id", GOOD_ID]
+        os.execvpe(sys.executable, [sys.executable, "-m", "connector_core", *argv], env)
+    output = b""
+    deadline = time.monotonic() + 30
+    sent = False
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not sent and b"Service user token: " in output:
+            os.write(fd, GOOD_TOKEN.encode() + b"\r")
+            sent = True
+    _, status = os.waitpid(pid, 0)
+    assert sent, output
+    assert os.waitstatus_to_exitcode(status) == 0, output
+    assert GOOD_TOKEN.encode() not in output  # not echoed, not printed
+    assert b"Connected." in output and GOOD_ID.encode() in output
