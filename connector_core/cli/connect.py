@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..registries import Command
 from .context import open_connector, open_store
-from .credentials import add_rest, parse_rest, read_credentials, refuse_other_auth_types
+from .credentials import add_rest, parse_rest, read_credentials, refuse_other_auth_types, what_it_takes
 from .flow import finish, run_flow
 from .output import add_json, run_handler
 from .parser import HELP
@@ -109,8 +109,10 @@ def _full_arguments(args: argparse.Namespace, plugins: Plugins) -> argparse.Name
     prog = f"connector connect {args.target}"
     if args.emulator or "--emulator" in args.rest:  # the target is a provider key; the emulator gives credentials
         return parse_rest(args, prog, _options, None)
-    decl = plugins.declaration(open_store(args).get_profile(args.target, with_secrets=False).provider)
-    return parse_rest(args, prog, _options, decl)
+    prof = open_store(args).get_profile(args.target, with_secrets=False)
+    decl = plugins.declaration(prof.provider)
+    takes = what_it_takes(decl, decl.auth_type(prof.auth_type), f"profile {prof.name!r}")
+    return parse_rest(args, prog, _options, decl, takes=takes)
 
 
 def _connect_credentials(

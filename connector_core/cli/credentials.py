@@ -14,7 +14,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import ValidationError
+from ..errors import UsageError, ValidationError
 from .output import Parser
 from .secrets import RefuseSecretOnArgv, option_name, read_secret
 
@@ -26,9 +26,11 @@ __all__ = [
     "add_credential_options",
     "add_rest",
     "credential_options",
+    "parse_quietly",
     "parse_rest",
     "read_credentials",
     "refuse_other_auth_types",
+    "what_it_takes",
 ]
 
 #: Where a field's options keep their values in the parsed namespace (apart from the command's own).
@@ -45,14 +47,40 @@ def parse_rest(
     prog: str,
     configure: Callable[[argparse.ArgumentParser], None],
     decl: ProviderDeclaration | None,
+    *,
+    takes: str | None = None,
 ) -> argparse.Namespace:
     """Parse the rest of the line again, with the command's own options (``configure``) and the
-    credential options of ``decl``'s auth types; values given before ``PROFILE`` are kept."""
+    credential options of ``decl``'s auth types; values given before ``PROFILE`` are kept. An
+    unknown option is a usage error naming it (never its value) and, from ``takes``, what the
+    profile's auth type takes instead."""
     parser = Parser(prog=prog, description=None if decl is None else _description(decl))
     configure(parser)
     if decl is not None:
         add_credential_options(parser, decl)
-    return parser.parse_args(args.rest, namespace=argparse.Namespace(**{**vars(args), "rest": []}))
+    namespace = argparse.Namespace(**{**vars(args), "rest": []})
+    return parse_quietly(parser, args.rest, namespace, takes=takes)
+
+
+def parse_quietly(
+    parser: argparse.ArgumentParser,
+    words: list[str],
+    namespace: argparse.Namespace | None = None,
+    *,
+    takes: str | None = None,
+) -> argparse.Namespace:
+    """``parser.parse_args(words)``, but an unknown option is named without its value: a
+    misspelt secret option (``--service-user-tokn TOKEN``) must not have its token printed back."""
+    parsed, unknown = parser.parse_known_args(words, namespace=namespace)
+    if unknown:
+        names = [word.split("=", 1)[0] for word in unknown if word.startswith("-")]
+        shown = " ".join(names) if names else f"{len(unknown)} unexpected word(s)"
+        tail = f"; {takes}" if takes else ""
+        prog = parser.prog
+        raise UsageError(
+            f"{prog}: unrecognized arguments: {shown} (their values are not shown){tail} (see '{prog} --help')"
+        )
+    return parsed
 
 
 def _description(decl: ProviderDeclaration) -> str:
@@ -135,8 +163,7 @@ def refuse_other_auth_types(args: argparse.Namespace, decl: ProviderDeclaration,
             continue
         raise ValidationError(
             option_name(field),
-            f"is a credential of {decl.key} {field.auth_type} connections, but {whose} uses {auth.key} "
-            f"({auth.label}), which takes {credential_options(decl, auth)}",
+            f"is a credential of {decl.key} {field.auth_type} connections, but {what_it_takes(decl, auth, whose)}",
         )
 
 
@@ -178,3 +205,8 @@ def read_credentials(
         if secret is not None:
             values[field.name] = secret
     return values
+
+
+def what_it_takes(decl: ProviderDeclaration, auth: AuthType, whose: str) -> str:
+    """``profile 'su' uses service_user (...), which takes --service-user-id VALUE, ...``."""
+    return f"{whose} uses {auth.key} ({auth.label}), which takes {credential_options(decl, auth)}"

@@ -14,6 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..errors import UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from .context import open_store
+from .credentials import parse_quietly
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
 from .parser import HELP
 from .secrets import RefuseSecretOnArgv, option_name, read_secret
@@ -206,7 +207,7 @@ def _create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..profiles import validate_profile  # here, not at the top: it builds the profile records
 
     decl = plugins.declaration(args.provider)
-    opts = _field_parser(f"connector profile create {decl.key}", decl, update=False).parse_args(args.rest)
+    opts = parse_quietly(_field_parser(f"connector profile create {decl.key}", decl, update=False), args.rest)
     auth = decl.auth_type(opts.auth_type)
     store = open_store(args)
     try:
@@ -236,7 +237,7 @@ def _update(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     store = open_store(args)
     previous = store.get_profile(args.name)
     decl = plugins.declaration(previous.provider)
-    opts = _field_parser(f"connector profile update {args.name}", decl, update=True).parse_args(args.rest)
+    opts = parse_quietly(_field_parser(f"connector profile update {args.name}", decl, update=True), args.rest)
     auth_key = decl.auth_type(opts.auth_type or previous.auth_type).key
     draft = validate_profile(
         decl,

@@ -12,7 +12,7 @@ from ..errors import ConfirmationRequired, ConnectorError, ValidationError
 from ..models import ReconnectKind
 from ..registries import Command
 from .context import open_connector
-from .credentials import add_rest, parse_rest, read_credentials, refuse_other_auth_types
+from .credentials import add_rest, parse_rest, read_credentials, refuse_other_auth_types, what_it_takes
 from .flow import finish, run_flow
 from .output import add_json, run_handler
 from .parser import HELP
@@ -64,9 +64,10 @@ def _reconnect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     connector = open_connector(args, plugins)
     conn = connector.store.get_connection(args.connection)
     decl = plugins.declaration(conn.provider)
-    if args.rest:  # the second parsing step, with the provider's credential options
-        args = parse_rest(args, f"connector reconnect {args.connection}", _options, decl)
     auth = decl.auth_type(conn.auth_type)
+    if args.rest:  # the second parsing step, with the provider's credential options
+        takes = what_it_takes(decl, auth, f"connection {conn.id}")
+        args = parse_rest(args, f"connector reconnect {args.connection}", _options, decl, takes=takes)
     if not auth.kind.redirects:
         return _reconnect_credentials(connector, conn, decl, auth, args, out)
     refuse_other_auth_types(args, decl, auth, f"connection {conn.id}")

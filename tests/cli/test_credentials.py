@@ -318,8 +318,14 @@ def _bad(tmp_path: Path, name: str, text: str) -> str:
             ["--service-user-id", NO_RIGHTS_ID, "--service-user-token-env", "GOOD_TOKEN"],
             "refused the connection test (POST /people/search) with 403, so they may not read what the connection",
         ),
-        (["--client-id", "x"], "unrecognized arguments: --client-id x"),
-        (["--api-key-env", "API_KEY"], "unrecognized arguments: --api-key-env API_KEY"),
+        (["--client-id", "x"], "unrecognized arguments: --client-id (their values are not shown); profile 'su' uses"),
+        (
+            ["--service-user-id", GOOD_ID, "--service-user-tokn", GOOD_TOKEN],
+            "unrecognized arguments: --service-user-tokn (their values are not shown); profile 'su' uses service_user "
+            "(Service user (HTTP Basic)), which takes --service-user-id VALUE, --service-user-token-env VAR or "
+            "--service-user-token-file PATH",
+        ),
+        (["--api-key-env", "API_KEY"], "unrecognized arguments: --api-key-env (their values are not shown)"),
     ],
     ids=[
         "token on argv",
@@ -334,6 +340,7 @@ def _bad(tmp_path: Path, name: str, text: str) -> str:
         "rejected",
         "no rights",
         "a profile option",
+        "a misspelt token option",
         "another provider's",
     ],
 )
@@ -529,7 +536,8 @@ def test_hibob_alone_lists_no_keyco_options(tmp_path: Path, monkeypatch: pytest.
     )
     assert made.code == 0
     result = run_cli(["--home", home, "connect", "su", "--query-api-key-env", "X"], hibob())
-    assert "unrecognized arguments: --query-api-key-env X" in result.err and result.code == 2
+    assert "unrecognized arguments: --query-api-key-env (their values are not shown)" in result.err
+    assert result.code == 2 and " X " not in result.err
 
 
 def test_providers_schema_prints_the_connection_form(cli: Run) -> None:
@@ -592,3 +600,13 @@ def test_the_token_is_prompted_for_without_echo_on_a_terminal(tmp_path: Path) ->
     assert os.waitstatus_to_exitcode(status) == 0, output
     assert GOOD_TOKEN.encode() not in output  # not echoed, not printed
     assert b"Connected." in output and GOOD_ID.encode() in output
+
+
+def test_a_misspelt_secret_option_is_named_without_its_value(cli: Run, su: str) -> None:
+    # The run helper fails the test if GOOD_TOKEN appears anywhere in the output.
+    made = cli("profile", "create", "hibob", "--name", "x", "--client-secrt", GOOD_TOKEN)
+    assert "unrecognized arguments: --client-secrt (their values are not shown)" in one_error_line(made)
+    inline = cli("connect", su, f"--service-user-tokn={GOOD_TOKEN}")
+    assert "unrecognized arguments: --service-user-tokn (their values are not shown)" in one_error_line(inline)
+    updated = cli("profile", "update", su, "--client-secrt", GOOD_TOKEN)
+    assert made.code == updated.code == 2
