@@ -32,6 +32,7 @@ import attrs
 
 from ..errors import EmulatorError, UnknownNameError, ValidationError
 from ..models import (
+    ClientAuthMethod,
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
     ProviderDeclaration,
@@ -150,9 +151,11 @@ class RunningEmulator:
             raise ValidationError("access_token_lifetime", f"expected at least 1 second, got {access_token_lifetime}")
 
         oauth = next((a for a in declaration.auth_types if isinstance(a, OAuth2AuthorizationCode)), None)
+        grants = [a for a in declaration.auth_types if isinstance(a, OAuth2ClientCredentials)]
         catalogue = declaration.scope_catalogue
-        if oauth is None or catalogue is None:
-            raise EmulatorError(f"provider {declaration.key!r} has no OAuth 2.0 auth type to emulate")
+        if oauth is not None and catalogue is None:
+            raise EmulatorError(f"provider {declaration.key!r} has an OAuth 2.0 auth type but no scope catalogue")
+        #: The authorization code grant the authorize endpoint serves; None: that endpoint answers 404.
         self._oauth = oauth
         self._catalogue = catalogue
         env_sets = {env.key: env.credential_set for env in declaration.environments}
@@ -160,13 +163,12 @@ class RunningEmulator:
         missing = sorted(set(env_sets.values()) - set(credential_sets))
         if missing:
             raise EmulatorError(f"the emulated app has no credential set for: {', '.join(missing)}")
-        app_scopes = catalogue.names if spec.app.scopes is None else spec.app.scopes
-        named = (
-            *app_scopes,
-            *(s for r in spec.resources for s in r.scopes),
-            *(s for g in spec.permission_groups for s in g.scopes),
-        )
-        unknown = [s for s in named if s not in catalogue]
+        resource_scopes = tuple(dict.fromkeys(s for r in spec.resources for s in r.scopes))
+        # Without a catalogue (a provider of API keys, say), the scopes are the resources' own.
+        names = catalogue.names if catalogue is not None else resource_scopes
+        app_scopes = names if spec.app.scopes is None else spec.app.scopes
+        named = (*app_scopes, *resource_scopes, *(s for g in spec.permission_groups for s in g.scopes))
+        unknown = [s for s in named if s not in names]
         if unknown:
             raise EmulatorError(
                 f"the emulator spec names scopes not in the catalogue: {', '.join(sorted(set(unknown)))}"
@@ -191,23 +193,23 @@ class RunningEmulator:
             access_token_lifetime=access_token_lifetime,
         )
         self._redirects = RedirectPolicy(self._state, allow_loopback=allow_loopback_redirects)
-        grants = [a for a in declaration.auth_types if isinstance(a, OAuth2ClientCredentials)]
-        declared_methods = tuple(dict.fromkeys([oauth.client_auth_method, *(g.client_auth_method for g in grants)]))
+        methods = [g.client_auth_method for g in grants]
+        if oauth is not None:
+            methods.insert(0, oauth.client_auth_method)
+        declared_methods = tuple(dict.fromkeys(methods)) or (ClientAuthMethod.CLIENT_SECRET_BASIC,)
         self._validator = EmulatorValidator(
             self._state,
             spec=spec,
             credential_sets=env_sets,
             client_auth_methods=spec.client_auth_methods or declared_methods,
-            catalogue=catalogue.names,
-            default_scopes=catalogue.default_scopes,
+            catalogue=names,
+            default_scopes=catalogue.default_scopes if catalogue is not None else (),
             redirects=self._redirects,
             client_credentials=bool(grants),
         )
         self._oauth_server = build_server(self._validator, lambda: self._state.access_token_lifetime)
         self.faults = Faults([*(r.name for r in spec.resources), *(r.path for r in spec.resources)])
-        self._credentials = CredentialAuthority(
-            self._state, spec, declaration, (*catalogue.names, *(s for r in spec.resources for s in r.scopes))
-        )
+        self._credentials = CredentialAuthority(self._state, spec, declaration, (*names, *resource_scopes))
         self._resources = ResourceServer(
             self._state,
             spec,
@@ -539,6 +541,15 @@ class RunningEmulator:
             return json_response(404, {"error": "not_found", "error_description": f"No emulator endpoint at {path}."})
         env = segments[1]
         rest = "/" + "/".join(segments[2:])
+        if rest in ("/oauth2/authorize", "/oauth2/consent") and self._oauth is None:
+            return json_response(
+                404,
+                {
+                    "error": "not_found",
+                    "error_description": f"{self.declaration.provider.display_name} declares no OAuth 2.0 "
+                    "authorization code grant, so it has no authorization endpoint.",
+                },
+            )
         if rest == "/oauth2/authorize":
             with self._state.lock:
                 self._state.counters.authorize_requests += 1

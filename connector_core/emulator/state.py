@@ -311,7 +311,7 @@ class EmulatorState:
                     code.used = True
             for token in self.tokens.values():
                 mine = token.company_id == company_id and credential_set in (None, token.credential_set)
-                if mine and not token.revoked:
+                if mine and not token.revoked and token.grant_type != CLIENT_CREDENTIALS:  # no installation behind it
                     token.revoked, token.revoked_reason = True, "uninstalled"
             self.counters.uninstalls += 1
             self.changed()

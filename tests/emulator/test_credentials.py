@@ -11,12 +11,12 @@ from pathlib import Path
 import attrs
 import httpx
 import pytest
-from support import hibob, multiauth
+from support import hibob, multiauth_plugins
 from support.emulator import Flow, running
 from support.multiauth import BASIC, HEADER_KEY, QUERY_KEY, QUERY_NAME, emulator_spec
 
-from connector_core import UnknownNameError
-from connector_core.emulator import RunningEmulator, start_emulator
+from connector_core import DeclarationError, EmulatorError, UnknownNameError
+from connector_core.emulator import PermissionGroup, RunningEmulator, start_emulator
 
 SEARCH = {"fields": ["root.id"]}
 
@@ -29,7 +29,7 @@ def http() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def multi() -> Iterator[RunningEmulator]:
-    with start_emulator("multiauth", plugins=multiauth()) as emu:
+    with start_emulator("multiauth", plugins=multiauth_plugins()) as emu:
         yield emu
         assert emu.unexpected_errors == ()
 
@@ -263,7 +263,7 @@ def test_the_client_credentials_grant_issues_an_access_token(multi: RunningEmula
 
 
 def test_the_grant_gives_only_scopes_the_app_has(http: httpx.Client) -> None:
-    plugins = multiauth()
+    plugins = multiauth_plugins()
     spec = emulator_spec()
     spec = attrs.evolve(spec, app=attrs.evolve(spec.app, scopes=("things:read",)))
     with start_emulator(plugins.declaration("multiauth"), spec) as multi:
@@ -290,3 +290,41 @@ def test_a_provider_without_the_grant_refuses_it(emu: RunningEmulator, flow: Flo
     answer = flow._token({"grant_type": "client_credentials"}, "basic")
     assert answer.status_code == 400
     assert answer.json()["error"] in ("unsupported_grant_type", "unauthorized_client")
+
+
+def test_rate_limits_and_faults_apply_to_service_users(emu: RunningEmulator, http: httpx.Client) -> None:
+    user = emu.issue_credentials("service_user")
+    emu.set_rate_limit("POST /people/search", 1)
+    first = search(emu, http, user["service_user_id"], user["service_user_token"])
+    assert first.status_code == 200 and first.headers["x-ratelimit-limit"] == "1"
+    limited = search(emu, http, user["service_user_id"], user["service_user_token"])
+    assert limited.status_code == 429 and "retry-after" in limited.headers
+    emu.set_rate_limit("POST /people/search", None)
+    emu.faults.status("api", 503)
+    assert search(emu, http, user["service_user_id"], user["service_user_token"]).status_code == 503
+    assert search(emu, http, user["service_user_id"], user["service_user_token"]).status_code == 200
+
+
+def test_the_emulator_log_never_shows_a_query_key(http: httpx.Client) -> None:
+    lines: list[str] = []
+    with start_emulator("multiauth", plugins=multiauth_plugins(), log=lines.append) as multi:
+        key = multi.issue_credentials(QUERY_KEY)
+        assert api(multi, http, "GET", "/me", params={QUERY_NAME: key["query_api_key"]}).status_code == 200
+    assert any("/me 200" in line for line in lines)
+    assert all(key["query_api_key"] not in line for line in lines)
+
+
+def test_a_spec_is_checked_for_its_groups_and_prefix() -> None:
+    plugins = multiauth_plugins()
+    spec = emulator_spec()
+    with pytest.raises(DeclarationError, match="credential_username_prefix"):
+        attrs.evolve(spec, credential_username_prefix="has:colon")
+    with pytest.raises(DeclarationError, match="unique keys"):
+        attrs.evolve(spec, permission_groups=(spec.permission_groups[0],) * 2)
+    bad = attrs.evolve(spec, permission_groups=(PermissionGroup("x", "X", ("things:delete",)),))
+    with pytest.raises(EmulatorError, match="things:delete"):
+        start_emulator(plugins.declaration("multiauth"), bad)
+    # A prefix the username field's pattern refuses is said when issuing, not later.
+    odd = attrs.evolve(spec, credential_username_prefix="zz-")
+    with start_emulator(plugins.declaration("multiauth"), odd) as multi, pytest.raises(EmulatorError, match="prefix"):
+        multi.issue_credentials(BASIC)

@@ -37,7 +37,7 @@ __all__ = [
     "create_emulator_profile",
     "hibob",
     "make_distribution",
-    "multiauth",
+    "multiauth_plugins",
     "profile_draft",
     "run_connector",
 ]
@@ -60,7 +60,7 @@ def hibob() -> Plugins:
     return load_plugins([plugin], entry_points=False)
 
 
-def multiauth() -> Plugins:
+def multiauth_plugins() -> Plugins:
     """A manager holding only the ``multiauth`` test provider (every auth type; see :mod:`support.multiauth`)."""
     return load_plugins([_multiauth_plugin], entry_points=False)
 
