@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import hibob, multiauth
+from support import hibob, multiauth_plugins
 from support.multiauth import BASIC, CLIENT_CREDENTIALS, HEADER_KEY, QUERY_KEY
 
 from connector_core import Plugins
@@ -28,7 +28,7 @@ def bob() -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def multi() -> Iterator[RunningEmulator]:
-    with start_emulator("multiauth", plugins=multiauth()) as emu:
+    with start_emulator("multiauth", plugins=multiauth_plugins()) as emu:
         yield emu
         assert emu.unexpected_errors == ()
 
@@ -162,7 +162,7 @@ def test_a_revoked_service_user_marks_the_connection(
 
 @pytest.fixture
 def mcli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, multi: RunningEmulator, secrets: list[str]) -> Run:
-    return _runner(tmp_path, monkeypatch, multiauth(), secrets)
+    return _runner(tmp_path, monkeypatch, multiauth_plugins(), secrets)
 
 
 def _profile(run: Run, emu: RunningEmulator, name: str, auth_type: str, *extra: str) -> None:

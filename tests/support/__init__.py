@@ -23,11 +23,6 @@ from connector_core.secret import Secret
 from connector_core.testing import CliResult, Harness, isolated_store
 from connector_core.testing import run_connector as _run_connector
 
-# Loaded before the function of the same name below is defined: the first import of a submodule
-# sets the package's attribute to it, which would otherwise replace multiauth() for every test
-# module imported after one that imports support.multiauth.
-from . import multiauth as _multiauth_plugin
-
 __all__ = [
     "PLATFORM_REDIRECT",
     "REFERENCE",
@@ -62,7 +57,9 @@ def hibob() -> Plugins:
 
 def multiauth_plugins() -> Plugins:
     """A manager holding only the ``multiauth`` test provider (every auth type; see :mod:`support.multiauth`)."""
-    return load_plugins([_multiauth_plugin], entry_points=False)
+    from support import multiauth as plugin
+
+    return load_plugins([plugin], entry_points=False)
 
 
 def run_connector(
