@@ -82,9 +82,20 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         return 0
     table(
         out,
-        ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES"),
+        ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT"),
         [
-            (c.id, c.profile, c.provider, c.environment, c.auth_type, c.status.value, expiry(c, kinds.get(c)))
+            (
+                c.id,
+                c.profile,
+                c.provider,
+                c.environment,
+                c.auth_type,
+                c.status.value,
+                expiry(c, kinds.get(c)),
+                # Who is connected: a company, a service user's ID, a client; never a secret (the
+                # store keeps none in the identity).
+                ", ".join(value for _, value in c.identity) or "-",
+            )
             for c in conns
         ],
     )
