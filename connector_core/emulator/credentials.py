@@ -186,13 +186,17 @@ class CredentialAuthority:
         return self._issued(auth, identifier, secret, company_id, env.key, chosen)
 
     def reset(self, auth_type: str, identifier: str) -> IssuedCredentials:
-        """A new secret for the credential; the old one stops working at once."""
+        """A new secret for the credential; the old one stops working at once. A revoked
+        (deleted) credential cannot be reset."""
         auth = self._auth(auth_type)
         with self._state.lock:
             record = self._record(auth.key, identifier)
+            if record.revoked:
+                raise ValidationError(
+                    "identifier", f"the {auth.key} credential {identifier} was revoked; issue a new one"
+                )
             secret = self._new_secret(auth)
             record.secret_digest = digest(secret)
-            record.revoked = False
             self._state.changed()
         env = next(
             (e.key for e in self._declaration.environments if e.credential_set == record.credential_set),

@@ -640,6 +640,12 @@ class RunningEmulator:
         return {k: v[-1] for k, v in form.items()}
 
     def _credentials_endpoint(self, request: HttpRequest) -> HttpResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.body and content_type != "application/json":
+            # JSON only: a web page can post a form to a loopback port, but not JSON without CORS.
+            return json_response(
+                415, {"error": "invalid_request", "error_description": "Send a JSON object (application/json)."}
+            )
         fields = self._control_fields(request)
         if isinstance(fields, HttpResponse):
             return fields

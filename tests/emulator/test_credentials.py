@@ -15,7 +15,7 @@ from support import hibob, multiauth_plugins
 from support.emulator import Flow, running
 from support.multiauth import BASIC, HEADER_KEY, QUERY_KEY, QUERY_NAME, emulator_spec
 
-from connector_core import DeclarationError, EmulatorError, UnknownNameError
+from connector_core import DeclarationError, EmulatorError, UnknownNameError, ValidationError
 from connector_core.emulator import PermissionGroup, RunningEmulator, start_emulator
 
 SEARCH = {"fields": ["root.id"]}
@@ -104,6 +104,8 @@ def test_a_revoked_or_unknown_service_user_is_refused(emu: RunningEmulator, http
     assert garbled.status_code == 401
     with pytest.raises(UnknownNameError, match="SERVICE-000000"):
         emu.reset_credentials("service_user", "SERVICE-000000")
+    with pytest.raises(ValidationError, match="was revoked; issue a new one"):
+        emu.reset_credentials("service_user", user.identifier)
 
 
 def test_a_service_user_works_only_in_its_environment(emu: RunningEmulator, http: httpx.Client) -> None:
@@ -164,6 +166,9 @@ def test_the_control_endpoint_issues_credentials(emu: RunningEmulator, http: htt
     assert http.post(emu.credentials_url, json={"auth_type": "nope"}).status_code == 404
     assert http.post(emu.credentials_url, json={"provider": "acme"}).status_code == 400
     assert http.get(emu.credentials_url).status_code == 405
+    # JSON only: another site's page can post a form to a loopback port, but not JSON.
+    assert http.post(emu.credentials_url, data={"auth_type": "service_user"}).status_code == 415
+    assert emu.credentials() and len(emu.credentials()) == 2
 
 
 def test_info_lists_credentials_without_secrets(emu: RunningEmulator, http: httpx.Client) -> None:
