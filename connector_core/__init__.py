@@ -109,6 +109,7 @@ _LAZY = {
     "Profile": ".profiles",
     "ProfileDraft": ".profiles",
     "validate_profile": ".profiles",
+    "connection_form_schema": ".formschema",
     "profile_form_schema": ".formschema",
     "RefreshReport": ".bulk",
     "arefresh_all": ".bulk",
@@ -150,7 +151,7 @@ if TYPE_CHECKING:
         start_emulator,
     )
     from .errors import StoreError
-    from .formschema import profile_form_schema
+    from .formschema import connection_form_schema, profile_form_schema
     from .models import (
         Action,
         ApiKeyAuth,
@@ -272,6 +273,7 @@ __all__ = [
     "__version__",
     "arefresh_all",
     "check_scopes",
+    "connection_form_schema",
     "hookimpl",
     "load_plugins",
     "make_plugin_manager",

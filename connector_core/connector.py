@@ -1321,6 +1321,11 @@ class Connector:
         conn = self.store.get_connection(connection_id)
         check = self.plugins.declaration(conn.provider).connection_test
         if check is None:
+            if not self._uses_tokens(conn):  # nothing to call: the credentials are only checked to be usable
+                self._require_usable(conn)
+                return TestResult(
+                    True, 0, "the provider declares no connection test; the credentials are stored, not tried"
+                )
             self.access_token(connection_id)
             return TestResult(True, 0, "the provider declares no connection test; the token is valid")
         body = jsonlib.loads(check.json_body) if check.json_body else None

@@ -29,10 +29,12 @@ from ._markers import PROJECT_NAME
 from .errors import ValidationError
 from .models import (
     ApiKeyAuth,
+    ApiKeyLocation,
     AuthType,
     FieldLevel,
     HttpBasicAuth,
     OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
     ProviderDeclaration,
     ReconnectKind,
 )
@@ -145,9 +147,39 @@ def render_provider(declaration: ProviderDeclaration, *, format: str = "markdown
 def _auth_kind(auth: AuthType) -> str:
     if isinstance(auth, OAuth2AuthorizationCode):
         return "OAuth 2.0 authorization code grant"
+    if isinstance(auth, OAuth2ClientCredentials):
+        return "OAuth 2.0 client credentials grant (no end user: the profile's client fetches the token)"
     if isinstance(auth, HttpBasicAuth):
         return "HTTP Basic authentication"
+    if auth.location is ApiKeyLocation.QUERY:
+        return "API key in a query parameter"
     return "API key in a request header"
+
+
+def _how_to_connect(decl: ProviderDeclaration, auth: AuthType) -> str:
+    """Who gives what, and the command that connects: the part a reader looks for first."""
+    user = decl.fields_for(auth.key, FieldLevel.USER)
+    if isinstance(auth, OAuth2AuthorizationCode):
+        return (
+            f"A person authorizes at the provider: {_code('connector connect PROFILE')} sends them there and "
+            "takes the callback."
+        )
+    if isinstance(auth, OAuth2ClientCredentials):
+        return (
+            f"The profile holds the client; {_code('connector connect PROFILE')} fetches a token, with no end "
+            "user and no credential options, and fetches a new one before it expires."
+        )
+    options = ", ".join(_connect_option(f.name, secret=f.secret) for f in user)
+    return (
+        f"The profile holds no credentials of the end user's: each connection holds its own, given to "
+        f"{_code('connector connect PROFILE')} ({options}; a secret is never taken from the command line, and "
+        "is prompted for without either option), tested with the provider before it is stored, and kept encrypted."
+    )
+
+
+def _connect_option(name: str, *, secret: bool) -> str:
+    opt = "--" + name.replace("_", "-")
+    return f"{_code(opt + '-env VAR')} or {_code(opt + '-file PATH')}" if secret else _code(f"{opt} VALUE")
 
 
 def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
@@ -160,8 +192,17 @@ def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
         if auth.description:
             intro += f" {_text(auth.description)}"
         blocks.append([intro])
+        blocks.append([_how_to_connect(decl, auth)])
         rows: list[tuple[str, str]] = []
-        if isinstance(auth, OAuth2AuthorizationCode):
+        if isinstance(auth, OAuth2ClientCredentials):
+            rows = [
+                ("Token URL", _code(auth.token_url)),
+                ("Client authentication", _code(auth.client_auth_method.value)),
+                ("Scope separator", _SEPARATORS[auth.scope_separator]),
+            ]
+            for name, value in auth.extra_token_params:
+                rows.append(("Extra token parameter", _code(f"{name}={value}")))
+        elif isinstance(auth, OAuth2AuthorizationCode):
             rows = [
                 ("Authorize URL", _code(auth.authorize_url)),
                 ("Token URL", _code(auth.token_url)),
@@ -186,7 +227,13 @@ def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
             rows = [("Username field", _code(auth.username_field)), ("Password field", _code(auth.password_field))]
         elif isinstance(auth, ApiKeyAuth):
             prefix = f"{auth.prefix} " if auth.prefix else ""
-            rows = [("Header", _code(f"{auth.header_name}: {prefix}<{auth.key_field}>"))]
+            if auth.location is ApiKeyLocation.QUERY:
+                rows = [("Query parameter", _code(f"?{auth.query_name}=<{auth.key_field}>"))]
+            else:
+                rows = [("Header", _code(f"{auth.header_name}: {prefix}<{auth.key_field}>"))]
+        rejected = getattr(auth, "rejected_guidance", "")
+        if rejected:
+            rows.append(("When the provider refuses the credentials", _cell(rejected)))
         blocks.append(_table(("Setting", "Value"), rows))
         fields = decl.fields_for(auth.key)
         if fields:
@@ -200,7 +247,9 @@ def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
                             _cell(f.label),
                             f.kind.value,
                             "yes" if f.required else "no",
-                            "the app registration (profile)" if f.level is FieldLevel.APP else "the end user",
+                            "the app registration (profile)"
+                            if f.level is FieldLevel.APP
+                            else "the end user (each connection)",
                             _cell(f.help),
                         )
                         for f in fields

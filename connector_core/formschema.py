@@ -1,19 +1,23 @@
-"""A JSON Schema (draft 2020-12) for a provider's connector-profile form.
+"""JSON Schemas (draft 2020-12) for a provider's forms: the connector-profile form the
+platform fills in (:func:`profile_form_schema`, its app-level fields), and the connection
+form an end user fills in to connect (:func:`connection_form_schema`, the user-level fields
+of an auth type that sends no one to the provider: a service user's ID and token, an API key).
 
 Built from the same credential-field declarations the CLI validates with, so a
-platform's UI can render the form: properties in declaration order (also listed
+platform's UI can render the forms: properties in declaration order (also listed
 in ``x-field-order``), labels as ``title``, help as ``description``, patterns
 anchored for ECMA-262, secret fields ``writeOnly``, the scope list as an array
-of the catalogue's scopes, and the environment as an enum.
+of the catalogue's scopes, and the environment as an enum. ``x-auth-kind`` says
+what kind of auth type the form is for.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .models import FieldKind, FieldLevel, ProviderDeclaration
+from .models import ApiKeyAuth, ApiKeyLocation, CredentialField, FieldKind, FieldLevel, ProviderDeclaration
 
-__all__ = ["DRAFT_2020_12", "profile_form_schema"]
+__all__ = ["DRAFT_2020_12", "connection_form_schema", "profile_form_schema"]
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 
@@ -54,13 +58,7 @@ def profile_form_schema(declaration: ProviderDeclaration, auth_type: str | None 
                 "contains": {"enum": list(catalogue.minimum_scopes)},
             }
         else:
-            prop = {"type": "string", "minLength": 1, "maxLength": field.max_length}
-            if field.pattern:
-                prop["pattern"] = f"^(?:{field.pattern})$"
-            if field.kind is FieldKind.URL:
-                prop["format"] = "uri"
-            if field.secret:
-                prop["writeOnly"] = True
+            prop = _string(field)
         prop["title"] = field.label
         if field.help:
             prop["description"] = field.help
@@ -70,7 +68,7 @@ def profile_form_schema(declaration: ProviderDeclaration, auth_type: str | None 
         properties[field.name] = prop
         if field.required:
             required.append(field.name)
-    if declaration.actions:
+    if declaration.actions and auth.kind.uses_tokens:  # actions derive OAuth scopes
         properties["actions"] = {
             "type": "array",
             "title": "Actions",
@@ -78,7 +76,8 @@ def profile_form_schema(declaration: ProviderDeclaration, auth_type: str | None 
             "items": {"type": "string", "enum": [a.key for a in declaration.actions]},
             "uniqueItems": True,
         }
-    return {
+    user = [f.name for f in declaration.fields_for(auth.key, FieldLevel.USER)]
+    schema: dict[str, Any] = {
         "$schema": DRAFT_2020_12,
         "$id": f"urn:connector-core:profile-form:{declaration.key}:{auth.key}",
         "title": f"{declaration.provider.display_name} {auth.label} connector profile",
@@ -89,4 +88,74 @@ def profile_form_schema(declaration: ProviderDeclaration, auth_type: str | None 
         "x-field-order": list(properties),
         "x-provider": declaration.key,
         "x-auth-type": auth.key,
+        "x-auth-kind": auth.kind.value,
+        #: What each connection of the profile holds instead (see connection_form_schema).
+        "x-connection-fields": user,
     }
+    if user:
+        schema["description"] = (
+            f"A {auth.key} profile holds no credentials of the end user's: each connection holds its own "
+            f"({', '.join(user)}), given when it is made."
+        )
+    return schema
+
+
+def connection_form_schema(declaration: ProviderDeclaration, auth_type: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of what an end user fills in to connect through a profile of
+    ``auth_type`` (the preferred one by default): its user-level credential fields, such as a
+    service user's ID and token (secret ones ``writeOnly``). An auth type that takes none (an
+    OAuth 2.0 grant) gives an empty form; ``x-redirects`` says whether the person is sent to the
+    provider instead."""
+    auth = declaration.auth_type(auth_type)
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for field in declaration.fields_for(auth.key, FieldLevel.USER):
+        prop = _string(field)
+        prop["title"] = field.label
+        if field.help:
+            prop["description"] = field.help
+        prop["x-kind"] = field.kind.value
+        if field.placeholder and not field.secret:
+            prop["examples"] = [field.placeholder]
+        properties[field.name] = prop
+        if field.required:
+            required.append(field.name)
+    schema: dict[str, Any] = {
+        "$schema": DRAFT_2020_12,
+        "$id": f"urn:connector-core:connection-form:{declaration.key}:{auth.key}",
+        "title": f"Connect {declaration.provider.display_name} ({auth.label})",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+        "x-field-order": list(properties),
+        "x-provider": declaration.key,
+        "x-auth-type": auth.key,
+        "x-auth-kind": auth.kind.value,
+        "x-redirects": auth.kind.redirects,
+    }
+    if auth.description:
+        schema["description"] = auth.description
+    if isinstance(auth, ApiKeyAuth):
+        schema["x-api-key"] = (
+            {"location": "query", "name": auth.query_name}
+            if auth.location is ApiKeyLocation.QUERY
+            else {"location": "header", "name": auth.header_name, "prefix": auth.prefix}
+        )
+    rejected = getattr(auth, "rejected_guidance", "")
+    if rejected:
+        schema["x-rejected-guidance"] = rejected
+    return schema
+
+
+def _string(field: CredentialField) -> dict[str, Any]:
+    """A text field: length bounds, its pattern anchored for ECMA-262, a URL's format, a secret
+    ``writeOnly`` (a form never shows it back)."""
+    prop: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": field.max_length}
+    if field.pattern:
+        prop["pattern"] = f"^(?:{field.pattern})$"
+    if field.kind is FieldKind.URL:
+        prop["format"] = "uri"
+    if field.secret:
+        prop["writeOnly"] = True
+    return prop

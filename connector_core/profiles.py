@@ -117,7 +117,9 @@ def validate_profile(
     given when a connection is made. Scopes: when given they are checked like
     ``connector scopes --check``; otherwise derived from ``actions``; otherwise
     the provider's defaults. When both are given, the scopes must cover the
-    actions. ``previous`` supplies unchanged values for an update.
+    actions. An auth type without OAuth tokens (HTTP Basic, an API key) has no
+    scopes, and a profile of it may hold no values at all: its connections hold
+    the end user's credentials. ``previous`` supplies unchanged values for an update.
 
     Raises :class:`~connector_core.ValidationError` (or its subclass
     :class:`~connector_core.ScopeError`) naming the field.
@@ -175,7 +177,17 @@ def validate_profile(
                 why = f" (the profile now uses {env.credential_set_label or env.credential_set}, so give its values)"
             raise ValidationError(field.name, f"{field.label} is required{why}")
 
-    chosen_scopes, chosen_actions, warnings = _scopes(declaration, scopes, actions, previous)
+    if auth.kind.uses_tokens:
+        chosen_scopes, chosen_actions, warnings = _scopes(declaration, scopes, actions, previous)
+    elif scopes or actions:
+        # A service user's or an API key's rights are set at the provider, not requested as scopes.
+        raise ScopeError(
+            "scopes" if scopes else "actions",
+            f"{auth.key} ({auth.kind.value}) profiles request no OAuth scopes: the credentials each connection "
+            "holds carry their own rights at the provider",
+        )
+    else:
+        chosen_scopes, chosen_actions, warnings = (), (), ()
     chosen_endpoints = dict(previous.endpoints) if previous else {}
     for key, url in (endpoints or {}).items():
         if key not in ENDPOINT_NAMES:

@@ -1,5 +1,6 @@
-"""``connector connect``: connect an account through a profile (the OAuth flow), complete an
-install that began at the provider, or run the whole flow against the provider's emulator."""
+"""``connector connect``: connect an account through a profile (the OAuth flow, or the end
+user's credentials for an auth type that sends no one to the provider), complete an install
+that began at the provider, or run the whole flow against the provider's emulator."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from typing import IO, TYPE_CHECKING
 
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..registries import Command
-from .context import open_connector
+from .context import open_connector, open_store
+from .credentials import add_rest, parse_rest, read_credentials, refuse_other_auth_types, what_it_takes
 from .flow import finish, run_flow
 from .output import add_json, run_handler
 from .parser import HELP
 
 if TYPE_CHECKING:
+    from ..connector import Connector
+    from ..models import AuthType, ProviderDeclaration
     from ..plugins import Plugins
+    from ..profiles import Profile
 
 __all__ = ["COMMAND"]
 
@@ -26,9 +31,21 @@ EMULATOR_GONE = "the emulator it was made against has stopped"
 
 
 def configure(connect: argparse.ArgumentParser) -> None:
+    connect.description = (
+        "Connect an account through a profile. An OAuth 2.0 authorization code profile sends the person to the "
+        "provider; a profile whose auth type takes the end user's credentials (a service user, an API key) takes "
+        "them as options ('connector connect PROFILE --help' lists them); a client credentials profile needs none."
+    )
     connect.add_argument(
         "target", metavar="PROFILE", help="the profile to connect with (with --emulator: the provider key)"
     )
+    _options(connect)
+    add_rest(connect)
+    connect.set_defaults(handler=_connect)
+
+
+def _options(connect: argparse.ArgumentParser) -> None:
+    """The command's own options: parsed before PROFILE, and again with the profile's credential options after it."""
     connect.add_argument(
         "--emulator", action="store_true", help="start the provider's built-in emulator and connect to it end to end"
     )
@@ -53,8 +70,12 @@ def configure(connect: argparse.ArgumentParser) -> None:
         metavar="CALLBACK_URL",
         help="complete an install that began at the provider, from its callback URL",
     )
+    connect.add_argument(
+        "--no-test",
+        action="store_true",
+        help="store the connection without running the provider's connection test first (credentials) or after",
+    )
     add_json(connect)
-    connect.set_defaults(handler=_connect)
 
 
 COMMAND = Command("connect", HELP["connect"], configure, run_handler)
@@ -69,13 +90,57 @@ def _free_port() -> int:
 
 
 def _connect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    args = _full_arguments(args, plugins)
     if args.emulator:
         return _connect_emulator(args, plugins, out)
     connector = open_connector(args, plugins)
+    prof = connector.store.get_profile(args.target, with_secrets=False)
+    decl = plugins.declaration(prof.provider)
+    auth = decl.auth_type(prof.auth_type)
+    if not auth.kind.redirects:
+        return _connect_credentials(connector, prof, decl, auth, args, out)
+    refuse_other_auth_types(args, decl, auth, f"profile {prof.name!r}")
     if args.provider_initiated:
         result = connector.complete_provider_initiated(args.target, args.provider_initiated)
     else:
         result = run_flow(connector, args.target, args, out, browser=None)
+    return finish(connector, result, args, out)
+
+
+def _full_arguments(args: argparse.Namespace, plugins: Plugins) -> argparse.Namespace:
+    """The second parsing step (see :mod:`connector_core.cli.credentials`): the options after
+    PROFILE, with the credential options of the profile's provider."""
+    if not args.rest:
+        return args
+    prog = f"connector connect {args.target}"
+    if args.emulator or "--emulator" in args.rest:  # the target is a provider key; the emulator gives credentials
+        return parse_rest(args, prog, _options, None)
+    prof = open_store(args).get_profile(args.target, with_secrets=False)
+    decl = plugins.declaration(prof.provider)
+    takes = what_it_takes(decl, decl.auth_type(prof.auth_type), f"profile {prof.name!r}")
+    return parse_rest(args, prog, _options, decl, takes=takes)
+
+
+def _connect_credentials(
+    connector: Connector,
+    prof: Profile,
+    decl: ProviderDeclaration,
+    auth: AuthType,
+    args: argparse.Namespace,
+    out: IO[str],
+) -> int:
+    """A profile whose auth type sends no one to the provider: the end user's credentials from
+    the options (none for client credentials), tested by the provider before they are stored."""
+    whose = f"profile {prof.name!r}"
+    for option, given in (("--redirect-uri", args.redirect_uri), ("--provider-initiated", args.provider_initiated)):
+        if given:
+            raise ValidationError(
+                option,
+                f"applies to OAuth 2.0 authorization code profiles; {whose} uses {auth.key} ({auth.label}), which "
+                "sends no one to the provider",
+            )
+    credentials = read_credentials(args, decl, auth, whose)
+    result = connector.connect(prof.name, credentials, scopes=args.scopes, test=not args.no_test)
     return finish(connector, result, args, out)
 
 

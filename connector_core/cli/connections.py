@@ -11,9 +11,10 @@ from ..registries import Command
 from .context import open_connector, open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
 from .parser import HELP
-from .views import connection_data, expiry, summary
+from .views import auth_kinds, connection_data, expiry, summary
 
 if TYPE_CHECKING:
+    from ..models import AuthType
     from ..plugins import Plugins
 
 __all__ = ["COMMAND"]
@@ -66,11 +67,12 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         limit=args.limit,
         after=args.after,
     )
+    kinds = auth_kinds(plugins)
     if args.json:
         emit_json(
             out,
             {
-                "connections": [connection_data(c) for c in conns],
+                "connections": [connection_data(c, kinds.get(c)) for c in conns],
                 "next_after": conns[-1].id if conns and args.limit and len(conns) == args.limit else None,
             },
         )
@@ -80,8 +82,22 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         return 0
     table(
         out,
-        ("ID", "PROFILE", "PROVIDER", "ENV", "STATUS", "EXPIRES"),
-        [(c.id, c.profile, c.provider, c.environment, c.status.value, expiry(c)) for c in conns],
+        ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT"),
+        [
+            (
+                c.id,
+                c.profile,
+                c.provider,
+                c.environment,
+                c.auth_type,
+                c.status.value,
+                expiry(c, kinds.get(c)),
+                # Who is connected: a company, a service user's ID, a client; never a secret (the
+                # store keeps none in the identity).
+                ", ".join(value for _, value in c.identity) or "-",
+            )
+            for c in conns
+        ],
     )
     return 0
 
@@ -90,16 +106,17 @@ def _show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     store = open_store(args)
     conn = store.get_connection(args.connection)
     events = store.connection_events(conn.id)
+    auth = auth_kinds(plugins).get(conn)
     if args.json:
         emit_json(
             out,
             {
-                **connection_data(conn),
+                **connection_data(conn, auth),
                 "history": [{"at": e.at, "status": e.status.value, "reason": e.reason} for e in events],
             },
         )
         return 0
-    summary(out, conn)
+    summary(out, conn, auth)
     out.write("history\n")
     for event in events:
         out.write(f"  {event.at}  {event.status.value}" + (f"  {event.reason}" if event.reason else "") + "\n")
@@ -151,10 +168,11 @@ def _refresh(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         raise UsageError("connector connections refresh: give a CONNECTION or --all, not both or neither")
     if args.connection:
         conn = connector.refresh(args.connection, force=args.force)
+        auth = auth_kinds(plugins).get(conn)
         if args.json:
-            emit_json(out, connection_data(conn))
+            emit_json(out, connection_data(conn, auth))
         else:
-            summary(out, conn)
+            summary(out, conn, auth)
         return 0
     from ..bulk import refresh_all  # here, not at the top: it imports the async client
 
@@ -183,16 +201,40 @@ def _refresh(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 def _attention(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     conns = open_store(args).needing_attention()
+    kinds = auth_kinds(plugins)
+    guidance = {c.id: _guidance(kinds.get(c)) for c in conns}
     if args.json:
-        emit_json(out, {"connections": [connection_data(c) for c in conns]})
+        emit_json(
+            out, {"connections": [{**connection_data(c, kinds.get(c)), "guidance": guidance[c.id]} for c in conns]}
+        )
         return 0
     if not conns:
         out.write("Nothing needs attention.\n")
         return 0
     table(
         out,
-        ("ID", "PROFILE", "PROVIDER", "STATUS", "REASON", "SINCE"),
-        [(c.id, c.profile, c.provider, c.status.value, c.status_reason or "", c.updated_at) for c in conns],
+        ("ID", "PROFILE", "PROVIDER", "AUTH", "STATUS", "REASON", "SINCE"),
+        [
+            (c.id, c.profile, c.provider, c.auth_type, c.status.value, c.status_reason or "", c.updated_at)
+            for c in conns
+        ],
     )
+    for conn in conns:
+        if guidance[conn.id]:
+            out.write(f"{conn.id}: {guidance[conn.id]}\n")
     out.write("Repair one with: connector reconnect CONNECTION\n")
+    if any(_credentials(kinds.get(c)) for c in conns):
+        out.write("  (for a service user or an API key, with the new one: connector reconnect CONNECTION --help)\n")
     return 0
+
+
+def _credentials(auth: AuthType | None) -> bool:
+    return auth is not None and not auth.kind.uses_tokens
+
+
+def _guidance(auth: AuthType | None) -> str | None:
+    """What the provider advises when it refuses a connection's own credentials (a service user's
+    token, an API key): reset it, check its permissions."""
+    if auth is None or auth.kind.uses_tokens:
+        return None
+    return getattr(auth, "rejected_guidance", "") or None

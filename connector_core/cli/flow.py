@@ -142,22 +142,33 @@ def open_in_browser(url: str, env: dict[str, str]) -> bool:
     return done.returncode == 0
 
 
+#: What ``finish`` says instead of a test result with ``--no-test``.
+NOT_TESTED = "skipped (--no-test): stored without running the provider's connection test"
+
+
 def finish(connector: Connector, result: Any, args: argparse.Namespace, out: IO[str]) -> int:
+    """Show a made connection: its summary and the connection test's outcome (run now, on the
+    stored connection, unless ``--no-test``), or its JSON (``test`` is null when not run)."""
+    from .views import auth_kinds  # here, not at the top: the parser imports this module (cold start)
+
     for warning in result.warnings:
         sys.stderr.write(f"connector: warning: {warning}\n")
     conn = result.connection
-    test = connector.test(conn.id)
+    test = None if getattr(args, "no_test", False) else connector.test(conn.id)
+    shown = connector.store.get_connection(conn.id)
+    kind = auth_kinds(connector.plugins).get(shown)
     if args.json:
         emit_json(
             out,
             {
-                "connection": connection_data(connector.store.get_connection(conn.id)),
-                "test": {"ok": test.ok, "status": test.status, "detail": test.detail},
+                "connection": connection_data(shown, kind),
+                "test": None if test is None else {"ok": test.ok, "status": test.status, "detail": test.detail},
                 "warnings": list(result.warnings),
             },
         )
     else:
         out.write("Connected.\n")
-        summary(out, connector.store.get_connection(conn.id))
-        out.write(f"{'test'.ljust(14)}  {'ok' if test.ok else 'FAILED'}: {test.detail}\n")
-    return 0 if test.ok else 1
+        width = summary(out, shown, kind)
+        line = NOT_TESTED if test is None else f"{'ok' if test.ok else 'FAILED'}: {test.detail}"
+        out.write(f"{'test'.ljust(width)}  {line}\n")
+    return 0 if test is None or test.ok else 1

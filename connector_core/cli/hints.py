@@ -17,7 +17,15 @@ __all__ = ["HINTS", "hint"]
 
 
 def _reconnect(error: ConnectorError) -> str:
-    return f"run 'connector reconnect {getattr(error, 'connection_id', 'CONNECTION')}'."
+    cid = getattr(error, "connection_id", "CONNECTION")
+    if "its credentials" in getattr(error, "reason", ""):
+        # The provider refused the credentials the connection holds (a service user's token, an
+        # API key): nothing refreshes them, the end user gives new ones.
+        return (
+            f"run 'connector reconnect {cid}' with the new token ('connector reconnect {cid} --help' lists the "
+            "options)."
+        )
+    return f"run 'connector reconnect {cid}'."
 
 
 def _said(text: str) -> Callable[[ConnectorError], str]:
@@ -34,6 +42,19 @@ HINTS: dict[str, tuple[str, Callable[[ConnectorError], str]]] = {
     ),
     "has_state": ("connector connect", _said("Complete it with 'connector connect PROFILE' instead.")),
     "profile_in_use": ("--force", _said("Pass --force to force it.")),
+    "credentials_rejected": (
+        "run the command again",
+        _said("Check them at the provider (reset the token if it was lost), then run the command again with them."),
+    ),
+    "unknown_key": (
+        "connector keys",
+        _said(
+            "'connector keys list' shows the keys this store uses; give this process the store's key file "
+            "(CONNECTOR_CORE_KEY_FILE)."
+        ),
+    ),
+    "damaged": ("connector store", _said("'connector store info' shows which database this is.")),
+    "tampered": ("connector store", _said("'connector store info' shows which database this is.")),
 }
 
 

@@ -14,12 +14,13 @@ from typing import IO, TYPE_CHECKING, Any
 from ..errors import UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from .context import open_store
+from .credentials import parse_quietly
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
 from .parser import HELP
 from .secrets import RefuseSecretOnArgv, option_name, read_secret
 
 if TYPE_CHECKING:
-    from ..models import ProviderDeclaration
+    from ..models import CredentialField, ProviderDeclaration
     from ..plugins import Plugins
     from ..profiles import Profile
     from ..secret import Secret
@@ -73,33 +74,19 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
     parser.add_argument("--environment", metavar="ENV", help=f"one of: {envs}")
     parser.add_argument("--auth-type", metavar="KEY", help=f"one of: {', '.join(a.key for a in decl.auth_types)}")
     seen: set[str] = set()
-    for field in decl.credential_fields:
-        if field.level is not FieldLevel.APP or field.name in seen:
-            continue
-        seen.add(field.name)
-        opt = option_name(field)
-        help_text = field.help or field.label
-        if field.kind is FieldKind.SCOPE_LIST:
-            continue
-        if field.secret:
-            parser.add_argument(
-                opt, nargs="?", action=RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{field.name}__argv"
-            )
-            group = parser.add_mutually_exclusive_group()
-            group.add_argument(
-                f"{opt}-env",
-                metavar="VAR",
-                dest=f"{field.name}__env",
-                help=f"read {field.label} from environment variable VAR. {help_text}",
-            )
-            group.add_argument(
-                f"{opt}-file",
-                metavar="PATH",
-                dest=f"{field.name}__file",
-                help=f"read {field.label} from a file (UTF-8, at most 64 KiB)",
-            )
-        else:
-            parser.add_argument(opt, metavar="VALUE", dest=field.name, help=help_text)
+    for auth in decl.auth_types:
+        fields = [f for f in decl.fields_for(auth.key, FieldLevel.APP) if f.kind is not FieldKind.SCOPE_LIST]
+        shared = [option_name(f) for f in fields if f.name in seen]
+        also = f" (also {', '.join(shared)}, above)" if shared else ""
+        group = parser.add_argument_group(
+            f"{auth.key} profile options ({auth.label})",
+            f"With --auth-type {auth.key}{also}." + _holds_no_credentials(decl, auth.key, prefix=" "),
+        )
+        for field in fields:
+            if field.name in seen:
+                continue
+            seen.add(field.name)
+            _add_field_option(group, field)
     if decl.scope_catalogue is not None:
         parser.add_argument(
             "--scopes",
@@ -124,6 +111,47 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
     )
     add_json(parser)
     return parser
+
+
+def _add_field_option(group: Any, field: CredentialField) -> None:
+    opt = option_name(field)
+    help_text = field.help or field.label
+    if field.secret:
+        group.add_argument(
+            opt, nargs="?", action=RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{field.name}__argv"
+        )
+        either = group.add_mutually_exclusive_group()
+        either.add_argument(
+            f"{opt}-env",
+            metavar="VAR",
+            dest=f"{field.name}__env",
+            help=f"read {field.label} from environment variable VAR. {help_text}",
+        )
+        either.add_argument(
+            f"{opt}-file",
+            metavar="PATH",
+            dest=f"{field.name}__file",
+            help=f"read {field.label} from a file (UTF-8, at most 64 KiB)",
+        )
+    else:
+        group.add_argument(opt, metavar="VALUE", dest=field.name, help=help_text)
+
+
+def _holds_no_credentials(
+    decl: ProviderDeclaration, auth_key: str, *, prefix: str = "", profile: str = "PROFILE"
+) -> str:
+    """For an auth type whose credentials are the end user's: a profile of it holds none of
+    them, each connection does (given to ``connector connect``). Empty for any other."""
+    from ..models import FieldLevel  # here: `profile list` must not build the auth records
+
+    user = decl.fields_for(auth_key, FieldLevel.USER)
+    if not user:
+        return ""
+    names = ", ".join(f.name for f in user)
+    return (
+        f"{prefix}A {auth_key} profile holds no credentials of its own: each connection holds the end user's "
+        f"({names}), given to 'connector connect {profile}' (its --help lists the options)."
+    )
 
 
 def _endpoints(opts: argparse.Namespace) -> dict[str, str | None]:
@@ -179,7 +207,7 @@ def _create(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..profiles import validate_profile  # here, not at the top: it builds the profile records
 
     decl = plugins.declaration(args.provider)
-    opts = _field_parser(f"connector profile create {decl.key}", decl, update=False).parse_args(args.rest)
+    opts = parse_quietly(_field_parser(f"connector profile create {decl.key}", decl, update=False), args.rest)
     auth = decl.auth_type(opts.auth_type)
     store = open_store(args)
     try:
@@ -209,7 +237,7 @@ def _update(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     store = open_store(args)
     previous = store.get_profile(args.name)
     decl = plugins.declaration(previous.provider)
-    opts = _field_parser(f"connector profile update {args.name}", decl, update=True).parse_args(args.rest)
+    opts = parse_quietly(_field_parser(f"connector profile update {args.name}", decl, update=True), args.rest)
     auth_key = decl.auth_type(opts.auth_type or previous.auth_type).key
     draft = validate_profile(
         decl,
@@ -263,6 +291,7 @@ def _emit_profile(
         return 0
     if verb:
         out.write(f"Profile {profile.name!r} {verb}.\n")
+    note = _holds_no_credentials(decl, profile.auth_type, profile=profile.name) if decl is not None else ""
     labels: dict[str, str] = {}
     env_label = profile.environment
     if decl is not None:
@@ -291,6 +320,8 @@ def _emit_profile(
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         out.write(f"{key.ljust(width)}  {value}\n")
+    if note:
+        out.write(f"{note}\n")
     return 0
 
 

@@ -1,5 +1,5 @@
 """``connector providers``: list installed providers, show what one declares, its setup
-guide, and its profile form's JSON Schema."""
+guide, and the JSON Schemas of its profile form and its connection form."""
 
 from __future__ import annotations
 
@@ -32,9 +32,14 @@ def configure(providers: argparse.ArgumentParser) -> None:
     p.add_argument("provider", metavar="PROVIDER")
     add_json(p)
     p.set_defaults(handler=_setup_guide)
-    p = psub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12)")
+    p = psub.add_parser("schema", help="the profile form's JSON Schema (draft 2020-12), or the connection form's")
     p.add_argument("provider", metavar="PROVIDER")
     p.add_argument("--auth-type", metavar="KEY", help="the auth type (default: the provider's preferred one)")
+    p.add_argument(
+        "--connection",
+        action="store_true",
+        help="the form an end user fills in to connect (a service user's ID and token, an API key) instead",
+    )
     p.set_defaults(handler=_schema)
     providers.set_defaults(handler=needs_subcommand(providers))
 
@@ -89,7 +94,15 @@ def _callback_urls(plugins: Plugins, decl: ProviderDeclaration) -> dict[str, str
 
 def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict[str, str | None]) -> None:
     # Here, not at the top: `providers list` must not build the auth and declaration records (cold start).
-    from ..models import ApiKeyAuth, HttpBasicAuth, OAuth2AuthorizationCode, ReconnectKind
+    from ..models import (
+        ApiKeyAuth,
+        ApiKeyLocation,
+        FieldLevel,
+        HttpBasicAuth,
+        OAuth2AuthorizationCode,
+        OAuth2ClientCredentials,
+        ReconnectKind,
+    )
 
     p = decl.provider
     w = out.write
@@ -115,10 +128,30 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
             w(f"    scope separator: {auth.scope_separator!r}\n")
             for name, value in auth.extra_authorize_params:
                 w(f"    extra parameter: {name}={value}\n")
+        elif isinstance(auth, OAuth2ClientCredentials):
+            w(f"    token URL:       {auth.token_url}\n")
+            w(f"    client auth:     {auth.client_auth_method.value}\n")
+            w(f"    scope separator: {auth.scope_separator!r}\n")
+            for name, value in auth.extra_token_params:
+                w(f"    extra parameter: {name}={value}\n")
         elif isinstance(auth, HttpBasicAuth):
             w(f"    username field: {auth.username_field}; password field: {auth.password_field}\n")
         elif isinstance(auth, ApiKeyAuth):
-            w(f"    header: {auth.header_name}: {auth.prefix + ' ' if auth.prefix else ''}<{auth.key_field}>\n")
+            if auth.location is ApiKeyLocation.QUERY:
+                w(f"    query parameter: ?{auth.query_name}=<{auth.key_field}>\n")
+            else:
+                w(f"    header: {auth.header_name}: {auth.prefix + ' ' if auth.prefix else ''}<{auth.key_field}>\n")
+        rejected = getattr(auth, "rejected_guidance", "")
+        if rejected:
+            w(f"    when refused: {rejected}\n")
+        user = decl.fields_for(auth.key, FieldLevel.USER)
+        if isinstance(auth, OAuth2AuthorizationCode):
+            w("    connect: a person authorizes at the provider (connector connect PROFILE)\n")
+        elif isinstance(auth, OAuth2ClientCredentials):
+            w("    connect: no end user; the profile's client fetches a token (connector connect PROFILE)\n")
+        elif user:
+            names = ", ".join(f.name for f in user)
+            w(f"    connect: each connection holds the end user's {names} (connector connect PROFILE --help)\n")
         fields = decl.fields_for(auth.key)
         if fields:
             w("    credential fields:\n")
@@ -171,7 +204,7 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
 
     if decl.connection_test is not None:
         t = decl.connection_test
-        w(f"\nConnection test: {t.method} {t.path} (needs {t.scope})\n")
+        w(f"\nConnection test: {t.method} {t.path}{f' (needs {t.scope})' if t.scope else ''}\n")
         if t.description:
             w(f"  {t.description}\n")
 
@@ -222,7 +255,9 @@ def _setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> in
 
 
 def _schema(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from ..formschema import profile_form_schema  # here, not at the top: only this sub-command needs it
+    # Here, not at the top: only this sub-command needs it.
+    from ..formschema import connection_form_schema, profile_form_schema
 
-    emit_json(out, profile_form_schema(plugins.declaration(args.provider), args.auth_type))
+    form = connection_form_schema if args.connection else profile_form_schema
+    emit_json(out, form(plugins.declaration(args.provider), args.auth_type))
     return EXIT_OK

@@ -7,17 +7,51 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..connection import Connection
+    from ..models import AuthType
+    from ..plugins import Plugins
 
-__all__ = ["connection_data", "expiry", "summary"]
+__all__ = ["AuthTypes", "auth_kinds", "connection_data", "expiry", "summary"]
 
 
-def connection_data(conn: Connection) -> dict[str, Any]:
+class AuthTypes:
+    """The auth type each connection was made with, from its provider's declaration (read once
+    per provider); ``None`` when the provider or the auth type is gone."""
+
+    def __init__(self, plugins: Plugins) -> None:
+        self._plugins = plugins
+        self._found: dict[tuple[str, str], AuthType | None] = {}
+
+    def get(self, conn: Connection) -> AuthType | None:
+        from ..errors import ConnectorError  # here, not at the top: see _has_tokens
+
+        key = (conn.provider, conn.auth_type)
+        if key not in self._found:
+            try:
+                self._found[key] = self._plugins.declaration(conn.provider).auth_type(conn.auth_type)
+            except ConnectorError:
+                self._found[key] = None
+        return self._found[key]
+
+
+def auth_kinds(plugins: Plugins) -> AuthTypes:
+    return AuthTypes(plugins)
+
+
+def _holds_credentials(auth: AuthType | None) -> bool:
+    """The connection keeps the end user's credentials (a service user, an API key), not tokens."""
+    return auth is not None and not auth.kind.uses_tokens
+
+
+def connection_data(conn: Connection, auth: AuthType | None = None) -> dict[str, Any]:
+    """A connection's JSON object; ``auth``, its auth type when known, adds ``auth_kind``
+    (``oauth2_authorization_code``, ``http_basic``...; null when unknown)."""
     return {
         "id": conn.id,
         "profile": conn.profile,
         "provider": conn.provider,
         "environment": conn.environment,
         "auth_type": conn.auth_type,
+        "auth_kind": auth.kind.value if auth is not None else None,
         "status": conn.status.value,
         "status_reason": conn.status_reason,
         "token_type": conn.token_type,
@@ -39,9 +73,11 @@ def _has_tokens(conn: Connection) -> bool:
     return conn.status not in (ConnectionStatus.REVOKED, ConnectionStatus.DISCONNECTED)
 
 
-def expiry(conn: Connection) -> str:
+def expiry(conn: Connection, auth: AuthType | None = None) -> str:
     if not _has_tokens(conn):
         return "-"
+    if _holds_credentials(auth):
+        return "never (credentials)"
     if conn.expires_at is None:
         return "unknown"
     left = conn.expires_at - time.time()
@@ -49,17 +85,22 @@ def expiry(conn: Connection) -> str:
     return f"{stamp} ({'in ' + str(int(left)) + ' s' if left > 0 else 'expired'})"
 
 
-def summary(out: IO[str], conn: Connection) -> None:
+def summary(out: IO[str], conn: Connection, auth: AuthType | None = None) -> int:
+    """A connection's text summary; its identity (a company, a service user's ID) but never a
+    secret: the store keeps none in the identity. Returns the width of its first column."""
     rows = [
         ("connection", conn.id),
         ("profile", conn.profile),
         ("provider", conn.provider),
         ("environment", conn.environment),
+        ("auth type", conn.auth_type + (f" ({auth.label})" if auth is not None else "")),
         ("status", conn.status.value + (f" ({conn.status_reason})" if conn.status_reason else "")),
-        ("granted scopes", " ".join(conn.granted_scopes) or "-"),
-        ("expires", expiry(conn)),
     ]
+    if not _holds_credentials(auth):
+        rows.append(("granted scopes", " ".join(conn.granted_scopes) or "-"))
+    rows.append(("expires", expiry(conn, auth)))
     rows += [(k, v) for k, v in conn.identity]
-    width = max(len(k) for k, _ in rows)
+    width = max(14, *(len(k) for k, _ in rows))
     for key, value in rows:
         out.write(f"{key.ljust(width)}  {value}\n")
+    return width

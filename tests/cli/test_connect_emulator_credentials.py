@@ -29,7 +29,8 @@ def test_a_hibob_service_user_from_the_emulator(store: Store) -> None:
     result = run_cli(["connect", "hibob", "--emulator", "--auth-type", "service_user"], hibob())
     assert result.code == 0, result.err
     assert result.out.startswith("Connected.\n")
-    assert "test            ok: POST /people/search answered 200" in result.out
+    # The summary's first column is as wide as its widest key (service_user_id), the test row too.
+    assert "\ntest             ok: POST /people/search answered 200\n" in result.out
     assert "profile 'hibob-emulator-service_user' connects with Service user (HTTP Basic) SERVICE-" in result.err
     assert "disconnected, without its credentials" in result.out
     (conn,) = store.list_connections()

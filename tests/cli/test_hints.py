@@ -78,3 +78,34 @@ def test_a_subclass_keeps_its_bases_code() -> None:
         pass
 
     assert hint(Sub("conn_2", "gone")) == "run 'connector reconnect conn_2'."
+
+
+def test_a_refused_credential_is_told_to_reconnect_with_the_new_token() -> None:
+    error = ReconnectRequired("conn_1", "the provider refused its credentials (401)", "Reset the token in Bob.")
+    assert hint(error) == (
+        "run 'connector reconnect conn_1' with the new token ('connector reconnect conn_1 --help' lists the options)."
+    )
+    assert hint(ReconnectRequired("conn_1", "refresh refused")) == "run 'connector reconnect conn_1'."
+
+
+def test_credentials_rejected_at_connect_are_told_to_check_them() -> None:
+    from connector_core import CredentialsRejected
+
+    error = CredentialsRejected("HiBob refused the credentials; nothing was stored.", status=401, guidance="Reset it.")
+    assert _printed(error) == (
+        "connector: error: HiBob refused the credentials; nothing was stored. Reset it. Check them at the provider "
+        "(reset the token if it was lost), then run the command again with them.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "command"),
+    [("unknown_key", "connector keys list"), ("damaged", "connector store info"), ("tampered", "connector store info")],
+)
+def test_key_and_database_problems_name_the_command_that_shows_more(code: str, command: str) -> None:
+    from connector_core.errors import CryptoError, StoreError
+
+    error = (CryptoError if code == "unknown_key" else StoreError)("cannot decrypt it", code=code)
+    advice = hint(error)
+    assert advice is not None and command in advice
+    assert hint((CryptoError if code == "unknown_key" else StoreError)(f"see '{command}'", code=code)) is None

@@ -295,3 +295,23 @@ def test_the_api_page_documents_every_public_name() -> None:
     documented = set(re.findall(r"^\| ([^|]+) \|", page, flags=re.MULTILINE)) - {"Name"}
     names = {n for cell in documented for n in re.findall(r"`([A-Za-z_]+)`", cell)}
     assert names and names <= set(connector_core.__all__)
+
+
+def test_the_page_of_api_keys_and_client_credentials() -> None:
+    from support.keyco import KeyCo
+
+    page = render_provider(load_plugins([KeyCo("https://api.keyco.example")], entry_points=False).declaration("keyco"))
+    assert "Key `api_key`: API key in a request header." in page
+    assert "| Header | `X-Api-Key: Key <api_key>` |" in page
+    assert (
+        "Key `query_key`: API key in a query parameter." in page
+        and "| Query parameter | `?key=<query_api_key>` |" in page
+    )
+    assert "| When the provider refuses the credentials | Create a new key in KeyCo's settings" in page
+    assert "(`--api-key-env VAR` or `--api-key-file PATH`; a secret is never taken from the command line" in page
+    assert "Key `machine`: OAuth 2.0 client credentials grant (no end user" in page
+    assert "| Token URL | `https://api.keyco.example/token` |" in page
+    assert "fetches a token, with no end user and no credential options" in page
+    assert "| `api_key` | API key | secret | yes | the end user (each connection) |" in page
+    assert "| `client_secret` | Client secret | secret | yes | the app registration (profile) |" in page
+    assert "`GET /me` passes when it answers 200." in page
