@@ -454,7 +454,7 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     value = headers.get("retry-after")
     if value:
         value = value.strip()
-        if value.isdigit():
+        if value.isascii() and value.isdigit():  # RFC 9110: 1*DIGIT, ASCII only ("¹".isdigit() too)
             return float(value)
         try:
             when = email.utils.parsedate_to_datetime(value)

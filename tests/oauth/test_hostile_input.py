@@ -221,6 +221,7 @@ def test_parse_token_response(status: int, headers: dict[str, str], body: bytes)
 
 @FAST
 @given(headers=headers, now=st.floats(min_value=0, max_value=4e9))
+@example(headers={"retry-after": "\u00b9"}, now=0.0)  # a digit to str.isdigit(), not to float()
 def test_retry_after_is_a_delay_or_none(headers: dict[str, str], now: float) -> None:
     value = oauth.retry_after(headers, now)
     assert value is None or value >= 0  # never negative, never NaN
