@@ -224,6 +224,21 @@ def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
 
 
+def _with_profile_options(
+    auth: OAuth2AuthorizationCode | OAuth2ClientCredentials, profile: Profile
+) -> OAuth2AuthorizationCode | OAuth2ClientCredentials:
+    """The auth type as this profile uses it: the settings its ``profile_options`` let the
+    profile choose (already checked by :func:`~connector_core.profiles.validate_profile`)
+    replace the declared defaults."""
+    changes: dict[str, Any] = {}
+    for name in auth.profile_options:
+        value = profile.option(name)
+        if value is None or name == "connection_test_path":
+            continue
+        changes[name] = value == "true" if name == "pkce" else value
+    return attrs.evolve(auth, **changes) if changes else auth
+
+
 def _lost_since(conn: Connection) -> float | None:
     """When the connection's last refresh had its reply lost (its status says so, and no
     refresh succeeded since), as epoch seconds; None otherwise."""
@@ -313,7 +328,15 @@ class Connector:
                 f"profile {profile.name!r} uses {auth.key} ({auth.kind.value}), not OAuth 2.0; its connections hold "
                 "the credentials they were made with",
             )
+        auth = _with_profile_options(auth, profile)
         env = decl.environment(profile.environment)
+        for name in auth.profile_endpoints:
+            if not profile.endpoint(name):
+                raise ValidationError(
+                    name,
+                    f"profile {profile.name!r} does not set it, and provider {decl.key!r} cannot know it: "
+                    "update the profile with its value",
+                )
         client_id = profile.value("client_id")
         if client_id is None:
             raise ValidationError("client_id", f"profile {profile.name!r} has no client_id")
@@ -1312,6 +1335,10 @@ class Connector:
         if check is None:
             self.access_token(connection_id)
             return TestResult(True, 0, "the provider declares no connection test; the token is valid")
+        auth = self._auth_of(conn)
+        if "connection_test_path" in getattr(auth, "profile_options", ()):
+            path = self.store.get_profile(conn.profile, with_secrets=False).option("connection_test_path")
+            check = attrs.evolve(check, path=path) if path else check
         body = jsonlib.loads(check.json_body) if check.json_body else None
         response = self.request(connection_id, check.method, check.path, json=body)
         ok = response.status == check.expected_status
@@ -1319,7 +1346,6 @@ class Connector:
         if not ok:
             detail += f", expected {check.expected_status}"
             if response.status == 403:
-                auth = self._auth_of(conn)
                 if isinstance(auth, (HttpBasicAuth, ApiKeyAuth)):
                     advice = f"; {auth.rejected_guidance}" if auth.rejected_guidance else ""
                     detail += f" (the credentials were accepted but may not do this{advice})"

@@ -181,7 +181,8 @@ class RunningEmulator:
             spec=spec,
             credential_sets=env_sets,
             client_auth_methods=spec.client_auth_methods or (oauth.client_auth_method,),
-            catalogue=catalogue.names,
+            # An open catalogue (a generic OAuth server) knows the scopes its test app registers too.
+            catalogue=tuple(dict.fromkeys((*catalogue.names, *app_scopes))),
             default_scopes=catalogue.default_scopes,
             redirects=self._redirects,
         )
