@@ -259,6 +259,7 @@ class Harness:
             values["client_secret"] = client_secret
         # Revoke where the provider would (or as asked); otherwise the core deletes locally.
         urls = self.emulator.endpoints(self.environment).profile_urls(self.redirect_uri, revocation=self.revocation)
+        urls = {**urls, **dict(options.pop("endpoints", None) or {})}  # a profile's own settings, on top
         try:
             draft = validate_profile(
                 self.declaration,
