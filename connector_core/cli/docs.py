@@ -60,8 +60,8 @@ def _docs(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             text = docgen.render_hook_reference()
     elif args.provider is None:
         raise UsageError(
-            "connector docs: give a PROVIDER, --cli-reference, --hook-reference or --data-schema "
-            "(see 'connector docs --help')"
+            "connector docs: give a PROVIDER, --cli-reference or --hook-reference (or --data-schema for the "
+            "provider file format; see 'connector docs --help')"
         )
     else:
         text = docgen.render_provider(plugins.declaration(args.provider), format=args.format)

@@ -115,6 +115,10 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
             w(f"    scope separator: {auth.scope_separator!r}\n")
             for name, value in auth.extra_authorize_params:
                 w(f"    extra parameter: {name}={value}\n")
+        if getattr(auth, "profile_endpoints", ()):
+            w(f"    a profile must set (--endpoint NAME=URL): {', '.join(auth.profile_endpoints)}\n")  # type: ignore[union-attr]
+        if getattr(auth, "profile_options", ()):
+            w(f"    a profile may choose (--endpoint NAME=VALUE): {', '.join(auth.profile_options)}\n")  # type: ignore[union-attr]
         elif isinstance(auth, HttpBasicAuth):
             w(f"    username field: {auth.username_field}; password field: {auth.password_field}\n")
         elif isinstance(auth, ApiKeyAuth):

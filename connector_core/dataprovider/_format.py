@@ -10,11 +10,10 @@ rule a record checks is checked once, by the record.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -24,9 +23,11 @@ from ..errors import DataFileError, DeclarationError
 ONE, LIST, KEYED = "one", "list", "keyed"
 
 
-@attrs.frozen
-class Shape:
-    """One part of the format: the record it builds and where its fields come from."""
+class Shape(NamedTuple):
+    """One part of the format: the record it builds and where its fields come from.
+
+    A named tuple, not an attrs class: listing providers imports this module, and building
+    an attrs class costs about half a millisecond."""
 
     #: The record class's name in :mod:`connector_core.models` or :mod:`connector_core.emulator.spec`
     #: (``None``: a table of the format's own, checked against ``extra`` only).
@@ -37,11 +38,11 @@ class Shape:
     skip: tuple[str, ...] = ()
     #: TOML key -> (shape name, how it nests). Nested parts become the record field of that name
     #: unless ``into`` says otherwise.
-    nested: Mapping[str, tuple[str, str]] = attrs.field(factory=dict)
+    nested: Mapping[str, tuple[str, str]] = {}
     #: Keys of the format's own (not record fields), with their JSON Schema.
-    extra: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    extra: Mapping[str, Mapping[str, Any]] = {}
     #: Keys renamed: TOML key -> record field.
-    into: Mapping[str, str] = attrs.field(factory=dict)
+    into: Mapping[str, str] = {}
     description: str = ""
 
 
@@ -162,8 +163,7 @@ def record_fields(shape: Shape) -> dict[str, attrs.Attribute[Any]]:
 # ---------------------------------------------------------------------- the file
 
 
-@attrs.frozen
-class Source:
+class Source(NamedTuple):
     """A provider file's text and where it came from, for error messages."""
 
     name: str
@@ -401,6 +401,8 @@ class Builder:
     def check_keys(self, table: Mapping[str, Any], allowed: Sequence[str], path: Sequence[str | int]) -> None:
         for key in table:
             if key not in allowed:
+                import difflib  # on first use: only a bad file needs suggestions
+
                 match = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
                 hint = f"; did you mean {match[0]!r}?" if match else f"; expected one of: {', '.join(allowed)}"
                 raise self.fail([*path, key], f"unknown key{hint}")
@@ -492,8 +494,7 @@ Identity = Callable[[Mapping[str, Any]], dict[str, str]]
 # ------------------------------------------------------------------ the document
 
 
-@attrs.frozen
-class Records:
+class Records(NamedTuple):
     """Everything one provider file declares, built and cross-checked."""
 
     declaration: Any  # ProviderDeclaration (its class is imported on first use)
@@ -556,6 +557,8 @@ def _auth_type(builder: Builder, key: str, value: Any) -> tuple[Any, list[Any]]:
     if kind is None:
         raise builder.fail(path, f"missing kind (one of: {', '.join(AUTH_KINDS)})")
     if kind not in AUTH_KINDS:
+        import difflib  # on first use: only a bad file needs suggestions
+
         match = difflib.get_close_matches(str(kind), list(AUTH_KINDS), n=1)
         hint = f"did you mean {match[0]!r}?" if match else f"expected one of: {', '.join(AUTH_KINDS)}"
         raise builder.fail([*path, "kind"], f"unknown auth type kind {kind!r}; {hint}")

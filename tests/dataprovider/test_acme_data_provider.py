@@ -306,3 +306,12 @@ def test_the_block_list_names_a_file_by_its_name(tmp_path: Path) -> None:
     env = _env(tmp_path, CONNECTOR_PROVIDERS_PATH=str(ACME), CONNECTOR_CORE_DISABLED_PLUGINS="acme,oauth2-generic")
     keys = [p["key"] for p in json.loads(run_connector(["providers", "list", "--json"], env=env).stdout)["providers"]]
     assert "acme" not in keys and "oauth2-generic" not in keys and "hibob" in keys
+
+
+def test_a_listing_builds_no_declaration_record() -> None:
+    plugin = acme_plugin()
+    plugins = _isolated(plugin)
+    assert [p.key for p in plugins.providers()] == ["acme"]
+    assert plugin._records is None  # only the [provider] table was read
+    plugins.declaration("acme")
+    assert plugin._records is not None

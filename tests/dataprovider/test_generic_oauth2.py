@@ -3,6 +3,7 @@ acting as a generic OAuth 2.0 server: the profile's URLs, settings and arbitrary
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -186,3 +187,39 @@ def test_a_profile_created_before_without_urls_fails_in_one_line(store: Store) -
             harness.connector._context(stripped)
         assert caught.value.field == "token_url"
         assert "cannot know it" in caught.value.message
+
+
+def test_the_cli_creates_a_generic_profile_and_names_a_missing_url(tmp_path: Path) -> None:
+    from support import run_connector  # a sibling helper, as every test imports them
+
+    env = {
+        "CONNECTOR_HOME": str(tmp_path / "home"),
+        "CONNECTOR_CORE_KEY_FILE": str(tmp_path / "keys.json"),
+        "CONNECTOR_CORE_PLUGINS": KEY,
+        "SECRET": "s3cret-value",
+    }
+    base = ["profile", "create", KEY, "--name", "mine", "--client-id", "abc", "--client-secret-env", "SECRET"]
+    urls = ["--endpoint", "authorize_url=https://as.test/authorize", "--endpoint", "api_base_url=https://api.test"]
+    missing = run_connector([*base, *urls], env=env)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        f"connector: error: token_url: is required: provider {KEY!r} cannot know it, so each profile must set it"
+    ]
+    made = run_connector(
+        [
+            *base,
+            *urls,
+            "--endpoint",
+            "token_url=https://as.test/token",
+            "--endpoint",
+            "scope_separator=comma",
+            "--scopes",
+            "files.read,calendar:write",
+            "--json",
+        ],
+        env=env,
+    )
+    assert made.returncode == 0, made.stderr
+    data = json.loads(made.stdout)
+    assert data["scopes"] == ["files.read", "calendar:write"]
+    assert data["endpoints"]["scope_separator"] == ","
