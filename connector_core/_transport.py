@@ -107,8 +107,10 @@ def _build(client: Any, request: HttpRequest) -> Any:
 def _unsendable(exc: Exception, request: HttpRequest) -> ValidationError:
     """A request that cannot even be put on the wire: a URL whose host name IDNA cannot encode
     (``a..b``, a label over 63 characters...) though it looked valid, or a header value that is
-    not ASCII. A one-line error, not worth a retry (the message names a character, never a value)."""
-    return ValidationError("request", f"{request.method} {request.url} cannot be sent ({type(exc).__name__}: {exc})")
+    not ASCII. A one-line error, not worth a retry (the message names a character, never a value,
+    and the URL without its query, which may carry an API key)."""
+    shown = request.url.split("?", 1)[0].split("#", 1)[0]
+    return ValidationError("request", f"{request.method} {shown} cannot be sent ({type(exc).__name__}: {exc})")
 
 
 def send_sync(

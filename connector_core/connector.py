@@ -59,6 +59,7 @@ from .models import (
     ApiKeyAuth,
     ApiKeyLocation,
     AuthType,
+    ConnectionTest,
     HttpBasicAuth,
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
@@ -1331,14 +1332,11 @@ class Connector:
     def test(self, connection_id: str) -> TestResult:
         """Run the provider's connection test."""
         conn = self.store.get_connection(connection_id)
-        check = self.plugins.declaration(conn.provider).connection_test
+        check = self.connection_test_for(self.store.get_profile(conn.profile, with_secrets=False))
         if check is None:
             self.access_token(connection_id)
             return TestResult(True, 0, "the provider declares no connection test; the token is valid")
         auth = self._auth_of(conn)
-        if "connection_test_path" in getattr(auth, "profile_options", ()):
-            path = self.store.get_profile(conn.profile, with_secrets=False).option("connection_test_path")
-            check = attrs.evolve(check, path=path) if path else check
         body = jsonlib.loads(check.json_body) if check.json_body else None
         response = self.request(connection_id, check.method, check.path, json=body)
         ok = response.status == check.expected_status
@@ -1352,6 +1350,21 @@ class Connector:
                 elif check.scope:
                     detail += f" (is {check.scope} granted and configured on the app?)"
         return TestResult(ok, response.status, detail)
+
+    def connection_test_for(self, profile: Profile) -> ConnectionTest | None:
+        """The provider's connection test as ``profile`` runs it: on the path the profile chose
+        (``connection_test_path``), where its auth type lets a profile choose one."""
+        decl = self.plugins.declaration(profile.provider)
+        check = decl.connection_test
+        if check is None:
+            return None
+        auth = decl.auth_type(profile.auth_type)
+        path = (
+            profile.option("connection_test_path")
+            if "connection_test_path" in getattr(auth, "profile_options", ())
+            else None
+        )
+        return attrs.evolve(check, path=path) if path else check
 
     def auth(self, connection_id: str) -> ConnectionAuth:
         """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``.

@@ -32,6 +32,12 @@ def configure(connect: argparse.ArgumentParser) -> None:
     connect.add_argument(
         "--emulator", action="store_true", help="start the provider's built-in emulator and connect to it end to end"
     )
+    connect.add_argument(
+        "--auth-type",
+        metavar="KEY",
+        help="with --emulator: the auth type to connect with (default: the provider's first); for a service user, "
+        "an API key or client credentials the emulator issues them",
+    )
     connect.add_argument("--no-browser", action="store_true", help="print the authorization URL instead of opening it")
     connect.add_argument(
         "--timeout",
@@ -93,7 +99,8 @@ def _quiet(*names: str) -> Iterator[None]:
 
 def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     """Start the built-in emulator, use its test app as a sandbox profile, consent
-    automatically, and run the whole real flow against it."""
+    automatically, and run the whole real flow against it; for an auth type that sends
+    no one to the provider, have the emulator issue the credentials and connect with them."""
     # Here, not at the top: the emulator, httpx and the profile records are this option's alone (cold start).
     import httpx
 
@@ -106,6 +113,9 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
     spec = plugins.emulator_spec(decl.key)
     if spec is None:
         raise ValidationError("--emulator", f"provider {decl.key!r} has no built-in emulator")
+    auth = decl.auth_type(args.auth_type)
+    if not auth.kind.redirects:
+        return _connect_emulator_credentials(args, plugins, out, auth.key)
     if decl.callback is None:
         raise ValidationError("--emulator", f"provider {decl.key!r} declares no OAuth callback")
     connector = open_connector(args, plugins)
@@ -117,7 +127,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
         endpoints = emu.endpoints(env.key)
         name = f"{decl.key}-emulator"
         values: dict[str, str | Secret] = {"client_id": creds.client_id, "client_secret": creds.client_secret}
-        field_names = {f.name for f in decl.fields_for(decl.auth_type().key)}
+        field_names = {f.name for f in decl.fields_for(auth.key)}
         if "app_id" in field_names:
             values["app_id"] = emu.app.app_id
         urls = endpoints.profile_urls(redirect)
@@ -125,7 +135,9 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
             previous = connector.store.get_profile(name)
         except UnknownNameError:
             previous = None
-        draft = validate_profile(decl, name=name, environment=env.key, values=values, previous=previous, endpoints=urls)
+        draft = validate_profile(
+            decl, name=name, environment=env.key, auth_type=auth.key, values=values, previous=previous, endpoints=urls
+        )
         if previous is None:
             connector.store.create_profile(draft)
         else:
@@ -155,5 +167,82 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
             out.write(
                 "(The emulator stops now. The connection stays in the store as a record of the run, "
                 "disconnected, without tokens: they worked only at this emulator.)\n"
+            )
+        return code
+
+
+def _connect_emulator_credentials(args: argparse.Namespace, plugins: Plugins, out: IO[str], auth_type: str) -> int:
+    """``--emulator`` for an auth type that sends no one to the provider: the emulator issues
+    the credentials (a service user or an API key, in every permission group; a client
+    credentials grant uses its test app's client), the profile ``KEY-emulator-AUTHTYPE``
+    points at it, and ``Connector.connect`` runs the connection test and stores them."""
+    # Here, not at the top: the emulator and the profile records are this option's alone (cold start).
+    from ..connection import ConnectionStatus
+    from ..emulator import start_emulator
+    from ..models import FieldKind, FieldLevel
+    from ..profiles import validate_profile
+    from ..secret import Secret
+
+    decl = plugins.declaration(args.target)
+    spec = plugins.emulator_spec(decl.key)
+    if spec is None:
+        raise ValidationError("--emulator", f"provider {decl.key!r} has no built-in emulator")
+    auth = decl.auth_type(auth_type)
+    if args.scopes and not auth.kind.uses_tokens:
+        raise ValidationError("--scopes", f"{auth.key} ({auth.kind.value}) connections request no OAuth scopes")
+    connector = open_connector(args, plugins)
+    env = decl.environment()
+    name = f"{decl.key}-emulator-{auth.key}"
+    with _quiet("httpx", "httpcore", "oauthlib"), start_emulator(decl, spec) as emu:
+        endpoints = emu.endpoints(env.key)
+        creds = emu.app.credentials[env.credential_set]
+        issued: dict[str, str] = {}
+        made = "the test app's client"
+        if auth.key in emu.credential_auth_types:
+            credential = emu.issue_credentials(auth.key, environment=env.key)
+            issued = dict(credential)
+            made = f"{auth.label} {credential.identifier}, issued in every permission group"
+        known: dict[str, str | Secret] = {
+            "client_id": creds.client_id,
+            "client_secret": creds.client_secret,
+            "app_id": emu.app.app_id,
+            **{k: Secret(v) for k, v in issued.items()},
+        }
+        values = {
+            f.name: known[f.name]
+            for f in decl.fields_for(auth.key, FieldLevel.APP)
+            if f.name in known and f.kind is not FieldKind.SCOPE_LIST
+        }
+        user = {f.name: Secret(issued[f.name]) for f in decl.fields_for(auth.key, FieldLevel.USER) if f.name in issued}
+        urls = {
+            "token_url": endpoints.token_url,
+            "revocation_url": endpoints.revocation_url,
+            "api_base_url": endpoints.api_base_url,
+        }
+        try:
+            previous = connector.store.get_profile(name)
+        except UnknownNameError:
+            previous = None
+        draft = validate_profile(
+            decl, name=name, environment=env.key, auth_type=auth.key, values=values, previous=previous, endpoints=urls
+        )
+        if previous is None:
+            connector.store.create_profile(draft)
+        else:
+            connector.store.update_profile(name, draft)
+        sys.stderr.write(f"Emulator running at {emu.base_url}; profile {name!r} connects with {made}.\n")
+        result = connector.connect(name, user, scopes=args.scopes)
+        try:
+            code = finish(connector, result, args, out)
+        finally:
+            # Its credentials are good only at this emulator, whose port dies with it: keep the
+            # record of the run, but never as a usable connection pointing at a dead port.
+            connector.store.set_status(
+                result.connection.id, ConnectionStatus.DISCONNECTED, EMULATOR_GONE, delete_tokens=True
+            )
+        if not args.json:
+            out.write(
+                "(The emulator stops now. The connection stays in the store as a record of the run, "
+                "disconnected, without its credentials: they worked only at this emulator.)\n"
             )
         return code

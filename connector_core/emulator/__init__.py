@@ -38,11 +38,13 @@ _LAZY = {
     "CONSENT_HEADER": ".running",
     "EmulatorEndpoints": ".running",
     "EmulatorError": ".running",
+    "IssuedCredentials": ".running",
     "RunningEmulator": ".running",
     "SpecSource": ".running",
     "UnexpectedError": ".running",
     "start_emulator": ".running",
     "ClientCredentials": ".state",
+    "CredentialInfo": ".state",
     "EmulatorApp": ".state",
     "EmulatorStats": ".state",
     "InstallationInfo": ".state",
@@ -59,12 +61,13 @@ if TYPE_CHECKING:
         CONSENT_HEADER,
         EmulatorEndpoints,
         EmulatorError,
+        IssuedCredentials,
         RunningEmulator,
         SpecSource,
         UnexpectedError,
         start_emulator,
     )
-    from .state import ClientCredentials, EmulatorApp, EmulatorStats, InstallationInfo, SnapshotError
+    from .state import ClientCredentials, CredentialInfo, EmulatorApp, EmulatorStats, InstallationInfo, SnapshotError
 
 __all__ = [
     "AUDIENCE_HEADER",
@@ -73,6 +76,7 @@ __all__ = [
     "AppRegistration",
     "Audience",
     "ClientCredentials",
+    "CredentialInfo",
     "EmulatedCompany",
     "EmulatorApp",
     "EmulatorEndpoints",
@@ -84,6 +88,7 @@ __all__ = [
     "FaultKind",
     "Faults",
     "InstallationInfo",
+    "IssuedCredentials",
     "PermissionGroup",
     "ResourceEndpoint",
     "ResourceError",

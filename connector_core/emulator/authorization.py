@@ -99,7 +99,7 @@ class AuthorizationEndpoints:
         state: EmulatorState,
         spec: EmulatorSpec,
         declaration: ProviderDeclaration,
-        catalogue: ScopeCatalogue,
+        catalogue: ScopeCatalogue | None,
         oauth_server: WebApplicationServer,
         client_auth_methods: Sequence[ClientAuthMethod],
         host: str,
@@ -313,6 +313,7 @@ class AuthorizationEndpoints:
     ) -> HttpResponse:
         env = self.declaration.environment(pending.environment)
         company = self.company(pending.company_id)
+        assert self._catalogue is not None  # no authorize endpoint, so no consent page, without one
         page = ConsentPage(
             provider_name=self.declaration.provider.display_name,
             app_name=self.app.name,

@@ -1,7 +1,8 @@
 """The emulator's OAuth 2.0 authorization server, built on oauthlib's server endpoints.
 
 oauthlib's :class:`~oauthlib.oauth2.WebApplicationServer` implements the
-protocol (RFC 6749 authorization code and refresh token grants, RFC 7636 PKCE,
+protocol (RFC 6749 authorization code and refresh token grants, and its
+client credentials grant for providers that declare one, RFC 7636 PKCE,
 RFC 7009 revocation, the error responses); this module supplies only its
 :class:`~oauthlib.oauth2.RequestValidator`: where clients, codes and tokens
 live and the provider's rules (scopes configured on the app, one installation
@@ -24,6 +25,7 @@ from urllib.parse import unquote_plus, urlsplit
 from oauthlib.common import Request
 from oauthlib.oauth2 import RequestValidator, WebApplicationServer
 from oauthlib.oauth2.rfc6749 import errors
+from oauthlib.oauth2.rfc6749.grant_types import ClientCredentialsGrant
 from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
     code_challenge_method_plain,
     code_challenge_method_s256,
@@ -31,7 +33,7 @@ from oauthlib.oauth2.rfc6749.grant_types.authorization_code import (
 
 from ..models import ClientAuthMethod, is_loopback_host
 from .spec import EmulatorSpec
-from .state import AccessRecord, ClientCredentials, CodeRecord, EmulatorState, InstallationInfo
+from .state import CLIENT_CREDENTIALS, AccessRecord, ClientCredentials, CodeRecord, EmulatorState, InstallationInfo
 
 __all__ = ["EmulatorValidator", "RedirectPolicy", "build_server"]
 
@@ -99,8 +101,11 @@ class EmulatorValidator(RequestValidator):
         catalogue: Sequence[str],
         default_scopes: Sequence[str],
         redirects: RedirectPolicy,
+        client_credentials: bool = False,
     ) -> None:
         self.state = state
+        #: Whether the token endpoint answers the client credentials grant (RFC 6749 section 4.4).
+        self.client_credentials = client_credentials
         self.spec = spec
         self.credential_sets = dict(credential_sets)
         self.client_auth_methods = tuple(client_auth_methods)
@@ -225,6 +230,10 @@ class EmulatorValidator(RequestValidator):
         if unknown:
             raise errors.InvalidScopeError(description=f"Unknown scope(s): {' '.join(unknown)}.", request=request)
         configured = set(self.state.app.scopes)
+        if request.grant_type == CLIENT_CREDENTIALS:
+            # No person consents: the client gets what it asks for of what the app has configured.
+            request.scopes = [s for s in scopes if s in configured]
+            return True
         missing = [s for s in scopes if s not in configured]
         if missing:
             raise errors.InvalidScopeError(
@@ -276,6 +285,8 @@ class EmulatorValidator(RequestValidator):
     def validate_grant_type(
         self, client_id: str, grant_type: str, client: Any, request: Request, *args: Any, **kwargs: Any
     ) -> bool:
+        if grant_type == CLIENT_CREDENTIALS:
+            return self.client_credentials
         return grant_type in ("authorization_code", "refresh_token")
 
     def validate_code(
@@ -375,7 +386,14 @@ class EmulatorValidator(RequestValidator):
         now = self.state.now()
         with self.state.lock:
             previous: AccessRecord | None = getattr(request, "emulator_refresh", None)
-            if previous is not None:
+            grant_type = "authorization_code"
+            if request.grant_type == CLIENT_CREDENTIALS:
+                # The client acts for itself, in the company its app belongs to (the first).
+                client = request.client
+                assert isinstance(client, ClientCredentials)  # set by authenticate_client
+                grant_id, company_id = secrets.token_hex(8), self.state.default_company_id
+                credential_set, grant_type = client.credential_set, CLIENT_CREDENTIALS
+            elif previous is not None:
                 grant_id, company_id, credential_set = previous.grant_id, previous.company_id, previous.credential_set
                 if token.get("refresh_token") != request.refresh_token:
                     self.state.revoke(str(request.refresh_token), "rotated")
@@ -396,6 +414,7 @@ class EmulatorValidator(RequestValidator):
                     scopes=scopes,
                     grant_id=grant_id,
                     expires_at=now + int(token["expires_in"]),
+                    grant_type=grant_type,
                 ),
             )
             refresh = token.get("refresh_token")
@@ -470,14 +489,18 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 
 def build_server(validator: EmulatorValidator, token_lifetime: Callable[[], int]) -> WebApplicationServer:
-    """oauthlib's authorization code server over ``validator``."""
+    """oauthlib's authorization code server over ``validator``, with the client credentials
+    grant as well when the validator allows it."""
 
     def new_token(request: Request) -> str:
         return secrets.token_urlsafe(32)
 
-    return WebApplicationServer(
+    server = WebApplicationServer(
         validator,
         token_generator=new_token,
         refresh_token_generator=new_token,
         token_expires_in=lambda request: token_lifetime(),
     )
+    if validator.client_credentials:
+        server.grant_types[CLIENT_CREDENTIALS] = ClientCredentialsGrant(validator)
+    return server

@@ -7,11 +7,13 @@ URL layout, for each environment key ``ENV`` of the provider's declaration::
 
     GET  /ENV/oauth2/authorize     authorization endpoint (consent page, or scripted consent)
     POST /ENV/oauth2/consent       the consent page's form
-    POST /ENV/oauth2/token         token endpoint (authorization_code, refresh_token)
+    POST /ENV/oauth2/token         token endpoint (authorization_code, refresh_token; client_credentials
+                                   when the provider declares that grant)
     POST /ENV/oauth2/revoke        RFC 7009 revocation endpoint
     *    /ENV/api/v1/...           resource endpoints (the API base path comes from the declaration)
     GET  /emulator/info            the app, client IDs, endpoints, companies and installations (no secrets)
     POST /emulator/uninstall       uninstall the app from a company (revokes its tokens)
+    POST /emulator/credentials     issue a credential a company gives out itself (a service user, an API key)
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -29,7 +31,14 @@ from urllib.parse import urlsplit
 import attrs
 
 from ..errors import EmulatorError, UnknownNameError, ValidationError
-from ..models import OAuth2AuthorizationCode, ProviderDeclaration, is_loopback_host, url_problem
+from ..models import (
+    ClientAuthMethod,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
+    ProviderDeclaration,
+    is_loopback_host,
+    url_problem,
+)
 from .authorization import (
     AUDIENCE_HEADER,
     COMPANY_HEADER,
@@ -39,12 +48,13 @@ from .authorization import (
     form_value,
     parse_form,
 )
+from .credentials import CredentialAuthority, IssuedCredentials
 from .faults import FaultKind, Faults, fault_response
 from .http import HttpRequest, HttpResponse, LoopbackServer, json_response
 from .oauth_server import EmulatorValidator, RedirectPolicy, build_server
 from .resources import ResourceServer
 from .spec import EmulatedCompany, EmulatorSpec
-from .state import EmulatorApp, EmulatorState, EmulatorStats, InstallationInfo, _Counters
+from .state import CredentialInfo, EmulatorApp, EmulatorState, EmulatorStats, InstallationInfo, _Counters
 
 
 class SpecSource(Protocol):
@@ -62,6 +72,7 @@ __all__ = [
     "CONSENT_HEADER",
     "EmulatorEndpoints",
     "EmulatorError",
+    "IssuedCredentials",
     "RunningEmulator",
     "SpecSource",
     "UnexpectedError",
@@ -140,9 +151,11 @@ class RunningEmulator:
             raise ValidationError("access_token_lifetime", f"expected at least 1 second, got {access_token_lifetime}")
 
         oauth = next((a for a in declaration.auth_types if isinstance(a, OAuth2AuthorizationCode)), None)
+        grants = [a for a in declaration.auth_types if isinstance(a, OAuth2ClientCredentials)]
         catalogue = declaration.scope_catalogue
-        if oauth is None or catalogue is None:
-            raise EmulatorError(f"provider {declaration.key!r} has no OAuth 2.0 auth type to emulate")
+        if oauth is not None and catalogue is None:
+            raise EmulatorError(f"provider {declaration.key!r} has an OAuth 2.0 auth type but no scope catalogue")
+        #: The authorization code grant the authorize endpoint serves; None: that endpoint answers 404.
         self._oauth = oauth
         self._catalogue = catalogue
         env_sets = {env.key: env.credential_set for env in declaration.environments}
@@ -150,8 +163,16 @@ class RunningEmulator:
         missing = sorted(set(env_sets.values()) - set(credential_sets))
         if missing:
             raise EmulatorError(f"the emulated app has no credential set for: {', '.join(missing)}")
-        app_scopes = catalogue.names if spec.app.scopes is None else spec.app.scopes
-        unknown = [s for s in (*app_scopes, *(s for r in spec.resources for s in r.scopes)) if s not in catalogue]
+        resource_scopes = tuple(dict.fromkeys(s for r in spec.resources for s in r.scopes))
+        # Without a catalogue (a provider of API keys, say), the scopes are the resources' own.
+        names = catalogue.names if catalogue is not None else resource_scopes
+        if catalogue is not None and catalogue.open:
+            # An open catalogue (a generic OAuth server) knows the scopes its test app registers too.
+            extra = (*(spec.app.scopes or ()), *resource_scopes, *(s for g in spec.permission_groups for s in g.scopes))
+            names = tuple(dict.fromkeys((*names, *extra)))
+        app_scopes = names if spec.app.scopes is None else spec.app.scopes
+        named = (*app_scopes, *resource_scopes, *(s for g in spec.permission_groups for s in g.scopes))
+        unknown = [s for s in named if s not in names]
         if unknown:
             raise EmulatorError(
                 f"the emulator spec names scopes not in the catalogue: {', '.join(sorted(set(unknown)))}"
@@ -176,20 +197,29 @@ class RunningEmulator:
             access_token_lifetime=access_token_lifetime,
         )
         self._redirects = RedirectPolicy(self._state, allow_loopback=allow_loopback_redirects)
+        methods = [g.client_auth_method for g in grants]
+        if oauth is not None:
+            methods.insert(0, oauth.client_auth_method)
+        declared_methods = tuple(dict.fromkeys(methods)) or (ClientAuthMethod.CLIENT_SECRET_BASIC,)
         self._validator = EmulatorValidator(
             self._state,
             spec=spec,
             credential_sets=env_sets,
-            client_auth_methods=spec.client_auth_methods or (oauth.client_auth_method,),
-            # An open catalogue (a generic OAuth server) knows the scopes its test app registers too.
-            catalogue=tuple(dict.fromkeys((*catalogue.names, *app_scopes))),
-            default_scopes=catalogue.default_scopes,
+            client_auth_methods=spec.client_auth_methods or declared_methods,
+            catalogue=names,
+            default_scopes=catalogue.default_scopes if catalogue is not None else (),
             redirects=self._redirects,
+            client_credentials=bool(grants),
         )
         self._oauth_server = build_server(self._validator, lambda: self._state.access_token_lifetime)
         self.faults = Faults([*(r.name for r in spec.resources), *(r.path for r in spec.resources)])
+        self._credentials = CredentialAuthority(self._state, spec, declaration, (*names, *resource_scopes))
         self._resources = ResourceServer(
-            self._state, spec, {env.key: env.credential_set for env in declaration.environments}, declaration.key
+            self._state,
+            spec,
+            {env.key: env.credential_set for env in declaration.environments},
+            declaration.key,
+            self._credentials,
         )
         self._state.flush(force=True)
         try:
@@ -335,6 +365,61 @@ class RunningEmulator:
         self._state.flush()
         return removed
 
+    # ------------------------------------------------------------ credentials
+
+    @property
+    def credential_auth_types(self) -> tuple[str, ...]:
+        """The auth types whose credentials a company issues itself (HTTP Basic, API keys)."""
+        return tuple(self._credentials.auth_types)
+
+    def issue_credentials(
+        self,
+        auth_type: str,
+        *,
+        company: str | None = None,
+        groups: Sequence[str] | None = None,
+        environment: str | None = None,
+    ) -> IssuedCredentials:
+        """Issue a credential of ``auth_type`` (an HTTP Basic or API key auth type of the
+        declaration), as a company's admin does at the provider: a service user, an API key.
+
+        Returns its values by credential field name, ready for ``Connector.connect``
+        (``{"service_user_id": "SERVICE-482913", "service_user_token": "..."}``); the
+        result's ``identifier`` names it for :meth:`reset_credentials` and the others (the
+        username, or an API key's id). ``company``: default the first; ``environment``:
+        default the provider's default (the credential works only there); ``groups``:
+        permission groups, ``None`` for every declared group, ``()`` for none (then every
+        resource answers 403).
+        """
+        issued = self._credentials.issue(auth_type, company=company, groups=groups, environment=environment)
+        self._state.flush()
+        return issued
+
+    def reset_credentials(self, auth_type: str, identifier: str) -> IssuedCredentials:
+        """Give the credential a new secret and return its values; the old secret answers 401 at once."""
+        issued = self._credentials.reset(auth_type, identifier)
+        self._state.flush()
+        return issued
+
+    def revoke_credentials(self, auth_type: str, identifier: str) -> None:
+        """Delete the credential at the provider: it answers 401 from now on."""
+        self._credentials.revoke(auth_type, identifier)
+        self._state.flush()
+
+    def set_permission_groups(self, auth_type: str, identifier: str, groups: Sequence[str]) -> None:
+        """Replace the credential's permission groups; its next request is held to them."""
+        self._credentials.set_groups(auth_type, identifier, groups)
+        self._state.flush()
+
+    def credentials(self) -> tuple[CredentialInfo, ...]:
+        """The credentials issued, without their secrets."""
+        with self._state.lock:
+            return tuple(CredentialInfo.of(r) for r in self._state.credentials.values())
+
+    @property
+    def credentials_url(self) -> str:
+        return f"{self.base_url}/emulator/credentials"
+
     def set_access_token_lifetime(self, seconds: int) -> None:
         """Lifetime of access tokens issued from now on."""
         if not isinstance(seconds, int) or seconds < 1:
@@ -411,6 +496,12 @@ class RunningEmulator:
             "companies": [{"id": c.id, "name": c.name} for c in self.companies],
             "installations": [attrs.asdict(i) for i in self.installations()],
             "uninstall_url": self.uninstall_url,
+            "permission_groups": [
+                {"key": g.key, "label": g.label, "scopes": list(g.scopes)} for g in self.spec.permission_groups
+            ],
+            "credential_auth_types": list(self.credential_auth_types),
+            "issued_credentials": [attrs.asdict(c) for c in self.credentials()],
+            "credentials_url": self.credentials_url,
         }
 
     # ------------------------------------------------------------ internals
@@ -446,12 +537,23 @@ class RunningEmulator:
             return HttpResponse(204, {"Cache-Control": "max-age=86400"})
         if path == "/emulator/uninstall":
             return self._allow(request, ("POST",)) or self._uninstall_endpoint(request)
+        if path == "/emulator/credentials":
+            return self._allow(request, ("POST",)) or self._credentials_endpoint(request)
         segments = path.split("/", 3)
         env_keys = {env.key for env in self.declaration.environments}
         if len(segments) < 3 or segments[1] not in env_keys:
             return json_response(404, {"error": "not_found", "error_description": f"No emulator endpoint at {path}."})
         env = segments[1]
         rest = "/" + "/".join(segments[2:])
+        if rest in ("/oauth2/authorize", "/oauth2/consent") and self._oauth is None:
+            return json_response(
+                404,
+                {
+                    "error": "not_found",
+                    "error_description": f"{self.declaration.provider.display_name} declares no OAuth 2.0 "
+                    "authorization code grant, so it has no authorization endpoint.",
+                },
+            )
         if rest == "/oauth2/authorize":
             with self._state.lock:
                 self._state.counters.authorize_requests += 1
@@ -522,25 +624,78 @@ class RunningEmulator:
 
     # ------------------------------------------------------------------ control
 
-    def _uninstall_endpoint(self, request: HttpRequest) -> HttpResponse:
+    @staticmethod
+    def _control_fields(request: HttpRequest) -> dict[str, Any] | HttpResponse:
+        """A control request's fields, from a JSON object or a form."""
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        fields: dict[str, Any] = {}
-        if request.body:
-            if content_type == "application/json":
-                try:
-                    data = json.loads(request.body)
-                except ValueError:
-                    data = None
-                if not isinstance(data, dict):
-                    return json_response(
-                        400, {"error": "invalid_request", "error_description": "Expected a JSON object."}
-                    )
-                fields = data
-            else:
-                form = parse_form(request.body)
-                if form is None:
-                    return json_response(400, {"error": "invalid_request", "error_description": "Malformed form body."})
-                fields = {k: v[-1] for k, v in form.items()}
+        if not request.body:
+            return {}
+        if content_type == "application/json":
+            try:
+                data = json.loads(request.body)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                return json_response(400, {"error": "invalid_request", "error_description": "Expected a JSON object."})
+            return data
+        form = parse_form(request.body)
+        if form is None:
+            return json_response(400, {"error": "invalid_request", "error_description": "Malformed form body."})
+        return {k: v[-1] for k, v in form.items()}
+
+    def _credentials_endpoint(self, request: HttpRequest) -> HttpResponse:
+        fields = self._control_fields(request)
+        if isinstance(fields, HttpResponse):
+            return fields
+        bad = self._wrong_provider(fields)
+        if bad is not None:
+            return bad
+        kinds = self.credential_auth_types
+        auth_type = fields.get("auth_type")
+        if auth_type is None and len(kinds) == 1:
+            auth_type = kinds[0]
+        groups = fields.get("groups")
+        for name, value in (
+            ("auth_type", auth_type),
+            ("company", fields.get("company")),
+            ("environment", fields.get("environment")),
+        ):
+            if value is not None and not isinstance(value, str):
+                return _invalid(f"{name} must be a string.")
+        if not isinstance(auth_type, str):
+            return _invalid(f"Name the auth_type: one of {', '.join(kinds) or 'none (the provider has none)'}.")
+        if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
+            return _invalid("groups must be a list of permission group keys.")
+        try:
+            issued = self.issue_credentials(
+                auth_type, company=fields.get("company"), groups=groups, environment=fields.get("environment")
+            )
+        except UnknownNameError as exc:
+            return json_response(404, {"error": "not_found", "error_description": exc.message})
+        return json_response(
+            200,
+            {
+                "provider": self.declaration.key,
+                "auth_type": issued.auth_type,
+                "identifier": issued.identifier,
+                "company_id": issued.company,
+                "environment": issued.environment,
+                "groups": list(issued.groups),
+                "values": dict(issued),
+            },
+            {"Cache-Control": "no-store"},
+        )
+
+    def _wrong_provider(self, fields: Mapping[str, Any]) -> HttpResponse | None:
+        provider = fields.get("provider")
+        if provider is not None and provider != self.declaration.key:
+            return _invalid(f"This emulator imitates {self.declaration.key!r}, not {provider!r}.")
+        return None
+
+    def _uninstall_endpoint(self, request: HttpRequest) -> HttpResponse:
+        fields = self._control_fields(request)
+        if isinstance(fields, HttpResponse):
+            return fields
         provider = fields.get("provider")
         if provider is not None and provider != self.declaration.key:
             return json_response(
@@ -570,6 +725,10 @@ class RunningEmulator:
                 "uninstalled": removed,
             },
         )
+
+
+def _invalid(description: str) -> HttpResponse:
+    return json_response(400, {"error": "invalid_request", "error_description": description})
 
 
 def start_emulator(

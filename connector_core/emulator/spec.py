@@ -355,6 +355,9 @@ class EmulatorSpec:
     permission_groups: tuple[PermissionGroup, ...] = attrs.field(default=(), converter=_tuple)
     #: How the authorization request joins scopes (a few providers use ',' or '+').
     scope_separator: str = " "
+    #: What the usernames of HTTP Basic credentials the emulator issues start with (for
+    #: service users, say, ``SERVICE-``); digits follow.
+    credential_username_prefix: str = ""
 
     def __attrs_post_init__(self) -> None:
         _check(isinstance(self.app, AppRegistration), "EmulatorSpec.app", "expected an AppRegistration")
@@ -364,6 +367,12 @@ class EmulatorSpec:
             len(groups) == len(self.permission_groups) and len(set(groups)) == len(groups),
             "EmulatorSpec.permission_groups",
             "expected PermissionGroup items with unique keys",
+        )
+        prefix = self.credential_username_prefix
+        _check(
+            isinstance(prefix, str) and re.fullmatch(r"[\x21-\x39\x3b-\x7e]{0,40}", prefix) is not None,
+            "EmulatorSpec.credential_username_prefix",
+            "expected at most 40 printable characters without spaces or ':'",
         )
         _check(isinstance(self.resources, tuple), "EmulatorSpec.resources", "expected a list")
         names: set[str] = set()

@@ -2,9 +2,10 @@
 
 Everything the emulator remembers lives in one :class:`EmulatorState` guarded
 by one re-entrant lock: the app's client credentials, companies,
-installations, authorization codes, tokens, rate-limit windows and counters.
-Tokens and codes are kept by their SHA-256 digest, so neither memory dumps of
-the state nor the snapshot file hold a usable bearer token.
+installations, authorization codes, tokens, the credentials companies issued
+themselves (service users, API keys), rate-limit windows and counters.
+Tokens, codes and those credentials' secrets are kept by their SHA-256 digest,
+so neither memory dumps of the state nor the snapshot file hold a usable one.
 
 The snapshot (optional) is a JSON file written atomically, mode 0600, after
 every change. It holds the client secrets of the test app, so treat it like
@@ -14,6 +15,7 @@ any other file of test credentials.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 import threading
@@ -31,9 +33,12 @@ from ..secret import Secret
 from .spec import EmulatedCompany, EmulatorSpec
 
 __all__ = [
+    "CLIENT_CREDENTIALS",
     "AccessRecord",
     "ClientCredentials",
     "CodeRecord",
+    "CredentialInfo",
+    "CredentialRecord",
     "EmulatorApp",
     "EmulatorState",
     "EmulatorStats",
@@ -42,6 +47,8 @@ __all__ = [
     "digest",
 ]
 
+#: The grant type of access tokens issued to a client for itself (RFC 6749 section 4.4).
+CLIENT_CREDENTIALS = "client_credentials"
 SNAPSHOT_FORMAT = "connector-core-emulator-snapshot"
 SNAPSHOT_VERSION = 1
 
@@ -118,9 +125,56 @@ class AccessRecord:
     revoked: bool = False
     #: Why it was revoked: ``rotated``, ``revoked``, ``uninstalled`` or ``code_replayed``.
     revoked_reason: str | None = None
+    #: The grant that issued it: ``authorization_code`` (refreshes keep it) or ``client_credentials``
+    #: (no installation behind it: the client acts for itself in the company).
+    grant_type: str = "authorization_code"
 
     def usable(self, now: float) -> bool:
         return not self.revoked and (self.expires_at is None or now < self.expires_at)
+
+
+@attrs.define
+class CredentialRecord:
+    """A credential a company issued itself (a service user, an API key), by its identifier.
+
+    Only the SHA-256 of its secret is kept (the password of HTTP Basic, the key itself of an
+    API key), as for tokens: the secret is shown once, when it is issued or reset.
+    """
+
+    auth_type: str
+    #: The HTTP Basic username, or the id an API key is managed by (never the key).
+    identifier: str
+    company_id: str
+    credential_set: str
+    groups: tuple[str, ...]
+    secret_digest: str = attrs.field(repr=False)
+    created_at: float
+    revoked: bool = False
+
+
+@attrs.frozen
+class CredentialInfo:
+    """A credential as :meth:`RunningEmulator.info` and ``credentials()`` list it: no secret."""
+
+    auth_type: str
+    identifier: str
+    company_id: str
+    credential_set: str
+    groups: tuple[str, ...]
+    created_at: float
+    revoked: bool
+
+    @classmethod
+    def of(cls, record: CredentialRecord) -> CredentialInfo:
+        return cls(
+            auth_type=record.auth_type,
+            identifier=record.identifier,
+            company_id=record.company_id,
+            credential_set=record.credential_set,
+            groups=record.groups,
+            created_at=record.created_at,
+            revoked=record.revoked,
+        )
 
 
 @attrs.frozen
@@ -191,6 +245,8 @@ class EmulatorState:
         self.installations: dict[tuple[str, str], InstallationInfo] = {}
         self.codes: dict[str, CodeRecord] = {}
         self.tokens: dict[str, AccessRecord] = {}
+        #: Credentials companies issued themselves, by (auth type, identifier).
+        self.credentials: dict[tuple[str, str], CredentialRecord] = {}
         self.rate_limits: dict[str, int] = {
             r.name: r.rate_limit_per_minute for r in spec.resources if r.rate_limit_per_minute
         }
@@ -255,7 +311,7 @@ class EmulatorState:
                     code.used = True
             for token in self.tokens.values():
                 mine = token.company_id == company_id and credential_set in (None, token.credential_set)
-                if mine and not token.revoked:
+                if mine and not token.revoked and token.grant_type != CLIENT_CREDENTIALS:  # no installation behind it
                     token.revoked, token.revoked_reason = True, "uninstalled"
             self.counters.uninstalls += 1
             self.changed()
@@ -306,6 +362,30 @@ class EmulatorState:
                 record.revoked, record.revoked_reason = True, reason
                 self.changed()
             return record
+
+    # ------------------------------------------------------------ credentials
+
+    def add_credential(self, record: CredentialRecord) -> None:
+        with self.lock:
+            self.credentials[(record.auth_type, record.identifier)] = record
+            self.changed()
+
+    def credential(self, auth_type: str, identifier: str) -> CredentialRecord | None:
+        with self.lock:
+            return self.credentials.get((auth_type, identifier))
+
+    def credential_by_secret(self, auth_type: str, secret: str) -> CredentialRecord | None:
+        """The credential of ``auth_type`` whose secret is ``secret`` (an API key sent alone)."""
+        wanted = digest(secret)
+        with self.lock:
+            return next(
+                (
+                    c
+                    for c in self.credentials.values()
+                    if c.auth_type == auth_type and hmac.compare_digest(c.secret_digest, wanted)
+                ),
+                None,
+            )
 
     # ------------------------------------------------------------ rate limits
 
@@ -364,6 +444,7 @@ class EmulatorState:
             "companies": [{"id": cid, "seed": self.company_seeds[cid]} for cid in self.companies],
             "installations": [attrs.asdict(i) for i in self.installations.values()],
             "tokens": {key: attrs.asdict(t) for key, t in self.tokens.items()},
+            "issued_credentials": [attrs.asdict(c) for c in self.credentials.values()],
         }
 
     def _load(self, path: Path, lifetime_override: int | None) -> None:
@@ -418,7 +499,20 @@ class EmulatorState:
                     expires_at=None if entry["expires_at"] is None else float(entry["expires_at"]),
                     revoked=bool(entry["revoked"]),
                     revoked_reason=None if entry["revoked_reason"] is None else str(entry["revoked_reason"]),
+                    grant_type=str(entry.get("grant_type", "authorization_code")),
                 )
+            for entry in data.get("issued_credentials", []):
+                record = CredentialRecord(
+                    auth_type=str(entry["auth_type"]),
+                    identifier=str(entry["identifier"]),
+                    company_id=str(entry["company_id"]),
+                    credential_set=str(entry["credential_set"]),
+                    groups=tuple(map(str, entry["groups"])),
+                    secret_digest=str(entry["secret_digest"]),
+                    created_at=float(entry["created_at"]),
+                    revoked=bool(entry["revoked"]),
+                )
+                self.credentials[(record.auth_type, record.identifier)] = record
         except SnapshotError:
             raise
         except OSError as exc:

@@ -6,28 +6,40 @@
 * :class:`Harness`: the provider's built-in emulator, a store, a
   :class:`~connector_core.Connector` and a profile of the emulator's test app,
   ready to connect through the real OAuth flow with scripted consent.
+  :meth:`Harness.connect_credentials` connects with any other auth type the
+  provider declares (HTTP Basic, API keys, client credentials), with credentials
+  the emulator issues.
 * ``emulated_*``: the end-to-end checks the kit runs against the emulator
-  (connect, connection test, refresh, revoke, wrong credentials), each returning
-  the problems it found, like the checks in :mod:`connector_core.testing.checks`.
+  (connect, connection test, refresh, revoke, wrong credentials, each declared
+  auth type), each returning the problems it found, like the checks in
+  :mod:`connector_core.testing.checks`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._markers import PROJECT_NAME
 from ..errors import ConnectorError, HarnessError, NoEmulator, PluginError
-from ..models import CredentialField, FieldKind, FieldLevel, OAuth2AuthorizationCode, ProviderDeclaration
+from ..models import (
+    AuthType,
+    CredentialField,
+    FieldKind,
+    FieldLevel,
+    OAuth2AuthorizationCode,
+    OAuth2ClientCredentials,
+    ProviderDeclaration,
+)
 from ..secret import Secret
 
 if TYPE_CHECKING:
     from ..connection import Connection
     from ..connector import Connector, ConnectResult
-    from ..emulator import RunningEmulator
+    from ..emulator import IssuedCredentials, RunningEmulator
     from ..plugins import Plugins
     from ..store import Store
 
@@ -37,7 +49,9 @@ __all__ = [
     "Harness",
     "HarnessError",
     "NoEmulator",
+    "credential_profile_values",
     "default_profile_values",
+    "emulated_auth_types",
     "emulated_connect",
     "emulated_connection_test",
     "emulated_refresh",
@@ -145,6 +159,35 @@ def default_profile_values(
     return values
 
 
+def credential_profile_values(
+    emulator: RunningEmulator,
+    declaration: ProviderDeclaration,
+    environment: str,
+    auth_type: str,
+    issued: Mapping[str, str] | None = None,
+) -> dict[str, str | Secret]:
+    """The values of a profile for ``auth_type``: the test app's ``client_id`` and
+    ``client_secret`` (a client credentials grant), the app-level fields among the
+    ``issued`` credential's values, and each other required field's valid placeholder."""
+    endpoints = emulator.endpoints(environment)
+    creds = emulator.app.credentials[endpoints.credential_set]
+    known: dict[str, str | Secret] = {
+        "client_id": creds.client_id,
+        "client_secret": creds.client_secret,
+        "app_id": emulator.app.app_id,
+        **dict(issued or {}),
+    }
+    values: dict[str, str | Secret] = {}
+    for field in declaration.fields_for(auth_type, FieldLevel.APP):
+        if field.kind is FieldKind.SCOPE_LIST:
+            continue
+        if field.name in known:
+            values[field.name] = known[field.name]
+        elif field.required and field.placeholder is not None and _valid(field, field.placeholder):
+            values[field.name] = field.placeholder
+    return values
+
+
 def _valid(field: CredentialField, value: str) -> bool:
     try:
         field.check(value)
@@ -207,13 +250,21 @@ class Harness:
         spec = plugins.emulator_spec(key)
         if spec is None:
             raise NoEmulator(f"provider {key!r} configures no emulator (connector_core_emulator answers None)")
-        self.auth = _oauth(self.declaration)
+        #: The OAuth 2.0 authorization code grant :meth:`connect` runs; ``None`` for a provider
+        #: without one (then only :meth:`connect_credentials` connects).
+        self.auth: OAuth2AuthorizationCode | None = next(
+            (a for a in self.declaration.auth_types if isinstance(a, OAuth2AuthorizationCode)), None
+        )
         self.environment = self.declaration.environment(environment).key
         callback = self.declaration.callback
         path = callback.path if callback is not None else f"/connect/oauth2/{key}/callback"
         self.redirect_uri = base_url.rstrip("/") + path
         self.profile_values = profile_values or default_profile_values
         self.profile = profile
+        self._profiles: set[str] = set()
+        self._serial = 0
+        #: What the emulator issued for the connections :meth:`connect_credentials` made, by connection id.
+        self.issued: dict[str, IssuedCredentials] = {}
         #: Whether the profiles it creates revoke at the emulator.
         self.revocation = self.revocation_declared if revocation is None else revocation
         self.emulator: RunningEmulator = start_emulator(
@@ -221,7 +272,8 @@ class Harness:
         )
         self.connector: Connector = Connector(store, plugins)
         try:
-            self.create_profile(profile, **dict(profile_options or {}))
+            if self.auth is not None:
+                self.create_profile(profile, **dict(profile_options or {}))
         except BaseException:
             self.close(check=False)
             raise
@@ -245,16 +297,32 @@ class Harness:
     def revocation_declared(self) -> bool:
         """Whether the provider declares a revocation endpoint for the harness's environment."""
         env = self.declaration.environment(self.environment)
-        return bool(env.revocation_url or self.auth.revocation_url)
+        return bool(env.revocation_url or (self.auth.revocation_url if self.auth else None))
 
-    def create_profile(self, name: str, *, client_secret: Secret | None = None, **options: Any) -> None:
+    def create_profile(
+        self,
+        name: str,
+        *,
+        client_secret: Secret | None = None,
+        auth_type: str | None = None,
+        issued: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> None:
         """A profile of the emulator's test app, its endpoints pointing at the emulator.
-        ``client_secret`` replaces the real secret (for the must-fail case); ``options``
-        go to :func:`~connector_core.validate_profile` (``scopes``, ``actions``...)."""
+        ``client_secret`` replaces the real secret (for the must-fail case); ``auth_type``
+        makes it a profile of another auth type than the harness's OAuth one (its app-level
+        values from :func:`credential_profile_values`, ``issued`` supplying a credential's);
+        ``options`` go to :func:`~connector_core.validate_profile` (``scopes``, ``actions``...)."""
         # on first use: pytest imports this package in every run (the pytest11 entry point)
         from ..profiles import validate_profile
 
-        values = dict(self.profile_values(self.emulator, self.declaration, self.environment))
+        chosen = auth_type or (self.auth.key if self.auth else None)
+        if chosen is None:
+            raise HarnessError(f"provider {self.key!r} has no OAuth 2.0 authorization code grant: name the auth_type")
+        if self.auth is not None and chosen == self.auth.key:
+            values = dict(self.profile_values(self.emulator, self.declaration, self.environment))
+        else:
+            values = credential_profile_values(self.emulator, self.declaration, self.environment, chosen, issued)
         if client_secret is not None:
             values["client_secret"] = client_secret
         # Revoke where the provider would (or as asked); otherwise the core deletes locally.
@@ -265,7 +333,7 @@ class Harness:
                 self.declaration,
                 name=name,
                 environment=self.environment,
-                auth_type=self.auth.key,
+                auth_type=chosen,
                 values=values,
                 endpoints=urls,
                 **options,
@@ -309,10 +377,80 @@ class Harness:
     ) -> ConnectResult:
         """The whole OAuth flow for ``profile`` (default: the harness's own): begin,
         consent (in ``company``), complete; with the harness's connector or ``connector``."""
+        if self.auth is None:
+            raise HarnessError(
+                f"provider {self.key!r} has no OAuth 2.0 authorization code grant; use connect_credentials()"
+            )
         name = profile or self.profile
         using = connector or self.connector
         start = using.begin(name)
         return using.complete(self.consent(start.url, decision, company=company), profile=name)
+
+    @property
+    def direct_auth_types(self) -> tuple[AuthType, ...]:
+        """The declared auth types that send no one to the provider (HTTP Basic, API keys,
+        client credentials): :meth:`connect_credentials` connects with them."""
+        return tuple(a for a in self.declaration.auth_types if not a.kind.redirects)
+
+    def credential_profile(self, auth_type: str) -> str:
+        """The harness's profile for ``auth_type`` (``PROFILE-AUTHTYPE``), created on first use."""
+        name = f"{self.profile}-{auth_type}"
+        if name not in self._profiles:
+            self.create_profile(name, auth_type=auth_type)
+            self._profiles.add(name)
+        return name
+
+    def issue(
+        self, auth_type: str, *, groups: Sequence[str] | None = None, company: str | None = None
+    ) -> IssuedCredentials:
+        """A credential of ``auth_type`` issued by the emulator, for the harness's environment."""
+        return self.emulator.issue_credentials(auth_type, company=company, groups=groups, environment=self.environment)
+
+    def user_values(self, auth_type: str, issued: Mapping[str, str]) -> dict[str, str | Secret]:
+        """The user-level credential values among ``issued`` (what ``Connector.connect`` takes)."""
+        names = {f.name for f in self.declaration.fields_for(auth_type, FieldLevel.USER)}
+        return {k: v for k, v in issued.items() if k in names}
+
+    def connect_credentials(
+        self,
+        auth_type: str | None = None,
+        *,
+        groups: Sequence[str] | None = None,
+        company: str | None = None,
+        connector: Connector | None = None,
+    ) -> ConnectResult:
+        """Connect with an auth type that sends no one to the provider (default: the first
+        declared): for HTTP Basic or an API key the emulator issues the credential first (in
+        ``groups``, default every permission group, in ``company``) and it is kept in
+        :attr:`issued` by connection id; a client credentials grant needs nothing issued.
+        The connection test runs, as ``Connector.connect`` does."""
+        using = connector or self.connector
+        auth = self._direct(auth_type)
+        if isinstance(auth, OAuth2ClientCredentials):
+            return using.connect(self.credential_profile(auth.key))
+        issued = self.issue(auth.key, groups=groups, company=company)
+        app_level = {f.name for f in self.declaration.fields_for(auth.key, FieldLevel.APP)}
+        if app_level & set(issued):
+            # The profile itself holds part of the credential: one profile per credential.
+            self._serial += 1
+            profile = f"{self.profile}-{auth.key}-{self._serial}"
+            self.create_profile(profile, auth_type=auth.key, issued=issued)
+        else:
+            profile = self.credential_profile(auth.key)
+        result = using.connect(profile, self.user_values(auth.key, issued))
+        self.issued[result.connection.id] = issued
+        return result
+
+    def _direct(self, auth_type: str | None) -> AuthType:
+        direct = self.direct_auth_types
+        if auth_type is None:
+            if not direct:
+                raise HarnessError(f"provider {self.key!r} declares no auth type besides the authorization code grant")
+            return direct[0]
+        auth = self.declaration.auth_type(auth_type)
+        if auth.kind.redirects:
+            raise HarnessError(f"{auth_type} sends a person to the provider: connect it with Harness.connect()")
+        return auth
 
     def api(self, method: str, path: str, token: Secret, body: Any | None = None) -> int:
         """The status of a raw API call to the emulator with ``token``, bypassing the connector."""
@@ -451,6 +589,8 @@ def emulated_wrong_credentials(harness: Harness, profile: str = f"{PROFILE}-wron
     # on first use: pytest imports this package in every run (the pytest11 entry point)
     from ..oauth import InvalidClient
 
+    if harness.auth is None:
+        return ("the provider has no OAuth 2.0 authorization code grant",)
     fields = {f.name: f for f in harness.declaration.fields_for(harness.auth.key)}
     values = harness.profile_values(harness.emulator, harness.declaration, harness.environment)
     right = values.get("client_secret")
@@ -471,3 +611,140 @@ def emulated_wrong_credentials(harness: Harness, profile: str = f"{PROFILE}-wron
             f"{type(exc).__name__}: {exc.message}",
         )
     return ("connecting with a wrong client secret succeeded",)
+
+
+def _probe(harness: Harness) -> tuple[str, str, Any | None, int] | None:
+    """A request every valid connection may make: the connection test, else the emulator's
+    first GET endpoint without path parameters; ``(method, path, body, expected status)``."""
+    test = harness.connector.connection_test_for(harness.store.get_profile(harness.profile, with_secrets=False))
+    if test is not None:
+        return test.method, test.path, json.loads(test.json_body) if test.json_body else None, test.expected_status
+    for resource in harness.emulator.spec.resources:
+        if resource.method == "GET" and "{" not in resource.path:
+            return "GET", resource.path, None, 200
+    return None
+
+
+def _exercise(harness: Harness, auth: AuthType, conn: Connection) -> list[str]:
+    """The connection of ``auth`` passes its test, makes a request, and is listed."""
+    found: list[str] = []
+    connector = harness.connector
+    try:
+        result = connector.test(conn.id)
+    except ConnectorError as exc:
+        found.append(f"the connection test raised: {exc.message}")
+    else:
+        if not result.ok:
+            found.append(f"the connection test failed: {result.detail}")
+    probe = _probe(harness)
+    if probe is not None:
+        method, path, body, expected = probe
+        try:
+            response = connector.request(conn.id, method, path, json=body)
+        except ConnectorError as exc:
+            found.append(f"{method} {path} raised: {exc.message}")
+        else:
+            if response.status != expected:
+                found.append(f"{method} {path} answered {response.status}, expected {expected}")
+    listed = [c.id for c in harness.store.list_connections(profile=conn.profile)]
+    if conn.id not in listed:
+        found.append(f"the connection {conn.id} is not in the store's listing of profile {conn.profile!r}")
+    return found
+
+
+def _wrong(harness: Harness, auth: AuthType) -> list[str]:
+    """Wrong credentials for ``auth`` fail with the right error, name no secret, store nothing."""
+    # on first use: pytest imports this package in every run (the pytest11 entry point)
+    from ..errors import CredentialsRejected
+    from ..oauth import InvalidClient
+
+    before = {c.id for c in harness.store.list_connections()}
+    right: str
+    wrong: Secret
+    if auth.kind.uses_tokens:
+        expected: type[ConnectorError] = InvalidClient
+        values = credential_profile_values(harness.emulator, harness.declaration, harness.environment, auth.key)
+        if harness.auth is not None and auth.key == harness.auth.key:
+            values = dict(harness.profile_values(harness.emulator, harness.declaration, harness.environment))
+        secret = values.get("client_secret")
+        if secret is None:
+            return ["the emulator's test app has no client_secret to get wrong"]
+        right = secret.reveal() if isinstance(secret, Secret) else secret
+        fields = {f.name: f for f in harness.declaration.fields_for(auth.key)}
+        wrong = wrong_secret(fields.get("client_secret"), Secret(right))
+        harness._serial += 1
+        name = f"{harness.profile}-{auth.key}-wrong-{harness._serial}"
+        harness.create_profile(name, client_secret=wrong, auth_type=auth.key)
+
+        def attempt() -> object:
+            if isinstance(auth, OAuth2AuthorizationCode):
+                return harness.connect(name)
+            return harness.connector.connect(name)
+    else:
+        expected = CredentialsRejected
+        issued = harness.issue(auth.key)
+        secret_name = harness.declaration.credential_names(auth)[-1]  # the password, or the key
+        field = next(f for f in harness.declaration.fields_for(auth.key) if f.name == secret_name)
+        right = issued[secret_name]
+        wrong = wrong_secret(field, Secret(right))
+        given = {**harness.user_values(auth.key, issued), secret_name: wrong.reveal()}
+        app_level = {f.name for f in harness.declaration.fields_for(auth.key, FieldLevel.APP)}
+        if app_level & set(issued):
+            harness._serial += 1
+            profile = f"{harness.profile}-{auth.key}-wrong-{harness._serial}"
+            harness.create_profile(profile, auth_type=auth.key, issued={**issued, secret_name: wrong.reveal()})
+        else:
+            profile = harness.credential_profile(auth.key)
+
+        def attempt() -> object:
+            return harness.connector.connect(profile, {k: v for k, v in given.items() if k not in app_level})
+
+    what = "client secret" if auth.kind.uses_tokens else "secret"
+    found: list[str] = []
+    try:
+        attempt()
+    except expected as exc:
+        if any(s in str(exc) for s in (wrong.reveal(), right)):
+            found.append(f"the {type(exc).__name__} error shows a {what}")
+    except ConnectorError as exc:
+        found.append(
+            f"connecting with a wrong {what} should fail with {expected.__name__}, but raised "
+            f"{type(exc).__name__}: {exc.message}"
+        )
+    else:
+        found.append(f"connecting with a wrong {what} succeeded")
+    if isinstance(auth, OAuth2AuthorizationCode):
+        harness.emulator.uninstall()  # consent installed the app before the token request failed
+    stored = {c.id for c in harness.store.list_connections()} - before
+    if stored:
+        found.append(f"connecting with a wrong {what} stored a connection: {', '.join(sorted(stored))}")
+    return found
+
+
+def emulated_auth_types(harness: Harness) -> Problems:
+    """Each auth type the provider declares, against the emulator: connecting works (the
+    OAuth flow, or credentials the emulator issues, or a client credentials grant), the
+    connection test passes, a request works, the connection is in the store's listing, and
+    wrong credentials fail (``InvalidClient`` for an OAuth client, ``CredentialsRejected``
+    otherwise) and store nothing. Every problem names its auth type."""
+    problems: list[str] = []
+    for auth in harness.declaration.auth_types:
+        where = f"{auth.key} ({auth.kind.value})"
+        found: list[str] = []
+        try:  # first, while nothing is installed at the provider yet
+            found.extend(_wrong(harness, auth))
+        except ConnectorError as exc:
+            found.append(f"the wrong-credentials check could not run: {exc.message}")
+        try:
+            if isinstance(auth, OAuth2AuthorizationCode):
+                other = harness.auth is None or auth.key != harness.auth.key
+                result = harness.connect(harness.credential_profile(auth.key) if other else None)
+            else:
+                result = harness.connect_credentials(auth.key)
+        except ConnectorError as exc:
+            found.append(f"connecting through the emulator failed: {exc.message}")
+            result = None
+        if result is not None:
+            found.extend(_exercise(harness, auth, result.connection))
+        problems.extend(f"{where}: {problem}" for problem in found)
+    return tuple(problems)

@@ -146,6 +146,7 @@ EMULATED = [
     "test_emulator_refresh",
     "test_emulator_revoke",
     "test_emulator_wrong_credentials_fail",
+    "test_emulator_each_auth_type",
 ]
 _serial = itertools.count()
 

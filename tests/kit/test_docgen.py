@@ -286,7 +286,7 @@ def test_the_scaffold_walkthrough_matches_the_scaffold() -> None:
     from connector_core.testing import ProviderConformance
 
     tests = sorted(n for n in vars(ProviderConformance) if n.startswith("test_"))
-    assert len(tests) == 15
+    assert len(tests) == 16
     for name in tests:
         assert f"| `{name}` |" in page, name
 

@@ -55,7 +55,7 @@ def test_the_scaffold_installs_in_a_fresh_venv_and_passes_its_tests(
 
     tested = _run([str(python), "-m", "pytest", "-p", "no:cacheprovider"], dist)
     assert tested.returncode == 0, tested.stdout[-3000:]
-    assert "15 passed" in tested.stdout and "skipped" not in tested.stdout, tested.stdout[-3000:]
+    assert "16 passed" in tested.stdout and "skipped" not in tested.stdout, tested.stdout[-3000:]
     # The pytest plugin came in through its entry point, as in any provider's environment.
     assert any(line.startswith("plugins:") and "connector-core" in line for line in tested.stdout.splitlines())
 
@@ -216,7 +216,7 @@ def test_the_data_scaffold_passes_its_own_conformance_test(tmp_path: Path, run_c
 
     tested = _run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"], folder)
     assert tested.returncode == 0, tested.stdout[-3000:]
-    assert "15 passed" in tested.stdout and "skipped" not in tested.stdout, tested.stdout[-3000:]
+    assert "16 passed" in tested.stdout and "skipped" not in tested.stdout, tested.stdout[-3000:]
 
     env = {**_clean_env(), "CONNECTOR_PROVIDERS_PATH": str(folder), "CONNECTOR_HOME": str(tmp_path / "home")}
     shown = subprocess.run(

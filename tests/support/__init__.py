@@ -32,6 +32,7 @@ __all__ = [
     "create_emulator_profile",
     "hibob",
     "make_distribution",
+    "multiauth_plugins",
     "profile_draft",
     "run_connector",
 ]
@@ -50,6 +51,13 @@ Result = CliResult
 def hibob() -> Plugins:
     """A manager holding only the HiBob plugin (registered directly, not by entry point)."""
     from connector_hibob import plugin
+
+    return load_plugins([plugin], entry_points=False)
+
+
+def multiauth_plugins() -> Plugins:
+    """A manager holding only the ``multiauth`` test provider (every auth type; see :mod:`support.multiauth`)."""
+    from support import multiauth as plugin
 
     return load_plugins([plugin], entry_points=False)
 

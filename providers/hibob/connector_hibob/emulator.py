@@ -12,6 +12,8 @@ connector-core for the generic part):
 * one installation per company and credential set: authorizing again while
   installed fails until the app is uninstalled;
 * refresh-token rotation, ``companyId`` in the token response;
+* service users (HTTP Basic, ``SERVICE-`` IDs) issued per company, in permission groups
+  that decide what they may read (in none, everything answers 403);
 * ``POST /people/search`` (50 requests a minute), ``GET /people/{identifier}``,
   ``GET /company/named-lists[/{listName}]``, ``GET /timeoff/requests/changes``
   and ``GET /tasks`` (which needs ``tasks:write``), with HiBob's
@@ -35,13 +37,23 @@ from connector_core.emulator import (
     Audience,
     EmulatedCompany,
     EmulatorSpec,
+    PermissionGroup,
     ResourceEndpoint,
     ResourceError,
     ResourceRequest,
     ResourceResponse,
 )
 
-__all__ = ["APP_ID", "EMPLOYEE_COUNT", "SEED", "emulator_spec", "hibob_error", "make_company"]
+__all__ = [
+    "APP_ID",
+    "EMPLOYEE_COUNT",
+    "PERMISSION_GROUPS",
+    "SEED",
+    "SERVICE_USER_PREFIX",
+    "emulator_spec",
+    "hibob_error",
+    "make_company",
+]
 
 APP_ID = "emulated-hibob-app"
 SEED = 20250101
@@ -347,6 +359,27 @@ RESOURCES = (
 )
 
 
+#: Service users' permission groups, as a Bob admin sets them up (Settings → Integrations → Service
+#: users → permissions); a new service user is in none, and may read nothing.
+PERMISSION_GROUPS = (
+    PermissionGroup(
+        "employees_read",
+        "Employees: read",
+        ("employee_data:read",),
+        "People search and employee profiles.",
+    ),
+    PermissionGroup(
+        "hr_read",
+        "HR data: read",
+        ("employee_data:read", "company.metadata:read", "timeoff:read"),
+        "Employees, named lists and time-off request changes.",
+    ),
+    PermissionGroup("tasks", "Tasks", ("tasks:write",), "Employee tasks (HiBob needs tasks:write to list them)."),
+)
+#: What service user IDs start with.
+SERVICE_USER_PREFIX = "SERVICE-"
+
+
 def emulator_spec() -> EmulatorSpec:
     """How the built-in emulator imitates HiBob."""
     return EmulatorSpec(
@@ -379,4 +412,6 @@ def emulator_spec() -> EmulatorSpec:
         error_body=hibob_error,
         company_factory=make_company,
         seed=SEED,
+        permission_groups=PERMISSION_GROUPS,
+        credential_username_prefix=SERVICE_USER_PREFIX,
     )
