@@ -59,6 +59,7 @@ from .models import (
     ApiKeyAuth,
     ApiKeyLocation,
     AuthType,
+    ConnectionTest,
     HttpBasicAuth,
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
@@ -224,6 +225,21 @@ def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
 
 
+def _with_profile_options(
+    auth: OAuth2AuthorizationCode | OAuth2ClientCredentials, profile: Profile
+) -> OAuth2AuthorizationCode | OAuth2ClientCredentials:
+    """The auth type as this profile uses it: the settings its ``profile_options`` let the
+    profile choose (already checked by :func:`~connector_core.profiles.validate_profile`)
+    replace the declared defaults."""
+    changes: dict[str, Any] = {}
+    for name in auth.profile_options:
+        value = profile.option(name)
+        if value is None or name == "connection_test_path":
+            continue
+        changes[name] = value == "true" if name == "pkce" else value
+    return attrs.evolve(auth, **changes) if changes else auth
+
+
 def _lost_since(conn: Connection) -> float | None:
     """When the connection's last refresh had its reply lost (its status says so, and no
     refresh succeeded since), as epoch seconds; None otherwise."""
@@ -313,7 +329,15 @@ class Connector:
                 f"profile {profile.name!r} uses {auth.key} ({auth.kind.value}), not OAuth 2.0; its connections hold "
                 "the credentials they were made with",
             )
+        auth = _with_profile_options(auth, profile)
         env = decl.environment(profile.environment)
+        for name in auth.profile_endpoints:
+            if not profile.endpoint(name):
+                raise ValidationError(
+                    name,
+                    f"profile {profile.name!r} does not set it, and provider {decl.key!r} cannot know it: "
+                    "update the profile with its value",
+                )
         client_id = profile.value("client_id")
         if client_id is None:
             raise ValidationError("client_id", f"profile {profile.name!r} has no client_id")
@@ -1319,7 +1343,7 @@ class Connector:
     def test(self, connection_id: str) -> TestResult:
         """Run the provider's connection test."""
         conn = self.store.get_connection(connection_id)
-        check = self.plugins.declaration(conn.provider).connection_test
+        check = self.connection_test_for(self.store.get_profile(conn.profile, with_secrets=False))
         if check is None:
             if not self._uses_tokens(conn):  # nothing to call: the credentials are only checked to be usable
                 self._require_usable(conn)
@@ -1328,6 +1352,7 @@ class Connector:
                 )
             self.access_token(connection_id)
             return TestResult(True, 0, "the provider declares no connection test; the token is valid")
+        auth = self._auth_of(conn)
         body = jsonlib.loads(check.json_body) if check.json_body else None
         response = self.request(connection_id, check.method, check.path, json=body)
         ok = response.status == check.expected_status
@@ -1335,13 +1360,27 @@ class Connector:
         if not ok:
             detail += f", expected {check.expected_status}"
             if response.status == 403:
-                auth = self._auth_of(conn)
                 if isinstance(auth, (HttpBasicAuth, ApiKeyAuth)):
                     advice = f"; {auth.rejected_guidance}" if auth.rejected_guidance else ""
                     detail += f" (the credentials were accepted but may not do this{advice})"
                 elif check.scope:
                     detail += f" (is {check.scope} granted and configured on the app?)"
         return TestResult(ok, response.status, detail)
+
+    def connection_test_for(self, profile: Profile) -> ConnectionTest | None:
+        """The provider's connection test as ``profile`` runs it: on the path the profile chose
+        (``connection_test_path``), where its auth type lets a profile choose one."""
+        decl = self.plugins.declaration(profile.provider)
+        check = decl.connection_test
+        if check is None:
+            return None
+        auth = decl.auth_type(profile.auth_type)
+        path = (
+            profile.option("connection_test_path")
+            if "connection_test_path" in getattr(auth, "profile_options", ())
+            else None
+        )
+        return attrs.evolve(check, path=path) if path else check
 
     def auth(self, connection_id: str) -> ConnectionAuth:
         """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``.

@@ -47,6 +47,7 @@ __all__ = [
     "ConnectorError",
     "CredentialsRejected",
     "CryptoError",
+    "DataFileError",
     "DeclarationError",
     "EmulatorError",
     "HarnessError",
@@ -106,6 +107,20 @@ class ValidationError(ConnectorError, ValueError):
 
 class DeclarationError(ValidationError):
     """A provider declaration (a model built by a plugin) is invalid."""
+
+
+class DataFileError(DeclarationError):
+    """A provider file (a provider declared as data, in TOML) that cannot be read or declares
+    something invalid. The one-line message is ``FILE:LINE: FIELD: MESSAGE`` (no line when it
+    cannot be found); ``file``, ``line`` and ``field`` (a path such as
+    ``auth_types.oauth2.token_url``) are attributes too."""
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        where = f"{file}:{line}" if line else file
+        ConnectorError.__init__(self, f"{where}: {field}: {message}" if field else f"{where}: {message}")
 
 
 class ScopeError(ValidationError):

@@ -16,18 +16,23 @@ How results combine:
   returns ``None`` for providers that are not its own. Implementations marked
   ``tryfirst=True`` run first, so a platform plugin can override one
   declaration of a provider it does not own.
+* :func:`connector_core_provider_files` is collected from every plugin: each file
+  named becomes a plugin of its own (a provider declared as data).
 * :func:`connector_core_callback_base_url` is ``firstresult`` too; the core's
   built-in plugin answers last, from ``CONNECTOR_CALLBACK_BASE_URL``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._markers import hookspec
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from .emulator.spec import EmulatorSpec
     from .models import (
         Action,
@@ -52,6 +57,7 @@ __all__ = [
     "connector_core_emulator",
     "connector_core_environments",
     "connector_core_identity",
+    "connector_core_provider_files",
     "connector_core_reconnect_policy",
     "connector_core_register_commands",
     "connector_core_register_providers",
@@ -148,6 +154,20 @@ def connector_core_emulator(provider_key: str) -> EmulatorSpec | None:
     """Return how the built-in emulator imitates this provider (its test app,
     token behaviour, installation rules and resource endpoints), or ``None`` when
     the provider has no emulator. See :mod:`connector_core.emulator`."""
+
+
+@hookspec
+def connector_core_provider_files() -> Sequence[str | os.PathLike[str] | Traversable] | None:
+    """Return provider files (TOML, see ``docs/writing-a-provider-as-data.md``) this plugin ships.
+
+    Collected from every plugin. Each file becomes a plugin of its own, named ``data:PATH``,
+    registered like an installed plugin and isolated like one: a broken file is reported by
+    its name while every other provider keeps working. Return paths or
+    :mod:`importlib.resources` traversables (package data:
+    ``importlib.resources.files(__package__) / "acme.toml"``). A data provider's hook
+    implementations answer last, so this plugin's own implementations of the provider hooks
+    override the file's declarations one by one.
+    """
 
 
 # ------------------------------------------------------------------ platform hooks

@@ -14,6 +14,7 @@ everything else keeps working.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -27,7 +28,9 @@ import pluggy
 
 from . import _builtin, hookspecs
 from ._markers import PROJECT_NAME, __version__
-from .errors import ConnectorError, DeclarationError, PluginError, UnknownNameError, ValidationError
+from .dataprovider import PREFIX as DATA_PREFIX
+from .dataprovider import DataProvider, provider_files
+from .errors import ConnectorError, DataFileError, DeclarationError, PluginError, UnknownNameError, ValidationError
 from .models import Provider
 from .registries import CommandRegistry, ProviderRegistry
 
@@ -80,6 +83,8 @@ class PluginInfo:
     hooks: tuple[str, ...]
     providers: tuple[str, ...]
     error: str | None = None
+    #: A provider declared as data: its file.
+    path: str | None = None
 
 
 class _PluginManager(pluggy.PluginManager):
@@ -139,7 +144,10 @@ def load_plugins(
 
     ``plugins`` are extra plugin objects (modules or instances) to register, as
     tests and embedding applications do. ``entry_points=False`` skips installed
-    plugins entirely. ``env`` defaults to :data:`os.environ` and is read for
+    plugins entirely, and with them the providers as data that the environment names
+    (``CONNECTOR_PROVIDERS_PATH``, the connector home's ``providers`` folder) or that the
+    core ships (``oauth2-generic``; pass ``DataProvider(GENERIC_OAUTH2_FILE)`` from
+    :mod:`connector_core.dataprovider` to have it). ``env`` defaults to :data:`os.environ` and is read for
     :data:`ENV_ALLOW`, :data:`ENV_BLOCK` and :data:`ENV_TRACE`.
 
     With ``lazy=True`` entry points are imported only when needed: asking for
@@ -156,9 +164,9 @@ def load_plugins(
 
     pm.register(_builtin, name=BUILTIN_PLUGIN_NAME)
 
+    allow = _split_env(env.get(ENV_ALLOW))
+    block = _split_env(env.get(ENV_BLOCK)) or frozenset()
     if entry_points:
-        allow = _split_env(env.get(ENV_ALLOW))
-        block = _split_env(env.get(ENV_BLOCK)) or frozenset()
         for ep in _entry_points():
             dist = getattr(ep, "dist", None)
             if allow is not None or block:
@@ -176,15 +184,30 @@ def load_plugins(
         name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{index}"
         _register(pm, obj, name, problems)
 
+    if entry_points:
+        # Providers as data the environment names (the connector home, CONNECTOR_PROVIDERS_PATH):
+        # installed things, like entry points, so an isolated manager (entry_points=False) has none.
+        for path in provider_files(env):
+            data = DataProvider(path)
+            if _data_listed(data, allow, block):
+                _register(pm, data, data.__name__, problems)
+
     if env.get(ENV_TRACE, "") not in ("", "0"):
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
 
     _check_pending(pm, problems)
-    facade = Plugins(pm, problems, dists, pending=pending)
+    facade = Plugins(pm, problems, dists, pending=pending, shipped_providers=entry_points, allow=allow, block=block)
     if not lazy:
         facade.load_all()
     return facade
+
+
+def _data_listed(data: DataProvider, allow: frozenset[str] | None, block: frozenset[str]) -> bool:
+    """Whether the allow-list and block-list let a provider file load: they name it by its
+    file name without ``.toml`` (``oauth2-generic``) or by its plugin name (``data:PATH``)."""
+    names = {_canonical(data.stem), _canonical(data.__name__)}
+    return (allow is None or bool(names & allow)) and not names & block
 
 
 def _check_pending(pm: pluggy.PluginManager, problems: list[LoadProblem]) -> None:
@@ -271,8 +294,16 @@ class Plugins:
         distributions: Mapping[str, Any] | None = None,
         *,
         pending: Mapping[str, Any] | None = None,
+        shipped_providers: bool = True,
+        allow: frozenset[str] | None = None,
+        block: frozenset[str] = frozenset(),
     ) -> None:
+        self._allow = allow
+        self._block = block
         self._pm = pm
+        #: Whether the providers the core ships as data (the generic OAuth 2.0 provider) load;
+        #: an isolated manager (``load_plugins(entry_points=False)``) holds only what it is given.
+        self._shipped_providers = shipped_providers
         self._problems = list(problems)
         self._distributions = dict(distributions or {})
         #: Entry points not imported yet (lazy loading), by name, in discovery order.
@@ -284,6 +315,8 @@ class Plugins:
         self._duplicates: dict[str, tuple[str, ...]] = {}
         self._declarations: dict[str, ProviderDeclaration] = {}
         self._broken: dict[str, PluginError] = {}
+        #: Plugins whose connector_core_provider_files was called already.
+        self._files_asked: set[str] = set()
         #: Loading, registering and gathering happen once, whichever thread asks first; the
         #: others wait for it rather than see a half-built registry.
         self._lock = threading.RLock()
@@ -344,7 +377,40 @@ class Plugins:
         with self._lock:
             return self._register_new()
 
+    def _add_provider_files(self) -> None:
+        """Register a :class:`~connector_core.dataprovider.DataProvider` for each file a plugin
+        loaded so far ships (``connector_core_provider_files``), each plugin asked once."""
+        for impl in self._pm.hook.connector_core_provider_files.get_hookimpls():
+            if impl.plugin_name in self._files_asked:
+                continue
+            self._files_asked.add(impl.plugin_name)
+            if impl.plugin_name == BUILTIN_PLUGIN_NAME and not self._shipped_providers:
+                continue
+            try:
+                files = impl.function()
+            except Exception as exc:  # a broken plugin must not break the others
+                self._problems.append(
+                    LoadProblem(impl.plugin_name, f"connector_core_provider_files raised {_describe(exc)}")
+                )
+                continue
+            if isinstance(files, (str, bytes)) or not isinstance(files, Iterable):
+                self._problems.append(
+                    LoadProblem(
+                        impl.plugin_name,
+                        f"connector_core_provider_files returned {type(files).__name__}; expected a list of paths",
+                    )
+                )
+                continue
+            for file in files:
+                data = DataProvider(file, origin=impl.plugin_name)
+                if not _data_listed(data, self._allow, self._block):
+                    continue
+                if self._pm.has_plugin(data.__name__):
+                    continue  # the same file named twice (or also on CONNECTOR_PROVIDERS_PATH)
+                _register(self._pm, data, data.__name__, self._problems)
+
     def _register_new(self) -> dict[str, tuple[Provider, str]]:
+        self._add_provider_files()
         caller = self._pm.hook.connector_core_register_providers
         impls = caller.get_hookimpls()
         if impls == self._register_impls_seen:  # the common case: nothing registered since
@@ -510,6 +576,8 @@ class Plugins:
         caller: pluggy.HookCaller = getattr(self._pm.hook, hook_name)
         try:
             return caller(**kwargs)
+        except DataFileError as exc:  # names its file, line and field already
+            raise PluginError(_culprit(caller, exc.__traceback__), exc.message) from None
         except ConnectorError as exc:
             culprit = _culprit(caller, exc.__traceback__)
             raise PluginError(culprit, f"{hook_name}: {_strip_plugin(exc, culprit)}") from None
@@ -665,6 +733,10 @@ class Plugins:
         """One entry per plugin: loaded ones with their hooks, failed ones with their error."""
         self.load_all()
         registered = self._registered()
+        for key, (_, owner) in registered.items():
+            if owner.startswith(DATA_PREFIX):  # a file's problems show only once it is read whole
+                with contextlib.suppress(ConnectorError):
+                    self.declaration(key)
         infos: list[PluginInfo] = []
         errors: dict[str, list[str]] = {}
         for problem in self._problems:
@@ -678,6 +750,13 @@ class Plugins:
             dist_name, version = self._dist_info(name)
             if name == BUILTIN_PLUGIN_NAME:
                 dist_name, version = "connector-core", __version__
+            path = None
+            if isinstance(plugin, DataProvider):
+                path = plugin.path
+                if plugin.origin is not None:
+                    dist_name, version = self._dist_info(plugin.origin)
+                    if plugin.origin == BUILTIN_PLUGIN_NAME:
+                        dist_name, version = "connector-core", __version__
             infos.append(
                 PluginInfo(
                     name=name,
@@ -686,6 +765,7 @@ class Plugins:
                     hooks=tuple(hooks),
                     providers=tuple(k for k, (_, owner) in registered.items() if owner == name),
                     error="; ".join(errors[name]) if name in errors else None,
+                    path=path,
                 )
             )
         for name, messages in sorted(errors.items()):

@@ -16,23 +16,30 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .errors import ScopeError, ValidationError
-from .models import AuthKind, FieldKind, FieldLevel, ProviderDeclaration, url_problem
+from .models import (
+    ENDPOINT_NAMES,
+    PROFILE_OPTIONS,
+    SCOPE_SEPARATORS,
+    AuthKind,
+    ClientAuthMethod,
+    FieldKind,
+    FieldLevel,
+    ProviderDeclaration,
+    url_problem,
+)
 
 if TYPE_CHECKING:
     from .models import AuthType
 from .scopes import check_scopes, parse_scopes, scopes_for_actions
 from .secret import Secret
 
-__all__ = ["Profile", "ProfileDraft", "check_credentials", "validate_profile"]
+__all__ = ["ENDPOINT_NAMES", "PROFILE_OPTIONS", "Profile", "ProfileDraft", "check_credentials", "validate_profile"]
 
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-#: What a profile may override: the OAuth and API URLs of its environment (to point at
-#: an emulator or a proxy), and the redirect URI registered on the provider's app.
-ENDPOINT_NAMES: tuple[str, ...] = ("redirect_uri", "authorize_url", "token_url", "revocation_url", "api_base_url")
-#: What a profile may set for the RFC 9207 mix-up defence: the authorization server's issuer
-#: identifier, and where it publishes its RFC 8414 metadata.
-ENDPOINT_NAMES += ("issuer", "metadata_url")
+_TRUE = frozenset({"true", "on", "yes", "1"})
+_FALSE = frozenset({"false", "off", "no", "0"})
+_PATH_RE = re.compile(r"/[\x21-\x7e]*")
 
 
 @attrs.frozen
@@ -52,7 +59,8 @@ class ProfileDraft:
     actions: tuple[str, ...]
     #: Non-fatal scope findings (module-gated, sensitive) worth showing.
     warnings: tuple[str, ...] = ()
-    #: Overrides of the environment's URLs, and the registered redirect URI (see :data:`ENDPOINT_NAMES`).
+    #: Overrides of the environment's URLs, the registered redirect URI (see :data:`ENDPOINT_NAMES`),
+    #: and the settings its auth type lets a profile choose (see :data:`PROFILE_OPTIONS`).
     endpoints: tuple[tuple[str, str], ...] = ()
 
 
@@ -84,6 +92,12 @@ class Profile:
     def endpoint(self, name: str) -> str | None:
         """An endpoint override (``authorize_url``, ``redirect_uri``...) or ``None``."""
         return dict(self.endpoints).get(name)
+
+    def option(self, name: str) -> str | None:
+        """A setting the profile chose (``scope_separator``, ``pkce``...; see
+        :data:`PROFILE_OPTIONS`), as validated text, or ``None`` for the declared default.
+        Options are kept with the endpoints, under the same seal."""
+        return dict(self.endpoints).get(name) if name in PROFILE_OPTIONS else None
 
     def value(self, name: str) -> str | None:
         """A non-secret field's value, or ``None`` when it was not given."""
@@ -189,9 +203,22 @@ def validate_profile(
     else:
         chosen_scopes, chosen_actions, warnings = (), (), ()
     chosen_endpoints = dict(previous.endpoints) if previous else {}
+    options: tuple[str, ...] = getattr(auth, "profile_options", ())
+    for name in set(chosen_endpoints) - set(options) - set(ENDPOINT_NAMES):  # options of another auth type
+        chosen_endpoints.pop(name)
     for key, url in (endpoints or {}).items():
+        if key in PROFILE_OPTIONS and key in options:
+            if url is None or url == "":
+                chosen_endpoints.pop(key, None)
+            else:
+                chosen_endpoints[key] = _option(key, url)
+            continue
         if key not in ENDPOINT_NAMES:
-            raise ValidationError(key, f"is not an endpoint a profile can set (expected: {', '.join(ENDPOINT_NAMES)})")
+            expected = ", ".join((*ENDPOINT_NAMES, *options))
+            what = "a setting" if key in PROFILE_OPTIONS else "an endpoint"
+            raise ValidationError(
+                key, f"is not {what} a {declaration.key} {auth.key} profile can set (expected: {expected})"
+            )
         if url is None or url == "":
             chosen_endpoints.pop(key, None)
             continue
@@ -200,6 +227,12 @@ def validate_profile(
             shown = "" if "@" in url else f", got {url!r}"
             raise ValidationError(key, f"{problem}{shown}")
         chosen_endpoints[key] = url.rstrip("/") if key == "api_base_url" else url
+    required: tuple[str, ...] = getattr(auth, "profile_endpoints", ())
+    for key in required:
+        if key not in chosen_endpoints:
+            raise ValidationError(
+                key, f"is required: provider {declaration.key!r} cannot know it, so each profile must set it"
+            )
     return ProfileDraft(
         name=name,
         provider=declaration.key,
@@ -213,6 +246,33 @@ def validate_profile(
         warnings=warnings,
         endpoints=tuple(sorted(chosen_endpoints.items())),
     )
+
+
+def _option(name: str, value: str) -> str:
+    """A profile option's value, checked and in its stored form."""
+    if not isinstance(value, str):
+        raise ValidationError(name, f"expected text, got {type(value).__name__}")
+    text = value if name == "scope_separator" else value.strip()
+    if name == "scope_separator":
+        if text.strip() in SCOPE_SEPARATORS:
+            text = text.strip()
+        if text not in SCOPE_SEPARATORS:
+            raise ValidationError(name, f"expected space, comma or plus (' ', ',' or '+'), got {value!r}")
+        return SCOPE_SEPARATORS[text]
+    if name == "pkce":
+        if text.lower() in _TRUE:
+            return "true"
+        if text.lower() in _FALSE:
+            return "false"
+        raise ValidationError(name, f"expected true or false, got {value!r}")
+    if name == "client_auth_method":
+        allowed = [m.value for m in ClientAuthMethod]
+        if text not in allowed:
+            raise ValidationError(name, f"expected one of {', '.join(allowed)}, got {value!r}")
+        return text
+    if not _PATH_RE.fullmatch(text):  # connection_test_path
+        raise ValidationError(name, f"expected a path starting with '/', got {value!r}")
+    return text
 
 
 def check_credentials(

@@ -18,6 +18,14 @@ The example declarations are complete and valid: the distribution installs with
 ``pip install -e PATH`` and its tests pass unchanged, against the emulator. A
 provider author then replaces the example values with the provider's real ones,
 keeping the tests green. Nothing is ever overwritten.
+
+With ``data=True`` (``connector new-provider KEY --data``) it writes a provider as data
+instead (see ``docs/writing-a-provider-as-data.md``)::
+
+    PATH/
+    ├── acme.toml                    the whole provider, with an [emulator] section
+    ├── test_acme_conformance.py     the conformance kit, loading the file
+    └── README.md                    where to put the file, or how to package it
 """
 
 from __future__ import annotations
@@ -93,8 +101,9 @@ def _names(key: str, display_name: str | None) -> _Names:
     )
 
 
-def new_provider(key: str, path: str | Path, *, display_name: str | None = None) -> Scaffold:
-    """Write a provider plugin distribution for ``key`` into ``path``.
+def new_provider(key: str, path: str | Path, *, display_name: str | None = None, data: bool = False) -> Scaffold:
+    """Write a provider plugin distribution for ``key`` into ``path`` (with ``data``: a
+    provider file, its conformance test and a README).
 
     ``path`` must not exist, or be an empty folder. The files are written to a
     temporary folder beside it first and moved into place at the end, so a
@@ -109,7 +118,7 @@ def new_provider(key: str, path: str | Path, *, display_name: str | None = None)
         not target.is_dir() or target.is_symlink() or any(target.iterdir())
     ):
         raise ValidationError("--dir", f"{target} already exists and is not an empty folder; refusing to overwrite")
-    files = _render(names)
+    files = _render_data(names) if data else _render(names)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -159,6 +168,158 @@ def _render(names: _Names) -> dict[str, str]:
     }
     values["test_file"] = test_file
     return {path: Template(text).substitute(values) for path, text in templates.items()}
+
+
+def _render_data(names: _Names) -> dict[str, str]:
+    values = attrs.asdict(names)
+    stem = "_".join(re.split(r"[-_]", names.key))
+    values["file"] = f"{names.key}.toml"
+    values["core_version"] = ".".join(__version__.split(".")[:2])
+    templates = {
+        f"{names.key}.toml": _DATA_TOML,
+        f"test_{stem}_conformance.py": _DATA_TEST,
+        "README.md": _DATA_README,
+    }
+    return {path: Template(text).substitute(values) for path, text in templates.items()}
+
+
+_DATA_TOML = """\
+# $display_name, a provider declared as data. Replace the example values with the provider's own;
+# the format: docs/writing-a-provider-as-data.md, its schema: connector docs --data-schema.
+"$$schema" = "https://connector-core.example/schemas/provider.schema.json"
+
+[provider]
+key = "$key"
+display_name = "$display_name"
+description = "Connect $display_name accounts."
+categories = ["example"]
+links = [{ label = "$display_name API reference", url = "https://developers.$host/api" }]
+
+[auth_types.oauth2]
+kind = "oauth2_authorization_code"
+label = "OAuth 2.0"
+authorize_url = "https://auth.$host/oauth2/authorize"
+token_url = "https://auth.$host/oauth2/token"
+revocation_url = "https://auth.$host/oauth2/revoke"
+
+[auth_types.oauth2.fields.client_id]
+label = "Client ID"
+help = "$display_name developer portal → your app → Client ID."
+
+[auth_types.oauth2.fields.client_secret]
+label = "Client secret"
+kind = "secret"
+help = "$display_name developer portal → your app → Client secret."
+
+[scope_catalogue]
+default_scopes = ["contacts:read"]
+minimum_scopes = ["contacts:read"]
+
+[scope_catalogue.groups.contacts]
+label = "Contacts"
+description = "The account's contacts."
+
+[[scope_catalogue.groups.contacts.scopes]]
+name = "contacts:read"
+description = "Read contacts."
+access = "read"
+
+[[scope_catalogue.groups.contacts.scopes]]
+name = "contacts:write"
+description = "Create and change contacts."
+access = "write"
+
+[environments.production]
+label = "Production"
+credential_set = "production"
+credential_set_label = "Production app"
+api_base_url = "https://api.$host/v1"
+default = true
+
+[callback]
+path = "/connect/oauth2/$key/callback"
+
+[reconnect_policy]
+kind = "reauthorize"
+summary = "Authorize again; $display_name replaces the grant."
+
+[connection_test]
+method = "GET"
+path = "/me"
+scope = "contacts:read"
+description = "Who the connection belongs to."
+
+[actions.list_contacts]
+label = "List contacts"
+scopes = ["contacts:read"]
+method = "GET"
+path = "/contacts"
+
+[setup_guide]
+title = "Set up $display_name"
+
+[setup_guide.steps.register]
+title = "Register an app in the $display_name developer portal"
+details = ["Add the callback URL connector shows as a redirect URI."]
+url = "https://developers.$host/apps"
+
+[emulator]
+access_token_lifetime = 3600
+# Authorizing again while installed is allowed (set true for a provider that refuses it).
+single_installation = false
+
+[emulator.app]
+app_id = "emulated-$key-app"
+name = "Emulated $display_name app"
+
+[[emulator.resources]]
+method = "GET"
+path = "/me"
+scopes = ["contacts:read"]
+json = { id = "user-1", name = "Emulated User" }
+
+[[emulator.resources]]
+method = "GET"
+path = "/contacts"
+scopes = ["contacts:read"]
+json = { contacts = [{ id = "c-1", name = "Ada Lovelace" }] }
+"""
+
+_DATA_TEST = '''\
+"""$display_name (a provider as data) against connector-core's conformance suite and its emulator."""
+
+from pathlib import Path
+
+from connector_core.dataprovider import DataProvider
+from connector_core.testing import ProviderConformance
+
+
+class $test_class(ProviderConformance):
+    provider = "$key"
+    plugin = DataProvider(Path(__file__).with_name("$file"))
+'''
+
+_DATA_README = """\
+# $display_name: a connector provider as data
+
+`$file` declares the whole provider (see connector-core's `docs/writing-a-provider-as-data.md`;
+`connector docs --data-schema` prints the format's JSON Schema).
+
+Test it against the emulator with the conformance kit (connector-core $core_version or later):
+
+    pip install connector-core pytest
+    pytest
+
+Use it by putting the file where connector looks for providers:
+
+- `$$CONNECTOR_HOME/providers/$file` (the connector home's `providers` folder), or
+- any folder or file on `CONNECTOR_PROVIDERS_PATH` (separated by `:`), then
+  `connector providers show $key`.
+
+Or package it: ship `$file` as package data of a plugin distribution and return it from the
+`connector_core_provider_files` hook (`return [importlib.resources.files(__package__) / "$file"]`);
+implement any other hook in Python there to override one declaration of the file.
+"""
 
 
 # --------------------------------------------------------------------- templates

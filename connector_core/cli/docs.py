@@ -32,6 +32,9 @@ def configure(d: argparse.ArgumentParser) -> None:
     what = d.add_mutually_exclusive_group()
     what.add_argument("--cli-reference", action="store_true", help="render the CLI reference instead")
     what.add_argument("--hook-reference", action="store_true", help="render the hook reference instead")
+    what.add_argument(
+        "--data-schema", action="store_true", help="print the JSON Schema of provider files (providers as data)"
+    )
     d.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
     d.set_defaults(handler=_docs)
 
@@ -40,7 +43,14 @@ COMMAND = Command("docs", HELP["docs"], configure, run_handler)
 
 
 def _docs(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    if args.cli_reference or args.hook_reference:
+    if args.data_schema:
+        if args.provider is not None:
+            raise UsageError("connector docs: give a PROVIDER or a reference option, not both")
+        # on first use: only this option builds the schema
+        from ..dataprovider import SCHEMA_FILE
+
+        text = SCHEMA_FILE.read_text(encoding="utf-8")
+    elif args.cli_reference or args.hook_reference:
         if args.provider is not None:
             raise UsageError("connector docs: give a PROVIDER or a reference option, not both")
         if args.cli_reference:
@@ -50,7 +60,8 @@ def _docs(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             text = docgen.render_hook_reference()
     elif args.provider is None:
         raise UsageError(
-            "connector docs: give a PROVIDER, --cli-reference or --hook-reference (see 'connector docs --help')"
+            "connector docs: give a PROVIDER, --cli-reference or --hook-reference (or --data-schema for the "
+            "provider file format; see 'connector docs --help')"
         )
     else:
         text = docgen.render_provider(plugins.declaration(args.provider), format=args.format)

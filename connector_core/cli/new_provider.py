@@ -28,6 +28,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--dir", metavar="PATH", help="where to write it (default: ./connector-KEY); must not exist or be empty"
     )
     p.add_argument("--name", metavar="DISPLAY_NAME", help="the provider's display name (default: from the key)")
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="write a provider as data instead: KEY.toml, its conformance test and a README (default dir: ./KEY)",
+    )
     add_json(p)
     p.set_defaults(handler=_new_provider)
 
@@ -39,8 +44,8 @@ def _new_provider(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> i
     from ..scaffold import new_provider, scaffold_names  # here, not at the top: cold start
 
     names = scaffold_names(args.key, args.name)
-    target = Path(args.dir) if args.dir else Path(names["distribution"])
-    made = new_provider(args.key, target, display_name=args.name)
+    target = Path(args.dir) if args.dir else Path(args.key if args.data else names["distribution"])
+    made = new_provider(args.key, target, display_name=args.name, data=args.data)
     if args.json:
         emit_json(
             out,
@@ -52,6 +57,16 @@ def _new_provider(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> i
                 "files": list(made.files),
             },
         )
+        return 0
+    if args.data:
+        out.write(f"Wrote provider {made.key!r} as data to {made.path}:\n")
+        out.write("".join(f"  {file}\n" for file in made.files))
+        data_steps = (
+            f"pytest {made.path}                 # the conformance suite, against the emulator",
+            f"CONNECTOR_PROVIDERS_PATH={made.path} connector providers show {made.key}",
+        )
+        out.write("\nNext:\n" + "".join(f"  {step}\n" for step in data_steps))
+        out.write(f"Then change the example values in {made.files[0]} to the provider's own.\n")
         return 0
     out.write(f"Wrote {made.distribution} (provider {made.key!r}) to {made.path}:\n")
     for file in made.files:

@@ -33,6 +33,8 @@ def _plugins(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         version = f" {info.version}" if info.version else ""
         dist = f" ({info.distribution}{version})" if info.distribution else ""
         out.write(f"{info.name}{dist}\n")
+        if info.path:
+            out.write(f"  file: {info.path}\n")
         if info.providers:
             out.write(f"  providers: {', '.join(info.providers)}\n")
         if info.hooks:

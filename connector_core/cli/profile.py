@@ -107,7 +107,9 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
         metavar="NAME=URL",
         help="override one of the environment's URLs (authorize_url, token_url, revocation_url, "
         "api_base_url), e.g. to point at an emulator or a proxy, or set the authorization server's "
-        "issuer or metadata_url (RFC 9207, RFC 8414); NAME= clears it",
+        "issuer or metadata_url (RFC 9207, RFC 8414), or a setting the auth type lets a profile choose "
+        "(scope_separator, pkce, client_auth_method, connection_test_path; see 'providers show'); "
+        "NAME= clears it",
     )
     add_json(parser)
     return parser

@@ -141,6 +141,11 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
                 w(f"    query parameter: ?{auth.query_name}=<{auth.key_field}>\n")
             else:
                 w(f"    header: {auth.header_name}: {auth.prefix + ' ' if auth.prefix else ''}<{auth.key_field}>\n")
+        if isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
+            if auth.profile_endpoints:
+                w(f"    a profile must set (--endpoint NAME=URL): {', '.join(auth.profile_endpoints)}\n")
+            if auth.profile_options:
+                w(f"    a profile may choose (--endpoint NAME=VALUE): {', '.join(auth.profile_options)}\n")
         rejected = getattr(auth, "rejected_guidance", "")
         if rejected:
             w(f"    when refused: {rejected}\n")

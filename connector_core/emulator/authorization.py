@@ -141,6 +141,16 @@ class AuthorizationEndpoints:
         # path. The variable is never set, and the redirect URIs clients send are
         # checked by the emulator's own policy (RFC 8252 loopback rules).
         query = f"?{request.query}" if request.query else ""
+        separator = self.spec.scope_separator
+        if separator != " " and request.query and "scope=" in request.query:
+            # A provider joining scopes with ',' or '+': oauthlib splits on spaces only.
+            from urllib.parse import parse_qsl, urlencode  # on first use: only such providers need it
+
+            pairs = [
+                (k, " ".join(v.split(separator)) if k == "scope" else v)
+                for k, v in parse_qsl(request.query, keep_blank_values=True)
+            ]
+            query = "?" + urlencode(pairs)
         return f"https://{self._host}:{self.port}{request.path}{query}"
 
     def _oauth_headers(self, request: HttpRequest) -> dict[str, str]:

@@ -166,6 +166,10 @@ class RunningEmulator:
         resource_scopes = tuple(dict.fromkeys(s for r in spec.resources for s in r.scopes))
         # Without a catalogue (a provider of API keys, say), the scopes are the resources' own.
         names = catalogue.names if catalogue is not None else resource_scopes
+        if catalogue is not None and catalogue.open:
+            # An open catalogue (a generic OAuth server) knows the scopes its test app registers too.
+            extra = (*(spec.app.scopes or ()), *resource_scopes, *(s for g in spec.permission_groups for s in g.scopes))
+            names = tuple(dict.fromkeys((*names, *extra)))
         app_scopes = names if spec.app.scopes is None else spec.app.scopes
         named = (*app_scopes, *resource_scopes, *(s for g in spec.permission_groups for s in g.scopes))
         unknown = [s for s in named if s not in names]

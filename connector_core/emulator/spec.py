@@ -353,12 +353,15 @@ class EmulatorSpec:
     #: Permission groups for credentials a company issues itself (HTTP Basic service users, API
     #: keys). Empty: such credentials may call every resource endpoint.
     permission_groups: tuple[PermissionGroup, ...] = attrs.field(default=(), converter=_tuple)
+    #: How the authorization request joins scopes (a few providers use ',' or '+').
+    scope_separator: str = " "
     #: What the usernames of HTTP Basic credentials the emulator issues start with (for
     #: service users, say, ``SERVICE-``); digits follow.
     credential_username_prefix: str = ""
 
     def __attrs_post_init__(self) -> None:
         _check(isinstance(self.app, AppRegistration), "EmulatorSpec.app", "expected an AppRegistration")
+        _check(self.scope_separator in (" ", ",", "+"), "EmulatorSpec.scope_separator", "expected ' ', ',' or '+'")
         groups = [g.key for g in self.permission_groups if isinstance(g, PermissionGroup)]
         _check(
             len(groups) == len(self.permission_groups) and len(set(groups)) == len(groups),

@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_exports
 from ._base import (
     CALLBACK_PATH_RE,
+    ENDPOINT_NAMES,
     FIELD_NAME_RE,
     HTTP_METHODS,
     KEY_RE,
+    PROFILE_OPTIONS,
     PROVIDER_KEY_RE,
+    SCOPE_SEPARATORS,
     SCOPE_TOKEN_RE,
     Access,
     ApiKeyLocation,
@@ -64,10 +67,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTH_TYPE_CLASSES",
     "CALLBACK_PATH_RE",
+    "ENDPOINT_NAMES",
     "FIELD_NAME_RE",
     "HTTP_METHODS",
     "KEY_RE",
+    "PROFILE_OPTIONS",
     "PROVIDER_KEY_RE",
+    "SCOPE_SEPARATORS",
     "SCOPE_TOKEN_RE",
     "Access",
     "Action",

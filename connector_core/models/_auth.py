@@ -9,14 +9,17 @@ import attrs
 
 from ..errors import DeclarationError, ValidationError
 from ._base import (
+    ENDPOINT_NAMES,
     FIELD_NAME_RE,
     KEY_RE,
+    PROFILE_OPTIONS,
     ApiKeyLocation,
     AuthKind,
     ClientAuthMethod,
     FieldKind,
     FieldLevel,
     _bool,
+    _choices,
     _is_enum,
     _matches,
     _optional,
@@ -27,6 +30,7 @@ from ._base import (
     _to_client_auth_method,
     _to_field_kind,
     _to_field_level,
+    _to_tuple,
     _url,
     _where,
     url_problem,
@@ -69,6 +73,16 @@ class OAuth2AuthorizationCode:
     #: Installs may begin at the provider (a marketplace), whose callback carries a code
     #: but no state of ours. Such callbacks are accepted only for providers that say so.
     provider_initiated_install: bool = attrs.field(default=False, validator=_bool)
+    #: Settings each profile may choose for itself (names from ``PROFILE_OPTIONS``), for a provider
+    #: that is really any OAuth 2.0 server: the declared values above are then the defaults.
+    profile_options: tuple[str, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_choices(PROFILE_OPTIONS, "profile options")
+    )
+    #: Endpoints (names from ``ENDPOINT_NAMES``) every profile must set, because the provider
+    #: cannot know them: the declared URLs are then placeholders, never called.
+    profile_endpoints: tuple[str, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_choices(ENDPOINT_NAMES, "endpoint names")
+    )
 
     @property
     def kind(self) -> AuthKind:
@@ -123,6 +137,16 @@ class OAuth2ClientCredentials:
     #: What a person should do when the provider refuses the credential (a 401), e.g. "reset the
     #: token": shown with the connection's needs-reconnect status.
     rejected_guidance: str = attrs.field(default="", validator=_text(allow_empty=True))
+    #: Settings each profile may choose (``PROFILE_OPTIONS`` but ``pkce``: no browser, no PKCE).
+    profile_options: tuple[str, ...] = attrs.field(
+        default=(),
+        converter=_to_tuple,
+        validator=_choices(tuple(o for o in PROFILE_OPTIONS if o != "pkce"), "profile options"),
+    )
+    #: Endpoints every profile must set (see :attr:`OAuth2AuthorizationCode.profile_endpoints`).
+    profile_endpoints: tuple[str, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_choices(ENDPOINT_NAMES, "endpoint names")
+    )
 
     @property
     def kind(self) -> AuthKind:

@@ -25,6 +25,24 @@ SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 #: A callback path: absolute, no query or fragment, unreserved characters only.
 CALLBACK_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._~-]+)+")
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+#: What a profile may override: the OAuth and API URLs of its environment (to point at an
+#: emulator or a proxy), the redirect URI registered on the provider's app, and for the RFC 9207
+#: mix-up defence the authorization server's issuer and where its RFC 8414 metadata is.
+ENDPOINT_NAMES: tuple[str, ...] = (
+    "redirect_uri",
+    "authorize_url",
+    "token_url",
+    "revocation_url",
+    "api_base_url",
+    "issuer",
+    "metadata_url",
+)
+#: Settings beyond URLs that an OAuth 2.0 auth type may let each profile choose
+#: (``profile_options``): how scopes are joined, PKCE on or off, how the client authenticates
+#: at the token endpoint, and the path of the connection test on the profile's API.
+PROFILE_OPTIONS: tuple[str, ...] = ("scope_separator", "pkce", "client_auth_method", "connection_test_path")
+#: The scope separators RFC 6749 servers use, by the names a profile may give them too.
+SCOPE_SEPARATORS: dict[str, str] = {" ": " ", ",": ",", "+": "+", "space": " ", "comma": ",", "plus": "+"}
 
 
 # --------------------------------------------------------------------------- enums
@@ -306,6 +324,22 @@ def _names(pattern: re.Pattern[str], expected: str) -> _Validator:
         for item in value:
             if not isinstance(item, str) or not pattern.fullmatch(item):
                 raise DeclarationError(where, f"expected {expected}, got {item!r}")
+
+    return check
+
+
+def _choices(allowed: tuple[str, ...], expected: str) -> _Validator:
+    """A tuple of distinct names, each one of ``allowed``."""
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        where = _where(instance, attribute)
+        if not isinstance(value, tuple):
+            raise DeclarationError(where, f"expected a list of {expected}, got {type(value).__name__}")
+        for item in value:
+            if item not in allowed:
+                raise DeclarationError(where, f"expected {expected} ({', '.join(allowed)}), got {item!r}")
+        if len(set(value)) != len(value):
+            raise DeclarationError(where, "expected each name once")
 
     return check
 

@@ -336,7 +336,8 @@ class ProviderDeclaration:
         return ()
 
     def _check_oauth(self) -> None:
-        if self.connection_test is not None and self.connection_test.scope is None and self.scope_catalogue:
+        catalogue = self.scope_catalogue
+        if self.connection_test is not None and self.connection_test.scope is None and catalogue and not catalogue.open:
             raise DeclarationError("connection_test.scope", "the provider has OAuth scopes, so name the one it needs")
         has_oauth = any(isinstance(a, OAuth2AuthorizationCode) for a in self.auth_types)
         if not has_oauth:

@@ -54,11 +54,15 @@ class ScopeCatalogue:
 
     ``minimum_scopes`` must be a subset of ``default_scopes``, and both must name
     scopes in the catalogue.
+
+    An ``open`` catalogue (a generic OAuth 2.0 server's) accepts any scope token
+    (RFC 6749 section 3.3) besides the scopes it lists: ``name in catalogue`` is true
+    for every valid token, its groups may be empty, and so may its defaults and minimum.
     """
 
     groups: tuple[ScopeGroup, ...] = attrs.field(
         converter=_to_tuple,
-        validator=[_instances(ScopeGroup, non_empty=True), _unique(lambda g: g.key, "group key")],
+        validator=[_instances(ScopeGroup), _unique(lambda g: g.key, "group key")],
     )
     #: Requested when a profile names neither scopes nor actions.
     default_scopes: tuple[str, ...] = attrs.field(
@@ -68,9 +72,13 @@ class ScopeCatalogue:
     minimum_scopes: tuple[str, ...] = attrs.field(
         converter=_to_sorted_names, validator=_names(SCOPE_TOKEN_RE, "a scope token")
     )
+    #: Any scope token is accepted, listed or not (a generic OAuth 2.0 provider).
+    open: bool = attrs.field(default=False, validator=_bool)
     _by_name: dict[str, tuple[ScopeGroup, Scope]] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
+        if not self.groups and not self.open:
+            raise DeclarationError("ScopeCatalogue.groups", "expected at least one entry")
         by_name: dict[str, tuple[ScopeGroup, Scope]] = {}
         for group in self.groups:
             for scope in group.scopes:
@@ -88,9 +96,9 @@ class ScopeCatalogue:
             object.__setattr__(self, attr, tuple(sorted(names, key=lambda n: order.get(n, len(order)))))
         for attr in ("default_scopes", "minimum_scopes"):
             unknown = [s for s in getattr(self, attr) if s not in by_name]
-            if unknown:
+            if unknown and not self.open:
                 raise DeclarationError(f"ScopeCatalogue.{attr}", f"not in the catalogue: {', '.join(unknown)}")
-        if not self.minimum_scopes:
+        if not self.minimum_scopes and not self.open:
             raise DeclarationError("ScopeCatalogue.minimum_scopes", "expected at least one scope")
         missing = sorted(set(self.minimum_scopes) - set(self.default_scopes))
         if missing:
@@ -105,6 +113,8 @@ class ScopeCatalogue:
         return tuple(self._by_name)
 
     def __contains__(self, name: object) -> bool:
+        if self.open:
+            return isinstance(name, str) and SCOPE_TOKEN_RE.fullmatch(name) is not None
         return name in self._by_name
 
     def get(self, name: str) -> Scope | None:

@@ -91,9 +91,9 @@ def check_scope_catalogue(declaration: ProviderDeclaration) -> Problems:
         unknown = [s for s in getattr(catalogue, name) if s not in catalogue]
         if unknown:
             problems.append(f"scope_catalogue.{name}: not in the catalogue: {', '.join(unknown)}")
-    if not catalogue.default_scopes:
+    if not catalogue.default_scopes and not catalogue.open:
         problems.append("scope_catalogue.default_scopes: expected at least one scope")
-    if not catalogue.minimum_scopes:
+    if not catalogue.minimum_scopes and not catalogue.open:
         problems.append("scope_catalogue.minimum_scopes: expected at least one scope")
     outside = [s for s in catalogue.minimum_scopes if s not in catalogue.default_scopes]
     if outside:
@@ -245,7 +245,7 @@ def check_connection_test(declaration: ProviderDeclaration) -> Problems:
     every valid connection can pass it."""
     test = declaration.connection_test
     catalogue = declaration.scope_catalogue
-    if test is None or catalogue is None:
+    if test is None or catalogue is None or (test.scope is None and catalogue.open):
         return ()
     if test.scope not in catalogue:
         return (f"connection_test.scope: {test.scope!r} is not in the catalogue",)

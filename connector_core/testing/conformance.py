@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import pytest
 
@@ -91,12 +91,19 @@ def declaration_or_fail(plugins: Plugins, key: str) -> ProviderDeclaration:
 
 
 def start_harness(
-    plugins: Plugins, key: str, store: Store, environment: str | None, values: h.ProfileValues
+    plugins: Plugins,
+    key: str,
+    store: Store,
+    environment: str | None,
+    values: h.ProfileValues,
+    profile_options: Mapping[str, Any] | None = None,
 ) -> h.Harness:
     """A :class:`~connector_core.testing.harness.Harness`, or a skip when the provider has no emulator."""
     declaration_or_fail(plugins, key)
     try:
-        return h.Harness(plugins, key, store, environment=environment, profile_values=values)
+        return h.Harness(
+            plugins, key, store, environment=environment, profile_values=values, profile_options=profile_options
+        )
     except h.NoEmulator as exc:
         skipped, message = True, exc.message
     except ConnectorError as exc:
@@ -113,7 +120,10 @@ class ProviderConformance:
 
     * ``plugin``: the plugin object (usually its module) instead of the entry point named ``KEY``;
     * ``not_secret_fields``: credential fields whose names only look secret;
-    * ``emulator_environment``: the environment to connect to (default: the provider's default).
+    * ``emulator_environment``: the environment to connect to (default: the provider's default);
+    * ``emulator_profile_options``: more for the test app's profile, as
+      :func:`~connector_core.validate_profile` takes it (``scopes``, ``endpoints`` with the
+      settings a generic provider's profile chooses...).
 
     Override :meth:`emulator_profile_values` when the emulator's test app needs profile
     values beyond ``client_id``, ``client_secret`` and ``app_id``.
@@ -123,6 +133,7 @@ class ProviderConformance:
     plugin: ClassVar[object | None] = None
     not_secret_fields: ClassVar[tuple[str, ...]] = ()
     emulator_environment: ClassVar[str | None] = None
+    emulator_profile_options: ClassVar[Mapping[str, Any]] = {}
 
     def emulator_profile_values(
         self, emulator: RunningEmulator, declaration: ProviderDeclaration, environment: str
@@ -166,6 +177,7 @@ class ProviderConformance:
             connector_store,
             self.emulator_environment,
             self.emulator_profile_values,
+            self.emulator_profile_options,
         )
         with harness:
             yield harness

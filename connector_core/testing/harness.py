@@ -327,6 +327,7 @@ class Harness:
             values["client_secret"] = client_secret
         # Revoke where the provider would (or as asked); otherwise the core deletes locally.
         urls = self.emulator.endpoints(self.environment).profile_urls(self.redirect_uri, revocation=self.revocation)
+        urls = {**urls, **dict(options.pop("endpoints", None) or {})}  # a profile's own settings, on top
         try:
             draft = validate_profile(
                 self.declaration,
@@ -612,10 +613,11 @@ def emulated_wrong_credentials(harness: Harness, profile: str = f"{PROFILE}-wron
     return ("connecting with a wrong client secret succeeded",)
 
 
-def _probe(harness: Harness) -> tuple[str, str, Any | None, int] | None:
-    """A request every valid connection may make: the connection test, else the emulator's
-    first GET endpoint without path parameters; ``(method, path, body, expected status)``."""
-    test = harness.declaration.connection_test
+def _probe(harness: Harness, profile: str) -> tuple[str, str, Any | None, int] | None:
+    """A request every valid connection of ``profile`` may make: the connection test (as the
+    profile runs it), else the emulator's first GET endpoint without path parameters;
+    ``(method, path, body, expected status)``."""
+    test = harness.connector.connection_test_for(harness.store.get_profile(profile, with_secrets=False))
     if test is not None:
         return test.method, test.path, json.loads(test.json_body) if test.json_body else None, test.expected_status
     for resource in harness.emulator.spec.resources:
@@ -635,7 +637,7 @@ def _exercise(harness: Harness, auth: AuthType, conn: Connection) -> list[str]:
     else:
         if not result.ok:
             found.append(f"the connection test failed: {result.detail}")
-    probe = _probe(harness)
+    probe = _probe(harness, conn.profile)
     if probe is not None:
         method, path, body, expected = probe
         try:

@@ -66,7 +66,7 @@ HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
 @pytest.mark.parametrize(
     ("argv", "needed", "not_needed"),
     [
-        (["providers", "list"], (), (*RECORDS, *HIBOB_RECORDS)),
+        (["providers", "list"], (), (*RECORDS, *HIBOB_RECORDS, "connector_core.dataprovider._schema", "difflib")),
         (
             ["scopes", "hibob", "--check", "employee_data:read", "tasks:write"],
             ("connector_core.models._scopes", "connector_hibob.catalogue"),

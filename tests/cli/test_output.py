@@ -171,7 +171,7 @@ def test_plugins_command(run_cli: RunCli) -> None:
     text = run_cli(["plugins"]).out
     assert "connector_core.builtin (connector-core" in text
     data = json.loads(run_cli(["plugins", "--json"]).out)
-    assert set(data["plugins"][0]) == {"name", "distribution", "version", "hooks", "providers", "error"}
+    assert set(data["plugins"][0]) == {"name", "distribution", "version", "hooks", "providers", "error", "path"}
 
 
 ERRORS: list[tuple[list[str], int, str]] = [

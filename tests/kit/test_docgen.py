@@ -176,7 +176,10 @@ def test_the_cli_reference_lists_every_command_and_option() -> None:
                 stack.extend(action.choices.values())
     assert seen > 40 and "new-provider" in choices and "docs" in choices
     assert "connector scopes [--group GROUP] [--check SCOPE... | --for-actions ACTION...] [--json] PROVIDER" in page
-    assert "connector docs [--format FORMAT] [--cli-reference | --hook-reference] [--output FILE] [PROVIDER]" in page
+    assert (
+        "connector docs [--format FORMAT] [--cli-reference | --hook-reference | --data-schema] "
+        "[--output FILE] [PROVIDER]" in page
+    )
     assert "| `--format FORMAT` | the output format. One of: `markdown`. Default: `markdown`. |" in page
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import REPO, Result
 
-from connector_core import load_plugins
+from connector_core import ValidationError, load_plugins
 from connector_core.scaffold import new_provider, scaffold_names
 from connector_core.testing import checks
 from connector_core.testing.harness import isolated_plugins
@@ -202,3 +202,38 @@ def test_the_scaffolded_plugin_never_answers_for_another_provider(
     assert both.provider_keys() == ("hibob", "zeta")
     assert both.declaration("hibob").callback == load_plugins([hibob], entry_points=False).declaration("hibob").callback
     assert both.problems == ()
+
+
+# ------------------------------------------------------------- a provider as data
+
+
+def test_the_data_scaffold_passes_its_own_conformance_test(tmp_path: Path, run_cli: Callable[..., Result]) -> None:
+    folder = tmp_path / "acme-data"
+    made = run_cli(["new-provider", "acme", "--data", "--dir", str(folder), "--json"])
+    assert made.code == 0 and made.err == "", made.err
+    assert json.loads(made.out)["files"] == ["acme.toml", "test_acme_conformance.py", "README.md"]
+    assert "CONNECTOR_PROVIDERS_PATH" in (folder / "README.md").read_text()
+
+    tested = _run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q"], folder)
+    assert tested.returncode == 0, tested.stdout[-3000:]
+    assert "16 passed" in tested.stdout and "skipped" not in tested.stdout, tested.stdout[-3000:]
+
+    env = {**_clean_env(), "CONNECTOR_PROVIDERS_PATH": str(folder), "CONNECTOR_HOME": str(tmp_path / "home")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "connector_core", "providers", "show", "acme"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"Acme (acme)  [plugin data:{folder / 'acme.toml'}]\n")
+
+
+def test_the_data_scaffold_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("mine")
+    with pytest.raises(ValidationError):
+        new_provider("acme", tmp_path / "taken", data=True)
+    assert (tmp_path / "taken" / "x").read_text() == "mine"

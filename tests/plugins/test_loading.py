@@ -425,7 +425,7 @@ def test_plugin_infos_list_hooks_and_errors() -> None:
     assert "unknown hook" in infos["Typo-1"].error
     builtin = infos["connector_core.builtin"]
     assert builtin.distribution == "connector-core"
-    assert builtin.hooks == ("connector_core_callback_base_url",)
+    assert builtin.hooks == ("connector_core_callback_base_url", "connector_core_provider_files")
 
 
 # ----------------------------------------------------- entry points, for real
