@@ -231,6 +231,11 @@ def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
                 rows = [("Query parameter", _code(f"?{auth.query_name}=<{auth.key_field}>"))]
             else:
                 rows = [("Header", _code(f"{auth.header_name}: {prefix}<{auth.key_field}>"))]
+        if isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
+            if auth.profile_endpoints:
+                rows.append(("A profile must set", ", ".join(_code(n) for n in auth.profile_endpoints)))
+            if auth.profile_options:
+                rows.append(("A profile may choose", ", ".join(_code(n) for n in auth.profile_options)))
         rejected = getattr(auth, "rejected_guidance", "")
         if rejected:
             rows.append(("When the provider refuses the credentials", _cell(rejected)))
@@ -310,14 +315,17 @@ def _scope_section(decl: ProviderDeclaration) -> list[list[str]]:
     if catalogue is None:
         return []
     groups = len(catalogue.groups)
+    count = f"{len(catalogue.names)} scopes in {groups} feature area{'s' if groups != 1 else ''}."
+    if catalogue.open:
+        count += " The catalogue is open: a profile may request any scope token (RFC 6749 §3.3) besides these."
+    defaults = _codes(catalogue.default_scopes) or "none (the authorization server's default)"
     blocks: list[list[str]] = [
         ["## Scopes"],
         [
-            f"{len(catalogue.names)} scopes in {groups} feature area{'s' if groups != 1 else ''}.",
+            count,
             "",
-            f"- Default scopes (requested when a profile names neither scopes nor actions): "
-            f"{_codes(catalogue.default_scopes)}",
-            f"- Minimum scopes (every connection needs them): {_codes(catalogue.minimum_scopes)}",
+            f"- Default scopes (requested when a profile names neither scopes nor actions): {defaults}",
+            f"- Minimum scopes (every connection needs them): {_codes(catalogue.minimum_scopes) or 'none'}",
         ],
     ]
     for group in catalogue.groups:

@@ -40,6 +40,20 @@ def test_the_hibob_page_is_generated_from_the_plugin(hibob_plugins: Plugins) -> 
     )
 
 
+def test_the_generic_oauth2_page_is_generated_from_its_data_file() -> None:
+    from connector_core import _builtin
+    from connector_core.dataprovider import DataProvider
+
+    plugins = load_plugins(
+        [DataProvider(path) for path in _builtin.connector_core_provider_files()], entry_points=False
+    )
+    committed = (DOCS / "providers" / "oauth2-generic.md").read_text()
+    assert committed == render_provider(plugins.declaration("oauth2-generic")), (
+        "docs/providers/oauth2-generic.md drifted from its data file; regenerate it with "
+        "'connector docs oauth2-generic --output docs/providers/oauth2-generic.md'"
+    )
+
+
 def test_the_cli_reference_is_generated_from_the_parser() -> None:
     parser, _ = build_parser(load_plugins(entry_points=False, env={}), plugin_commands=False)
     assert (DOCS / "cli-reference.md").read_text() == render_cli_reference(parser), (
