@@ -152,6 +152,10 @@ class Workers:
                 proc.wait(timeout=30)
 
 
+#: How a worker process gets its store's URL (with its password): the environment, not argv.
+WORKER_STORE_URL = "WORKLOAD_STORE_URL"
+
+
 @contextmanager
 def start_workers(
     url: str, key_file: Path, ids: Sequence[str], *, workers: int, threads: int, tmp: Path
@@ -161,9 +165,10 @@ def start_workers(
     ids_file.write_text(json.dumps(list(ids)))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "HIBOB_"))}
     env["CONNECTOR_CORE_KEY_FILE"] = str(key_file)
+    env[WORKER_STORE_URL] = url  # the URL holds the store's password: never in argv, which ps shows
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, url, str(ids_file), str(threads), str(n)],
+            [sys.executable, __file__, str(ids_file), str(threads), str(n)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -255,4 +260,4 @@ def _worker(url: str, ids_file: str, threads: int, seed: int) -> None:  # pragma
 
 
 if __name__ == "__main__":  # pragma: no cover - a worker process
-    _worker(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    _worker(os.environ.pop(WORKER_STORE_URL), sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
