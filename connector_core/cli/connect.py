@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..registries import Command
@@ -19,6 +19,7 @@ from .output import add_json, run_handler
 from .parser import HELP
 
 if TYPE_CHECKING:
+    from ..connection import ConnectResult
     from ..connector import Connector
     from ..models import AuthType, ProviderDeclaration
     from ..plugins import Plugins
@@ -169,9 +170,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
     # Here, not at the top: the emulator, httpx and the profile records are this option's alone (cold start).
     import httpx
 
-    from ..connection import ConnectionStatus
     from ..emulator import CONSENT_HEADER, start_emulator
-    from ..profiles import validate_profile
     from ..secret import Secret
 
     decl = plugins.declaration(args.target)
@@ -195,18 +194,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
         field_names = {f.name for f in decl.fields_for(auth.key)}
         if "app_id" in field_names:
             values["app_id"] = emu.app.app_id
-        urls = endpoints.profile_urls(redirect)
-        try:
-            previous = connector.store.get_profile(name)
-        except UnknownNameError:
-            previous = None
-        draft = validate_profile(
-            decl, name=name, environment=env.key, auth_type=auth.key, values=values, previous=previous, endpoints=urls
-        )
-        if previous is None:
-            connector.store.create_profile(draft)
-        else:
-            connector.store.update_profile(name, draft)
+        _save_profile(connector, decl, name, env.key, auth.key, values, endpoints.profile_urls(redirect))
         sys.stderr.write(f"Emulator running at {emu.base_url}; profile {name!r} uses its test app.\n")
 
         def consent(url: str) -> None:
@@ -219,21 +207,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
                     raise ConnectorError(f"the emulator did not redirect after consent (HTTP {answer.status_code})")
                 browser.get(location)
 
-        result = run_flow(connector, name, args, out, browser=consent)
-        try:
-            code = finish(connector, result, args, out)
-        finally:
-            # Its tokens are good only at this emulator, whose port dies with it: keep the
-            # record of the run, but never as a usable connection pointing at a dead port.
-            connector.store.set_status(
-                result.connection.id, ConnectionStatus.DISCONNECTED, EMULATOR_GONE, delete_tokens=True
-            )
-        if not args.json:
-            out.write(
-                "(The emulator stops now. The connection stays in the store as a record of the run, "
-                "disconnected, without tokens: they worked only at this emulator.)\n"
-            )
-        return code
+        return _finish_run(connector, run_flow(connector, name, args, out, browser=consent), args, out, "tokens")
 
 
 def _connect_emulator_credentials(args: argparse.Namespace, plugins: Plugins, out: IO[str], auth_type: str) -> int:
@@ -242,10 +216,8 @@ def _connect_emulator_credentials(args: argparse.Namespace, plugins: Plugins, ou
     credentials grant uses its test app's client), the profile ``KEY-emulator-AUTHTYPE``
     points at it, and ``Connector.connect`` runs the connection test and stores them."""
     # Here, not at the top: the emulator and the profile records are this option's alone (cold start).
-    from ..connection import ConnectionStatus
     from ..emulator import start_emulator
     from ..models import FieldKind, FieldLevel
-    from ..profiles import validate_profile
     from ..secret import Secret
 
     decl = plugins.declaration(args.target)
@@ -284,30 +256,59 @@ def _connect_emulator_credentials(args: argparse.Namespace, plugins: Plugins, ou
             "revocation_url": endpoints.revocation_url,
             "api_base_url": endpoints.api_base_url,
         }
-        try:
-            previous = connector.store.get_profile(name)
-        except UnknownNameError:
-            previous = None
-        draft = validate_profile(
-            decl, name=name, environment=env.key, auth_type=auth.key, values=values, previous=previous, endpoints=urls
-        )
-        if previous is None:
-            connector.store.create_profile(draft)
-        else:
-            connector.store.update_profile(name, draft)
+        _save_profile(connector, decl, name, env.key, auth.key, values, urls)
         sys.stderr.write(f"Emulator running at {emu.base_url}; profile {name!r} connects with {made}.\n")
-        result = connector.connect(name, user, scopes=args.scopes)
-        try:
-            code = finish(connector, result, args, out)
-        finally:
-            # Its credentials are good only at this emulator, whose port dies with it: keep the
-            # record of the run, but never as a usable connection pointing at a dead port.
-            connector.store.set_status(
-                result.connection.id, ConnectionStatus.DISCONNECTED, EMULATOR_GONE, delete_tokens=True
-            )
-        if not args.json:
-            out.write(
-                "(The emulator stops now. The connection stays in the store as a record of the run, "
-                "disconnected, without its credentials: they worked only at this emulator.)\n"
-            )
-        return code
+        held = "tokens" if auth.kind.uses_tokens else "its credentials"
+        return _finish_run(connector, connector.connect(name, user, scopes=args.scopes), args, out, held)
+
+
+def _save_profile(
+    connector: Connector,
+    decl: ProviderDeclaration,
+    name: str,
+    environment: str,
+    auth_type: str,
+    values: Mapping[str, Any],
+    endpoints: Mapping[str, str | None],
+) -> None:
+    """Create the emulator run's profile, or update it from an earlier run."""
+    # Here, not at the top: the profile records are --emulator's alone (cold start).
+    from ..profiles import validate_profile
+
+    try:
+        previous = connector.store.get_profile(name)
+    except UnknownNameError:
+        previous = None
+    draft = validate_profile(
+        decl,
+        name=name,
+        environment=environment,
+        auth_type=auth_type,
+        values=values,
+        previous=previous,
+        endpoints=endpoints,
+    )
+    if previous is None:
+        connector.store.create_profile(draft)
+    else:
+        connector.store.update_profile(name, draft)
+
+
+def _finish_run(connector: Connector, result: ConnectResult, args: argparse.Namespace, out: IO[str], held: str) -> int:
+    """Show the emulator run's connection, then disconnect it: what it holds (``held``) is good only
+    at this emulator, whose port dies with it. The record of the run stays, never usable."""
+    # Here, not at the top: see _connect_emulator.
+    from ..connection import ConnectionStatus
+
+    try:
+        code: int = finish(connector, result, args, out)
+    finally:
+        connector.store.set_status(
+            result.connection.id, ConnectionStatus.DISCONNECTED, EMULATOR_GONE, delete_tokens=True
+        )
+    if not args.json:
+        out.write(
+            "(The emulator stops now. The connection stays in the store as a record of the run, "
+            f"disconnected, without {held}: they worked only at this emulator.)\n"
+        )
+    return code
