@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError, ValidationError
 from .output import Parser
-from .secrets import RefuseSecretOnArgv, option_name, read_secret
+from .secrets import add_field_option, option_name, read_secret
 
 if TYPE_CHECKING:
     from ..models import AuthType, CredentialField, ProviderDeclaration
@@ -113,27 +113,7 @@ def add_credential_options(parser: argparse.ArgumentParser, decl: ProviderDeclar
                 raise ValidationError(
                     f"credential_fields.{field.name}", f"its option {opt} clashes with one of the command's own"
                 )
-            dest = _DEST.format(field.name)
-            help_text = field.help or field.label
-            if field.secret:
-                group.add_argument(
-                    opt, nargs="?", action=RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{dest}__argv"
-                )
-                either = group.add_mutually_exclusive_group()
-                either.add_argument(
-                    f"{opt}-env",
-                    metavar="VAR",
-                    dest=f"{dest}__env",
-                    help=f"read {field.label} from environment variable VAR (else a prompt). {help_text}",
-                )
-                either.add_argument(
-                    f"{opt}-file",
-                    metavar="PATH",
-                    dest=f"{dest}__file",
-                    help=f"read {field.label} from a file (UTF-8, at most 64 KiB)",
-                )
-            else:
-                group.add_argument(opt, metavar="VALUE", dest=dest, help=help_text)
+            add_field_option(group, field, _DEST.format(field.name), prompted=True)
 
 
 def credential_options(decl: ProviderDeclaration, auth: AuthType) -> str:

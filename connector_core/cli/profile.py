@@ -17,10 +17,10 @@ from .context import open_store
 from .credentials import parse_quietly
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
 from .parser import HELP
-from .secrets import RefuseSecretOnArgv, option_name, read_secret
+from .secrets import add_field_option, option_name, read_secret
 
 if TYPE_CHECKING:
-    from ..models import CredentialField, ProviderDeclaration
+    from ..models import ProviderDeclaration
     from ..plugins import Plugins
     from ..profiles import Profile
     from ..secret import Secret
@@ -86,7 +86,7 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
             if field.name in seen:
                 continue
             seen.add(field.name)
-            _add_field_option(group, field)
+            add_field_option(group, field, field.name)
     if decl.scope_catalogue is not None:
         parser.add_argument(
             "--scopes",
@@ -113,30 +113,6 @@ def _field_parser(prog: str, decl: ProviderDeclaration, *, update: bool) -> argp
     )
     add_json(parser)
     return parser
-
-
-def _add_field_option(group: Any, field: CredentialField) -> None:
-    opt = option_name(field)
-    help_text = field.help or field.label
-    if field.secret:
-        group.add_argument(
-            opt, nargs="?", action=RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{field.name}__argv"
-        )
-        either = group.add_mutually_exclusive_group()
-        either.add_argument(
-            f"{opt}-env",
-            metavar="VAR",
-            dest=f"{field.name}__env",
-            help=f"read {field.label} from environment variable VAR. {help_text}",
-        )
-        either.add_argument(
-            f"{opt}-file",
-            metavar="PATH",
-            dest=f"{field.name}__file",
-            help=f"read {field.label} from a file (UTF-8, at most 64 KiB)",
-        )
-    else:
-        group.add_argument(opt, metavar="VALUE", dest=field.name, help=help_text)
 
 
 def _holds_no_credentials(

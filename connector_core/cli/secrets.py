@@ -16,7 +16,7 @@ from ..secret import Secret
 if TYPE_CHECKING:
     from ..models import CredentialField
 
-__all__ = ["MAX_SECRET_FILE_BYTES", "RefuseSecretOnArgv", "option_name", "read_secret"]
+__all__ = ["MAX_SECRET_FILE_BYTES", "RefuseSecretOnArgv", "add_field_option", "option_name", "read_secret"]
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
@@ -41,6 +41,31 @@ class RefuseSecretOnArgv(argparse.Action):
             f"{option_string}: secrets are never taken from the command line; use {option_string}-env VAR, "
             f"{option_string}-file PATH, or leave it out to be prompted"
         )
+
+
+def add_field_option(group: Any, field: CredentialField, dest: str, *, prompted: bool = False) -> None:
+    """The options of one credential field: ``--NAME VALUE`` for a plain one; for a secret one,
+    ``--NAME-env VAR`` or ``--NAME-file PATH`` (``prompted``: else a prompt), and ``--NAME VALUE``
+    refused without echoing VALUE. Values land in ``dest`` (``dest__env``, ``dest__file``)."""
+    opt = option_name(field)
+    help_text = field.help or field.label
+    if not field.secret:
+        group.add_argument(opt, metavar="VALUE", dest=dest, help=help_text)
+        return
+    group.add_argument(opt, nargs="?", action=RefuseSecretOnArgv, help=argparse.SUPPRESS, dest=f"{dest}__argv")
+    either = group.add_mutually_exclusive_group()
+    either.add_argument(
+        f"{opt}-env",
+        metavar="VAR",
+        dest=f"{dest}__env",
+        help=f"read {field.label} from environment variable VAR{' (else a prompt)' if prompted else ''}. {help_text}",
+    )
+    either.add_argument(
+        f"{opt}-file",
+        metavar="PATH",
+        dest=f"{dest}__file",
+        help=f"read {field.label} from a file (UTF-8, at most {MAX_SECRET_FILE_BYTES // 1024} KiB)",
+    )
 
 
 def read_secret(field: CredentialField, env_var: str | None, path: str | None, *, prompt: bool) -> Secret | None:
