@@ -27,6 +27,13 @@ def test_the_shipped_schema_is_the_generated_one() -> None:
     )
 
 
+def test_the_docs_publish_the_shipped_schema() -> None:
+    published = REPO / "docs" / "provider.schema.json"
+    assert published.read_text(encoding="utf-8") == SCHEMA_FILE.read_text(encoding="utf-8"), (
+        f"copy {SCHEMA_FILE} to {published}: the documentation site publishes the schema"
+    )
+
+
 def test_the_schema_is_valid_draft_2020_12() -> None:
     jsonschema.Draft202012Validator.check_schema(schema())
 
