@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from .errors import ValidationError
 
 if TYPE_CHECKING:
     from .models import Procedure, ReconnectPolicy
@@ -17,6 +20,8 @@ __all__ = [
     "Connection",
     "ConnectionEvent",
     "ConnectionStatus",
+    "EndUser",
+    "Owner",
     "ReconnectPlan",
     "RevokeResult",
     "TestResult",
@@ -36,6 +41,90 @@ class ConnectionStatus(enum.Enum):
     REVOKED = "revoked"
     #: Disconnected locally (tokens deleted) where the provider has no revocation.
     DISCONNECTED = "disconnected"
+
+
+#: An end user's id and an organisation: what the platform calls them (printable, no spaces).
+_OWNER_ID_RE = re.compile(r"[\x21-\x7e]{1,200}")
+#: A tag: lower-case words, digits, '.', '_', ':', '-' (``team:payroll``, ``tier-1``).
+TAG_RE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+MAX_TAGS = 50
+
+
+def _owner_id(field: str) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, str) or not _OWNER_ID_RE.fullmatch(value):
+            raise ValidationError(field, f"expected 1-200 printable characters without spaces, got {value!r}")
+
+    return check
+
+
+def _optional_text(field: str, limit: int) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            raise ValidationError(field, f"expected 1-{limit} characters, got {value!r}")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValidationError(field, "expected printable characters, got a control character")
+
+    return check
+
+
+def _email(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _optional_text("end_user.email", 320)(instance, attribute, value)
+    if value is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise ValidationError("end_user.email", f"expected an email address such as ada@example.com, got {value!r}")
+
+
+def _tags(value: Any) -> Any:
+    if isinstance(value, (str, bytes)) or value is None:
+        return value
+    return tuple(dict.fromkeys(value))
+
+
+def _check_tags(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, tuple):
+        raise ValidationError("tags", f"expected a list of tags, got {type(value).__name__}")
+    if len(value) > MAX_TAGS:
+        raise ValidationError("tags", f"expected at most {MAX_TAGS} tags, got {len(value)}")
+    for tag in value:
+        if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
+            raise ValidationError(
+                "tags", f"expected lower-case letters, digits, '.', '_', ':' or '-' (at most 64), got {tag!r}"
+            )
+
+
+@attrs.frozen
+class EndUser:
+    """The platform's end user a connection belongs to: the platform's own id for them, and
+    optionally how to show them."""
+
+    id: str = attrs.field(validator=_owner_id("end_user.id"))
+    email: str | None = attrs.field(default=None, validator=_email)
+    display_name: str | None = attrs.field(default=None, validator=_optional_text("end_user.display_name", 200))
+
+
+@attrs.frozen
+class Owner:
+    """Whose a connection is: an end user (``None``: unclaimed, as a Marketplace install is until
+    the platform attaches it), their organisation, and free tags to filter by."""
+
+    end_user: EndUser | None = attrs.field(default=None)
+    organisation: str | None = attrs.field(default=None, validator=attrs.validators.optional(_owner_id("organisation")))
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags, validator=_check_tags)
+
+    @end_user.validator
+    def _check_end_user(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is not None and not isinstance(value, EndUser):
+            raise ValidationError("end_user", f"expected an EndUser, got {type(value).__name__}")
+
+    @property
+    def claimed(self) -> bool:
+        return self.end_user is not None
+
+
+#: A connection nobody has claimed yet.
+UNCLAIMED = Owner()
 
 
 @attrs.frozen
@@ -65,6 +154,8 @@ class Connection:
     created_at: str
     updated_at: str
     refreshed_at: str | None = None
+    #: Whose it is: end user, organisation, tags (unclaimed when made without one).
+    owner: Owner = UNCLAIMED
 
     @property
     def usable(self) -> bool:
@@ -91,6 +182,8 @@ class Attempt:
     expires_at: float
     #: Set when the attempt reconnects an existing connection.
     connection_id: str | None = None
+    #: Whose the connection it makes will be (``None``: unclaimed, or a reconnect's as it was).
+    owner: Owner | None = None
 
 
 # ------------------------------------------------- what the connect flow returns

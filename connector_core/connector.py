@@ -40,6 +40,7 @@ from .connection import (
     Connection,
     ConnectionStatus,
     ConnectResult,
+    Owner,
     ReconnectPlan,
     RevokeResult,
     TestResult,
@@ -428,9 +429,12 @@ class Connector:
         scopes: Sequence[str] | None = None,
         connection_id: str | None = None,
         ttl: float = ATTEMPT_TTL,
+        owner: Owner | None = None,
     ) -> AuthorizationStart:
         """Start an authorization: a fresh state (256 bits) and PKCE S256 verifier,
-        stored server-side with the redirect URI and scopes; returns the URL to visit."""
+        stored server-side with the redirect URI and scopes; returns the URL to visit.
+        ``owner``: whose the connection will be (an end user, organisation, tags); without one
+        it is unclaimed (a reconnect keeps its connection's)."""
         prof = self.store.get_profile(profile)
         ctx = self._context(prof)
         grant = self._code_grant(ctx)
@@ -457,6 +461,7 @@ class Connector:
             scopes=chosen,
             expires_at=expires_at,
             connection_id=connection_id,
+            owner=owner,
         )
         return AuthorizationStart(attempt.id, url, redirect, expires_at)
 
@@ -528,7 +533,14 @@ class Connector:
             what="code exchange",
             redact=_redactions(ctx, params.code, verifier),
         )
-        return self._save(ctx, tokens, attempt.scopes, provider_initiated=False, connection_id=attempt.connection_id)
+        return self._save(
+            ctx,
+            tokens,
+            attempt.scopes,
+            provider_initiated=False,
+            connection_id=attempt.connection_id,
+            owner=attempt.owner,
+        )
 
     def complete_provider_initiated(self, profile: str, callback: str | Mapping[str, str]) -> ConnectResult:
         """Finish an install that began at the provider (its callback has a code and no
@@ -635,6 +647,7 @@ class Connector:
         *,
         provider_initiated: bool,
         connection_id: str | None,
+        owner: Owner | None = None,
     ) -> ConnectResult:
         granted = tokens.scopes if tokens.scopes is not None else requested
         warnings: list[str] = []
@@ -646,12 +659,7 @@ class Connector:
             warnings.append(f"the provider granted more than requested: {' '.join(extra)}")
         identity = self.plugins.identity(ctx.profile.provider, dict(tokens.extra))
         if connection_id is None and identity:
-            # The same account (company, workspace...) again through the same profile: update its
-            # connection rather than keep two whose tokens would race for one grant.
-            same = [c for c in self.store.list_connections(profile=ctx.profile.name) if dict(c.identity) == identity]
-            if same:
-                connection_id = max(same, key=lambda c: c.updated_at).id
-                warnings.append(f"this account was already connected; {connection_id} was updated")
+            connection_id = self._same_account(ctx.profile.name, identity, owner, warnings)
         connection = self.store.save_connection(
             ctx.profile,
             tokens,
@@ -663,8 +671,43 @@ class Connector:
             reason="reauthorized"
             if connection_id
             else ("installed at the provider" if provider_initiated else "authorized"),
+            owner=owner,
         )
         return ConnectResult(connection, tuple(warnings))
+
+    def _same_account(
+        self, profile: str, identity: Mapping[str, str], owner: Owner | None, warnings: list[str]
+    ) -> str | None:
+        """The connection to update when the same account (company, service user, client...) is
+        connected again through the same profile, rather than keep two whose tokens would race for
+        one grant. With an owner, only that end user's own connection counts (another end user's
+        is never handed over); without one, any."""
+        end_user = owner.end_user.id if owner is not None and owner.end_user is not None else None
+        same = [
+            c
+            for c in self.store.list_connections(profile=profile, end_user=end_user)
+            if dict(c.identity) == dict(identity)
+        ]
+        if not same:
+            return None
+        found = max(same, key=lambda c: c.updated_at).id
+        warnings.append(f"this account was already connected; {found} was updated")
+        return found
+
+    def attach(self, connection_id: str, owner: Owner, *, replace: bool = False) -> Connection:
+        """Set whose a connection is: attach an unclaimed one (a Marketplace install) to an end
+        user, or change its organisation and tags. A connection that belongs to another end user
+        is handed over only with ``replace``."""
+        conn = self.store.get_connection(connection_id)
+        current = conn.owner.end_user
+        wanted = owner.end_user
+        if current is not None and not replace and (wanted is None or wanted.id != current.id):
+            raise ValidationError(
+                "end_user",
+                f"connection {connection_id} belongs to end user {current.id!r}; hand it over only on purpose "
+                "(replace=True)",
+            )
+        return self.store.set_owner(connection_id, owner)
 
     # ------------------------------------------------ connect with credentials
 
@@ -676,6 +719,7 @@ class Connector:
         connection_id: str | None = None,
         scopes: Sequence[str] | None = None,
         test: bool = True,
+        owner: Owner | None = None,
     ) -> ConnectResult:
         """Connect through a profile whose auth type sends no one to the provider: HTTP Basic
         or an API key (``credentials`` are the end user's fields, such as a service
@@ -687,8 +731,9 @@ class Connector:
         :class:`~connector_core.CredentialsRejected`: nothing is stored unless it passes.
         The credentials are stored encrypted with the connection. ``connection_id`` replaces
         the credentials of an existing connection of the profile, keeping its id and history.
+        ``owner``: whose the connection is (as for :meth:`begin`).
         """
-        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test)
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner)
         return run_sync(flow, self.client, self.deadline)
 
     async def aconnect(
@@ -699,8 +744,9 @@ class Connector:
         connection_id: str | None = None,
         scopes: Sequence[str] | None = None,
         test: bool = True,
+        owner: Owner | None = None,
     ) -> ConnectResult:
-        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test)
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner)
         return await run_async(flow, self.async_client, self.deadline)
 
     def _connect_flow(
@@ -710,6 +756,7 @@ class Connector:
         connection_id: str | None,
         scopes: Sequence[str] | None,
         test: bool,
+        owner: Owner | None = None,
     ) -> Flow[ConnectResult]:
         prof = self.store.get_profile(profile)
         decl = self.plugins.declaration(prof.provider)
@@ -754,12 +801,7 @@ class Connector:
             yield from self._probe_flow(decl, prof, auth, signature)
         warnings: list[str] = []
         if connection_id is None and identity:
-            # The same account (service user, client...) again through the same profile: update its
-            # connection rather than keep two.
-            same = [c for c in self.store.list_connections(profile=prof.name) if dict(c.identity) == identity]
-            if same:
-                connection_id = max(same, key=lambda c: c.updated_at).id
-                warnings.append(f"this account was already connected; {connection_id} was updated")
+            connection_id = self._same_account(prof.name, identity, owner, warnings)
         granted = tokens.scopes if tokens is not None and tokens.scopes is not None else requested
         connection = self.store.save_connection(
             prof,
@@ -771,6 +813,7 @@ class Connector:
             connection_id=connection_id,
             reason=CREDENTIALS_REPLACED if connection_id else CONNECTED,
             credentials=values,
+            owner=owner,
         )
         return ConnectResult(connection, tuple(warnings))
 

@@ -17,7 +17,7 @@ import attrs
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
+    from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus, Owner
     from ..crypto import KeyRing
     from ..oauth import TokenSet
     from ..profiles import Profile, ProfileDraft
@@ -173,8 +173,10 @@ class StoreLike(Protocol):
         scopes: tuple[str, ...],
         expires_at: float,
         connection_id: str | None = None,
+        owner: Owner | None = None,
     ) -> Attempt:
-        """Record a pending authorization, its PKCE verifier encrypted; expired ones are cleared."""
+        """Record a pending authorization, its PKCE verifier encrypted, and whose the connection it
+        makes will be (``owner``); expired ones are cleared."""
 
     def consume_attempt(self, state_hash: str) -> tuple[Attempt, Secret | None] | None:
         """Take the attempt with this state hash out of the store, with its verifier: single use,
@@ -193,6 +195,7 @@ class StoreLike(Protocol):
         connection_id: str | None = None,
         reason: str = "authorized",
         credentials: Mapping[str, Secret] | None = None,
+        owner: Owner | None = None,
     ) -> Connection:
         """Store a new connection (or re-authorize ``connection_id``, keeping its id and creation
         time, replacing its tokens and bumping its token version) in one transaction, with a
@@ -200,7 +203,11 @@ class StoreLike(Protocol):
 
         ``credentials``: the credential field values an end user gave for the connection (a
         service user's ID and token, an API key), encrypted like tokens and replaced as a
-        whole. A connection with credentials and no OAuth tokens passes ``tokens=None``."""
+        whole. A connection with credentials and no OAuth tokens passes ``tokens=None``.
+
+        ``owner``: whose the connection is (end user, organisation, tags); ``None`` leaves an
+        existing connection's as it is and makes a new one unclaimed. The end user and the
+        organisation are sealed with the row."""
 
     def get_connection(self, connection_id: str) -> Connection:
         """The connection; an UnknownNameError when there is none."""
@@ -215,8 +222,19 @@ class StoreLike(Protocol):
         status: ConnectionStatus | None = None,
         limit: int | None = None,
         after: str | None = None,
+        end_user: str | None = None,
+        organisation: str | None = None,
+        tag: str | None = None,
+        provider: str | None = None,
+        unclaimed: bool = False,
     ) -> tuple[Connection, ...]:
-        """Connections ordered by id, filtered; page with ``limit`` and ``after`` (the last id seen)."""
+        """Connections ordered by id, filtered (every filter given must hold: an end user's id, an
+        organisation, one tag, a provider; ``unclaimed``: only those nobody owns); page with
+        ``limit`` and ``after`` (the last id seen)."""
+
+    def set_owner(self, connection_id: str, owner: Owner) -> Connection:
+        """Set whose the connection is (attach an unclaimed one to an end user, change its tags),
+        resealing the row, with an event; an UnknownNameError when there is none."""
 
     def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
         """The connection's status changes, oldest first (none for an unknown one)."""

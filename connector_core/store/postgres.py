@@ -139,6 +139,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE profiles ADD COLUMN seal text",
         "ALTER TABLE connections ADD COLUMN seal text",
     ),
+    3: (
+        # Whose a connection is: the platform's end user (NULL: unclaimed), organisation, tags.
+        'ALTER TABLE connections ADD COLUMN end_user_id text COLLATE "C"',
+        "ALTER TABLE connections ADD COLUMN end_user_email text",
+        "ALTER TABLE connections ADD COLUMN end_user_name text",
+        'ALTER TABLE connections ADD COLUMN organisation text COLLATE "C"',
+        "ALTER TABLE connections ADD COLUMN tags text NOT NULL DEFAULT '[]'",
+        "CREATE INDEX connections_end_user ON connections (end_user_id)",
+        # Whose the connection an authorization makes will be.
+        "ALTER TABLE attempts ADD COLUMN owner text",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -151,6 +162,7 @@ POSTGRES = Dialect(
     shared=True,
     blob=bytes,
     sealed_from=2,
+    owned_from=3,
     for_share=" FOR SHARE",
 )
 

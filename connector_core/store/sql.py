@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 
-from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus
+from ..connection import TAG_RE, Attempt, Connection, ConnectionEvent, ConnectionStatus, EndUser, Owner
 from ..crypto import CryptoError, KeyRing
 from ..errors import ConnectorError, UnknownNameError, ValidationError
 from ..profiles import Profile
@@ -49,21 +49,25 @@ _PROFILE_COLUMNS = (
 _CONNECTION_COLUMNS = (
     "c.id, p.name, c.profile_id, c.provider, c.environment, c.auth_type, c.status, c.status_reason, "
     "c.token_type, c.expires_at, c.requested_scopes, c.granted_scopes, c.identity, c.provider_initiated, "
-    "c.token_version, c.created_at, c.updated_at, c.refreshed_at, c.seal"
+    "c.token_version, c.created_at, c.updated_at, c.refreshed_at, c.seal, "
+    "c.end_user_id, c.organisation, c.end_user_email, c.end_user_name, c.tags"
 )
-_N_CONNECTION = 19
+_N_CONNECTION = 24
 _CONNECTION_SELECT = f"SELECT {_CONNECTION_COLUMNS} FROM connections c JOIN profiles p ON p.id = c.profile_id"
 _INSERT_EVENT = "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)"
+#: Whose a connection is decides whose API calls may use its tokens: sealed too. An unclaimed row's
+#: seal (both NULL) is the seal it had before these columns existed.
+OWNER_SEALED = ("end_user_id", "organisation")
 #: The columns a row's seal covers: everything that says where its secrets (and its profile's) are sent.
 SEALED = {
     "profiles": (
         *("id", "name", "provider", "auth_type", "environment", "credential_set"),
         *("field_values", "scopes", "actions", "endpoints"),
     ),
-    "connections": ("id", "profile_id", "provider", "environment", "auth_type", "identity"),
+    "connections": ("id", "profile_id", "provider", "environment", "auth_type", "identity", *OWNER_SEALED),
 }
 #: Where the sealed columns are among ``_PROFILE_COLUMNS`` and ``_CONNECTION_COLUMNS``, and the seal's.
-_SEALED_AT = {"profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12), "connections": ((0, 2, 3, 4, 5, 12), 18)}
+_SEALED_AT = {"profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12), "connections": ((0, 2, 3, 4, 5, 12, 19, 20), 18)}
 
 
 def now() -> str:
@@ -77,7 +81,11 @@ def aad(owner_id: str, name: str) -> str:
 
 
 def _sealed_text(table: str, values: Sequence[Any]) -> bytes:
-    """The canonical text a seal covers: the table and its sealed columns as stored."""
+    """The canonical text a seal covers: the table and its sealed columns as stored. A connection's
+    owner columns count only once it has an owner, so rows sealed before they existed still match."""
+    owned = table == "connections" and len(values) == len(SEALED[table])
+    if owned and all(v is None for v in values[-len(OWNER_SEALED) :]):
+        values = values[: -len(OWNER_SEALED)]
     return json.dumps([AAD_PREFIX, table, *values], separators=(",", ":"), default=repr).encode("utf-8")
 
 
@@ -168,7 +176,57 @@ def _connection(row: Sequence[Any]) -> Connection:
         created_at=row[15],
         updated_at=row[16],
         refreshed_at=row[17],
+        owner=_owner(row[19:24], what),
     )
+
+
+def _owner(columns: Sequence[Any], what: str) -> Owner:
+    """A connection's owner from its end_user_id, organisation, end_user_email, end_user_name, tags."""
+    end_user_id, organisation, email, name, tags = columns
+    try:
+        end_user = EndUser(end_user_id, email, name) if end_user_id is not None else None
+        return Owner(end_user, organisation, tuple(_json(tags, list, what, "tags")))
+    except ValidationError as exc:
+        raise _damaged(what, "owner", exc.message) from None
+
+
+def owner_json(owner: Owner | None) -> str | None:
+    """An owner as an attempt stores it until its connection is made."""
+    if owner is None:
+        return None
+    user = attrs.asdict(owner.end_user) if owner.end_user is not None else None
+    return json.dumps({"end_user": user, "organisation": owner.organisation, "tags": list(owner.tags)})
+
+
+def _owner_of_json(text: str | None, what: str) -> Owner | None:
+    if text is None:
+        return None
+    data = _json(text, dict, what, "owner")
+    try:
+        user = data.get("end_user")
+        end_user = EndUser(user["id"], user.get("email"), user.get("display_name")) if user else None
+        return Owner(end_user, data.get("organisation"), tuple(data.get("tags") or ()))
+    except (ValidationError, KeyError, TypeError, AttributeError):
+        raise _damaged(what, "owner", "not an owner") from None
+
+
+def _tag_pattern(tag: str) -> str:
+    """The LIKE pattern matching ``tag`` as one element of a connection's JSON list of tags."""
+    if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
+        raise ValidationError("tag", f"expected a tag (lower-case letters, digits, '.', '_', ':', '-'), got {tag!r}")
+    escaped = tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f'%"{escaped}"%'
+
+
+def _owner_columns(owner: Owner) -> dict[str, Any]:
+    user = owner.end_user
+    return {
+        "end_user_id": user.id if user else None,
+        "end_user_email": user.email if user else None,
+        "end_user_name": user.display_name if user else None,
+        "organisation": owner.organisation,
+        "tags": json.dumps(list(owner.tags)),
+    }
 
 
 @attrs.frozen
@@ -191,6 +249,8 @@ class Dialect:
     blob: Callable[[Any], Any]
     #: The schema version that added the ``seal`` columns: its migration seals the rows there are.
     sealed_from: int
+    #: The schema version that added a connection's owner columns (sealed from then on).
+    owned_from: int
     #: Appended to the read of the store's primary key id before encrypting: a rotation waits for it.
     for_share: str = ""
 
@@ -327,7 +387,7 @@ class SqlStore(abc.ABC):
                 code="damaged",
             ) from None
         if target == self.dialect.sealed_from:
-            self._seal_existing(tx)
+            self._seal_existing(tx, target)
         if target == 1:
             tx.execute("INSERT INTO meta (key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
             tx.execute("INSERT INTO meta (key, value) VALUES ('created_at', ?)", (now(),))
@@ -445,12 +505,22 @@ class SqlStore(abc.ABC):
         if not self._fresh(lambda ring: ring.sealed(row[seal_at], text, what=what)):
             raise self._tampered(table, values)
 
-    def _seal(self, tx: Tx, table: str, row_id: str | None = None, *, ring: KeyRing | None = None) -> None:
+    def _seal(
+        self,
+        tx: Tx,
+        table: str,
+        row_id: str | None = None,
+        *,
+        ring: KeyRing | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> None:
         """Seal the row ``row_id`` of ``table`` (every row when None; those with a seal must match it
-        first, so that resealing never launders a changed row). The ring defaults to the store's."""
+        first, so that resealing never launders a changed row). The ring defaults to the store's;
+        ``columns`` to the sealed ones (a migration passes those its schema version has)."""
         ring = ring or self._encrypting_ring(tx)
         where, args = (" WHERE id = ?", (row_id,)) if row_id is not None else ("", ())
-        rows = tx.all(f"SELECT {', '.join(SEALED[table])}, seal FROM {table}{where}{self.dialect.for_update}", args)
+        names = ", ".join(columns or SEALED[table])
+        rows = tx.all(f"SELECT {names}, seal FROM {table}{where}{self.dialect.for_update}", args)
         updates = []
         for *values, seal in rows:
             data = _sealed_text(table, values)
@@ -459,12 +529,14 @@ class SqlStore(abc.ABC):
             updates.append((ring.seal(data), values[0]))
         tx.many(f"UPDATE {table} SET seal = ? WHERE id = ?", updates)
 
-    def _seal_existing(self, tx: Tx) -> None:
+    def _seal_existing(self, tx: Tx, version: int) -> None:
         """The migration adding the seals seals the rows there are (it runs once: the columns it adds
-        cannot be added twice, so no later change to the database can have a row sealed anew)."""
+        cannot be added twice, so no later change to the database can have a row sealed anew), over
+        the sealed columns the schema has at ``version`` (the owner's come later, NULL at first)."""
         if any(tx.one(f"SELECT EXISTS (SELECT 1 FROM {table})")[0] for table in SEALED):
             for table in SEALED:
-                self._seal(tx, table)
+                later = OWNER_SEALED if table == "connections" and version < self.dialect.owned_from else ()
+                self._seal(tx, table, columns=[c for c in SEALED[table] if c not in later])
 
     # ------------------------------------------------------------------ profiles
 
@@ -650,6 +722,7 @@ class SqlStore(abc.ABC):
         scopes: tuple[str, ...],
         expires_at: float,
         connection_id: str | None = None,
+        owner: Owner | None = None,
     ) -> Attempt:
         attempt_id = f"att_{uuid.uuid4().hex}"
         self.keyring  # noqa: B018
@@ -661,17 +734,20 @@ class SqlStore(abc.ABC):
             scopes_json = json.dumps(list(scopes))
             tx.execute(
                 "INSERT INTO attempts (id, state_hash, profile_id, redirect_uri, scopes, connection_id, "
-                "expires_at, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (attempt_id, state_hash, profile.id, redirect_uri, scopes_json, connection_id, expires_at, now()),
+                "expires_at, created_at, owner) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    *(attempt_id, state_hash, profile.id, redirect_uri, scopes_json, connection_id, expires_at),
+                    *(now(), owner_json(owner)),
+                ),
             )
             if verifier is not None:
                 self._put_secret(tx, attempt_id, "code_verifier", verifier)
-        return Attempt(attempt_id, profile.id, redirect_uri, scopes, expires_at, connection_id)
+        return Attempt(attempt_id, profile.id, redirect_uri, scopes, expires_at, connection_id, owner)
 
     def consume_attempt(self, state_hash: str) -> tuple[Attempt, Secret | None] | None:
         with self._write() as tx:
             row = tx.one(
-                "SELECT id, profile_id, redirect_uri, scopes, expires_at, connection_id FROM attempts "
+                "SELECT id, profile_id, redirect_uri, scopes, expires_at, connection_id, owner FROM attempts "
                 "WHERE state_hash = ?" + self.dialect.for_update,
                 (state_hash,),
             )
@@ -679,7 +755,8 @@ class SqlStore(abc.ABC):
                 return None
             what = "the pending authorization"
             scopes = tuple(_json(row[3], list, what, "scopes"))
-            attempt = Attempt(row[0], row[1], row[2], scopes, _number(row[4], what, "expiry time"), row[5])
+            expires = _number(row[4], what, "expiry time")
+            attempt = Attempt(row[0], row[1], row[2], scopes, expires, row[5], _owner_of_json(row[6], what))
             secrets = self._secrets_of(tx, attempt.id, "the pending authorization")
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (attempt.id,))
             tx.execute("DELETE FROM attempts WHERE id = ?", (attempt.id,))
@@ -714,6 +791,7 @@ class SqlStore(abc.ABC):
         connection_id: str | None = None,
         reason: str = "authorized",
         credentials: Mapping[str, Secret] | None = None,
+        owner: Owner | None = None,
     ) -> Connection:
         at = now()
         self.keyring  # noqa: B018
@@ -731,6 +809,8 @@ class SqlStore(abc.ABC):
             "identity": json.dumps(dict(identity)),
             "provider_initiated": bool(provider_initiated),
             "updated_at": at,
+            # A re-authorization without an owner keeps the connection's.
+            **(_owner_columns(owner) if owner is not None else {}),
         }
         # A re-authorization keeps the id and creation time; the old grant's tokens go.
         replaced = ", ".join(f"{column} = excluded.{column}" for column in values)
@@ -771,17 +851,49 @@ class SqlStore(abc.ABC):
         status: ConnectionStatus | None = None,
         limit: int | None = None,
         after: str | None = None,
+        end_user: str | None = None,
+        organisation: str | None = None,
+        tag: str | None = None,
+        provider: str | None = None,
+        unclaimed: bool = False,
     ) -> tuple[Connection, ...]:
         state = status.value if status is not None else None
-        conditions = {"p.name = ?": profile, "c.status = ?": state, "c.id > ?": after}
+        conditions = {
+            "p.name = ?": profile,
+            "c.status = ?": state,
+            "c.id > ?": after,
+            "c.end_user_id = ?": end_user,
+            "c.organisation = ?": organisation,
+            "c.provider = ?": provider,
+            # Tags are a JSON list of strings that hold no quote: an exact element match.
+            "c.tags LIKE ? ESCAPE '\\'": _tag_pattern(tag) if tag is not None else None,
+        }
         used = {condition: value for condition, value in conditions.items() if value is not None}
-        where = " WHERE " + " AND ".join(used) if used else ""
+        clauses = [*used, *(["c.end_user_id IS NULL"] if unclaimed else [])]
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
         query = f"{_CONNECTION_SELECT}{where} ORDER BY c.id"
         args: list[Any] = list(used.values())
         if limit is not None:
             query += " LIMIT ?"
             args.append(int(limit))
         return tuple(_connection(r) for r in self._rows(query, args))
+
+    def set_owner(self, connection_id: str, owner: Owner) -> Connection:
+        if not isinstance(owner, Owner):
+            raise ValidationError("owner", f"expected an Owner, got {type(owner).__name__}")
+        columns = _owner_columns(owner)
+        with self._write(connection_id) as tx:
+            row = tx.one("SELECT status FROM connections WHERE id = ?" + self.dialect.for_update, (connection_id,))
+            if row is None:
+                raise UnknownNameError("connection", connection_id)
+            tx.execute(
+                f"UPDATE connections SET {', '.join(f'{c} = ?' for c in columns)}, updated_at = ? WHERE id = ?",
+                (*columns.values(), now(), connection_id),
+            )
+            self._seal(tx, "connections", connection_id)
+            who = f"end user {owner.end_user.id}" if owner.end_user else "nobody (unclaimed)"
+            self._event(tx, connection_id, _status(row[0], f"connection {connection_id}"), f"owner set: {who}")
+        return self.get_connection(connection_id)
 
     def connection_events(self, connection_id: str) -> tuple[ConnectionEvent, ...]:
         rows = self._rows(

@@ -118,6 +118,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE profiles ADD COLUMN seal TEXT",
         "ALTER TABLE connections ADD COLUMN seal TEXT",
     ),
+    4: (
+        # Whose a connection is: the platform's end user (NULL: unclaimed), organisation, tags.
+        "ALTER TABLE connections ADD COLUMN end_user_id TEXT",
+        "ALTER TABLE connections ADD COLUMN end_user_email TEXT",
+        "ALTER TABLE connections ADD COLUMN end_user_name TEXT",
+        "ALTER TABLE connections ADD COLUMN organisation TEXT",
+        "ALTER TABLE connections ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'",
+        "CREATE INDEX connections_end_user ON connections(end_user_id)",
+        # Whose the connection an authorization makes will be.
+        "ALTER TABLE attempts ADD COLUMN owner TEXT",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -130,6 +141,7 @@ SQLITE = Dialect(
     shared=False,
     blob=lambda value: value,  # as stored: the key ring refuses anything that is not what it wrote
     sealed_from=3,
+    owned_from=4,
 )
 
 

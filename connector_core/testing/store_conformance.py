@@ -42,7 +42,7 @@ from typing import Any
 import attrs
 import pytest
 
-from ..connection import ConnectionStatus
+from ..connection import ConnectionStatus, EndUser, Owner
 from ..crypto import ENV_KEY_FILE, ENV_PREVIOUS_SECRET_KEYS, ENV_SECRET_KEY, CryptoError
 from ..errors import StoreError, UnknownNameError, ValidationError
 from ..oauth import TokenSet
@@ -473,6 +473,70 @@ class StoreConformance:
         assert store.get_credentials(token_only)[1] == {}  # tokens are not credentials
         with pytest.raises(UnknownNameError):
             store.get_credentials("conn_nope")
+
+    def test_connections_belong_to_end_users(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        ada = Owner(EndUser("user-ada", "ada@example.com", "Ada"), "org-1", ("tier_1", "payroll"))
+        bob = Owner(EndUser("user-bob"), "org-1", ("tier-1",))
+        a = connect(store, profile, 1, owner=ada)
+        b = connect(store, profile, 2, owner=bob)
+        nobody = connect(store, profile, 3)
+        conn = store.get_connection(a)
+        assert conn.owner == ada and store.get_connection(nobody).owner == Owner()
+        assert not store.get_connection(nobody).owner.claimed
+
+        def ids(**kw: Any) -> list[str]:
+            return [c.id for c in store.list_connections(**kw)]
+
+        assert ids(end_user="user-ada") == [a] and ids(end_user="user-nobody") == []
+        assert sorted(ids(organisation="org-1")) == sorted([a, b]) and ids(unclaimed=True) == [nobody]
+        # A tag matches whole: 'tier_1' is not 'tier-1' ('_' is no wildcard), nor 'tier' a prefix.
+        assert ids(tag="tier_1") == [a] and ids(tag="tier-1") == [b] and ids(tag="tier") == []
+        assert ids(end_user="user-bob", tag="payroll") == [] and ids(provider="example", end_user="user-ada") == [a]
+        with pytest.raises(ValidationError, match="tag: expected a tag"):
+            store.list_connections(tag='x" OR 1=1')
+        # A re-authorization without an owner keeps the connection's; one with an owner sets it.
+        connect(store, profile, 4, connection_id=a)
+        assert store.get_connection(a).owner == ada
+        connect(store, profile, 5, connection_id=nobody, owner=bob)
+        assert store.get_connection(nobody).owner == bob
+
+    def test_setting_an_owner_is_sealed_and_recorded(self, harness: StoreHarness, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid = connect(store, profile)
+        owned = store.set_owner(cid, Owner(EndUser("user-ada"), None, ("a",)))
+        assert owned.owner.end_user == EndUser("user-ada") and owned.status is ConnectionStatus.CONNECTED
+        assert store.connection_events(cid)[-1].reason == "owner set: end user user-ada"
+        assert store.get_tokens(cid)[1] == Secret("access-1")  # the reseal keeps the row readable
+        with pytest.raises(UnknownNameError):
+            store.set_owner("conn_nope", Owner())
+        # Someone who can only write the database cannot hand the connection to another end user.
+        harness.sql(store, "UPDATE connections SET end_user_id = ? WHERE id = ?", ("user-mallory", cid))
+        with pytest.raises(StoreError, match=f"connection {cid} was changed outside connector-core") as caught:
+            store.get_connection(cid)
+        assert caught.value.code == "tampered"
+        harness.sql(store, "UPDATE connections SET end_user_id = ? WHERE id = ?", ("user-ada", cid))
+        assert store.get_connection(cid).owner.end_user == EndUser("user-ada")
+        # Nor unclaim it to have it attached to someone else.
+        harness.sql(store, "UPDATE connections SET end_user_id = NULL WHERE id = ?", (cid,))
+        with pytest.raises(StoreError, match="was changed outside connector-core"):
+            store.get_connection(cid)
+
+    def test_an_attempt_keeps_whose_connection_it_makes(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        owner = Owner(EndUser("user-ada", display_name="Ada Lovelace"), "org-9", ("x",))
+        for state, given in (("hash-o", owner), ("hash-n", None)):
+            store.create_attempt(
+                profile,
+                state_hash=state,
+                verifier=None,
+                redirect_uri="https://p.example/cb",
+                scopes=("a",),
+                expires_at=time.time() + 600,
+                owner=given,
+            )
+            found = store.consume_attempt(state)
+            assert found is not None and found[0].owner == given
 
     def test_list_connections_filters_and_pages_by_id(self, store: StoreLike) -> None:
         one = store.create_profile(draft("one"))

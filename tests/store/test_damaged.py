@@ -15,6 +15,7 @@ from connector_core.oauth import TokenSet
 from connector_core.secret import Secret
 from connector_core.store import Store, open_store, select_store
 from connector_core.store.sql import SqlStore
+from connector_core.store.sqlite import SCHEMA_VERSION
 
 DRAFT = profile_draft()
 
@@ -70,7 +71,7 @@ def test_a_schema_version_set_back_is_one_line(sqlite_store: Store, tmp_path: Pa
     tamper(tmp_path, f"PRAGMA user_version = {version}")
     with pytest.raises(StoreError, match=rf"cannot upgrade the schema from version {version} to .*set back"):
         Store.open(tmp_path / "home", env={ENV_KEY_FILE: str(tmp_path / "keys.json")})
-    tamper(tmp_path, "PRAGMA user_version = 3")  # nothing was lost meanwhile
+    tamper(tmp_path, f"PRAGMA user_version = {SCHEMA_VERSION}")  # nothing was lost meanwhile
     again = Store.open(tmp_path / "home", env={ENV_KEY_FILE: str(tmp_path / "keys.json")})
     assert again.get_profile("acme").secret("client_secret").reveal() == "client-secret-value-123"
 

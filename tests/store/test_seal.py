@@ -24,7 +24,9 @@ from connector_core.connector import Connector
 from connector_core.crypto import ENV_KEY_FILE
 from connector_core.emulator import RunningEmulator, start_emulator
 from connector_core.store import Store
+from connector_core.store.postgres import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from connector_core.store.sql import SqlStore
+from connector_core.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 
 
 class Attacker:
@@ -176,11 +178,15 @@ def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> N
         draft = profile_draft("old")
         store.create_profile(draft)
     with sqlite3.connect(tmp_path / "home" / "connector.db") as db:  # as schema version 2 left it
+        db.execute("DROP INDEX connections_end_user")
+        for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
+            db.execute(f"ALTER TABLE connections DROP COLUMN {column}")
+        db.execute("ALTER TABLE attempts DROP COLUMN owner")
         db.execute("ALTER TABLE profiles DROP COLUMN seal")
         db.execute("ALTER TABLE connections DROP COLUMN seal")
         db.execute("PRAGMA user_version = 2")
     with Store.open(tmp_path / "home", env=env) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SQLITE_SCHEMA_VERSION
         assert store.get_profile("old").secret("client_secret").reveal() == "client-secret-value-123"
         assert store._rows("SELECT count(*) FROM profiles WHERE seal IS NULL") == [(0,)]
 
@@ -218,11 +224,14 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
         settings = store.settings
     with psycopg.connect(settings.conninfo, autocommit=True) as db:  # as schema version 1 left it
         db.execute(f"SET search_path TO {settings.schema}")
+        for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
+            db.execute(f"ALTER TABLE connections DROP COLUMN {column}")  # its index goes with it
+        db.execute("ALTER TABLE attempts DROP COLUMN owner")
         db.execute("ALTER TABLE profiles DROP COLUMN seal")
         db.execute("ALTER TABLE connections DROP COLUMN seal")
-        db.execute("DELETE FROM schema_migrations WHERE version = 2")
+        db.execute("DELETE FROM schema_migrations WHERE version >= 2")
     with PgStore(pg_url, env=env) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == PG_SCHEMA_VERSION
         assert store.get_profile("old").secret("client_secret").reveal() == "client-secret-value-123"
         _, access, refresh = store.get_tokens(cid)
         assert access is not None and access.reveal() == "access-1" and refresh is not None
