@@ -55,7 +55,7 @@ HINTS: dict[str, tuple[str, Callable[[ConnectorError], str]]] = {
     ),
     "owned_by_another_end_user": (
         "--replace",
-        _said("Pass --replace to hand it over to the end user given."),
+        _said("Pass --replace to hand it over."),
     ),
     "damaged": ("connector store", _said("'connector store info' shows which database this is.")),
     "tampered": ("connector store", _said("'connector store info' shows which database this is.")),

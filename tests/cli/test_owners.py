@@ -155,7 +155,7 @@ def test_attach_claims_an_unclaimed_connection_and_hands_one_over_only_with_repl
     refused = _error(cli("connections", "attach", cid, *BOB))
     assert refused == (
         f"connector: error: --end-user: connection {cid} belongs to end user 'user-ada', not 'user-bob'; nothing "
-        "was changed. Pass --replace to hand it over to the end user given."
+        "was changed. Pass --replace to hand it over."
     )
     assert _ids(cli, "--end-user", "user-ada") == [cid] and _ids(cli, "--end-user", "user-bob") == []
 
