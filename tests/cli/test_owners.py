@@ -265,3 +265,13 @@ def test_an_install_begun_at_the_provider_is_attached_afterwards(world: World, c
     assert "--provider-initiated: an install that began at the provider is unclaimed until it is attached" in line
     assert "'connector connections attach CONNECTION --end-user ID'" in line
     assert _ids(cli) == [] and world.lines("POST /sandbox/oauth2/token") == []
+
+
+def test_an_end_users_name_cannot_reorder_the_terminal(cli: Run, connect_su: Callable[..., CliResult]) -> None:
+    # The display name is the platform's text about its end user: shown, but never raw.
+    cid = _made(connect_su("--end-user", "user-eve", "--end-user-name", "Eve \u202eevil", "--json"))["id"]
+    text = cli("connections", "show", cid).out
+    assert "\u202e" not in text and _rows(text)["end user name"] == "Eve \\u202eevil"
+    assert json.loads(cli("connections", "show", cid, "--json").out)["owner"]["end_user"]["display_name"] == (
+        "Eve \u202eevil"
+    )
