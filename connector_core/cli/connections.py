@@ -71,15 +71,16 @@ COMMAND = Command("connections", HELP["connections"], configure, run_handler)
 def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..connection import ConnectionStatus  # here, not at the top: cold start
 
-    store = open_store(args)
     if args.limit is not None and args.limit < 1:
         raise UsageError("connector connections list: --limit must be at least 1")
+    whose = owner_filters(args)  # checked before the store is opened (or made)
+    store = open_store(args)
     conns = store.list_connections(
         profile=args.profile,
         status=ConnectionStatus(args.status) if args.status else None,
         limit=args.limit,
         after=args.after,
-        **owner_filters(args),
+        **whose,
     )
     kinds = auth_kinds(plugins)
     if args.json:
