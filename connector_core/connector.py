@@ -706,6 +706,7 @@ class Connector:
                 "end_user",
                 f"connection {connection_id} belongs to end user {current.id!r}; hand it over only on purpose "
                 "(replace=True)",
+                code="owned_by_another_end_user",
             )
         return self.store.set_owner(connection_id, owner)
 

@@ -16,10 +16,11 @@ from .context import open_connector, open_store
 from .credentials import add_rest, parse_rest, read_credentials, refuse_other_auth_types, what_it_takes
 from .flow import finish, run_flow
 from .output import add_json, run_handler
+from .owners import add_owner_options, owner_from
 from .parser import HELP
 
 if TYPE_CHECKING:
-    from ..connection import ConnectResult
+    from ..connection import ConnectResult, Owner
     from ..connector import Connector
     from ..models import AuthType, ProviderDeclaration
     from ..plugins import Plugins
@@ -35,7 +36,8 @@ def configure(connect: argparse.ArgumentParser) -> None:
     connect.description = (
         "Connect an account through a profile. An OAuth 2.0 authorization code profile sends the person to the "
         "provider; a profile whose auth type takes the end user's credentials (a service user, an API key) takes "
-        "them as options ('connector connect PROFILE --help' lists them); a client credentials profile needs none."
+        "them as options ('connector connect PROFILE --help' lists them); a client credentials profile needs none. "
+        "--end-user says whose the connection is."
     )
     connect.add_argument(
         "target", metavar="PROFILE", help="the profile to connect with (with --emulator: the provider key)"
@@ -76,6 +78,7 @@ def _options(connect: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store the connection without running the provider's connection test first (credentials) or after",
     )
+    add_owner_options(connect)
     add_json(connect)
 
 
@@ -92,19 +95,28 @@ def _free_port() -> int:
 
 def _connect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     args = _full_arguments(args, plugins)
+    owner = owner_from(args)  # checked before anyone is sent to the provider or anything is stored
     if args.emulator:
-        return _connect_emulator(args, plugins, out)
+        return _connect_emulator(args, plugins, out, owner)
     connector = open_connector(args, plugins)
     prof = connector.store.get_profile(args.target, with_secrets=False)
     decl = plugins.declaration(prof.provider)
     auth = decl.auth_type(prof.auth_type)
     if not auth.kind.redirects:
-        return _connect_credentials(connector, prof, decl, auth, args, out)
+        return _connect_credentials(connector, prof, decl, auth, args, out, owner)
     refuse_other_auth_types(args, decl, auth, f"profile {prof.name!r}")
     if args.provider_initiated:
+        if owner is not None:
+            # Like a Marketplace install, it is unclaimed until the platform attaches it.
+            raise ValidationError(
+                "--provider-initiated",
+                "an install that began at the provider is unclaimed until it is attached; complete it without "
+                "--end-user, --organisation or --tag, then run 'connector connections attach CONNECTION "
+                "--end-user ID'",
+            )
         result = connector.complete_provider_initiated(args.target, args.provider_initiated)
     else:
-        result = run_flow(connector, args.target, args, out, browser=None)
+        result = run_flow(connector, args.target, args, out, browser=None, owner=owner)
     return finish(connector, result, args, out)
 
 
@@ -129,6 +141,7 @@ def _connect_credentials(
     auth: AuthType,
     args: argparse.Namespace,
     out: IO[str],
+    owner: Owner | None,
 ) -> int:
     """A profile whose auth type sends no one to the provider: the end user's credentials from
     the options (none for client credentials), tested by the provider before they are stored."""
@@ -141,7 +154,7 @@ def _connect_credentials(
                 "sends no one to the provider",
             )
     credentials = read_credentials(args, decl, auth, whose)
-    result = connector.connect(prof.name, credentials, scopes=args.scopes, test=not args.no_test)
+    result = connector.connect(prof.name, credentials, scopes=args.scopes, test=not args.no_test, owner=owner)
     return finish(connector, result, args, out)
 
 
@@ -163,7 +176,7 @@ def _quiet(*names: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str], owner: Owner | None) -> int:
     """Start the built-in emulator, use its test app as a sandbox profile, consent
     automatically, and run the whole real flow against it; for an auth type that sends
     no one to the provider, have the emulator issue the credentials and connect with them."""
@@ -179,7 +192,7 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
         raise ValidationError("--emulator", f"provider {decl.key!r} has no built-in emulator")
     auth = decl.auth_type(args.auth_type)
     if not auth.kind.redirects:
-        return _connect_emulator_credentials(args, plugins, out, auth.key)
+        return _connect_emulator_credentials(args, plugins, out, auth.key, owner)
     if decl.callback is None:
         raise ValidationError("--emulator", f"provider {decl.key!r} declares no OAuth callback")
     connector = open_connector(args, plugins)
@@ -207,10 +220,13 @@ def _connect_emulator(args: argparse.Namespace, plugins: Plugins, out: IO[str]) 
                     raise ConnectorError(f"the emulator did not redirect after consent (HTTP {answer.status_code})")
                 browser.get(location)
 
-        return _finish_run(connector, run_flow(connector, name, args, out, browser=consent), args, out, "tokens")
+        made = run_flow(connector, name, args, out, browser=consent, owner=owner)
+        return _finish_run(connector, made, args, out, "tokens")
 
 
-def _connect_emulator_credentials(args: argparse.Namespace, plugins: Plugins, out: IO[str], auth_type: str) -> int:
+def _connect_emulator_credentials(
+    args: argparse.Namespace, plugins: Plugins, out: IO[str], auth_type: str, owner: Owner | None
+) -> int:
     """``--emulator`` for an auth type that sends no one to the provider: the emulator issues
     the credentials (a service user or an API key, in every permission group; a client
     credentials grant uses its test app's client), the profile ``KEY-emulator-AUTHTYPE``
@@ -259,7 +275,8 @@ def _connect_emulator_credentials(args: argparse.Namespace, plugins: Plugins, ou
         _save_profile(connector, decl, name, env.key, auth.key, values, urls)
         sys.stderr.write(f"Emulator running at {emu.base_url}; profile {name!r} connects with {made}.\n")
         held = "tokens" if auth.kind.uses_tokens else "its credentials"
-        return _finish_run(connector, connector.connect(name, user, scopes=args.scopes), args, out, held)
+        result = connector.connect(name, user, scopes=args.scopes, owner=owner)
+        return _finish_run(connector, result, args, out, held)
 
 
 def _save_profile(

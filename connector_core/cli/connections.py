@@ -1,17 +1,18 @@
-"""``connector connections``: list, show, test, refresh, revoke and delete connections, and
-list the ones that need someone to act."""
+"""``connector connections``: list (by owner too), show, test, refresh, revoke and delete
+connections, attach one to an end user, and list the ones that need someone to act."""
 
 from __future__ import annotations
 
 import argparse
 from typing import IO, TYPE_CHECKING
 
-from ..errors import UsageError
+from ..errors import UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector, open_store
 from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .owners import add_owner_filters, add_owner_options, owner_filters, owner_from
 from .parser import HELP
-from .views import auth_kinds, connection_data, expiry, summary
+from .views import auth_kinds, connection_data, expiry, owner_column, summary
 
 if TYPE_CHECKING:
     from ..models import AuthType
@@ -27,8 +28,20 @@ def configure(conns: argparse.ArgumentParser) -> None:
     lst.add_argument("--status", choices=["pending", "connected", "needs_reconnect", "revoked", "disconnected"])
     lst.add_argument("--limit", type=int, metavar="N")
     lst.add_argument("--after", metavar="ID", help="start after this connection id (paging)")
+    add_owner_filters(lst)
     add_json(lst)
     lst.set_defaults(handler=_list)
+    attach = csub.add_parser(
+        "attach",
+        help="say whose a connection is: attach an unclaimed one to an end user, or change its organisation and tags",
+        description="Set whose a connection is, as a whole: its end user, organisation and tags (those not given "
+        "are removed). A connection that belongs to another end user is handed over only with --replace.",
+    )
+    attach.add_argument("connection", metavar="CONNECTION")
+    add_owner_options(attach, end_user_required=True)
+    attach.add_argument("--replace", action="store_true", help="hand over a connection another end user owns")
+    add_json(attach)
+    attach.set_defaults(handler=_attach)
     for name, help_text, handler in (
         ("show", "show a connection and its history", _show),
         ("test", "run the provider's connection test", _test),
@@ -58,14 +71,16 @@ COMMAND = Command("connections", HELP["connections"], configure, run_handler)
 def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..connection import ConnectionStatus  # here, not at the top: cold start
 
-    store = open_store(args)
     if args.limit is not None and args.limit < 1:
         raise UsageError("connector connections list: --limit must be at least 1")
+    whose = owner_filters(args)  # checked before the store is opened (or made)
+    store = open_store(args)
     conns = store.list_connections(
         profile=args.profile,
         status=ConnectionStatus(args.status) if args.status else None,
         limit=args.limit,
         after=args.after,
+        **whose,
     )
     kinds = auth_kinds(plugins)
     if args.json:
@@ -82,7 +97,7 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         return 0
     table(
         out,
-        ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT"),
+        ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT", "OWNER"),
         [
             (
                 c.id,
@@ -95,6 +110,8 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
                 # Who is connected: a company, a service user's ID, a client; never a secret (the
                 # store keeps none in the identity).
                 ", ".join(value for _, value in c.identity) or "-",
+                # Last, and never with a space in it: the end user's id, or (unclaimed).
+                owner_column(c.owner),
             )
             for c in conns
         ],
@@ -120,6 +137,33 @@ def _show(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     out.write("history\n")
     for event in events:
         out.write(f"  {event.at}  {event.status.value}" + (f"  {event.reason}" if event.reason else "") + "\n")
+    return 0
+
+
+def _attach(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
+    owner = owner_from(args)  # checked before the store is opened
+    if owner is None or owner.end_user is None:  # argparse requires --end-user; this tells mypy
+        raise UsageError("connector connections attach: --end-user is required")
+    connector = open_connector(args, plugins)
+    try:
+        conn = connector.attach(args.connection, owner, replace=args.replace)
+    except ValidationError as exc:
+        if exc.code != "owned_by_another_end_user":
+            raise
+        current = owner_column(connector.store.get_connection(args.connection).owner)
+        # In the command line's terms; the hint (keyed on the code) says how to hand it over.
+        raise ValidationError(
+            "--end-user",
+            f"connection {args.connection} belongs to end user {current!r}, not {owner.end_user.id!r}; "
+            "nothing was changed.",
+            code=exc.code,
+        ) from None
+    auth = auth_kinds(plugins).get(conn)
+    if args.json:
+        emit_json(out, connection_data(conn, auth))
+    else:
+        out.write(f"Connection {conn.id} belongs to end user {owner.end_user.id}.\n")
+        summary(out, conn, auth)
     return 0
 
 

@@ -14,6 +14,7 @@ from .output import emit_json
 from .views import connection_data, summary
 
 if TYPE_CHECKING:
+    from ..connection import Owner
     from ..connector import Connector
 
 __all__ = ["finish", "run_flow"]
@@ -27,16 +28,18 @@ def run_flow(
     browser: Any | None,
     *,
     reconnect: str | None = None,
+    owner: Owner | None = None,
 ) -> Any:
     """The interactive part: loopback listener when the redirect URI is loopback, else paste.
-    ``reconnect`` names a connection to re-authorize in place (its policy already applied)."""
+    ``reconnect`` names a connection to re-authorize in place (its policy already applied; it keeps
+    its owner); ``owner``: whose a new connection is."""
     # Here, not at the top: building the parser (also for `connector docs --cli-reference`) imports
     # this module, and only a flow that runs needs httpx and oauthlib (cold start).
     from ..connector import AlreadyInstalled
 
     prof = connector.store.get_profile(profile)
     try:
-        return _run_flow(connector, profile, prof, args, out, browser, reconnect)
+        return _run_flow(connector, profile, prof, args, out, browser, reconnect, owner)
     except AlreadyInstalled as exc:
         emulator = _emulator_base(prof.endpoint("authorize_url"))
         if emulator is not None:  # the provider's steps (its Marketplace...) do not apply to an emulator
@@ -65,6 +68,7 @@ def _run_flow(
     out: IO[str],
     browser: Any | None,
     reconnect: str | None,
+    owner: Owner | None,
 ) -> Any:
     # Here, not at the top: see run_flow.
     from .._loopback import LoopbackListener
@@ -78,7 +82,7 @@ def _run_flow(
     def begin() -> AuthorizationStart:
         if reconnect is not None:
             return connector.begin_reconnect(reconnect, scopes=args.scopes, redirect_uri=redirect, confirmed=True)
-        return connector.begin(profile, redirect_uri=redirect, scopes=args.scopes)
+        return connector.begin(profile, redirect_uri=redirect, scopes=args.scopes, owner=owner)
 
     def complete(query: str) -> tuple[bool, str]:
         holder["result"] = connector.complete(query, profile=profile)

@@ -53,6 +53,10 @@ HINTS: dict[str, tuple[str, Callable[[ConnectorError], str]]] = {
             "(CONNECTOR_CORE_KEY_FILE)."
         ),
     ),
+    "owned_by_another_end_user": (
+        "--replace",
+        _said("Pass --replace to hand it over."),
+    ),
     "damaged": ("connector store", _said("'connector store info' shows which database this is.")),
     "tampered": ("connector store", _said("'connector store info' shows which database this is.")),
 }

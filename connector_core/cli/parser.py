@@ -35,7 +35,7 @@ HELP = {
     "keys": "the encryption keys of the store",
     "emulate": "run a provider's built-in emulator (OAuth server and API) on 127.0.0.1",
     "connect": "connect an account through a profile (OAuth, or a service user's or an API key's credentials)",
-    "connections": "list, show, test, refresh, revoke and delete connections",
+    "connections": "list, show, attach, test, refresh, revoke and delete connections",
     "reconnect": "repair a connection with its provider's reconnect policy, or give it new credentials",
     "request": "an authenticated API call with a connection (like 'gh api')",
     "store": "the store itself: where it is, and moving it into PostgreSQL",

@@ -6,11 +6,11 @@ import time
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..connection import Connection
+    from ..connection import Connection, Owner
     from ..models import AuthType
     from ..plugins import Plugins
 
-__all__ = ["AuthTypes", "auth_kinds", "connection_data", "expiry", "summary"]
+__all__ = ["AuthTypes", "auth_kinds", "connection_data", "expiry", "owner_column", "owner_data", "summary"]
 
 
 class AuthTypes:
@@ -63,7 +63,26 @@ def connection_data(conn: Connection, auth: AuthType | None = None) -> dict[str,
         "created_at": conn.created_at,
         "updated_at": conn.updated_at,
         "refreshed_at": conn.refreshed_at,
+        "owner": owner_data(conn.owner),
     }
+
+
+def owner_data(owner: Owner) -> dict[str, Any]:
+    """Whose a connection is, as JSON: ``end_user`` null when it is unclaimed."""
+    user = owner.end_user
+    return {
+        "end_user": None if user is None else {"id": user.id, "email": user.email, "display_name": user.display_name},
+        "organisation": owner.organisation,
+        "tags": list(owner.tags),
+    }
+
+
+#: What a listing's OWNER column says of a connection no end user owns yet.
+UNCLAIMED = "(unclaimed)"
+
+
+def owner_column(owner: Owner) -> str:
+    return owner.end_user.id if owner.end_user is not None else UNCLAIMED
 
 
 def _has_tokens(conn: Connection) -> bool:
@@ -100,7 +119,23 @@ def summary(out: IO[str], conn: Connection, auth: AuthType | None = None) -> int
         rows.append(("granted scopes", " ".join(conn.granted_scopes) or "-"))
     rows.append(("expires", expiry(conn, auth)))
     rows += [(k, v) for k, v in conn.identity]
+    rows += _owner_rows(conn.owner)
     width = max(14, *(len(k) for k, _ in rows))
     for key, value in rows:
         out.write(f"{key.ljust(width)}  {value}\n")
     return width
+
+
+def _owner_rows(owner: Owner) -> list[tuple[str, str]]:
+    """Whose it is: the end user (or unclaimed), how to show them, the organisation and tags."""
+    user = owner.end_user
+    rows = [("end user", owner_column(owner))]
+    if user is not None and user.email is not None:
+        rows.append(("end user email", user.email))
+    if user is not None and user.display_name is not None:
+        rows.append(("end user name", user.display_name))
+    if owner.organisation is not None:
+        rows.append(("organisation", owner.organisation))
+    if owner.tags:
+        rows.append(("tags", " ".join(owner.tags)))
+    return rows

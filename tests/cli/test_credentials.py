@@ -237,8 +237,8 @@ def test_connect_a_service_user_tests_stores_and_shows_it(cli: Run, su: str, api
     assert conn["auth_type"] == "service_user" and conn["auth_kind"] == "http_basic"
     assert conn["identity"] == {"service_user_id": GOOD_ID} and conn["expires_at"] is None
     table = cli("connections", "list").out.splitlines()
-    assert table[0].split() == ["ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT"]
-    assert table[2].split()[4:] == ["service_user", "connected", "never", "(credentials)", GOOD_ID]
+    assert table[0].split() == ["ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT", "OWNER"]
+    assert table[2].split()[4:] == ["service_user", "connected", "never", "(credentials)", GOOD_ID, "(unclaimed)"]
     assert cli("connections", "test", conn["id"]).out == "ok: POST /people/search answered 200\n"
     request = cli("request", conn["id"], "POST", "/people/search", "--data", "{}")
     assert request.code == 0 and json.loads(request.out) == {"employees": [{"id": "1"}]}

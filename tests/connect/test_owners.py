@@ -56,8 +56,10 @@ def test_a_connection_without_an_owner_is_unclaimed_until_attached(world: World)
     # Its tags change for the same end user; another end user takes it only on purpose.
     retagged = world.connector.attach(cid, Owner(ADA.end_user, "org-1", ("tier-2",)))
     assert retagged.owner.tags == ("tier-2",)
-    with pytest.raises(ValidationError, match="belongs to end user 'user-ada'; hand it over only on purpose"):
+    handed = "belongs to end user 'user-ada'; hand it over only on purpose"
+    with pytest.raises(ValidationError, match=handed) as refused:
         world.connector.attach(cid, BOB)
+    assert refused.value.code == "owned_by_another_end_user"  # what front ends key their advice on
     assert world.connector.attach(cid, BOB, replace=True).owner == BOB
 
 
