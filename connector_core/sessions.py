@@ -151,6 +151,13 @@ def _providers(value: Any) -> Any:
     return value
 
 
+def _tags(value: Any) -> Any:
+    """A list of tags as a tuple; a lone string stays one, for :class:`Owner` to refuse."""
+    if value is None or isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return value
+    return tuple(value)
+
+
 def _check_providers(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, tuple) or not all(isinstance(p, str) and p for p in value):
         raise ValidationError("providers", "expected a list of provider keys")
@@ -184,7 +191,7 @@ class SessionRequest:
 
     end_user: EndUser = attrs.field(validator=_check_end_user)
     organisation: str | None = None
-    tags: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tags)
     #: The providers the end user may pick from; empty when ``profile`` or ``connection_id`` says.
     providers: tuple[str, ...] = attrs.field(default=(), converter=_providers, validator=_check_providers)
     profile: str | None = attrs.field(default=None, validator=_optional_str("profile"))

@@ -75,6 +75,7 @@ def _authorize(world: World, owner: Owner) -> str:
         ({"end_user": None}, "end_user.id"),
         ({"end_user": EndUser("user-ada"), "organisation": "has space"}, "organisation"),
         ({"tags": ("Not A Tag",)}, "tags"),
+        ({"tags": "abc"}, "tags"),
         ({"expires_in": 59}, "expires_in"),
         ({"expires_in": 86401}, "expires_in"),
         ({"expires_in": True}, "expires_in"),
