@@ -209,7 +209,7 @@ class SessionRequest:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SessionRequest:
         """From a JSON object such as ``{"end_user": {"id": "u-1", "email": ...}, "providers":
-        ["hibob"], "expires_in": 600}``; an unknown field is a ValidationError naming it."""
+        ["acme"], "expires_in": 600}``; an unknown field is a ValidationError naming it."""
         if not isinstance(data, Mapping):
             raise ValidationError("body", f"expected a JSON object, got {type(data).__name__}")
         unknown = sorted(str(k) for k in data if k not in _REQUEST_FIELDS)
