@@ -28,6 +28,7 @@ from .errors import (
     ReconnectRequired,
     RequestFailed,
     ScopeError,
+    SessionError,
     StateError,
     StoreError,
     TransientError,
@@ -118,6 +119,10 @@ _LAZY = {
     "arefresh_all": ".bulk",
     "refresh_all": ".bulk",
     "TokenSet": ".oauth",
+    "ConnectSession": ".connection",
+    "SessionStatus": ".connection",
+    "ConnectSessions": ".sessions",
+    "SessionRequest": ".sessions",
 }
 
 
@@ -132,10 +137,12 @@ if TYPE_CHECKING:
         ConnectionEvent,
         ConnectionStatus,
         ConnectResult,
+        ConnectSession,
         EndUser,
         Owner,
         ReconnectPlan,
         RevokeResult,
+        SessionStatus,
         TestResult,
     )
     from .connector import ConnectionAuth, Connector
@@ -182,6 +189,7 @@ if TYPE_CHECKING:
     from .profiles import Profile, ProfileDraft, validate_profile
     from .registries import Command, CommandRegistry
     from .scopes import ScopeCheck, ScopeFinding, Severity, check_scopes, parse_scopes, scopes_for_actions
+    from .sessions import ConnectSessions, SessionRequest
     from .store.contract import KeyRotation
     from .store.sqlite import Store
 
@@ -203,6 +211,8 @@ __all__ = [
     "CommandRegistry",
     "ConfirmationRequired",
     "ConnectResult",
+    "ConnectSession",
+    "ConnectSessions",
     "Connection",
     "ConnectionAuth",
     "ConnectionEvent",
@@ -266,6 +276,9 @@ __all__ = [
     "ScopeFinding",
     "ScopeGroup",
     "Secret",
+    "SessionError",
+    "SessionRequest",
+    "SessionStatus",
     "SetupGuide",
     "SetupStep",
     "Severity",

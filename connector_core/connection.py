@@ -17,6 +17,7 @@ __all__ = [
     "Attempt",
     "AuthorizationStart",
     "ConnectResult",
+    "ConnectSession",
     "Connection",
     "ConnectionEvent",
     "ConnectionStatus",
@@ -24,6 +25,7 @@ __all__ = [
     "Owner",
     "ReconnectPlan",
     "RevokeResult",
+    "SessionStatus",
     "TestResult",
 ]
 
@@ -237,3 +239,57 @@ class RevokeResult:
     #: True when the provider revoked the grant; False when it has no revocation endpoint.
     revoked_at_provider: bool
     message: str
+
+
+# ------------------------------------------------------------- connect sessions
+
+
+class SessionStatus(enum.Enum):
+    """Where a connect session is: ``pending`` until its token is claimed (the end user starts
+    connecting), then ``used``, then ``completed`` or ``failed``; ``expired`` when its time ran
+    out before it was claimed."""
+
+    PENDING = "pending"
+    USED = "used"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+@attrs.frozen
+class ConnectSession:
+    """A platform's permission for one of its end users to connect an account through the hosted
+    connect page (see :class:`~connector_core.sessions.ConnectSessions`). Its token is not part of
+    it: only the token's SHA-256 is stored."""
+
+    id: str
+    #: Whose the connection made will be; always with an end user.
+    owner: Owner
+    #: The providers the end user may pick from (one, when a profile is named).
+    providers: tuple[str, ...]
+    #: The one profile to connect through, or None: the provider's own choice of profile.
+    profile: str | None
+    #: The scopes to request (empty: the profile's).
+    scopes: tuple[str, ...]
+    #: The connection a reconnect session re-authorizes.
+    connection_id: str | None
+    #: Where the end user is sent back when done (on the platform's allow-list).
+    redirect_url: str | None
+    created_at: str
+    #: Absolute UTC epoch seconds after which the token can no longer be claimed.
+    expires_at: float
+    status: SessionStatus
+    #: What the end user picked when claiming the token.
+    picked_provider: str | None = None
+    picked_profile: str | None = None
+    #: The connection made or re-authorized (``completed``).
+    result_connection_id: str | None = None
+    #: Why it failed (``failed``): a stable code and one line.
+    error_code: str | None = None
+    error_message: str | None = None
+    used_at: str | None = None
+    finished_at: str | None = None
+
+    def expired(self, at: float) -> bool:
+        """Whether the token can no longer be claimed at ``at`` (epoch seconds)."""
+        return self.status is SessionStatus.EXPIRED or (self.status is SessionStatus.PENDING and at >= self.expires_at)

@@ -16,6 +16,7 @@ own advice ("run 'connector reconnect ...'") from :attr:`ConnectorError.code`.
     ├── PluginError                           a plugin failed to load or broke a hook contract
     ├── UsageError                   exit 2   the command line was used wrongly
     ├── StoreError                            the store cannot be opened, read or written
+    ├── SessionError                          a connect session token is unknown, used or expired
     ├── CryptoError                           a key is missing or wrong; a ciphertext was altered
     ├── OAuthError                            an OAuth error response or an unusable response
     │   ├── InvalidGrant                      the code or refresh token is no longer valid
@@ -60,6 +61,7 @@ __all__ = [
     "ReconnectRequired",
     "RequestFailed",
     "ScopeError",
+    "SessionError",
     "SnapshotError",
     "StateError",
     "StoreError",
@@ -168,6 +170,15 @@ class UsageError(ConnectorError):
 
 class StoreError(ConnectorError):
     """The store (its database) cannot be opened, read or written."""
+
+
+class SessionError(ConnectorError):
+    """A connect session cannot be used: its token is ``unknown`` (or malformed), ``used`` or
+    ``expired``, or the session is already ``finished`` (completed or failed) or ``not_started``
+    (completed before it was claimed). The message never holds the token."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 class CryptoError(ConnectorError):

@@ -17,7 +17,15 @@ import attrs
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from ..connection import Attempt, Connection, ConnectionEvent, ConnectionStatus, Owner
+    from ..connection import (
+        Attempt,
+        Connection,
+        ConnectionEvent,
+        ConnectionStatus,
+        ConnectSession,
+        Owner,
+        SessionStatus,
+    )
     from ..crypto import KeyRing
     from ..oauth import TokenSet
     from ..profiles import Profile, ProfileDraft
@@ -50,6 +58,8 @@ class CopyReport:
     attempts: int
     #: Whether every copied secret was decrypted with the keys found here before copying.
     verified: bool
+    #: Connect sessions (a pending one can still be claimed in the copy).
+    sessions: int = 0
 
 
 @attrs.define
@@ -262,6 +272,54 @@ class StoreLike(Protocol):
 
     def delete_connection(self, connection_id: str) -> None:
         """Delete the connection with its tokens and events; an UnknownNameError when there is none."""
+
+    # connect sessions
+    def create_session(self, session: ConnectSession, token_hash: str) -> ConnectSession:
+        """Store a new ``pending`` connect session under its token's hash (the token itself is never
+        stored), sealed: its owner, providers, profile, scopes, connection, redirect URL, expiry and
+        status cannot be changed by someone who can only write the database (a changed row is a
+        StoreError ``tampered`` wherever it is read)."""
+
+    def get_session(self, session_id: str) -> ConnectSession:
+        """The session; an UnknownNameError when there is none."""
+
+    def find_session(self, token_hash: str) -> ConnectSession | None:
+        """The session whose token has this hash, as it is (None when there is none)."""
+
+    def claim_session(
+        self, token_hash: str, *, at: float, provider: str | None = None, profile: str | None = None
+    ) -> ConnectSession:
+        """Move the session with this token hash from ``pending`` to ``used`` in one transaction,
+        recording what the end user picked (a provider the session allows, the only one by
+        default; its profile when it names one: else a ValidationError ``provider``/``profile``
+        and nothing changes). Exactly one of several racing claims wins; the others, and a claim
+        of an unknown, used or expired (at ``at``, epoch seconds) token, get a SessionError coded
+        ``unknown``, ``used`` or ``expired`` that says nothing of the token. A pending session
+        claimed after its expiry is recorded ``expired``."""
+
+    def complete_session(self, session_id: str, connection_id: str) -> ConnectSession:
+        """``used`` -> ``completed`` with the connection made (a reconnect session's own). The same
+        completion again changes nothing; completing a session never claimed (``not_started``) or
+        one completed otherwise, failed or expired (``finished``) is a SessionError."""
+
+    def fail_session(self, session_id: str, code: str, message: str) -> ConnectSession:
+        """``pending``/``used`` -> ``failed`` with a code (``[a-z0-9_]``) and a one-line message. A
+        session failed or expired already keeps its first outcome; a completed one is a
+        SessionError ``finished``."""
+
+    def list_sessions(
+        self,
+        *,
+        end_user: str | None = None,
+        status: SessionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> tuple[ConnectSession, ...]:
+        """Sessions ordered by id (of one end user, in one status); page with ``limit`` and ``after``."""
+
+    def purge_sessions(self, before: float) -> int:
+        """Delete the sessions that expired before ``before`` (epoch seconds), except ``used`` ones
+        (their end user may still be at the provider) until a day after; returns how many."""
 
     # single-flight refresh
     def refresh_lease(

@@ -17,7 +17,7 @@ __all__ = ["COPIED", "SQLITE_ONLY", "copy_from_sqlite"]
 
 #: What a copy carries: each table that keeps data (the target must hold none), its rows in
 #: storage order, every column but SQLite's refresh lease (``SQLITE_ONLY``).
-COPIED = ("profiles", "connections", "secrets", "attempts", "connection_events")
+COPIED = ("profiles", "connections", "secrets", "attempts", "connection_events", "connect_sessions")
 SQLITE_ONLY = ("lock_owner", "lock_until")
 
 
@@ -49,7 +49,7 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
         created = src.one("SELECT value FROM meta WHERE key = 'created_at'")
     store_id = source.store_id
     own: KeyRing | None = None
-    if verify and (rows["secrets"] or rows["profiles"]):
+    if verify and (rows["secrets"] or rows["profiles"] or rows["connect_sessions"]):
         ring = KeyRing.load(store_id, target._env, create=False)
         for table, sealed in SEALED.items():
             for row in rows[table]:
@@ -93,7 +93,6 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
                 target._seal(tx, table, ring=own)
         elif verify is False:
             target._set_store_id(tx, store_id)
-    counts = {
-        table.removeprefix("connection_"): len(copied) for table, copied in rows.items()
-    }  # connection_events: events
+    # connection_events: events; connect_sessions: sessions
+    counts = {table.removeprefix("connection_").removeprefix("connect_"): len(copied) for table, copied in rows.items()}
     return CopyReport(source=str(source.path), target=target.path, store_id=target.store_id, verified=verify, **counts)

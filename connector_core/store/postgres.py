@@ -150,6 +150,36 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Whose the connection an authorization makes will be.
         "ALTER TABLE attempts ADD COLUMN owner text",
     ),
+    4: (
+        # Connect sessions (see the SQLite store's migration 5).
+        """CREATE TABLE connect_sessions (
+            id text COLLATE "C" PRIMARY KEY,
+            token_hash text NOT NULL UNIQUE,
+            end_user_id text COLLATE "C" NOT NULL,
+            end_user_email text,
+            end_user_name text,
+            organisation text,
+            tags text NOT NULL DEFAULT '[]',
+            providers text NOT NULL,
+            profile text,
+            scopes text NOT NULL DEFAULT '[]',
+            connection_id text,
+            redirect_url text,
+            created_at text COLLATE "C" NOT NULL,
+            expires_at double precision NOT NULL,
+            status text NOT NULL,
+            picked_provider text,
+            picked_profile text,
+            result_connection_id text,
+            error_code text,
+            error_message text,
+            used_at text,
+            finished_at text,
+            seal text
+        )""",
+        "CREATE INDEX connect_sessions_end_user ON connect_sessions (end_user_id, id)",
+        "CREATE INDEX connect_sessions_expires ON connect_sessions (expires_at)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hmac
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -23,9 +25,19 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 import attrs
 
-from ..connection import TAG_RE, Attempt, Connection, ConnectionEvent, ConnectionStatus, EndUser, Owner
+from ..connection import (
+    TAG_RE,
+    Attempt,
+    Connection,
+    ConnectionEvent,
+    ConnectionStatus,
+    ConnectSession,
+    EndUser,
+    Owner,
+    SessionStatus,
+)
 from ..crypto import CryptoError, KeyRing
-from ..errors import ConnectorError, UnknownNameError, ValidationError
+from ..errors import ConnectorError, SessionError, UnknownNameError, ValidationError
 from ..profiles import Profile
 from ..secret import Secret
 from .contract import KeyRotation, StoreError
@@ -65,9 +77,35 @@ SEALED = {
         *("field_values", "scopes", "actions", "endpoints"),
     ),
     "connections": ("id", "profile_id", "provider", "environment", "auth_type", "identity", *OWNER_SEALED),
+    # A connect session decides whose a connection becomes and where the end user is sent: all of
+    # that, its token's hash and its status (a used token set back to pending would work again).
+    "connect_sessions": (
+        *("id", "token_hash", "end_user_id", "organisation", "providers", "profile", "scopes"),
+        *("connection_id", "redirect_url", "expires_at", "status", "picked_provider", "picked_profile"),
+        "result_connection_id",
+    ),
 }
-#: Where the sealed columns are among ``_PROFILE_COLUMNS`` and ``_CONNECTION_COLUMNS``, and the seal's.
-_SEALED_AT = {"profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12), "connections": ((0, 2, 3, 4, 5, 12, 19, 20), 18)}
+#: The tables sealed since the seals came (the migration adding them seals their rows); tables
+#: added later are sealed from their first row.
+_SEALED_FIRST = ("profiles", "connections")
+_SESSION_COLUMNS = ", ".join(
+    (
+        *SEALED["connect_sessions"],
+        *("seal", "end_user_email", "end_user_name", "tags", "created_at", "error_code", "error_message"),
+        *("used_at", "finished_at"),
+    )
+)
+_SESSION_SELECT = f"SELECT {_SESSION_COLUMNS} FROM connect_sessions"
+#: Where the sealed columns are among ``_PROFILE_COLUMNS``, ``_CONNECTION_COLUMNS`` and
+#: ``_SESSION_COLUMNS``, and the seal's.
+_SEALED_AT = {
+    "profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12),
+    "connections": ((0, 2, 3, 4, 5, 12, 19, 20), 18),
+    "connect_sessions": (tuple(range(14)), 14),
+}
+#: A ``used`` session (its end user still at the provider) outlives its expiry this long before
+#: :meth:`SqlStore.purge_sessions` deletes it.
+USED_SESSION_GRACE = 86400.0
 
 
 def now() -> str:
@@ -91,6 +129,8 @@ def _sealed_text(table: str, values: Sequence[Any]) -> bytes:
 
 def _what(table: str, sealed: Sequence[Any]) -> str:
     """A row named by its sealed columns, for messages."""
+    if table == "connect_sessions":
+        return f"connect session {sealed[0]}"
     return f"profile {sealed[1]!r}" if table == "profiles" else f"connection {sealed[0]}"
 
 
@@ -227,6 +267,69 @@ def _owner_columns(owner: Owner) -> dict[str, Any]:
         "organisation": owner.organisation,
         "tags": json.dumps(list(owner.tags)),
     }
+
+
+def _session_status(value: Any, what: str) -> SessionStatus:
+    try:
+        return SessionStatus(value)
+    except ValueError:
+        raise _damaged(what, "status", f"{str(value)[:40]!r} is not a session status") from None
+
+
+def _session(row: Sequence[Any]) -> ConnectSession:
+    """A connect session from ``_SESSION_COLUMNS``."""
+    what = f"connect session {row[0]}"
+    try:
+        user = EndUser(row[2], row[15], row[16])
+        owner = Owner(user, row[3], tuple(_json(row[17], list, what, "tags")))
+    except ValidationError as exc:
+        raise _damaged(what, "owner", exc.message) from None
+    return ConnectSession(
+        id=row[0],
+        owner=owner,
+        providers=tuple(_json(row[4], list, what, "providers")),
+        profile=row[5],
+        scopes=tuple(_json(row[6], list, what, "scopes")),
+        connection_id=row[7],
+        redirect_url=row[8],
+        expires_at=_number(row[9], what, "expiry time"),
+        status=_session_status(row[10], what),
+        picked_provider=row[11],
+        picked_profile=row[12],
+        result_connection_id=row[13],
+        created_at=row[18],
+        error_code=row[19],
+        error_message=row[20],
+        used_at=row[21],
+        finished_at=row[22],
+    )
+
+
+def _session_refused(code: str) -> SessionError:
+    """The one error of a token that cannot start a flow; it says nothing of the token."""
+    messages = {
+        "unknown": "this connect session is unknown; ask the platform for a new connect link",
+        "used": "this connect session was already used; ask the platform for a new connect link",
+        "expired": "this connect session has expired; ask the platform for a new connect link",
+    }
+    return SessionError(f"connect session: {messages[code]}", code=code)
+
+
+_ERROR_CODE_RE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def _pick(session: ConnectSession, provider: str | None, profile: str | None) -> tuple[str | None, str | None]:
+    """What the end user picked when claiming ``session``: a provider it allows (the only one
+    when there is one), and its profile when the session names one."""
+    if provider is None and len(session.providers) == 1:
+        provider = session.providers[0]
+    if provider is not None and provider not in session.providers:
+        raise ValidationError("provider", f"{provider!r} is not one of this session's providers")
+    if session.profile is not None:
+        if profile is not None and profile != session.profile:
+            raise ValidationError("profile", f"this session connects through profile {session.profile!r} only")
+        profile = session.profile
+    return provider, profile
 
 
 @attrs.frozen
@@ -533,8 +636,8 @@ class SqlStore(abc.ABC):
         """The migration adding the seals seals the rows there are (it runs once: the columns it adds
         cannot be added twice, so no later change to the database can have a row sealed anew), over
         the sealed columns the schema has at ``version`` (the owner's come later, NULL at first)."""
-        if any(tx.one(f"SELECT EXISTS (SELECT 1 FROM {table})")[0] for table in SEALED):
-            for table in SEALED:
+        if any(tx.one(f"SELECT EXISTS (SELECT 1 FROM {table})")[0] for table in _SEALED_FIRST):
+            for table in _SEALED_FIRST:
                 later = OWNER_SEALED if table == "connections" and version < self.dialect.owned_from else ()
                 self._seal(tx, table, columns=[c for c in SEALED[table] if c not in later])
 
@@ -955,6 +1058,183 @@ class SqlStore(abc.ABC):
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
             tx.execute("DELETE FROM connection_events WHERE connection_id = ?", (connection_id,))
             tx.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
+
+    # ----------------------------------------------------------- connect sessions
+
+    def create_session(self, session: ConnectSession, token_hash: str) -> ConnectSession:
+        user = session.owner.end_user
+        if user is None:
+            raise ValidationError("end_user", "a connect session needs an end user")
+        self.keyring  # noqa: B018 - load or create the keys (the seal's) before the transaction starts
+        values = {
+            "id": session.id,
+            "token_hash": token_hash,
+            "end_user_id": user.id,
+            "organisation": session.owner.organisation,
+            "providers": json.dumps(list(session.providers)),
+            "profile": session.profile,
+            "scopes": json.dumps(list(session.scopes)),
+            "connection_id": session.connection_id,
+            "redirect_url": session.redirect_url,
+            "expires_at": float(session.expires_at),
+            "status": SessionStatus.PENDING.value,
+            "end_user_email": user.email,
+            "end_user_name": user.display_name,
+            "tags": json.dumps(list(session.owner.tags)),
+            "created_at": session.created_at,
+        }
+        unique = StoreError("connect session: a session with this id or token exists already", code="duplicate")
+        with self._write(unique=unique) as tx:
+            tx.execute(
+                f"INSERT INTO connect_sessions ({', '.join(values)}) VALUES ({','.join('?' * len(values))})",
+                tuple(values.values()),
+            )
+            self._seal(tx, "connect_sessions", session.id)
+        return self.get_session(session.id)
+
+    def _checked_session(self, row: Sequence[Any]) -> ConnectSession:
+        self._check_seal("connect_sessions", row)
+        return _session(row)
+
+    def get_session(self, session_id: str) -> ConnectSession:
+        rows = self._rows(_SESSION_SELECT + " WHERE id = ?", (session_id,))
+        if not rows:
+            raise UnknownNameError("connect session", session_id)
+        return self._checked_session(rows[0])
+
+    def find_session(self, token_hash: str) -> ConnectSession | None:
+        rows = self._rows(_SESSION_SELECT + " WHERE token_hash = ?", (token_hash,))
+        if not rows or not hmac.compare_digest(str(rows[0][1]).encode(), token_hash.encode()):
+            return None
+        return self._checked_session(rows[0])
+
+    def claim_session(
+        self, token_hash: str, *, at: float, provider: str | None = None, profile: str | None = None
+    ) -> ConnectSession:
+        refused: SessionError | None = None
+        with self._write() as tx:
+            row = tx.one(_SESSION_SELECT + " WHERE token_hash = ?" + self.dialect.for_update, (token_hash,))
+            if row is None or not hmac.compare_digest(str(row[1]).encode(), token_hash.encode()):
+                raise _session_refused("unknown")
+            session = self._checked_session(row)
+            if session.status is SessionStatus.PENDING and at >= session.expires_at:
+                # Recorded as expired (committed), then refused.
+                tx.execute(
+                    "UPDATE connect_sessions SET status = ? WHERE id = ? AND status = ?",
+                    (SessionStatus.EXPIRED.value, session.id, SessionStatus.PENDING.value),
+                )
+                self._seal(tx, "connect_sessions", session.id)
+                refused = _session_refused("expired")
+            elif session.status is SessionStatus.EXPIRED:
+                raise _session_refused("expired")
+            elif session.status is not SessionStatus.PENDING:
+                raise _session_refused("used")
+            else:
+                picked_provider, picked_profile = _pick(session, provider, profile)
+                cur = tx.execute(
+                    "UPDATE connect_sessions SET status = ?, used_at = ?, picked_provider = ?, picked_profile = ? "
+                    "WHERE id = ? AND status = ? AND expires_at > ?",
+                    (
+                        *(SessionStatus.USED.value, now(), picked_provider, picked_profile),
+                        *(session.id, SessionStatus.PENDING.value, at),
+                    ),
+                )
+                if cur.rowcount != 1:  # pragma: no cover - the row is locked: nobody changed it meanwhile
+                    raise _session_refused("used")
+                self._seal(tx, "connect_sessions", session.id)
+        if refused is not None:
+            raise refused
+        return self.get_session(session.id)
+
+    def _finish_session(
+        self, session_id: str, decide: Callable[[ConnectSession], dict[str, Any] | None]
+    ) -> ConnectSession:
+        """Move the session on as ``decide`` says (the columns to set; None: leave it as it is)."""
+        with self._write() as tx:
+            row = tx.one(_SESSION_SELECT + " WHERE id = ?" + self.dialect.for_update, (session_id,))
+            if row is None:
+                raise UnknownNameError("connect session", session_id)
+            columns = decide(self._checked_session(row))
+            if columns is not None:
+                columns["finished_at"] = now()
+                tx.execute(
+                    f"UPDATE connect_sessions SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+                    (*columns.values(), session_id),
+                )
+                self._seal(tx, "connect_sessions", session_id)
+        return self.get_session(session_id)
+
+    def complete_session(self, session_id: str, connection_id: str) -> ConnectSession:
+        if not isinstance(connection_id, str) or not connection_id:
+            raise ValidationError("connection_id", f"expected a connection id, got {connection_id!r}")
+
+        def decide(session: ConnectSession) -> dict[str, Any] | None:
+            if session.status is SessionStatus.COMPLETED and session.result_connection_id == connection_id:
+                return None  # the same completion again
+            if session.status is SessionStatus.PENDING:
+                raise SessionError(
+                    f"connect session {session.id}: it was never claimed; it cannot be completed", code="not_started"
+                )
+            if session.status is not SessionStatus.USED:
+                raise SessionError(
+                    f"connect session {session.id}: it is {session.status.value} already; it cannot be completed",
+                    code="finished",
+                )
+            if session.connection_id is not None and connection_id != session.connection_id:
+                raise ValidationError(
+                    "connection_id", f"a reconnect session completes with connection {session.connection_id}"
+                )
+            return {"status": SessionStatus.COMPLETED.value, "result_connection_id": connection_id}
+
+        return self._finish_session(session_id, decide)
+
+    def fail_session(self, session_id: str, code: str, message: str) -> ConnectSession:
+        if not isinstance(code, str) or not _ERROR_CODE_RE.fullmatch(code):
+            raise ValidationError("code", f"expected lower-case letters, digits and '_' (at most 64), got {code!r}")
+        if not isinstance(message, str) or not message.strip():
+            raise ValidationError("message", "expected a one-line message, got none")
+        line = " ".join(message.split())[:500]
+
+        def decide(session: ConnectSession) -> dict[str, Any] | None:
+            if session.status is SessionStatus.COMPLETED:
+                raise SessionError(
+                    f"connect session {session.id}: it is completed already; it cannot fail", code="finished"
+                )
+            if session.status in (SessionStatus.FAILED, SessionStatus.EXPIRED):
+                return None  # it ended already: the first outcome stands
+            return {"status": SessionStatus.FAILED.value, "error_code": code, "error_message": line}
+
+        return self._finish_session(session_id, decide)
+
+    def list_sessions(
+        self,
+        *,
+        end_user: str | None = None,
+        status: SessionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> tuple[ConnectSession, ...]:
+        conditions = {
+            "end_user_id = ?": end_user,
+            "status = ?": status.value if status is not None else None,
+            "id > ?": after,
+        }
+        used = {condition: value for condition, value in conditions.items() if value is not None}
+        where = " WHERE " + " AND ".join(used) if used else ""
+        query = f"{_SESSION_SELECT}{where} ORDER BY id"
+        args: list[Any] = list(used.values())
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(int(limit))
+        return tuple(self._checked_session(r) for r in self._rows(query, args))
+
+    def purge_sessions(self, before: float) -> int:
+        with self._write() as tx:
+            cur = tx.execute(
+                "DELETE FROM connect_sessions WHERE (expires_at < ? AND status <> ?) OR expires_at < ?",
+                (before, SessionStatus.USED.value, before - USED_SESSION_GRACE),
+            )
+            return int(cur.rowcount)
 
     # ---------------------------------------------------------- refresh single-flight
 

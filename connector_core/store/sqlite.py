@@ -129,6 +129,37 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Whose the connection an authorization makes will be.
         "ALTER TABLE attempts ADD COLUMN owner TEXT",
     ),
+    5: (
+        # Connect sessions: a platform's permission for one end user to connect (see connector_core.sessions);
+        # only the token's SHA-256 is kept, and the row is sealed (SqlStore._seal).
+        """CREATE TABLE connect_sessions (
+            id TEXT PRIMARY KEY,
+            token_hash TEXT NOT NULL UNIQUE,
+            end_user_id TEXT NOT NULL,
+            end_user_email TEXT,
+            end_user_name TEXT,
+            organisation TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            providers TEXT NOT NULL,
+            profile TEXT,
+            scopes TEXT NOT NULL DEFAULT '[]',
+            connection_id TEXT,
+            redirect_url TEXT,
+            created_at TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            status TEXT NOT NULL,
+            picked_provider TEXT,
+            picked_profile TEXT,
+            result_connection_id TEXT,
+            error_code TEXT,
+            error_message TEXT,
+            used_at TEXT,
+            finished_at TEXT,
+            seal TEXT
+        )""",
+        "CREATE INDEX connect_sessions_end_user ON connect_sessions(end_user_id, id)",
+        "CREATE INDEX connect_sessions_expires ON connect_sessions(expires_at)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -42,9 +42,9 @@ from typing import Any
 import attrs
 import pytest
 
-from ..connection import ConnectionStatus, EndUser, Owner
+from ..connection import ConnectionStatus, ConnectSession, EndUser, Owner, SessionStatus
 from ..crypto import ENV_KEY_FILE, ENV_PREVIOUS_SECRET_KEYS, ENV_SECRET_KEY, CryptoError
-from ..errors import StoreError, UnknownNameError, ValidationError
+from ..errors import SessionError, StoreError, UnknownNameError, ValidationError
 from ..oauth import TokenSet
 from ..profiles import Profile, ProfileDraft
 from ..secret import Secret
@@ -155,6 +155,24 @@ def connect(store: StoreLike, profile: Profile, n: int = 1, **kw: Any) -> str:
         **kw,
     )
     return conn.id
+
+
+def session(session_id: str = "sess_1", **kw: Any) -> ConnectSession:
+    """A pending connect session of end user ``user-ada``, for the example provider."""
+    values: dict[str, Any] = {
+        "id": session_id,
+        "owner": Owner(EndUser("user-ada", "ada@example.com", "Ada"), "org-1", ("tier-1",)),
+        "providers": ("example",),
+        "profile": None,
+        "scopes": ("employee_data:read",),
+        "connection_id": None,
+        "redirect_url": None,
+        "created_at": "2026-01-01T00:00:00.000000+00:00",
+        "expires_at": time.time() + 1800,
+        "status": SessionStatus.PENDING,
+    }
+    values.update(kw)
+    return ConnectSession(**values)
 
 
 class StoreConformance:
@@ -537,6 +555,150 @@ class StoreConformance:
             )
             found = store.consume_attempt(state)
             assert found is not None and found[0].owner == given
+
+    # ----------------------------------------------------------- connect sessions
+
+    def test_a_connect_session_round_trips_and_is_claimed_once(self, store: StoreLike) -> None:
+        wanted = session()
+        made = store.create_session(wanted, "hash-1")
+        assert made == wanted and store.get_session("sess_1") == made
+        assert store.find_session("hash-1") == made and store.find_session("hash-2") is None
+        claimed = store.claim_session("hash-1", at=time.time())
+        assert claimed.status is SessionStatus.USED and claimed.used_at is not None
+        assert (claimed.picked_provider, claimed.picked_profile) == ("example", None)
+        for token_hash, code in (("hash-1", "used"), ("hash-nope", "unknown")):
+            with pytest.raises(SessionError) as caught:
+                store.claim_session(token_hash, at=time.time())
+            assert caught.value.code == code and token_hash not in str(caught.value)
+        with pytest.raises(UnknownNameError):
+            store.get_session("sess_nope")
+        with pytest.raises(StoreError) as dup:
+            store.create_session(session(), "hash-1")
+        assert dup.value.code == "duplicate"
+
+    def test_a_claim_records_the_pick_and_refuses_another_provider(self, store: StoreLike) -> None:
+        store.create_session(session(providers=("example", "other")), "hash-1")
+        with pytest.raises(ValidationError, match=r"^provider: 'third'"):
+            store.claim_session("hash-1", at=time.time(), provider="third")
+        assert store.get_session("sess_1").status is SessionStatus.PENDING  # a refused pick claims nothing
+        picked = store.claim_session("hash-1", at=time.time(), provider="other")
+        assert picked.picked_provider == "other" and picked.status is SessionStatus.USED
+        store.create_session(session("sess_2", profile="acme-sandbox"), "hash-2")
+        with pytest.raises(ValidationError, match=r"^profile: "):
+            store.claim_session("hash-2", at=time.time(), profile="another")
+        assert store.claim_session("hash-2", at=time.time()).picked_profile == "acme-sandbox"
+
+    def test_an_expired_session_cannot_be_claimed(self, store: StoreLike) -> None:
+        store.create_session(session(expires_at=time.time() + 60), "hash-1")
+        with pytest.raises(SessionError) as caught:
+            store.claim_session("hash-1", at=time.time() + 61)
+        assert caught.value.code == "expired"
+        assert store.get_session("sess_1").status is SessionStatus.EXPIRED  # recorded, then refused
+        with pytest.raises(SessionError, match="expired"):
+            store.claim_session("hash-1", at=time.time())  # the clock set back does not revive it
+
+    def test_a_session_ends_once(self, store: StoreLike) -> None:
+        store.create_session(session(), "hash-1")
+        with pytest.raises(SessionError) as early:
+            store.complete_session("sess_1", "conn_1")
+        assert early.value.code == "not_started"
+        store.claim_session("hash-1", at=time.time())
+        done = store.complete_session("sess_1", "conn_1")
+        assert done.status is SessionStatus.COMPLETED and done.result_connection_id == "conn_1"
+        assert store.complete_session("sess_1", "conn_1") == done  # the same completion again
+        with pytest.raises(SessionError) as late:
+            store.complete_session("sess_1", "conn_2")
+        assert late.value.code == "finished"
+        with pytest.raises(SessionError) as late:
+            store.fail_session("sess_1", "x", "y")
+        assert late.value.code == "finished"
+        assert store.get_session("sess_1") == done
+        store.create_session(session("sess_2"), "hash-2")
+        failed = store.fail_session("sess_2", "access_denied", "the end user\nrefused")
+        assert (failed.status, failed.error_code, failed.error_message) == (
+            SessionStatus.FAILED,
+            "access_denied",
+            "the end user refused",
+        )
+        assert store.fail_session("sess_2", "other", "later") == failed  # the first outcome stands
+        with pytest.raises(SessionError, match="used"):
+            store.claim_session("hash-2", at=time.time())
+        with pytest.raises(ValidationError, match=r"^code: "):
+            store.fail_session("sess_2", "Not A Code", "x")
+        with pytest.raises(UnknownNameError):
+            store.complete_session("sess_nope", "conn_1")
+
+    def test_a_reconnect_session_completes_with_its_connection(self, store: StoreLike) -> None:
+        store.create_session(session(connection_id="conn_1"), "hash-1")
+        store.claim_session("hash-1", at=time.time())
+        with pytest.raises(ValidationError, match=r"^connection_id: "):
+            store.complete_session("sess_1", "conn_2")
+        assert store.complete_session("sess_1", "conn_1").result_connection_id == "conn_1"
+
+    def test_sessions_list_by_end_user_and_purge(self, store: StoreLike) -> None:
+        at = time.time()
+        store.create_session(session("sess_1"), "h1")
+        store.create_session(session("sess_2", expires_at=at - 10), "h2")
+        bob = Owner(EndUser("user-bob"))
+        store.create_session(session("sess_3", owner=bob, expires_at=at - 10), "h3")
+        store.claim_session("h1", at=at)
+
+        def ids(**kw: Any) -> list[str]:
+            return [s.id for s in store.list_sessions(**kw)]
+
+        assert ids(end_user="user-ada") == ["sess_1", "sess_2"] and ids(end_user="user-bob") == ["sess_3"]
+        assert ids(limit=1) == ["sess_1"] and ids(after="sess_1", limit=5) == ["sess_2", "sess_3"]
+        assert ids(status=SessionStatus.USED) == ["sess_1"]
+        assert store.purge_sessions(at) == 2 and ids() == ["sess_1"]
+        # A used session (its end user still at the provider) outlives its expiry by a day.
+        assert store.purge_sessions(at + 3600) == 0 and store.purge_sessions(at + 2 * 86400) == 1
+
+    def test_a_tampered_session_is_refused(self, harness: StoreHarness, store: StoreLike) -> None:
+        store.create_session(session(redirect_url="https://app.example/back"), "hash-1")
+        changes = {
+            "end_user_id": "user-mallory",
+            "redirect_url": "https://evil.example/",
+            "providers": '["other"]',
+            "expires_at": time.time() + 10**6,
+            "token_hash": "hash-mallory",
+        }
+        for column, value in changes.items():
+            (row,) = harness.sql(store, f"SELECT {column} FROM connect_sessions", ())  # noqa: S608 - our names
+            harness.sql(store, f"UPDATE connect_sessions SET {column} = ?", (value,))  # noqa: S608
+            with pytest.raises(StoreError, match="connect session sess_1 was changed outside") as caught:
+                store.get_session("sess_1")
+            assert caught.value.code == "tampered"
+            harness.sql(store, f"UPDATE connect_sessions SET {column} = ?", row)  # noqa: S608
+            assert store.get_session("sess_1").owner == session().owner  # restored: readable again
+        # A used token set back to pending does not start a flow again.
+        store.claim_session("hash-1", at=time.time())
+        harness.sql(store, "UPDATE connect_sessions SET status = 'pending'", ())
+        with pytest.raises(StoreError, match="changed outside"):
+            store.claim_session("hash-1", at=time.time())
+
+    def test_racing_claims_have_one_winner(self, harness: StoreHarness) -> None:
+        import threading  # only this test races threads
+
+        first, second = harness.open(), harness.open()  # two handles, as two processes hold
+        first.create_session(session(), "hash-1")
+        barrier = threading.Barrier(8)
+        won: list[str] = []
+        lost: list[str | None] = []
+
+        def claim(n: int) -> None:
+            store = (first, second)[n % 2]
+            barrier.wait()
+            try:
+                won.append(store.claim_session("hash-1", at=time.time()).id)
+            except SessionError as exc:
+                lost.append(exc.code)
+
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert won == ["sess_1"] and lost == ["used"] * 7
 
     def test_list_connections_filters_and_pages_by_id(self, store: StoreLike) -> None:
         one = store.create_profile(draft("one"))

@@ -14,7 +14,7 @@ import pytest
 from support import run_connector
 from support.workload import PROFILE, REDIRECT, connect_many, make_profile
 
-from connector_core import Plugins, load_plugins
+from connector_core import ConnectSessions, EndUser, Plugins, Secret, SessionRequest, SessionStatus, load_plugins
 from connector_core.connection import ConnectionStatus
 from connector_core.connector import Connector
 from connector_core.crypto import ENV_KEY_FILE
@@ -33,6 +33,7 @@ class Source:
     plugins: Plugins
     connection_ids: list[str]
     pending_url: str
+    session_token: Secret
 
 
 @pytest.fixture
@@ -52,8 +53,9 @@ def source(tmp_path: Path) -> Iterator[Source]:
         connector.refresh(ids[1], force=True)  # a rotated refresh token, token_version 1
         store.rotate_keys()  # values under a second key; the key file holds both
         pending = connector.begin(PROFILE).url  # the default company: not installed yet
+        _, token = ConnectSessions(store, plugins).create(SessionRequest(EndUser("user-ada"), providers=("hibob",)))
         connector.close()
-        yield Source(home, env, store, emu, plugins, ids, pending)
+        yield Source(home, env, store, emu, plugins, ids, pending, token)
     store.close()
 
 
@@ -99,6 +101,7 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
     assert code == 0, err
     report = json.loads(out)
     assert report["profiles"] == 2 and report["connections"] == 3 and report["attempts"] == 1
+    assert report["sessions"] == 1
     assert report["secrets"] == 2 * 1 + 3 * 2 + 1 and report["verified"] is True
     assert report["store_id"] != source.store.store_id and str(urlsplit(pg_url).password) not in out
     with PgStore(pg_url, env=source.env) as target:
@@ -107,6 +110,8 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
         assert copied["key_usage"] == {target.keyring.primary_id: report["secrets"]}  # encrypted anew
         drop = ("store_id", "key_usage")
         assert {k: v for k, v in copied.items() if k not in drop} == {k: v for k, v in before.items() if k not in drop}
+        # A pending connect session copied under the target's seal: its token still starts a flow.
+        assert ConnectSessions(target, source.plugins).claim(source.session_token).status is SessionStatus.USED
         connector = Connector(target, source.plugins)
         # The pending authorization survives the move: its PKCE verifier decrypts on PostgreSQL.
         with httpx.Client(follow_redirects=False, trust_env=False) as browser:

@@ -178,6 +178,7 @@ def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> N
         draft = profile_draft("old")
         store.create_profile(draft)
     with sqlite3.connect(tmp_path / "home" / "connector.db") as db:  # as schema version 2 left it
+        db.execute("DROP TABLE connect_sessions")
         db.execute("DROP INDEX connections_end_user")
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
             db.execute(f"ALTER TABLE connections DROP COLUMN {column}")
@@ -224,6 +225,7 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
         settings = store.settings
     with psycopg.connect(settings.conninfo, autocommit=True) as db:  # as schema version 1 left it
         db.execute(f"SET search_path TO {settings.schema}")
+        db.execute("DROP TABLE connect_sessions")
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
             db.execute(f"ALTER TABLE connections DROP COLUMN {column}")  # its index goes with it
         db.execute("ALTER TABLE attempts DROP COLUMN owner")
