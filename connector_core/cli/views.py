@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
+
+from ..connection_json import connection_data
+from ..connection_json import has_tokens as _has_tokens
 
 if TYPE_CHECKING:
     from ..connection import Connection
@@ -40,37 +43,6 @@ def auth_kinds(plugins: Plugins) -> AuthTypes:
 def _holds_credentials(auth: AuthType | None) -> bool:
     """The connection keeps the end user's credentials (a service user, an API key), not tokens."""
     return auth is not None and not auth.kind.uses_tokens
-
-
-def connection_data(conn: Connection, auth: AuthType | None = None) -> dict[str, Any]:
-    """A connection's JSON object; ``auth``, its auth type when known, adds ``auth_kind``
-    (``oauth2_authorization_code``, ``http_basic``...; null when unknown)."""
-    return {
-        "id": conn.id,
-        "profile": conn.profile,
-        "provider": conn.provider,
-        "environment": conn.environment,
-        "auth_type": conn.auth_type,
-        "auth_kind": auth.kind.value if auth is not None else None,
-        "status": conn.status.value,
-        "status_reason": conn.status_reason,
-        "token_type": conn.token_type,
-        "expires_at": conn.expires_at if _has_tokens(conn) else None,
-        "requested_scopes": list(conn.requested_scopes),
-        "granted_scopes": list(conn.granted_scopes),
-        "identity": dict(conn.identity),
-        "provider_initiated": conn.provider_initiated,
-        "created_at": conn.created_at,
-        "updated_at": conn.updated_at,
-        "refreshed_at": conn.refreshed_at,
-    }
-
-
-def _has_tokens(conn: Connection) -> bool:
-    """A revoked or disconnected connection's tokens are gone, and so is their expiry."""
-    from ..connection import ConnectionStatus  # here, not at the top: the parser imports this module (cold start)
-
-    return conn.status not in (ConnectionStatus.REVOKED, ConnectionStatus.DISCONNECTED)
 
 
 def expiry(conn: Connection, auth: AuthType | None = None) -> str:
