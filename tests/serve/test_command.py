@@ -103,3 +103,23 @@ def test_serve_refuses_a_keys_file_others_can_read_and_plain_http_beyond_loopbac
         check=False,
     )
     assert done.returncode == 1 and "--public-url: expected https://" in done.stderr
+
+
+def test_without_the_serve_extra_the_core_works_and_serve_says_what_to_install(tmp_path: Path) -> None:
+    probe = (
+        "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+        "import connector_core\n"
+        "from connector_core.cli import main\n"
+        "assert main(['providers', 'list']) == 0\n"
+        "sys.exit(main(['serve']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=_env(CONNECTOR_SERVE_API_KEYS=KEY),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "needs the 'serve' extra" in done.stderr and "pip install 'connector-core[serve]'" in done.stderr
