@@ -217,3 +217,18 @@ def test_the_app_mounts_under_a_prefix_in_another_starlette_app(api: Api) -> Non
         assert client.get("/connect/v1/connections").status_code == 401
         listed = client.get("/connect/v1/connections", headers={"Authorization": f"Bearer {KEY}"})
         assert listed.status_code == 200 and len(listed.json()["data"]) == 3
+
+
+def test_no_key_or_token_reaches_the_logs(api: Api, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    api.client.get("/v1/connections", headers={"Authorization": "Bearer wrong-key-0123456789abcdefgh"})
+    api.client.post(f"/v1/connections/{api.ada}/refresh")
+    api.client.get(f"/v1/connections/{api.ada}/proxy/company/named-lists")
+    _, access, refresh = api.world.store.get_tokens(api.ada)
+    # oauthlib's records are the in-process emulator's (the provider's side), not the service's.
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("oauthlib"))
+    assert "HTTP Request" in ours  # httpx logged the provider calls
+    for secret in (KEY, OLD_KEY, "wrong-key-0123456789abcdefgh", access.reveal(), refresh.reveal()):  # type: ignore[union-attr]
+        assert secret not in ours
