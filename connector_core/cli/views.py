@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
+
+from ..connection_json import connection_data, owner_data
+from ..connection_json import has_tokens as _has_tokens
 
 if TYPE_CHECKING:
     from ..connection import Connection, Owner
@@ -42,54 +45,12 @@ def _holds_credentials(auth: AuthType | None) -> bool:
     return auth is not None and not auth.kind.uses_tokens
 
 
-def connection_data(conn: Connection, auth: AuthType | None = None) -> dict[str, Any]:
-    """A connection's JSON object; ``auth``, its auth type when known, adds ``auth_kind``
-    (``oauth2_authorization_code``, ``http_basic``...; null when unknown)."""
-    return {
-        "id": conn.id,
-        "profile": conn.profile,
-        "provider": conn.provider,
-        "environment": conn.environment,
-        "auth_type": conn.auth_type,
-        "auth_kind": auth.kind.value if auth is not None else None,
-        "status": conn.status.value,
-        "status_reason": conn.status_reason,
-        "token_type": conn.token_type,
-        "expires_at": conn.expires_at if _has_tokens(conn) else None,
-        "requested_scopes": list(conn.requested_scopes),
-        "granted_scopes": list(conn.granted_scopes),
-        "identity": dict(conn.identity),
-        "provider_initiated": conn.provider_initiated,
-        "created_at": conn.created_at,
-        "updated_at": conn.updated_at,
-        "refreshed_at": conn.refreshed_at,
-        "owner": owner_data(conn.owner),
-    }
-
-
-def owner_data(owner: Owner) -> dict[str, Any]:
-    """Whose a connection is, as JSON: ``end_user`` null when it is unclaimed."""
-    user = owner.end_user
-    return {
-        "end_user": None if user is None else {"id": user.id, "email": user.email, "display_name": user.display_name},
-        "organisation": owner.organisation,
-        "tags": list(owner.tags),
-    }
-
-
 #: What a listing's OWNER column says of a connection no end user owns yet.
 UNCLAIMED = "(unclaimed)"
 
 
 def owner_column(owner: Owner) -> str:
     return owner.end_user.id if owner.end_user is not None else UNCLAIMED
-
-
-def _has_tokens(conn: Connection) -> bool:
-    """A revoked or disconnected connection's tokens are gone, and so is their expiry."""
-    from ..connection import ConnectionStatus  # here, not at the top: the parser imports this module (cold start)
-
-    return conn.status not in (ConnectionStatus.REVOKED, ConnectionStatus.DISCONNECTED)
 
 
 def expiry(conn: Connection, auth: AuthType | None = None) -> str:

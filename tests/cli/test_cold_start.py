@@ -10,6 +10,8 @@ import textwrap
 import pytest
 
 HEAVY = ("httpx", "oauthlib", "cryptography", "sqlite3", "http.server", "connector_core.emulator", "jsonschema")
+# The serve extra: only 'connector serve' itself imports Starlette and uvicorn.
+HEAVY += ("starlette", "uvicorn", "connector_core.serve")
 
 PROBE = textwrap.dedent(
     """
@@ -32,6 +34,7 @@ PROBE = textwrap.dedent(
         ["scopes", "hibob", "--check", "employee_data:read", "tasks:write"],
         ["--help"],
         ["providers", "show", "hibob"],
+        ["serve", "--help"],
     ],
     ids=" ".join,
 )
@@ -59,6 +62,7 @@ CLI_MODULES = (
     "connector_core.cli.store",
     "connector_core.cli.new_provider",
     "connector_core.cli.docs",
+    "connector_core.cli.serve",
 )
 HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
 

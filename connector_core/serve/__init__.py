@@ -1,0 +1,14 @@
+"""The connect service's ASGI application (the ``serve`` extra: ``pip install 'connector-core[serve]'``).
+
+``create_app(connector, api_keys=..., public_url=...)`` is the platform API as a Starlette
+application, to mount in the platform's own ASGI host or to run with ``connector serve``.
+Importing this package imports Starlette; nothing else in connector-core does.
+"""
+
+from __future__ import annotations
+
+from .app import check_public_url, create_app
+from .keys import ENV_API_KEYS, ApiKeys, load_api_keys
+from .problems import DEFAULT_MAX_BODY, Problem
+
+__all__ = ["DEFAULT_MAX_BODY", "ENV_API_KEYS", "ApiKeys", "Problem", "check_public_url", "create_app", "load_api_keys"]

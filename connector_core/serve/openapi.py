@@ -1,0 +1,310 @@
+"""The platform API's OpenAPI 3.1 document (``GET /v1/openapi.json``): every route, the
+problem schema and the bearer security scheme. Written by hand next to the routes; a test
+holds it to the application's routes and fuzzes the API against it (schemathesis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._markers import __version__
+from ..connection import ConnectionStatus
+
+__all__ = ["openapi_document"]
+
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"}
+_TEXT = {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"}
+_TAG = {"type": "string", "pattern": "^[a-z0-9][a-z0-9._:-]{0,63}$"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _ref("Problem")}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_UNAUTHORIZED = {
+    "description": "no API key, or a wrong one",
+    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    "content": {"application/problem+json": {"schema": _ref("Problem")}},
+}
+#: What the proxy passes back from the provider (its JSON or text, anything else as bytes).
+_PASSED: dict[str, Any] = {"application/json": {}, "text/plain": {}, "application/octet-stream": {}}
+_ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": _ID, "description": "the connection's id"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    words = {
+        400: "a parameter or the body is invalid (``field`` names it)",
+        404: "no such connection",
+        409: "the connection's state refuses the request",
+        413: "the body is larger than the limit",
+        415: "the body is not JSON",
+        502: "the provider answered with an error",
+        503: "the provider or the store is unavailable; try again later",
+    }
+    return {"401": _UNAUTHORIZED, **{str(s): _problem(words[s]) for s in statuses}}
+
+
+def _schemas() -> dict[str, Any]:
+    end_user = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id"],
+        "properties": {
+            "id": _TEXT,
+            "email": {"type": ["string", "null"], "format": "email", "maxLength": 320},
+            "display_name": {
+                "type": ["string", "null"],
+                "minLength": 1,
+                "maxLength": 200,
+                "pattern": "^[^\\x00-\\x1f\\x7f]*\\S[^\\x00-\\x1f\\x7f]*$",
+            },
+        },
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "An RFC 9457 problem.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "format": "uri"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+                "field": {"type": "string", "description": "the parameter or body field that was wrong"},
+            },
+        },
+        "EndUser": end_user,
+        "Owner": {
+            "type": "object",
+            "required": ["end_user", "organisation", "tags"],
+            "properties": {
+                "end_user": {"oneOf": [_ref("EndUser"), {"type": "null"}]},
+                "organisation": _NULLABLE_STRING,
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Connection": {
+            "type": "object",
+            "required": ["id", "profile", "provider", "environment", "auth_type", "status", "owner"],
+            "properties": {
+                "id": {"type": "string"},
+                "profile": {"type": "string"},
+                "provider": {"type": "string"},
+                "environment": {"type": "string"},
+                "auth_type": {"type": "string"},
+                "auth_kind": _NULLABLE_STRING,
+                "status": {"type": "string", "enum": [s.value for s in ConnectionStatus]},
+                "status_reason": _NULLABLE_STRING,
+                "token_type": _NULLABLE_STRING,
+                "expires_at": {"type": ["number", "null"], "description": "UTC epoch seconds"},
+                "requested_scopes": {"type": "array", "items": {"type": "string"}},
+                "granted_scopes": {"type": "array", "items": {"type": "string"}},
+                "identity": {"type": "object", "additionalProperties": {"type": "string"}},
+                "provider_initiated": {"type": "boolean"},
+                "created_at": {"type": "string"},
+                "updated_at": {"type": "string"},
+                "refreshed_at": _NULLABLE_STRING,
+                "owner": _ref("Owner"),
+            },
+        },
+        "ConnectionPage": {
+            "type": "object",
+            "required": ["data", "next"],
+            "properties": {
+                "data": {"type": "array", "items": _ref("Connection")},
+                "next": {
+                    "type": ["string", "null"],
+                    "description": "pass as `after` for the next page; null at the end",
+                },
+            },
+        },
+        "Events": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["at", "status", "reason"],
+                        "properties": {
+                            "at": {"type": "string"},
+                            "status": {"type": "string", "enum": [s.value for s in ConnectionStatus]},
+                            "reason": _NULLABLE_STRING,
+                        },
+                    },
+                }
+            },
+        },
+        "Deleted": {
+            "type": "object",
+            "required": ["id", "deleted", "revoked_at_provider", "detail"],
+            "properties": {
+                "id": {"type": "string"},
+                "deleted": {"type": "boolean"},
+                "revoked_at_provider": {"type": "boolean"},
+                "detail": {"type": "string"},
+            },
+        },
+        "OwnerChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["end_user"],
+            "properties": {
+                "end_user": _ref("EndUser"),
+                "organisation": {"oneOf": [_TEXT, {"type": "null"}]},
+                "tags": {"type": "array", "maxItems": 50, "items": _TAG},
+                "replace": {"type": "boolean", "default": False},
+            },
+        },
+    }
+
+
+def _list_parameters() -> list[dict[str, Any]]:
+    def query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+    return [
+        query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "page size"),
+        query("after", _TEXT, "the cursor: the previous page's `next`"),
+        query("end_user", _TEXT, "only this end user's connections"),
+        query("provider", _TEXT, "only this provider's"),
+        query("status", {"type": "string", "enum": [s.value for s in ConnectionStatus]}, "only in this status"),
+        query("tag", _TAG, "only those with this tag"),
+        query("organisation", _TEXT, "only this organisation's"),
+        query("unclaimed", {"type": "boolean", "default": False}, "only those nobody owns yet"),
+    ]
+
+
+def _proxy_operation(method: str) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": f"proxy{method.capitalize()}",
+        "summary": f"{method.upper()} a path under the connection's API base URL, authenticated",
+        "tags": ["proxy"],
+        "parameters": [
+            _ID_PARAM,
+            {
+                "name": "path",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$"},
+                "description": "relative to the API base URL; it can never leave it",
+            },
+        ],
+        # The provider's own answers pass through with any status: each status may be its
+        # (JSON, text or bytes) or the proxy's own problem.
+        "responses": {
+            "default": {"description": "the provider's answer, status and body as it sent them", "content": _PASSED},
+            **{
+                status: {**answer, "content": {**answer["content"], **_PASSED}}
+                for status, answer in _errors(400, 404, 409, 413, 415, 502, 503).items()
+            },
+        },
+    }
+    if method in ("post", "put", "patch", "delete"):
+        operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": {}}}}
+    return operation
+
+
+def openapi_document(public_url: str) -> dict[str, Any]:
+    """The document, with ``public_url`` as its server."""
+    connection = _ok("the connection", _ref("Connection"))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "connector-core platform API",
+            "version": __version__,
+            "description": "Connections of the platform's end users: list, inspect, refresh, attach, delete, "
+            "and call the provider's API through them. Every error is an RFC 9457 problem.",
+        },
+        "servers": [{"url": public_url}],
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "whether the service answers (no key needed, no details given)",
+                    "security": [],
+                    "responses": {
+                        "200": _ok(
+                            "it answers",
+                            {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}},
+                        )
+                    },
+                }
+            },
+            "/v1/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "this document",
+                    "responses": {"200": _ok("the OpenAPI 3.1 document", {"type": "object"}), **_errors()},
+                }
+            },
+            "/v1/connections": {
+                "get": {
+                    "operationId": "listConnections",
+                    "summary": "the connections, by id, a page at a time",
+                    "parameters": _list_parameters(),
+                    "responses": {"200": _ok("a page", _ref("ConnectionPage")), **_errors(400)},
+                }
+            },
+            "/v1/connections/{id}": {
+                "parameters": [_ID_PARAM],
+                "get": {
+                    "operationId": "getConnection",
+                    "summary": "one connection",
+                    "responses": {"200": connection, **_errors(404)},
+                },
+                "delete": {
+                    "operationId": "deleteConnection",
+                    "summary": "revoke the grant at the provider where it can be, then delete the connection",
+                    "responses": {
+                        "200": _ok("deleted; says whether the provider revoked", _ref("Deleted")),
+                        **_errors(404, 409, 502, 503),
+                    },
+                },
+            },
+            "/v1/connections/{id}/refresh": {
+                "parameters": [_ID_PARAM],
+                "post": {
+                    "operationId": "refreshConnection",
+                    "summary": "refresh the connection's tokens now",
+                    "responses": {"200": connection, **_errors(400, 404, 409, 502, 503)},
+                },
+            },
+            "/v1/connections/{id}/events": {
+                "parameters": [_ID_PARAM],
+                "get": {
+                    "operationId": "connectionEvents",
+                    "summary": "the connection's status changes, oldest first",
+                    "responses": {"200": _ok("its events", _ref("Events")), **_errors(404)},
+                },
+            },
+            "/v1/connections/{id}/owner": {
+                "parameters": [_ID_PARAM],
+                "put": {
+                    "operationId": "setOwner",
+                    "summary": "attach the connection to an end user, or change its organisation and tags",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("OwnerChange")}}},
+                    "responses": {"200": connection, **_errors(400, 404, 409, 413, 415)},
+                },
+            },
+            "/v1/connections/{id}/proxy/{path}": {
+                method: _proxy_operation(method) for method in ("get", "head", "post", "put", "patch", "delete")
+            },
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "one of the service's API keys"}
+            },
+        },
+    }

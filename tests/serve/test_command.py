@@ -1,0 +1,125 @@
+"""``connector serve`` as a real process on a free 127.0.0.1 port: it answers /healthz and an
+authenticated call, never prints the key, and without a key refuses to start in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from connector_core.testing import free_port
+
+KEY = "process-api-key-0123456789abcdef"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "HIBOB_"))}
+    return {**env, **extra}
+
+
+def _wait_for(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
+    for _ in range(300):  # a bound on tries, not a timing assertion
+        if proc.poll() is not None:
+            raise AssertionError(f"connector serve exited with {proc.returncode}")
+        try:
+            return httpx.get(url, timeout=2, trust_env=False)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError("connector serve never answered")
+
+
+def test_serve_answers_healthz_and_an_authenticated_call(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector_core", "--home", str(tmp_path / "home"), "serve", "--port", str(port)],
+        env=_env(CONNECTOR_SERVE_API_KEYS=f"{KEY},another-key-0123456789abcdef"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        health = _wait_for(f"{base}/healthz", proc)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        listed = httpx.get(f"{base}/v1/connections", headers={"Authorization": f"Bearer {KEY}"}, trust_env=False)
+        assert listed.status_code == 200 and listed.json() == {"data": [], "next": None}
+        refused = httpx.get(f"{base}/v1/connections", trust_env=False)
+        assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+        assert "server" not in refused.headers  # uvicorn's banner is off
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert "2 API key(s)" in err
+    assert KEY not in out + err
+
+
+def test_serve_without_a_key_refuses_to_start_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "connector_core", "--home", str(tmp_path / "home"), "serve", "--port", "1"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CONNECTOR_SERVE_API_KEYS" in lines[0] and "--api-keys-file" in lines[0]
+
+
+def test_serve_refuses_a_keys_file_others_can_read_and_plain_http_beyond_loopback(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(KEY + "\n")
+    keys.chmod(0o644)
+    done = subprocess.run(
+        [sys.executable, "-m", "connector_core", "serve", "--api-keys-file", str(keys)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "other users can read it" in done.stderr and KEY not in done.stderr
+    keys.chmod(0o600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "connector_core",
+            "serve",
+            "--api-keys-file",
+            str(keys),
+            "--public-url",
+            "http://api.example",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1 and "--public-url: expected https://" in done.stderr
+
+
+def test_without_the_serve_extra_the_core_works_and_serve_says_what_to_install(tmp_path: Path) -> None:
+    probe = (
+        "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+        "import connector_core\n"
+        "from connector_core.cli import main\n"
+        "assert main(['providers', 'list']) == 0\n"
+        "sys.exit(main(['serve']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=_env(CONNECTOR_SERVE_API_KEYS=KEY),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "needs the 'serve' extra" in done.stderr and "pip install 'connector-core[serve]'" in done.stderr
