@@ -102,6 +102,13 @@ def _connect(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     prof = connector.store.get_profile(args.target, with_secrets=False)
     decl = plugins.declaration(prof.provider)
     auth = decl.auth_type(prof.auth_type)
+    if args.auth_type is not None and args.auth_type != auth.key:
+        # Without --emulator the profile decides; silently connecting another auth type would surprise.
+        raise ValidationError(
+            "--auth-type",
+            f"profile {prof.name!r} uses {auth.key}; --auth-type picks one only with --emulator "
+            "(make a profile of the other auth type to connect with it)",
+        )
     if not auth.kind.redirects:
         return _connect_credentials(connector, prof, decl, auth, args, out, owner)
     refuse_other_auth_types(args, decl, auth, f"profile {prof.name!r}")

@@ -246,6 +246,27 @@ def test_connect_a_service_user_tests_stores_and_shows_it(cli: Run, su: str, api
     assert f"service_user_id  {GOOD_ID}" in shown.out and "  connected  connected" in shown.out
 
 
+def test_auth_type_without_the_emulator_is_refused_not_ignored(cli: Run, su: str, api: FakeApi) -> None:
+    refused = cli("connect", su, "--auth-type", "oauth2", "--service-user-id", GOOD_ID)
+    assert refused.code == 1 and refused.err.count("\n") == 1
+    assert (
+        "--auth-type: profile" in refused.err
+        and "uses service_user; --auth-type picks one only with --emulator" in (refused.err)
+    )
+    assert api.seen == [] and connections(cli) == []
+    same = cli(
+        "connect",
+        su,
+        "--auth-type",
+        "service_user",
+        "--service-user-id",
+        GOOD_ID,
+        "--service-user-token-env",
+        "GOOD_TOKEN",
+    )
+    assert same.code == 0, same.err  # naming the profile's own auth type is harmless
+
+
 def test_connect_json_and_the_same_service_user_again_updates_its_connection(cli: Run, su: str) -> None:
     first = json.loads(
         cli("connect", su, "--json", "--service-user-id", GOOD_ID, "--service-user-token-env", "GOOD_TOKEN").out
