@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .models import ApiKeyAuth, ApiKeyLocation, CredentialField, FieldKind, FieldLevel, ProviderDeclaration
+from .models import ApiKeyAuth, ApiKeyLocation, AuthType, CredentialField, FieldKind, FieldLevel, ProviderDeclaration
 
 __all__ = ["DRAFT_2020_12", "connection_form_schema", "profile_form_schema"]
 
@@ -59,13 +59,7 @@ def profile_form_schema(declaration: ProviderDeclaration, auth_type: str | None 
             }
         else:
             prop = _string(field)
-        prop["title"] = field.label
-        if field.help:
-            prop["description"] = field.help
-        prop["x-kind"] = field.kind.value
-        if field.placeholder:
-            prop["examples"] = [field.placeholder]
-        properties[field.name] = prop
+        properties[field.name] = _described(prop, field, examples=True)
         if field.required:
             required.append(field.name)
     if declaration.actions and auth.kind.uses_tokens:  # actions derive OAuth scopes
@@ -77,21 +71,10 @@ def profile_form_schema(declaration: ProviderDeclaration, auth_type: str | None 
             "uniqueItems": True,
         }
     user = [f.name for f in declaration.fields_for(auth.key, FieldLevel.USER)]
-    schema: dict[str, Any] = {
-        "$schema": DRAFT_2020_12,
-        "$id": f"urn:connector-core:profile-form:{declaration.key}:{auth.key}",
-        "title": f"{declaration.provider.display_name} {auth.label} connector profile",
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-        "x-field-order": list(properties),
-        "x-provider": declaration.key,
-        "x-auth-type": auth.key,
-        "x-auth-kind": auth.kind.value,
-        #: What each connection of the profile holds instead (see connection_form_schema).
-        "x-connection-fields": user,
-    }
+    title = f"{declaration.provider.display_name} {auth.label} connector profile"
+    schema = _form("profile-form", title, declaration, auth, properties, required)
+    #: What each connection of the profile holds instead (see connection_form_schema).
+    schema["x-connection-fields"] = user
     if user:
         schema["description"] = (
             f"A {auth.key} profile holds no credentials of the end user's: each connection holds its own "
@@ -110,30 +93,12 @@ def connection_form_schema(declaration: ProviderDeclaration, auth_type: str | No
     properties: dict[str, Any] = {}
     required: list[str] = []
     for field in declaration.fields_for(auth.key, FieldLevel.USER):
-        prop = _string(field)
-        prop["title"] = field.label
-        if field.help:
-            prop["description"] = field.help
-        prop["x-kind"] = field.kind.value
-        if field.placeholder and not field.secret:
-            prop["examples"] = [field.placeholder]
-        properties[field.name] = prop
+        properties[field.name] = _described(_string(field), field, examples=not field.secret)
         if field.required:
             required.append(field.name)
-    schema: dict[str, Any] = {
-        "$schema": DRAFT_2020_12,
-        "$id": f"urn:connector-core:connection-form:{declaration.key}:{auth.key}",
-        "title": f"Connect {declaration.provider.display_name} ({auth.label})",
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-        "x-field-order": list(properties),
-        "x-provider": declaration.key,
-        "x-auth-type": auth.key,
-        "x-auth-kind": auth.kind.value,
-        "x-redirects": auth.kind.redirects,
-    }
+    title = f"Connect {declaration.provider.display_name} ({auth.label})"
+    schema = _form("connection-form", title, declaration, auth, properties, required)
+    schema["x-redirects"] = auth.kind.redirects
     if auth.description:
         schema["description"] = auth.description
     if isinstance(auth, ApiKeyAuth):
@@ -146,6 +111,41 @@ def connection_form_schema(declaration: ProviderDeclaration, auth_type: str | No
     if rejected:
         schema["x-rejected-guidance"] = rejected
     return schema
+
+
+def _form(
+    kind: str,
+    title: str,
+    declaration: ProviderDeclaration,
+    auth: AuthType,
+    properties: dict[str, Any],
+    required: list[str],
+) -> dict[str, Any]:
+    """The envelope both forms share: an object of ``properties`` in declaration order, no others."""
+    return {
+        "$schema": DRAFT_2020_12,
+        "$id": f"urn:connector-core:{kind}:{declaration.key}:{auth.key}",
+        "title": title,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+        "x-field-order": list(properties),
+        "x-provider": declaration.key,
+        "x-auth-type": auth.key,
+        "x-auth-kind": auth.kind.value,
+    }
+
+
+def _described(prop: dict[str, Any], field: CredentialField, *, examples: bool) -> dict[str, Any]:
+    """A field's property with its label, help and kind (and its placeholder as an example)."""
+    prop["title"] = field.label
+    if field.help:
+        prop["description"] = field.help
+    prop["x-kind"] = field.kind.value
+    if field.placeholder and examples:
+        prop["examples"] = [field.placeholder]
+    return prop
 
 
 def _string(field: CredentialField) -> dict[str, Any]:
