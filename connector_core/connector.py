@@ -171,6 +171,21 @@ class _Signature:
             request.url = request.url.copy_merge_params(dict(self.params))
 
 
+def _with_profile_values(
+    names: Sequence[str], values: Mapping[str, Secret], profile: Profile
+) -> tuple[dict[str, Secret], list[str]]:
+    """The credential values an auth type reads (``names``): the connection's own, and the
+    app-level ones its profile holds (read with its secrets); also the names found in neither."""
+    merged = dict(values)
+    plain, secret = dict(profile.values), dict(profile.secrets)
+    for name in names:
+        if name not in merged and name in plain:
+            merged[name] = Secret(plain[name])
+        elif name not in merged and name in secret:
+            merged[name] = secret[name]
+    return merged, [n for n in names if n not in merged]
+
+
 def _bearer(token: Secret) -> _Signature:
     return _Signature((("Authorization", f"Bearer {token.reveal()}"),), bearer=True)
 
@@ -251,6 +266,22 @@ def _lost_since(conn: Connection) -> float | None:
     if conn.refreshed_at is not None and conn.refreshed_at >= conn.updated_at:
         return None
     return datetime.fromisoformat(conn.updated_at).timestamp()
+
+
+def _api_retry(method: str, response: HttpResponse, attempt: int) -> Sleep | None:
+    """The pause before sending an API request (not a token request) again, or None when it must
+    not be sent again: after a failure to send, only an idempotent method and never once the
+    deadline has passed (it would be waited out again); after an answer, a 429, or a 502-504 to an
+    idempotent method. At most MAX_ATTEMPTS sends in all."""
+    if attempt >= MAX_ATTEMPTS - 1:
+        return None
+    idempotent = method in ("GET", "HEAD")
+    if response.failure is not None:
+        overdue = response.failure.error == DEADLINE_EXCEEDED
+        return Sleep(_backoff(attempt, None)) if idempotent and not overdue else None
+    if response.status == 429 or (response.status in (502, 503, 504) and idempotent):
+        return Sleep(_backoff(attempt, oauth.retry_after(response.headers, time.time())))
+    return None
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
@@ -792,11 +823,9 @@ class Connector:
         else:
             if scopes:
                 raise ScopeError("scopes", f"{auth.key} ({auth.kind.value}) connections request no OAuth scopes")
-            merged = dict(values)
-            for name in decl.credential_names(auth):
-                if name not in merged:
-                    found = dict(prof.values).get(name)
-                    merged[name] = Secret(found) if found is not None else dict(prof.secrets)[name]
+            merged, absent = _with_profile_values(decl.credential_names(auth), values, prof)
+            if absent:
+                raise ValidationError(absent[0], f"is needed to sign requests with {auth.key} and was not given")
             signature = _signature(auth, merged)
         if test and decl.connection_test is not None:
             yield from self._probe_flow(decl, prof, auth, signature)
@@ -835,19 +864,13 @@ class Connector:
         for attempt in range(MAX_ATTEMPTS):
             response = yield HttpRequest(check.method, url, tuple(hdrs), payload)
             assert response is not None
-            if response.failure is not None:
-                if check.method in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1:
-                    yield Sleep(_backoff(attempt, None))
-                    continue
-                raise RequestFailed(f"{what}: {response.failure.message}; nothing was stored")
-            retryable = response.status == 429 or (
-                response.status in (502, 503, 504) and check.method in ("GET", "HEAD")
-            )
-            if retryable and attempt < MAX_ATTEMPTS - 1:
-                yield Sleep(_backoff(attempt, oauth.retry_after(response.headers, time.time())))
-                continue
-            break
+            pause = _api_retry(check.method, response, attempt)
+            if pause is None:
+                break
+            yield pause
         assert response is not None
+        if response.failure is not None:
+            raise RequestFailed(f"{what}: {response.failure.message}; nothing was stored")
         guidance = getattr(auth, "rejected_guidance", "") or None
         if response.status == 401:
             raise CredentialsRejected(
@@ -1172,15 +1195,11 @@ class Connector:
     ) -> _Signature:
         """The signature from the connection's credentials and any the profile holds (app-level
         fields: read, with its secrets, only when the auth type needs one)."""
-        decl = self.plugins.declaration(conn.provider)
-        names = decl.credential_names(auth)
-        values = dict(credentials)
-        missing = [n for n in names if n not in values]
-        if missing:
+        names = self.plugins.declaration(conn.provider).credential_names(auth)
+        values, absent = dict(credentials), [n for n in names if n not in credentials]
+        if absent:  # app-level fields: only then is the profile read, with its secrets
             profile = self.store.profile_by_id(conn.profile_id, with_secrets=True)
-            values.update({n: Secret(v) for n, v in profile.values if n in missing})
-            values.update({n: v for n, v in profile.secrets if n in missing})
-        absent = [n for n in names if n not in values]
+            values, absent = _with_profile_values(names, credentials, profile)
         if absent:
             reason = f"its credentials are incomplete ({', '.join(absent)} missing)"
             self.store.set_status(conn.id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version)
@@ -1314,10 +1333,10 @@ class Connector:
             hdrs.extend((headers or {}).items())
             response = yield HttpRequest(method.upper(), signature.url(base + path), tuple(hdrs), payload)
             assert response is not None
+            pause = _api_retry(method.upper(), response, attempt)
             if response.failure is not None:
-                overdue = response.failure.error == DEADLINE_EXCEEDED  # never waited out again
-                if method.upper() in ("GET", "HEAD") and attempt < MAX_ATTEMPTS - 1 and not overdue:
-                    yield Sleep(_backoff(attempt, None))
+                if pause is not None:
+                    yield pause
                     continue
                 raise RequestFailed(f"{method.upper()} {path}: {response.failure.message}")
             if response.truncated:  # never hand over a body cut at the cap as if it were whole
@@ -1349,11 +1368,8 @@ class Connector:
                 if marked.token_version == conn.token_version:
                     raise self._reconnect_error(conn, reason)
                 return response  # the tokens changed meanwhile (a reconnect): not this call's verdict
-            retryable = response.status == 429 or (
-                response.status in (502, 503, 504) and method.upper() in ("GET", "HEAD")
-            )
-            if retryable and attempt < MAX_ATTEMPTS - 1:
-                yield Sleep(_backoff(attempt, oauth.retry_after(response.headers, time.time())))
+            if pause is not None:
+                yield pause
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover - the last attempt always returns
