@@ -140,23 +140,7 @@ def default_profile_values(
     validate, naming it); a test class supplies it by overriding
     ``emulator_profile_values``.
     """
-    auth = _oauth(declaration)
-    endpoints = emulator.endpoints(environment)
-    creds = emulator.app.credentials[endpoints.credential_set]
-    known: dict[str, str | Secret] = {
-        "client_id": creds.client_id,
-        "client_secret": creds.client_secret,
-        "app_id": emulator.app.app_id,
-    }
-    values: dict[str, str | Secret] = {}
-    for field in declaration.fields_for(auth.key):
-        if field.level is not FieldLevel.APP or field.kind is FieldKind.SCOPE_LIST:
-            continue
-        if field.name in known:
-            values[field.name] = known[field.name]
-        elif field.required and field.placeholder is not None and _valid(field, field.placeholder):
-            values[field.name] = field.placeholder
-    return values
+    return credential_profile_values(emulator, declaration, environment, _oauth(declaration).key)
 
 
 def credential_profile_values(
