@@ -250,6 +250,21 @@ def _owner_of_json(text: str | None, what: str) -> Owner | None:
         raise _damaged(what, "owner", "not an owner") from None
 
 
+def _page(
+    select: str, conditions: Mapping[str, Any], order: str, limit: int | None, *, always: Sequence[str] = ()
+) -> tuple[str, list[Any]]:
+    """A listing's query and arguments: ``select`` where each condition whose value is not None
+    holds (and each of ``always``), ordered by ``order`` (the paging key), at most ``limit`` rows."""
+    used = {condition: value for condition, value in conditions.items() if value is not None}
+    clauses = [*used, *always]
+    query = select + (" WHERE " + " AND ".join(clauses) if clauses else "") + f" ORDER BY {order}"
+    args: list[Any] = list(used.values())
+    if limit is not None:
+        query += " LIMIT ?"
+        args.append(int(limit))
+    return query, args
+
+
 def _tag_pattern(tag: str) -> str:
     """The LIKE pattern matching ``tag`` as one element of a connection's JSON list of tags."""
     if not isinstance(tag, str) or not TAG_RE.fullmatch(tag):
@@ -971,14 +986,9 @@ class SqlStore(abc.ABC):
             # Tags are a JSON list of strings that hold no quote: an exact element match.
             "c.tags LIKE ? ESCAPE '\\'": _tag_pattern(tag) if tag is not None else None,
         }
-        used = {condition: value for condition, value in conditions.items() if value is not None}
-        clauses = [*used, *(["c.end_user_id IS NULL"] if unclaimed else [])]
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        query = f"{_CONNECTION_SELECT}{where} ORDER BY c.id"
-        args: list[Any] = list(used.values())
-        if limit is not None:
-            query += " LIMIT ?"
-            args.append(int(limit))
+        query, args = _page(
+            _CONNECTION_SELECT, conditions, "c.id", limit, always=("c.end_user_id IS NULL",) if unclaimed else ()
+        )
         return tuple(_connection(r) for r in self._rows(query, args))
 
     def set_owner(self, connection_id: str, owner: Owner) -> Connection:
@@ -1219,13 +1229,7 @@ class SqlStore(abc.ABC):
             "status = ?": status.value if status is not None else None,
             "id > ?": after,
         }
-        used = {condition: value for condition, value in conditions.items() if value is not None}
-        where = " WHERE " + " AND ".join(used) if used else ""
-        query = f"{_SESSION_SELECT}{where} ORDER BY id"
-        args: list[Any] = list(used.values())
-        if limit is not None:
-            query += " LIMIT ?"
-            args.append(int(limit))
+        query, args = _page(_SESSION_SELECT, conditions, "id", limit)
         return tuple(self._checked_session(r) for r in self._rows(query, args))
 
     def purge_sessions(self, before: float) -> int:
