@@ -8,7 +8,20 @@ Importing this package imports Starlette; nothing else in connector-core does.
 from __future__ import annotations
 
 from .app import check_public_url, create_app
+from .config import CALLBACK_PATH, ConnectConfig, callback_url, check_origin
 from .keys import ENV_API_KEYS, ApiKeys, load_api_keys
 from .problems import DEFAULT_MAX_BODY, Problem
 
-__all__ = ["DEFAULT_MAX_BODY", "ENV_API_KEYS", "ApiKeys", "Problem", "check_public_url", "create_app", "load_api_keys"]
+__all__ = [
+    "CALLBACK_PATH",
+    "DEFAULT_MAX_BODY",
+    "ENV_API_KEYS",
+    "ApiKeys",
+    "ConnectConfig",
+    "Problem",
+    "callback_url",
+    "check_origin",
+    "check_public_url",
+    "create_app",
+    "load_api_keys",
+]

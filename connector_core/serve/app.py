@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -29,6 +29,7 @@ from ..errors import ConnectorError, ValidationError
 from ..models import url_problem
 from ..secret import Secret
 from . import proxy
+from .config import ConnectConfig
 from .keys import ApiKeys
 from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json
 
@@ -138,6 +139,10 @@ def create_app(
     trust_forwarded: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     routes: Sequence[BaseRoute] = (),
+    redirect_allow_list: Iterable[str] = (),
+    embed_origins: Iterable[str] = (),
+    install_profiles: Mapping[str, str] | None = None,
+    install_redirect_url: str | None = None,
 ) -> Starlette:
     """The platform API over ``connector``, as an ASGI application.
 
@@ -146,10 +151,24 @@ def create_app(
     the OpenAPI document's server use; ``trust_forwarded``: whether the ASGI server was told
     to honour ``X-Forwarded-*`` headers (recorded for the routes that build URLs from a
     request; the API itself builds none from them). ``max_body_bytes``: the largest request
-    body read. ``routes``: more routes behind the same guard (connect sessions, pages).
+    body read. ``routes``: more routes behind the same guard.
+
+    The connect service: ``redirect_allow_list``, the URLs (origin and path prefix) a connect
+    session may send its end user back to (see :func:`~connector_core.sessions.redirect_allowed`);
+    ``embed_origins``, the origins (``https://app.example.com``) that may frame the connect page or
+    open it as a popup, and the only ones its ``postMessage`` events go to; ``install_profiles``,
+    for each provider whose installs may begin at the provider (HiBob's Marketplace), the profile
+    that takes them (default: its only such profile); ``install_redirect_url``, where an end user
+    is sent after such an install (on the allow-list; ``connection_id`` and ``provider`` added).
     """
     keys = api_keys if isinstance(api_keys, ApiKeys) else ApiKeys(api_keys)
     base = check_public_url(public_url)
+    config = ConnectConfig.build(
+        redirect_allow_list=redirect_allow_list,
+        embed_origins=embed_origins,
+        install_profiles=install_profiles,
+        install_redirect_url=install_redirect_url,
+    )
     api = _Api(connector, base, max_body_bytes)
     app = Starlette(
         routes=[*api.routes(), *routes],
@@ -163,6 +182,7 @@ def create_app(
     app.state.public_url = base
     app.state.trust_forwarded = trust_forwarded
     app.state.max_body_bytes = max_body_bytes
+    app.state.connect_config = config
     app.add_middleware(_Guard, keys=keys, hsts=base.startswith("https://"))
     return app
 
