@@ -289,6 +289,10 @@ class ConnectSession:
     error_message: str | None = None
     used_at: str | None = None
     finished_at: str | None = None
+    #: Make a new connection even if this end user already has one to the same provider account
+    #: (by default connecting the same account again updates their connection); never with
+    #: ``connection_id``.
+    separate: bool = False
 
     def expired(self, at: float) -> bool:
         """Whether the token can no longer be claimed at ``at`` (epoch seconds)."""

@@ -276,9 +276,9 @@ class StoreLike(Protocol):
     # connect sessions
     def create_session(self, session: ConnectSession, token_hash: str) -> ConnectSession:
         """Store a new ``pending`` connect session under its token's hash (the token itself is never
-        stored), sealed: its owner, providers, profile, scopes, connection, redirect URL, expiry and
-        status cannot be changed by someone who can only write the database (a changed row is a
-        StoreError ``tampered`` wherever it is read)."""
+        stored), sealed: its owner, providers, profile, scopes, connection, redirect URL, expiry,
+        status and ``separate`` flag cannot be changed by someone who can only write the database (a
+        changed row is a StoreError ``tampered`` wherever it is read)."""
 
     def get_session(self, session_id: str) -> ConnectSession:
         """The session; an UnknownNameError when there is none."""

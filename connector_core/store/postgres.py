@@ -180,6 +180,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX connect_sessions_end_user ON connect_sessions (end_user_id, id)",
         "CREATE INDEX connect_sessions_expires ON connect_sessions (expires_at)",
     ),
+    5: (
+        # A session that makes a new connection (see the SQLite store's migration 6): 1 or NULL, an
+        # integer as SQLite keeps it, so that a seal copied as it is from there holds here too.
+        "ALTER TABLE connect_sessions ADD COLUMN separate integer",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -70,6 +70,12 @@ _INSERT_EVENT = "INSERT INTO connection_events (connection_id, at, status, reaso
 #: Whose a connection is decides whose API calls may use its tokens: sealed too. An unclaimed row's
 #: seal (both NULL) is the seal it had before these columns existed.
 OWNER_SEALED = ("end_user_id", "organisation")
+#: Whether a connect session makes a new connection rather than update the end user's own: sealed,
+#: stored 1 or NULL, so that a session sealed before the column existed (NULL) keeps its seal.
+SEPARATE_SEALED = ("separate",)
+#: The sealed columns each table gained after its rows were first sealed, last among ``SEALED``: left
+#: out of the sealed text while they are all NULL, so that rows sealed before they existed still match.
+_LATER_SEALED = {"connections": OWNER_SEALED, "connect_sessions": SEPARATE_SEALED}
 #: The columns a row's seal covers: everything that says where its secrets (and its profile's) are sent.
 SEALED = {
     "profiles": (
@@ -83,6 +89,7 @@ SEALED = {
         *("id", "token_hash", "end_user_id", "organisation", "providers", "profile", "scopes"),
         *("connection_id", "redirect_url", "expires_at", "status", "picked_provider", "picked_profile"),
         "result_connection_id",
+        *SEPARATE_SEALED,
     ),
 }
 #: The tables sealed since the seals came (the migration adding them seals their rows); tables
@@ -101,7 +108,7 @@ _SESSION_SELECT = f"SELECT {_SESSION_COLUMNS} FROM connect_sessions"
 _SEALED_AT = {
     "profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12),
     "connections": ((0, 2, 3, 4, 5, 12, 19, 20), 18),
-    "connect_sessions": (tuple(range(14)), 14),
+    "connect_sessions": (tuple(range(15)), 15),
 }
 #: A ``used`` session (its end user still at the provider) outlives its expiry this long before
 #: :meth:`SqlStore.purge_sessions` deletes it.
@@ -119,11 +126,12 @@ def aad(owner_id: str, name: str) -> str:
 
 
 def _sealed_text(table: str, values: Sequence[Any]) -> bytes:
-    """The canonical text a seal covers: the table and its sealed columns as stored. A connection's
-    owner columns count only once it has an owner, so rows sealed before they existed still match."""
-    owned = table == "connections" and len(values) == len(SEALED[table])
-    if owned and all(v is None for v in values[-len(OWNER_SEALED) :]):
-        values = values[: -len(OWNER_SEALED)]
+    """The canonical text a seal covers: the table and its sealed columns as stored. The columns a
+    table gained later (``_LATER_SEALED``: a connection's owner, a session's ``separate``) count only
+    once one of them is set, so rows sealed before they existed still match."""
+    later = _LATER_SEALED.get(table, ())
+    if later and len(values) == len(SEALED[table]) and all(v is None for v in values[-len(later) :]):
+        values = values[: -len(later)]
     return json.dumps([AAD_PREFIX, table, *values], separators=(",", ":"), default=repr).encode("utf-8")
 
 
@@ -295,8 +303,8 @@ def _session(row: Sequence[Any]) -> ConnectSession:
     """A connect session from ``_SESSION_COLUMNS``."""
     what = f"connect session {row[0]}"
     try:
-        user = EndUser(row[2], row[15], row[16])
-        owner = Owner(user, row[3], tuple(_json(row[17], list, what, "tags")))
+        user = EndUser(row[2], row[16], row[17])
+        owner = Owner(user, row[3], tuple(_json(row[18], list, what, "tags")))
     except ValidationError as exc:
         raise _damaged(what, "owner", exc.message) from None
     return ConnectSession(
@@ -312,11 +320,12 @@ def _session(row: Sequence[Any]) -> ConnectSession:
         picked_provider=row[11],
         picked_profile=row[12],
         result_connection_id=row[13],
-        created_at=row[18],
-        error_code=row[19],
-        error_message=row[20],
-        used_at=row[21],
-        finished_at=row[22],
+        created_at=row[19],
+        error_code=row[20],
+        error_message=row[21],
+        used_at=row[22],
+        finished_at=row[23],
+        separate=row[14] is not None,  # the seal holds it to 1 or NULL
     )
 
 
@@ -1092,6 +1101,8 @@ class SqlStore(abc.ABC):
             "end_user_name": user.display_name,
             "tags": json.dumps(list(session.owner.tags)),
             "created_at": session.created_at,
+            # NULL for no: the value sessions sealed before the column existed have.
+            "separate": 1 if session.separate else None,
         }
         unique = StoreError("connect session: a session with this id or token exists already", code="duplicate")
         with self._write(unique=unique) as tx:

@@ -160,6 +160,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX connect_sessions_end_user ON connect_sessions(end_user_id, id)",
         "CREATE INDEX connect_sessions_expires ON connect_sessions(expires_at)",
     ),
+    6: (
+        # A session that makes a new connection even where the end user has one to the same account:
+        # 1, or NULL for no (so that rows sealed before this column existed keep their seal).
+        "ALTER TABLE connect_sessions ADD COLUMN separate INTEGER",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

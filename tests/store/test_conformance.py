@@ -6,14 +6,18 @@ safety, row locks across hosts) lives in test_store.py and test_pg_*.py.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from connector_core import SessionStatus, StoreError
+from connector_core.store import StoreLike
 from connector_core.testing.store_conformance import (
     StoreConformance,
     StoreHarness,
     postgres_harness,
+    session,
     sqlite_harness,
 )
 
@@ -56,3 +60,37 @@ class TestStoreConformance(StoreConformance):
         assert statuses == [200] * 24
         assert emu.stats.token_requests["refresh_token"] == 1
         assert second.get_connection(cid).token_version == 1
+
+    # ------------------------------------------------- a connect session's separate flag
+    # (here until the shipped suite holds them: every store keeps a session's ``separate``.)
+
+    def test_a_separate_session_keeps_its_flag_through_its_life(self, store: StoreLike) -> None:
+        wanted = session(separate=True)
+        made = store.create_session(wanted, "hash-1")
+        assert made == wanted and made.separate
+        assert store.create_session(session("sess_2"), "hash-2").separate is False  # the default
+        assert store.get_session("sess_1") == made and store.find_session("hash-1") == made
+        claimed = store.claim_session("hash-1", at=time.time())
+        assert claimed.status is SessionStatus.USED and claimed.separate
+        assert store.complete_session("sess_1", "conn_1").separate
+        store.rotate_keys()  # resealed under the new key, the flag included
+        assert [(s.id, s.separate) for s in store.list_sessions()] == [("sess_1", True), ("sess_2", False)]
+
+    def test_a_flipped_separate_flag_is_refused_as_tampered(self, harness: StoreHarness, store: StoreLike) -> None:
+        store.create_session(session(), "hash-1")
+        store.create_session(session("sess_2", separate=True), "hash-2")
+        select = "SELECT separate FROM connect_sessions WHERE id = ?"
+        update = "UPDATE connect_sessions SET separate = ? WHERE id = ?"
+        for session_id, forged in (("sess_1", 1), ("sess_1", 0), ("sess_2", None), ("sess_2", 0)):
+            (row,) = harness.sql(store, select, (session_id,))
+            harness.sql(store, update, (forged, session_id))
+            with pytest.raises(StoreError, match=f"connect session {session_id} was changed outside") as caught:
+                store.get_session(session_id)
+            assert caught.value.code == "tampered"
+            harness.sql(store, update, (*row, session_id))
+            assert store.get_session(session_id).separate is (session_id == "sess_2")  # restored: readable
+        # Nor does a forged flag start a flow.
+        harness.sql(store, update, (1, "sess_1"))
+        with pytest.raises(StoreError, match="changed outside"):
+            store.claim_session("hash-1", at=time.time())
+        assert store.claim_session("hash-2", at=time.time()).separate

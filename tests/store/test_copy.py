@@ -53,7 +53,10 @@ def source(tmp_path: Path) -> Iterator[Source]:
         connector.refresh(ids[1], force=True)  # a rotated refresh token, token_version 1
         store.rotate_keys()  # values under a second key; the key file holds both
         pending = connector.begin(PROFILE).url  # the default company: not installed yet
-        _, token = ConnectSessions(store, plugins).create(SessionRequest(EndUser("user-ada"), providers=("hibob",)))
+        sessions = ConnectSessions(store, plugins)
+        _, token = sessions.create(SessionRequest(EndUser("user-ada"), providers=("hibob",), profile=PROFILE))
+        # One that makes a new connection even where the end user has one (its own sealed column).
+        sessions.create(SessionRequest(EndUser("user-ada"), profile="second-profile", separate=True))
         connector.close()
         yield Source(home, env, store, emu, plugins, ids, pending, token)
     store.close()
@@ -101,7 +104,7 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
     assert code == 0, err
     report = json.loads(out)
     assert report["profiles"] == 2 and report["connections"] == 3 and report["attempts"] == 1
-    assert report["sessions"] == 1
+    assert report["sessions"] == 2
     assert report["secrets"] == 2 * 1 + 3 * 2 + 1 and report["verified"] is True
     assert report["store_id"] != source.store.store_id and str(urlsplit(pg_url).password) not in out
     with PgStore(pg_url, env=source.env) as target:
@@ -110,7 +113,10 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
         assert copied["key_usage"] == {target.keyring.primary_id: report["secrets"]}  # encrypted anew
         drop = ("store_id", "key_usage")
         assert {k: v for k, v in copied.items() if k not in drop} == {k: v for k, v in before.items() if k not in drop}
-        # A pending connect session copied under the target's seal: its token still starts a flow.
+        # The connect sessions copied under the target's seal, the separate flag with them.
+        assert target.list_sessions() == source.store.list_sessions()
+        assert {s.profile: s.separate for s in target.list_sessions()} == {PROFILE: False, "second-profile": True}
+        # A pending connect session: its token still starts a flow.
         assert ConnectSessions(target, source.plugins).claim(source.session_token).status is SessionStatus.USED
         connector = Connector(target, source.plugins)
         # The pending authorization survives the move: its PKCE verifier decrypts on PostgreSQL.
@@ -173,6 +179,8 @@ def test_migrate_refuses_what_the_keys_here_cannot_read_unless_told(
     assert not (tmp_path / "not-here").exists()
     with PgStore(pg_url, env=source.env) as target:  # where the keys are, the copy reads
         assert target.get_profile(PROFILE).secret("client_secret").reveal()
+        # Seals copied as they are hold there too: a session's separate flag is stored alike.
+        assert {s.profile: s.separate for s in target.list_sessions()} == {PROFILE: False, "second-profile": True}
 
 
 def test_migrate_sources_and_targets_are_checked(source: Source, pg_url: str, tmp_path: Path) -> None:

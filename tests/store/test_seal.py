@@ -238,3 +238,81 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
         _, access, refresh = store.get_tokens(cid)
         assert access is not None and access.reveal() == "access-1" and refresh is not None
         assert store._rows("SELECT count(*) FROM connections WHERE seal IS NULL") == [(0,)]
+
+
+#: The columns a connect session's seal covered at SQLite schema 5 / PostgreSQL schema 4, before
+#: ``separate`` came: the seal such a row carries is over these alone.
+_SESSION_SEALED_BEFORE_SEPARATE = (
+    *("id", "token_hash", "end_user_id", "organisation", "providers", "profile", "scopes"),
+    *("connection_id", "redirect_url", "expires_at", "status", "picked_provider", "picked_profile"),
+    "result_connection_id",
+)
+
+
+def _seal_sessions_as_before_separate(store: SqlStore) -> None:
+    """Seal every session row as the code before ``separate`` did (its canonical text, written out here)."""
+    ring = store.keyring
+    with store._write() as tx:
+        for row in tx.all(f"SELECT {', '.join(_SESSION_SEALED_BEFORE_SEPARATE)} FROM connect_sessions"):
+            text = json.dumps(["connector-core/v1", "connect_sessions", *row], separators=(",", ":")).encode()
+            tx.execute("UPDATE connect_sessions SET seal = ? WHERE id = ?", (ring.seal(text), row[0]))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_sessions_sealed_before_the_separate_flag_still_verify(
+    engine: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    import time
+
+    from connector_core.connection import SessionStatus
+    from connector_core.testing.store_conformance import session
+
+    env = {ENV_KEY_FILE: str(tmp_path / "keys.json")}
+    if engine == "sqlite":
+
+        def open_store() -> SqlStore:
+            return Store.open(tmp_path / "home", env=env)
+
+        def downgrade() -> None:  # as SQLite schema version 5 left it
+            with sqlite3.connect(tmp_path / "home" / "connector.db") as db:
+                db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
+                db.execute("PRAGMA user_version = 5")
+
+        latest = SQLITE_SCHEMA_VERSION
+    else:
+        import psycopg
+
+        from connector_core.store.postgres import PgStore
+
+        url = request.getfixturevalue("pg_url")
+
+        def open_store() -> SqlStore:
+            return PgStore(url, env=env)
+
+        def downgrade() -> None:  # as PostgreSQL schema version 4 left it
+            with open_store() as pg:
+                settings = pg.settings
+            with psycopg.connect(settings.conninfo, autocommit=True) as db:
+                db.execute(f"SET search_path TO {settings.schema}")
+                db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
+                db.execute("DELETE FROM schema_migrations WHERE version >= 5")
+
+        latest = PG_SCHEMA_VERSION
+    with open_store() as store:
+        pending = store.create_session(session(), "hash-1")
+        store.create_session(session("sess_2"), "hash-2")
+        store.claim_session("hash-2", at=time.time())
+        done = store.complete_session("sess_2", "conn_1")
+        _seal_sessions_as_before_separate(store)
+    downgrade()
+    with open_store() as store:
+        assert store.schema_version == latest
+        assert store._rows("SELECT count(*) FROM connect_sessions WHERE separate IS NULL") == [(2,)]
+        assert store.get_session("sess_1") == pending and store.get_session("sess_2") == done
+        assert not pending.separate and store.claim_session("hash-1", at=time.time()).status is SessionStatus.USED
+        # Their seals cover the new column: a flag set behind the store's back is refused.
+        with store._write() as tx:
+            tx.execute("UPDATE connect_sessions SET separate = 1 WHERE id = ?", ("sess_2",))
+        with pytest.raises(StoreError, match="connect session sess_2 was changed outside") as caught:
+            store.get_session("sess_2")
+        assert caught.value.code == "tampered"
