@@ -1,12 +1,15 @@
 """Connect sessions: a platform's backend lets one of its end users connect an account.
 
 The platform asks for a session (:meth:`ConnectSessions.create`) naming the end user, the
-providers or the one profile to connect through, scopes, a connection to reconnect and where to
-send the end user back; it gets the :class:`~connector_core.connection.ConnectSession` and a
-token, once. The hosted connect page looks the token up (:meth:`ConnectSessions.lookup`) and
-claims it when the end user starts connecting (:meth:`ConnectSessions.claim`): single use, even
-across processes. The flow then ends the session with :meth:`ConnectSessions.complete` or
-:meth:`ConnectSessions.fail`.
+providers or the one profile to connect through, scopes, a connection to reconnect (or, with
+``separate``, that a new connection be made even where the end user has one to the same account)
+and where to send the end user back; it gets the
+:class:`~connector_core.connection.ConnectSession` and a token, once. Every provider a session
+allows resolves to one profile (:meth:`ConnectSessions.profile_for`): the session's, or the
+provider's only one in the store. The hosted connect page looks the token up
+(:meth:`ConnectSessions.lookup`) and claims it when the end user starts connecting
+(:meth:`ConnectSessions.claim`): single use, even across processes. The flow then ends the
+session with :meth:`ConnectSessions.complete` or :meth:`ConnectSessions.fail`.
 
 * **Token**: ``cs_`` and 32 random bytes, URL-safe base64 (46 characters). Only its SHA-256 is
   stored; it is handed back once, as a :class:`~connector_core.secret.Secret`. An unknown,
@@ -66,7 +69,7 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _REQUEST_FIELDS = frozenset(
     {"end_user", "organisation", "tags", "providers", "profile", "scopes", "connection_id", "redirect_url"}
-    | {"expires_in"}
+    | {"expires_in", "separate"}
 )
 
 
@@ -177,6 +180,15 @@ def _check_end_user(instance: Any, attribute: attrs.Attribute[Any], value: Any) 
         raise ValidationError("end_user.id", "a connect session needs an end user (the platform's id for them)")
 
 
+def _check_separate(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError("separate", f"expected true or false, got {type(value).__name__}")
+    if value and instance.connection_id is not None:
+        raise ValidationError(
+            "separate", "makes a new connection, so it cannot go with connection_id (a reconnect keeps its connection)"
+        )
+
+
 def _scopes(value: Any) -> Any:
     if value is None or value == () or value == []:
         return ()
@@ -199,6 +211,9 @@ class SessionRequest:
     connection_id: str | None = attrs.field(default=None, validator=_optional_str("connection_id"))
     redirect_url: str | None = attrs.field(default=None, validator=_optional_str("redirect_url"))
     expires_in: int = attrs.field(default=DEFAULT_EXPIRES_IN, validator=_check_expires_in)
+    #: Make a new connection even if this end user already has one to the same provider account
+    #: (by default connecting the same account again updates it); not with ``connection_id``.
+    separate: bool = attrs.field(default=False, validator=_check_separate)
     #: Built here so that the organisation and tags are checked as an :class:`Owner` checks them.
     owner: Owner = attrs.field(init=False)
 
@@ -209,7 +224,8 @@ class SessionRequest:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SessionRequest:
         """From a JSON object such as ``{"end_user": {"id": "u-1", "email": ...}, "providers":
-        ["acme"], "expires_in": 600}``; an unknown field is a ValidationError naming it."""
+        ["acme"], "expires_in": 600, "separate": true}``; an unknown field is a ValidationError
+        naming it (``separate`` must be a JSON boolean)."""
         if not isinstance(data, Mapping):
             raise ValidationError("body", f"expected a JSON object, got {type(data).__name__}")
         unknown = sorted(str(k) for k in data if k not in _REQUEST_FIELDS)
@@ -238,6 +254,7 @@ class SessionRequest:
             data.get("connection_id"),
             data.get("redirect_url"),
             data.get("expires_in", DEFAULT_EXPIRES_IN),
+            separate=data.get("separate", False),
         )
 
 
@@ -274,9 +291,47 @@ class ConnectSessions:
         except UnknownNameError:
             raise ValidationError("providers", f"{key!r} is not an installed provider") from None
 
+    def _only_profile(self, provider: str) -> str:
+        """The one profile of ``provider`` in the store, or the ValidationError (``providers``)
+        saying there are several or none."""
+        names = [p.name for p in self.store.list_profiles(provider)]
+        if len(names) > 1:
+            raise ValidationError(
+                "providers", f"{provider} has several profiles ({', '.join(names)}): name one with 'profile'"
+            )
+        if not names:
+            raise ValidationError(
+                "providers",
+                f"{provider} has no profile yet: create one first (connector profile create {provider} ...)",
+            )
+        return names[0]
+
+    def profile_for(self, session: ConnectSession, provider: str) -> str:
+        """The profile to connect ``provider`` through when the end user picks it on the connect
+        page: the session's profile if it names one, else the provider's only profile in the store.
+        A provider the session does not allow is a ValidationError naming ``provider``; several
+        profiles, or none (they changed since the session was made), one naming ``providers``."""
+        if provider not in session.providers:
+            raise ValidationError("provider", f"{provider!r} is not one of this session's providers")
+        if session.profile is None:
+            return self._only_profile(provider)
+        try:
+            found = self.store.get_profile(session.profile, with_secrets=False)
+        except UnknownNameError:
+            raise ValidationError("profile", f"there is no profile {session.profile!r} any more") from None
+        if found.provider != provider:
+            raise ValidationError(
+                "provider", f"this session connects through {session.profile!r}, a {found.provider} profile"
+            )
+        return found.name
+
     def validate(self, request: SessionRequest) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
         """The session's providers, profile and scopes for ``request``, or the ValidationError
-        naming the first field that is wrong. Nothing is stored."""
+        naming the first field that is wrong. Nothing is stored.
+
+        Every provider must resolve to a profile the connect page can connect through (see
+        :meth:`profile_for`): the request's profile if it names one, else the provider's only
+        profile in the store; a provider with several profiles, or none, is refused here."""
         if not isinstance(request, SessionRequest):
             raise ValidationError("request", f"expected a SessionRequest, got {type(request).__name__}")
         providers, profile_name = request.providers, request.profile
@@ -307,6 +362,9 @@ class ConnectSessions:
             providers = providers or (profile.provider,)
         if not providers:
             raise ValidationError("providers", "name at least one provider, a profile or a connection to reconnect")
+        if profile_name is None:
+            for key in providers:
+                self._only_profile(key)
         if request.scopes and len(providers) == 1:
             try:
                 catalogue = self.plugins.scope_catalogue(providers[0])
@@ -340,6 +398,7 @@ class ConnectSessions:
             created_at=_iso(at),
             expires_at=at + request.expires_in,
             status=SessionStatus.PENDING,
+            separate=request.separate,
         )
         token = new_token()
         return self.store.create_session(session, hash_token(token)), token

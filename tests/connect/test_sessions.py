@@ -177,6 +177,69 @@ def test_a_request_from_a_json_body() -> None:
         assert caught.value.field == field
 
 
+def test_separate_is_a_json_boolean_and_not_for_a_reconnect() -> None:
+    body: dict[str, Any] = {"end_user": {"id": "user-ada"}, "providers": ["hibob"]}
+    assert SessionRequest.from_mapping(body).separate is False
+    assert SessionRequest.from_mapping({**body, "separate": True}).separate is True
+    for bad in ("true", 1, 0, None, [True]):
+        with pytest.raises(ValidationError) as caught:
+            SessionRequest.from_mapping({**body, "separate": bad})
+        assert caught.value.field == "separate" and "expected true or false" in caught.value.message
+    with pytest.raises(ValidationError) as reconnect:
+        SessionRequest.from_mapping({**body, "separate": True, "connection_id": "conn_1"})
+    assert reconnect.value.field == "separate" and "connection_id" in reconnect.value.message
+    assert "\n" not in str(reconnect.value)
+    assert _request(separate=False, connection_id="conn_1").separate is False  # a reconnect as it was
+
+
+def test_a_separate_session_is_stored_so(world: World, sessions: ConnectSessions) -> None:
+    made, token = sessions.create(_request(separate=True))
+    assert made.separate and world.store.get_session(made.id).separate
+    assert sessions.claim(token).separate
+    assert not sessions.create(_request())[0].separate
+
+
+# ---------------------------------------------------------- profile resolution
+
+
+def test_a_provider_without_a_profile_named_needs_exactly_one(world: World, sessions: ConnectSessions) -> None:
+    session, _ = sessions.create(_request())  # hibob's only profile: the World's
+    assert session.profile is None and sessions.profile_for(session, "hibob") == world.profile
+    second = world.credential_profile("service_user")  # a second hibob profile
+    with pytest.raises(ValidationError) as several:
+        sessions.create(_request())
+    assert several.value.field == "providers"
+    assert several.value.message == (
+        f"providers: hibob has several profiles ({', '.join(sorted((world.profile, second)))}): name one with 'profile'"
+    )
+    # Naming the profile settles it, and the pick then connects through that one.
+    named, _ = sessions.create(_request(profile=second))
+    assert sessions.profile_for(named, "hibob") == second
+    # A session made before the second profile came is asked again when the end user picks.
+    with pytest.raises(ValidationError, match=r"^providers: hibob has several profiles"):
+        sessions.profile_for(session, "hibob")
+    assert len(sessions.list()) == 2  # the refused request stored nothing
+
+
+def test_a_provider_with_no_profile_is_refused_early(world: World, sessions: ConnectSessions) -> None:
+    world.store.delete_profile(world.profile)
+    with pytest.raises(ValidationError) as caught:
+        sessions.create(_request())
+    assert caught.value.field == "providers"
+    assert (
+        caught.value.message
+        == "providers: hibob has no profile yet: create one first (connector profile create hibob ...)"
+    )
+    assert sessions.list() == ()
+
+
+def test_the_pick_must_be_one_of_the_sessions_providers(world: World, sessions: ConnectSessions) -> None:
+    session, _ = sessions.create(_request())
+    with pytest.raises(ValidationError) as caught:
+        sessions.profile_for(session, "acme")
+    assert caught.value.field == "provider" and "not one of this session's providers" in caught.value.message
+
+
 # ------------------------------------------------------------------- lifecycle
 
 
