@@ -496,18 +496,28 @@ class Connector:
         )
         return AuthorizationStart(attempt.id, url, redirect, expires_at)
 
-    def complete(self, callback: str | Mapping[str, str], *, profile: str | None = None) -> ConnectResult:
+    def complete(
+        self, callback: str | Mapping[str, str], *, profile: str | None = None, separate: bool = False
+    ) -> ConnectResult:
         """Finish an authorization from the callback URL or its parameters.
 
         ``profile``, when given, is the profile the caller started with: a callback
-        whose state belongs to another profile's attempt is refused.
+        whose state belongs to another profile's attempt is refused. By default an account
+        (a company, a client...) the end user has connected through the profile already
+        updates their connection; with ``separate`` a new connection is made beside it. A
+        reconnect (:meth:`begin_reconnect`) re-authorizes its own connection either way.
         """
-        return run_sync(self._complete_flow(callback, profile), self.client, self.deadline)
+        return run_sync(self._complete_flow(callback, profile, separate), self.client, self.deadline)
 
-    async def acomplete(self, callback: str | Mapping[str, str], *, profile: str | None = None) -> ConnectResult:
-        return await run_async(self._complete_flow(callback, profile), self.async_client, self.deadline)
+    async def acomplete(
+        self, callback: str | Mapping[str, str], *, profile: str | None = None, separate: bool = False
+    ) -> ConnectResult:
+        """:meth:`complete`, asynchronously."""
+        return await run_async(self._complete_flow(callback, profile, separate), self.async_client, self.deadline)
 
-    def _complete_flow(self, callback: str | Mapping[str, str], expected_profile: str | None) -> Flow[ConnectResult]:
+    def _complete_flow(
+        self, callback: str | Mapping[str, str], expected_profile: str | None, separate: bool = False
+    ) -> Flow[ConnectResult]:
         params = oauth.parse_callback(callback)
         if params.state is None:
             if params.code is not None:
@@ -571,6 +581,7 @@ class Connector:
             provider_initiated=False,
             connection_id=attempt.connection_id,
             owner=attempt.owner,
+            separate=separate,
         )
 
     def complete_provider_initiated(self, profile: str, callback: str | Mapping[str, str]) -> ConnectResult:
@@ -679,7 +690,10 @@ class Connector:
         provider_initiated: bool,
         connection_id: str | None,
         owner: Owner | None = None,
+        separate: bool = False,
     ) -> ConnectResult:
+        """Store the connection ``tokens`` make (``connection_id``'s, when it re-authorizes one; else
+        the owner's connection of the same account, unless ``separate``; else a new one)."""
         granted = tokens.scopes if tokens.scopes is not None else requested
         warnings: list[str] = []
         missing = [s for s in requested if s not in granted]
@@ -689,7 +703,7 @@ class Connector:
         if extra:
             warnings.append(f"the provider granted more than requested: {' '.join(extra)}")
         identity = self.plugins.identity(ctx.profile.provider, dict(tokens.extra))
-        if connection_id is None and identity:
+        if connection_id is None and identity and not separate:
             connection_id = self._same_account(ctx.profile.name, identity, owner, warnings)
         connection = self.store.save_connection(
             ctx.profile,
@@ -752,6 +766,7 @@ class Connector:
         scopes: Sequence[str] | None = None,
         test: bool = True,
         owner: Owner | None = None,
+        separate: bool = False,
     ) -> ConnectResult:
         """Connect through a profile whose auth type sends no one to the provider: HTTP Basic
         or an API key (``credentials`` are the end user's fields, such as a service
@@ -763,9 +778,11 @@ class Connector:
         :class:`~connector_core.CredentialsRejected`: nothing is stored unless it passes.
         The credentials are stored encrypted with the connection. ``connection_id`` replaces
         the credentials of an existing connection of the profile, keeping its id and history.
-        ``owner``: whose the connection is (as for :meth:`begin`).
+        ``owner``: whose the connection is (as for :meth:`begin`). By default the same account
+        (service user, API key, client) connected again updates the owner's connection of it;
+        with ``separate`` a new connection is made beside it (not with ``connection_id``).
         """
-        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner)
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner, separate)
         return run_sync(flow, self.client, self.deadline)
 
     async def aconnect(
@@ -777,8 +794,10 @@ class Connector:
         scopes: Sequence[str] | None = None,
         test: bool = True,
         owner: Owner | None = None,
+        separate: bool = False,
     ) -> ConnectResult:
-        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner)
+        """:meth:`connect`, asynchronously."""
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner, separate)
         return await run_async(flow, self.async_client, self.deadline)
 
     def _connect_flow(
@@ -789,7 +808,12 @@ class Connector:
         scopes: Sequence[str] | None,
         test: bool,
         owner: Owner | None = None,
+        separate: bool = False,
     ) -> Flow[ConnectResult]:
+        if separate and connection_id is not None:
+            raise ValidationError(
+                "separate", "makes a new connection, so it cannot go with connection_id (which updates that one)"
+            )
         prof = self.store.get_profile(profile)
         decl = self.plugins.declaration(prof.provider)
         auth = decl.auth_type(prof.auth_type)
@@ -830,7 +854,7 @@ class Connector:
         if test and decl.connection_test is not None:
             yield from self._probe_flow(decl, prof, auth, signature)
         warnings: list[str] = []
-        if connection_id is None and identity:
+        if connection_id is None and identity and not separate:
             connection_id = self._same_account(prof.name, identity, owner, warnings)
         granted = tokens.scopes if tokens is not None and tokens.scopes is not None else requested
         connection = self.store.save_connection(

@@ -3,6 +3,7 @@ connection and an install begun at the provider, and attached afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,6 +78,44 @@ def test_a_reconnect_keeps_the_connections_owner(world: World) -> None:
     start = world.connector.begin_reconnect(cid, confirmed=True)
     done = world.connector.complete(world.consent(start.url))
     assert done.connection.id == cid and done.connection.owner == ADA
+
+
+def test_a_separate_authorization_makes_a_new_connection_beside_the_end_users_own(world: World) -> None:
+    cid = _authorize(world, ADA)
+    world.emu.uninstall()
+    start = world.connector.begin(world.profile, owner=ADA)
+    apart = world.connector.complete(world.consent(start.url), separate=True)
+    assert apart.connection.id != cid and apart.connection.owner == ADA
+    assert not any("already connected" in w for w in apart.warnings)
+    assert dict(apart.connection.identity) == dict(world.store.get_connection(cid).identity)  # the same account
+    world.emu.uninstall()
+    start = world.connector.begin(world.profile, owner=ADA)
+    third = asyncio.run(world.connector.acomplete(world.consent(start.url), profile=world.profile, separate=True))
+    assert third.connection.id not in (cid, apart.connection.id)
+    assert len(world.store.list_connections(end_user="user-ada")) == 3
+    # Without it, the same account again updates the end user's latest connection of it, as before.
+    world.emu.uninstall()
+    again = world.connector.complete(world.consent(world.connector.begin(world.profile, owner=ADA).url))
+    assert again.connection.id == third.connection.id and "already connected" in again.warnings[0]
+    assert len(world.store.list_connections(end_user="user-ada")) == 3
+
+
+def test_a_separate_credential_connection_is_a_new_one(world: World) -> None:
+    issued = world.emu.issue_credentials(SERVICE_USER)
+    profile = world.credential_profile(SERVICE_USER)
+    first = world.connector.connect(profile, dict(issued), owner=ADA).connection
+    apart = world.connector.connect(profile, dict(issued), owner=ADA, separate=True)
+    assert apart.connection.id != first.id and not apart.warnings
+    third = asyncio.run(world.connector.aconnect(profile, dict(issued), owner=ADA, separate=True)).connection
+    assert third.id not in (first.id, apart.connection.id)
+    assert len(world.store.list_connections(end_user="user-ada")) == 3
+    again = world.connector.connect(profile, dict(issued), owner=ADA)  # the default: update the latest
+    assert again.connection.id == third.id and "already connected" in again.warnings[0]
+    # Replacing a connection's credentials makes no new one: the two are refused together.
+    with pytest.raises(ValidationError) as caught:
+        world.connector.connect(profile, dict(issued), owner=ADA, connection_id=first.id, separate=True)
+    assert caught.value.field == "separate" and "connection_id" in str(caught.value) and "\n" not in str(caught.value)
+    assert len(world.store.list_connections(end_user="user-ada")) == 3
 
 
 @pytest.mark.parametrize(
