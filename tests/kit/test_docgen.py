@@ -164,6 +164,12 @@ def test_text_from_a_plugin_cannot_break_the_markdown(hibob_plugins: Plugins) ->
     assert r"\*stars\*" in page and r"\[links\](x)" in page and r"\`ticks\`" in page
 
 
+def test_a_provider_without_a_checklist_has_no_such_section(hibob_plugins: Plugins) -> None:
+    page = render_provider(attrs.evolve(hibob_plugins.declaration("hibob"), connect_checklist=()))
+    assert "## Before connecting" not in page
+    assert "\n## Reconnecting\n" in page
+
+
 def test_an_unknown_format_is_refused(hibob_plugins: Plugins) -> None:
     with pytest.raises(connector_core.ValidationError, match="--format: expected one of markdown, got 'html'"):
         render_provider(hibob_plugins.declaration("hibob"), format="html")
