@@ -97,6 +97,7 @@ def test_the_provider_page_says_everything_the_declaration_does(hibob_plugins: P
         "## Scopes",
         "## Actions",
         "## Connection test",
+        "## Before connecting",
         "## Reconnecting",
         "## Setup guide",
     ):
@@ -129,6 +130,14 @@ def test_the_provider_page_says_everything_the_declaration_does(hibob_plugins: P
         for number, step in enumerate(proc.steps, 1):
             assert f"{number}. {step.text}" in page
     assert "Only for the `sandbox` environment." in page
+    for proc in decl.connect_checklist:
+        (auth,) = proc.auth_types
+        section = page[page.index(f"### {proc.title}\n") :]
+        assert section.startswith(f"### {proc.title}\n\nOnly with the `{auth}` auth type. For every environment.")
+        for number, step in enumerate(proc.steps, 1):
+            location = f" ({step.location})" if step.location else ""
+            assert f"\n{number}. {step.text}{location}\n" in section
+    assert page.index("## Before connecting") < page.index("## Reconnecting")
     assert decl.setup_guide is not None
     for number, setup_step in enumerate(decl.setup_guide.steps, 1):
         assert f"{number}. **{setup_step.title}**" in page
