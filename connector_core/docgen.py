@@ -5,8 +5,8 @@ Three pages are rendered here, each as Markdown:
 * :func:`render_provider`: a provider's page, from its
   :class:`~connector_core.ProviderDeclaration` alone (auth types, credential
   fields, environments and hosts, the callback URL, the scope catalogue by
-  feature area, defaults and minimum, actions, the connection test, reconnect
-  steps and the setup guide). ``connector docs PROVIDER`` prints it.
+  feature area, defaults and minimum, actions, the connection test, the
+  checklist before connecting, reconnect steps and the setup guide). ``connector docs PROVIDER`` prints it.
 * :func:`render_cli_reference`: every command and option of the ``connector``
   parser. ``connector docs --cli-reference`` prints it.
 * :func:`render_hook_reference`: every hook specification's signature, how its
@@ -35,6 +35,7 @@ from .models import (
     HttpBasicAuth,
     OAuth2AuthorizationCode,
     OAuth2ClientCredentials,
+    Procedure,
     ProviderDeclaration,
     ReconnectKind,
 )
@@ -139,6 +140,7 @@ def render_provider(declaration: ProviderDeclaration, *, format: str = "markdown
     blocks.extend(_scope_section(decl))
     blocks.extend(_action_section(decl))
     blocks.extend(_connection_test_section(decl))
+    blocks.extend(_checklist_section(decl))
     blocks.extend(_reconnect_section(decl))
     blocks.extend(_setup_section(decl))
     return _join(blocks)
@@ -409,21 +411,42 @@ def _reconnect_section(decl: ProviderDeclaration) -> list[list[str]]:
         return blocks
     blocks.append([f"Policy {_code(policy.kind.value)}: {_RECONNECT_TEXT[policy.kind]}. {_text(policy.summary)}"])
     for proc in policy.procedures:
-        blocks.append([f"### {_text(proc.title)}"])
-        where = (
-            f"Only for the {_codes(proc.environments)} environment{'s' if len(proc.environments) > 1 else ''}."
-            if proc.environments
-            else "For every environment."
-        )
-        if proc.url:
-            where += f" At {_url(proc.url)}."
-        blocks.append([where])
-        steps = []
-        for number, step in enumerate(proc.steps, 1):
-            location = f" ({_text(step.location)})" if step.location else ""
-            steps.append(f"{number}. {_text(step.text)}{location}")
-        blocks.append(steps)
+        blocks.extend(_procedure_blocks(proc))
     return blocks
+
+
+def _checklist_section(decl: ProviderDeclaration) -> list[list[str]]:
+    if not decl.connect_checklist:
+        return []
+    blocks: list[list[str]] = [
+        ["## Before connecting"],
+        [
+            "What the end user does before connecting, in order. A connect page shows the procedures "
+            f"of the chosen auth type and environment ({_code('ProviderDeclaration.checklist_for')})."
+        ],
+    ]
+    for proc in decl.connect_checklist:
+        blocks.extend(_procedure_blocks(proc))
+    return blocks
+
+
+def _procedure_blocks(proc: Procedure) -> list[list[str]]:
+    """A procedure's heading, whom it is for, and its numbered steps."""
+    where = (
+        f"Only for the {_codes(proc.environments)} environment{'s' if len(proc.environments) > 1 else ''}."
+        if proc.environments
+        else "For every environment."
+    )
+    if proc.auth_types:
+        plural = "s" if len(proc.auth_types) > 1 else ""
+        where = f"Only with the {_codes(proc.auth_types)} auth type{plural}. {where}"
+    if proc.url:
+        where += f" At {_url(proc.url)}."
+    steps = []
+    for number, step in enumerate(proc.steps, 1):
+        location = f" ({_text(step.location)})" if step.location else ""
+        steps.append(f"{number}. {_text(step.text)}{location}")
+    return [[f"### {_text(proc.title)}"], [where], steps]
 
 
 def _setup_section(decl: ProviderDeclaration) -> list[list[str]]:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         ConnectionTest,
         CredentialField,
         Environment,
+        Procedure,
         ReconnectPolicy,
         ScopeCatalogue,
         SetupGuide,
@@ -52,6 +53,7 @@ __all__ = [
     "connector_core_auth_types",
     "connector_core_callback",
     "connector_core_callback_base_url",
+    "connector_core_connect_checklist",
     "connector_core_connection_test",
     "connector_core_credential_fields",
     "connector_core_emulator",
@@ -140,6 +142,18 @@ def connector_core_actions(provider_key: str) -> Sequence[Action] | None:
 def connector_core_setup_guide(provider_key: str) -> SetupGuide | None:
     """Return the platform's one-time onboarding checklist with this provider
     (partner application, app registration, redirect URI, scopes...)."""
+
+
+@hookspec(firstresult=True)
+def connector_core_connect_checklist(provider_key: str) -> Sequence[Procedure] | None:
+    """Return what the end user does before connecting, in order: the provider's pre-connect
+    checklist (install the app and choose what it may see, create a service user...).
+
+    Each :class:`~connector_core.Procedure` may name the ``auth_types`` and ``environments``
+    it is for (empty means all); they must be declared ones. A connect page shows
+    ``ProviderDeclaration.checklist_for(environment, auth_type)``. Steps to repair an
+    existing connection belong to the reconnect policy, not here.
+    """
 
 
 @hookspec(firstresult=True)

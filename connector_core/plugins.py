@@ -544,6 +544,7 @@ class Plugins:
             ConnectionTest,
             CredentialField,
             Environment,
+            Procedure,
             ProviderDeclaration,
             ReconnectPolicy,
             ScopeCatalogue,
@@ -555,6 +556,7 @@ class Plugins:
         environments = self._ask_many("connector_core_environments", key, Environment, required=True)
         fields = self._ask_many("connector_core_credential_fields", key, CredentialField)
         actions = self._ask_many("connector_core_actions", key, Action)
+        checklist = self._ask_many("connector_core_connect_checklist", key, Procedure)
         try:
             return ProviderDeclaration(
                 provider=provider,
@@ -568,6 +570,7 @@ class Plugins:
                 connection_test=self._ask("connector_core_connection_test", key, ConnectionTest),
                 actions=actions,
                 setup_guide=self._ask("connector_core_setup_guide", key, SetupGuide),
+                connect_checklist=checklist,
             )
         except DeclarationError as exc:
             raise PluginError(plugin, f"provider {key!r}: {exc.message}") from None

@@ -13,7 +13,9 @@ from .output import EXIT_OK, Parser, add_json, emit_json, needs_subcommand, run_
 from .parser import HELP
 
 if TYPE_CHECKING:
-    from ..models import ProviderDeclaration
+    from collections.abc import Callable
+
+    from ..models import Procedure, ProviderDeclaration
     from ..plugins import Plugins
 
 __all__ = ["COMMAND"]
@@ -213,6 +215,11 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
         if t.description:
             w(f"  {t.description}\n")
 
+    if decl.connect_checklist:
+        w("\nBefore connecting\n")
+        for proc in decl.connect_checklist:
+            _procedure(w, proc)
+
     policy = decl.reconnect_policy
     w("\nReconnect policy: ")
     if policy is None:
@@ -220,13 +227,23 @@ def _render_declaration(out: IO[str], decl: ProviderDeclaration, callbacks: dict
     else:
         w(f"{policy.kind.value}\n  {policy.summary}\n")
         for proc in policy.procedures:
-            scope = f" (environments: {', '.join(proc.environments)})" if proc.environments else ""
-            w(f"  {proc.title}{scope}\n")
-            for number, step in enumerate(proc.steps, 1):
-                where = f" [{step.location}]" if step.location else ""
-                w(f"    {number}. {step.text}{where}\n")
+            _procedure(w, proc)
     if decl.setup_guide is not None:
         w(f"\nSetup guide: {len(decl.setup_guide.steps)} steps (see 'connector providers setup-guide {p.key}')\n")
+
+
+def _procedure(w: Callable[[str], object], proc: Procedure) -> None:
+    """A procedure's title, whom it is for and its numbered steps, indented."""
+    scope = [
+        f"{label}: {', '.join(keys)}"
+        for label, keys in (("auth types", proc.auth_types), ("environments", proc.environments))
+        if keys
+    ]
+    shown = f" ({'; '.join(scope)})" if scope else ""
+    w(f"  {proc.title}{shown}\n")
+    for number, step in enumerate(proc.steps, 1):
+        where = f" [{step.location}]" if step.location else ""
+        w(f"    {number}. {step.text}{where}\n")
 
 
 def _setup_guide(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         ConnectionTest,
         CredentialField,
         Environment,
+        Procedure,
         Provider,
         ReconnectPolicy,
         ScopeCatalogue,
@@ -178,6 +179,10 @@ class DataProvider:
     @hookimpl(trylast=True)
     def connector_core_setup_guide(self, provider_key: str) -> SetupGuide | None:
         return self.records().declaration.setup_guide if self._mine(provider_key) else None
+
+    @hookimpl(trylast=True)
+    def connector_core_connect_checklist(self, provider_key: str) -> Sequence[Procedure] | None:
+        return self.records().declaration.connect_checklist if self._mine(provider_key) else None
 
     @hookimpl(trylast=True)
     def connector_core_identity(self, provider_key: str, token_response: Mapping[str, Any]) -> Mapping[str, str] | None:

@@ -63,6 +63,7 @@ SHAPES: dict[str, Shape] = {
             "connection_test": ("ConnectionTest", ONE),
             "actions": ("Action", KEYED),
             "setup_guide": ("SetupGuide", ONE),
+            "connect_checklist": ("Procedure", LIST),
             "identity": ("Identity", ONE),
             "emulator": ("EmulatorSpec", ONE),
         },
@@ -525,7 +526,15 @@ def build_records(source: Source, plugin: str) -> Records:
         raise source.fail(("environments",), "expected at least one environment ([environments.KEY])", 1)
     kwargs: dict[str, Any] = {"provider": provider, "plugin": plugin, "auth_types": auth_types}
     kwargs["credential_fields"] = fields
-    for name in ("scope_catalogue", "environments", "callback", "reconnect_policy", "connection_test", "actions"):
+    for name in (
+        "scope_catalogue",
+        "environments",
+        "callback",
+        "reconnect_policy",
+        "connection_test",
+        "actions",
+        "connect_checklist",
+    ):
         if name in document:
             child, how = shape.nested[name]
             kwargs[name] = builder.nested(child, how, document[name], (name,))
@@ -581,7 +590,8 @@ def _declaration_path(field: str, fields: Sequence[Any]) -> list[str | int]:
     if head == "credential_fields":
         owner = next((f.auth_type for f in fields if f.name == rest), None)
         return ["auth_types", owner, "fields", rest] if owner else ["auth_types"]
-    return [head, *([rest] if rest else [])]
+    # ``connect_checklist[0].auth_types``, ``reconnect_policy.procedures[1].environments``
+    return [int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field)]
 
 
 def emulator_spec(source: Source, table: Mapping[str, Any]) -> Any:

@@ -2,7 +2,8 @@
 and the records' own fields, so it names every field a file may give.
 
 The shipped copy, ``provider.schema.json`` beside this module, is this output; a test keeps
-them equal (regenerate with ``connector docs --data-schema > connector_core/dataprovider/provider.schema.json``).
+them equal. ``connector docs --data-schema`` prints the shipped copy, so regenerate it by writing
+:func:`schema_text` to ``SCHEMA_FILE``, then copy it to ``docs/provider.schema.json``.
 """
 
 from __future__ import annotations

@@ -107,7 +107,7 @@ class ManualStep:
 
 @attrs.frozen
 class Procedure:
-    """An ordered list of manual steps, possibly only for some environments."""
+    """An ordered list of manual steps, possibly only for some environments or auth types."""
 
     title: str = attrs.field(validator=_text(max_length=200))
     steps: tuple[ManualStep, ...] = attrs.field(converter=_to_tuple, validator=_instances(ManualStep, non_empty=True))
@@ -116,9 +116,17 @@ class Procedure:
         default=(), converter=_to_sorted_names, validator=_names(KEY_RE, "an environment key")
     )
     url: str | None = attrs.field(default=None, validator=_optional(_url()))
+    #: Auth type keys this procedure applies to; empty means all.
+    auth_types: tuple[str, ...] = attrs.field(
+        default=(), converter=_to_sorted_names, validator=_names(KEY_RE, "an auth type key")
+    )
 
-    def applies_to(self, environment: str) -> bool:
-        return not self.environments or environment in self.environments
+    def applies_to(self, environment: str, auth_type: str | None = None) -> bool:
+        """Whether the procedure is for ``environment`` and, when one is given, for ``auth_type``
+        (``None`` leaves the auth types out of the question)."""
+        if self.environments and environment not in self.environments:
+            return False
+        return auth_type is None or not self.auth_types or auth_type in self.auth_types
 
 
 @attrs.frozen
@@ -137,13 +145,15 @@ class ReconnectPolicy:
                 "uninstall_then_reauthorize needs at least one procedure with manual steps",
             )
 
-    def procedures_for(self, environment: str) -> tuple[Procedure, ...]:
-        return tuple(p for p in self.procedures if p.applies_to(environment))
+    def procedures_for(self, environment: str, auth_type: str | None = None) -> tuple[Procedure, ...]:
+        """The procedures for ``environment`` (and ``auth_type``, when given), in order."""
+        return tuple(p for p in self.procedures if p.applies_to(environment, auth_type))
 
-    def lines_for(self, environment: str) -> tuple[str, ...]:
-        """The manual procedures for ``environment`` as numbered lines to show a person."""
+    def lines_for(self, environment: str, auth_type: str | None = None) -> tuple[str, ...]:
+        """The manual procedures for ``environment`` (and ``auth_type``, when given) as
+        numbered lines to show a person."""
         lines: list[str] = []
-        for proc in self.procedures_for(environment):
+        for proc in self.procedures_for(environment, auth_type):
             lines.append(proc.title + (f" ({proc.url})" if proc.url else ""))
             for number, step in enumerate(proc.steps, 1):
                 where = f" [{step.location}]" if step.location else ""
@@ -267,6 +277,11 @@ class ProviderDeclaration:
         validator=[_instances(Action), _unique(lambda a: a.key, "action key")],
     )
     setup_guide: SetupGuide | None = None
+    #: What the end user does before connecting (install the app, create a service user...),
+    #: in order; each procedure may be for some auth types or environments only.
+    connect_checklist: tuple[Procedure, ...] = attrs.field(
+        default=(), converter=_to_tuple, validator=_instances(Procedure)
+    )
 
     def __attrs_post_init__(self) -> None:
         self._check_fields()
@@ -275,12 +290,24 @@ class ProviderDeclaration:
         if sum(1 for e in self.environments if e.default) > 1:
             raise DeclarationError("environments", "at most one environment may be the default")
         if self.reconnect_policy:
-            env_keys = {e.key for e in self.environments}
-            for proc in self.reconnect_policy.procedures:
-                unknown = sorted(set(proc.environments) - env_keys)
+            self._check_procedures("reconnect_policy.procedures", self.reconnect_policy.procedures)
+        self._check_procedures("connect_checklist", self.connect_checklist)
+
+    def _check_procedures(self, where: str, procedures: tuple[Procedure, ...]) -> None:
+        """Each procedure names only declared environments and auth types."""
+        declared = {
+            "environments": {e.key for e in self.environments},
+            "auth_types": {a.key for a in self.auth_types},
+        }
+        words = {"environments": "environments", "auth_types": "auth types"}
+        for index, proc in enumerate(procedures):
+            for name, keys in declared.items():
+                unknown = sorted(set(getattr(proc, name)) - keys)
                 if unknown:
                     raise DeclarationError(
-                        "reconnect_policy", f"procedure {proc.title!r} names unknown environments: {', '.join(unknown)}"
+                        f"{where}[{index}].{name}",
+                        f"procedure {proc.title!r} names unknown {words[name]}: {', '.join(unknown)}; "
+                        f"expected one of {', '.join(sorted(keys))}",
                     )
 
     def _check_fields(self) -> None:
@@ -398,6 +425,13 @@ class ProviderDeclaration:
             if env.key == key:
                 return env
         raise UnknownNameError("environment", key, [e.key for e in self.environments], within=f"provider {self.key!r}")
+
+    def checklist_for(self, environment: str, auth_type: str) -> tuple[Procedure, ...]:
+        """The connect checklist of one environment and auth type: what the end user does
+        before connecting, in order. Unknown keys raise :class:`~connector_core.UnknownNameError`."""
+        env = self.environment(environment).key
+        auth = self.auth_type(auth_type).key
+        return tuple(p for p in self.connect_checklist if p.applies_to(env, auth))
 
     def action(self, key: str) -> Action:
         for action in self.actions:

@@ -50,6 +50,10 @@ def test_providers_show_text(run_cli: RunCli) -> None:
         "Connection test: POST /people/search (needs employee_data:read)",
         "Reconnect policy: uninstall_then_reauthorize",
         "5. Click Uninstall. [left side of the app's detail view]",
+        "Before connecting\n  Install the app in Bob (auth types: oauth2)\n    1. ",
+        "  Create a service user in Bob (auth types: service_user)\n",
+        "    2. Create a service user for this connection. [Bob → Settings → Integrations → Service users]",
+        "  Or, for a sandbox (Development) install, uninstall it in the Developer Portal (environments: sandbox)\n",
         "Setup guide: 8 steps",
     ):
         assert expected in out, expected
@@ -73,6 +77,7 @@ def test_providers_show_json_shape(run_cli: RunCli) -> None:
         "connection_test",
         "actions",
         "setup_guide",
+        "connect_checklist",
         "callback_urls",
     }
     oauth, basic = data["auth_types"]
@@ -91,6 +96,11 @@ def test_providers_show_json_shape(run_cli: RunCli) -> None:
     }
     assert data["scope_catalogue"]["minimum_scopes"] == ["employee_data:read"]
     assert data["reconnect_policy"]["kind"] == "uninstall_then_reauthorize"
+    assert data["reconnect_policy"]["procedures"][1]["auth_types"] == []
+    assert [(p["title"], p["auth_types"]) for p in data["connect_checklist"]] == [
+        ("Install the app in Bob", ["oauth2"]),
+        ("Create a service user in Bob", ["service_user"]),
+    ]
 
 
 def test_callback_base_url_env_changes_output(run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,15 @@ def test_every_part_of_the_file_reaches_the_declaration() -> None:
     )
     assert [a.key for a in decl.actions] == ["list_people", "read_time_off"]
     assert decl.setup_guide is not None and decl.setup_guide.steps[1].optional
+    apps, user = decl.connect_checklist
+    assert (apps.title, apps.auth_types, apps.environments) == ("Allow third-party apps in Acme", ("oauth2",), ())
+    assert apps.url == "https://app.acme.example/settings/apps"
+    assert apps.steps[0].location == "Acme → Settings → Apps"
+    assert (user.auth_types, user.environments) == (("service_user",), ("production",))
+    assert [s.text for s in user.steps] == ["Create a service user.", "Copy its ID and its token (shown once)."]
+    assert decl.checklist_for("production", "service_user") == (user,)
+    assert decl.checklist_for("sandbox", "service_user") == ()
+    assert decl.checklist_for("sandbox", "oauth2") == (apps,)
     assert plugins.identity("acme", {"company_id": 42}) == {"companyId": "42"}
     spec = plugins.emulator_spec("acme")
     assert [r.name for r in spec.resources] == ["GET /me", "GET /people", "GET /time-off"]
@@ -74,6 +83,9 @@ def test_the_generated_provider_page_renders_the_data_provider() -> None:
     assert "people:write" in page
     assert "X-Api-Key" in page
     assert "Register an app in the Acme developer portal" in page
+    assert (
+        "### Create a service user in Acme\n\nOnly with the `service_user` auth type. Only for the `production`" in page
+    )
 
 
 def test_a_python_hook_overrides_one_declaration_of_a_data_provider() -> None:
@@ -183,6 +195,43 @@ BAD = [
         "reconnect_policy.procedures[0].steps[1].text: expected a non-empty string",
         'text = ""',
         id="nested-array",
+    ),
+    pytest.param(
+        'auth_types = ["oauth2"]\nurl',
+        'auth_types = ["oath2"]\nurl',
+        "connect_checklist[0].auth_types: procedure 'Allow third-party apps in Acme' names unknown auth types: "
+        "oath2; expected one of api_key, client_credentials, oauth2, service_user",
+        'auth_types = ["oath2"]',
+        id="checklist-unknown-auth-type",
+    ),
+    pytest.param(
+        'auth_types = ["service_user"]\nenvironments = ["production"]',
+        'auth_types = ["service_user"]\nenvironments = ["staging"]',
+        "connect_checklist[1].environments: procedure 'Create a service user in Acme' names unknown environments: "
+        "staging; expected one of production, sandbox",
+        'environments = ["staging"]',
+        id="checklist-unknown-environment",
+    ),
+    pytest.param(
+        'auth_types = ["service_user"]\nenvironments',
+        'auth_types = "service_user"\nenvironments',
+        "connect_checklist[1].auth_types: expected a list, got a string",
+        'auth_types = "service_user"',
+        id="checklist-auth-types-not-a-list",
+    ),
+    pytest.param(
+        'auth_types = ["service_user"]\nenvironments',
+        'auth_type = ["service_user"]\nenvironments',
+        "connect_checklist[1].auth_type: unknown key; did you mean 'auth_types'?",
+        'auth_type = ["service_user"]',
+        id="checklist-misspelled-key",
+    ),
+    pytest.param(
+        'text = "Create a service user."',
+        'text = ""',
+        "connect_checklist[1].steps[0].text: expected a non-empty string",
+        'text = ""',
+        id="checklist-empty-step",
     ),
 ]
 

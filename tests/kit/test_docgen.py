@@ -97,6 +97,7 @@ def test_the_provider_page_says_everything_the_declaration_does(hibob_plugins: P
         "## Scopes",
         "## Actions",
         "## Connection test",
+        "## Before connecting",
         "## Reconnecting",
         "## Setup guide",
     ):
@@ -129,6 +130,14 @@ def test_the_provider_page_says_everything_the_declaration_does(hibob_plugins: P
         for number, step in enumerate(proc.steps, 1):
             assert f"{number}. {step.text}" in page
     assert "Only for the `sandbox` environment." in page
+    for proc in decl.connect_checklist:
+        (auth,) = proc.auth_types
+        section = page[page.index(f"### {proc.title}\n") :]
+        assert section.startswith(f"### {proc.title}\n\nOnly with the `{auth}` auth type. For every environment.")
+        for number, step in enumerate(proc.steps, 1):
+            location = f" ({step.location})" if step.location else ""
+            assert f"\n{number}. {step.text}{location}\n" in section
+    assert page.index("## Before connecting") < page.index("## Reconnecting")
     assert decl.setup_guide is not None
     for number, setup_step in enumerate(decl.setup_guide.steps, 1):
         assert f"{number}. **{setup_step.title}**" in page
@@ -162,6 +171,12 @@ def test_text_from_a_plugin_cannot_break_the_markdown(hibob_plugins: Plugins) ->
     assert len(re.findall(r"(?<!\\)\|", table[0])) == 7  # six cells: the pipes in the text are escaped
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert r"\*stars\*" in page and r"\[links\](x)" in page and r"\`ticks\`" in page
+
+
+def test_a_provider_without_a_checklist_has_no_such_section(hibob_plugins: Plugins) -> None:
+    page = render_provider(attrs.evolve(hibob_plugins.declaration("hibob"), connect_checklist=()))
+    assert "## Before connecting" not in page
+    assert "\n## Reconnecting\n" in page
 
 
 def test_an_unknown_format_is_refused(hibob_plugins: Plugins) -> None:

@@ -157,6 +157,31 @@ def test_reconnect_policy(hibob_plugins: Plugins) -> None:
     assert "Development Credentials" in " ".join(s.text for s in portal.steps)
 
 
+def test_the_connect_checklist_has_one_procedure_per_auth_type(hibob_plugins: Plugins) -> None:
+    decl = hibob_plugins.declaration("hibob")
+    assert [(p.auth_types, p.environments) for p in decl.connect_checklist] == [
+        (("oauth2",), ()),
+        (("service_user",), ()),
+    ]
+    install, service_user = decl.connect_checklist
+    for env in ("sandbox", "production"):
+        assert decl.checklist_for(env, "oauth2") == (install,)
+        assert decl.checklist_for(env, "service_user") == (service_user,)
+    install_text = " ".join(s.text for s in install.steps)
+    assert install.title == "Install the app in Bob"
+    assert "install the app" in install_text
+    assert "audience" in install_text
+    assert "no partial grant" in install_text
+    assert "Uninstall" not in install_text  # the reconnect policy's, not the checklist's
+    user_text = " ".join(s.text for s in service_user.steps)
+    assert service_user.title == "Create a service user in Bob"
+    assert service_user.steps[1].location == "Bob → Settings → Integrations → Service users"
+    assert "permission group" in user_text and "no permissions" in user_text
+    assert "SERVICE-" in user_text and "only once" in user_text
+    # The service user's credential fields point at the same place in Bob.
+    assert "Settings → Integrations → Service users" in decl.fields_for("service_user")[0].help
+
+
 def test_connection_test_and_actions(hibob_plugins: Plugins) -> None:
     decl = hibob_plugins.declaration("hibob")
     assert decl.connection_test is not None

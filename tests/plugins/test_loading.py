@@ -103,6 +103,12 @@ class Acme:
             SetupGuide("Set up Acme", [SetupStep("register", "Register an app")]) if provider_key == self.key else None
         )
 
+    @hookimpl
+    def connector_core_connect_checklist(self, provider_key: str) -> Any:
+        if provider_key == self.key:
+            return [Procedure("Allow apps", [ManualStep("Allow third-party apps.")], auth_types=["oauth2"])]
+        return None
+
 
 def test_make_plugin_manager_has_every_spec_and_nothing_registered() -> None:
     pm = make_plugin_manager()
@@ -133,6 +139,8 @@ def test_each_provider_hook_reaches_the_declaration() -> None:
     assert [a.key for a in decl.actions] == ["sync"]
     assert decl.setup_guide is not None
     assert decl.setup_guide.steps[0].key == "register"
+    assert [p.title for p in decl.connect_checklist] == ["Allow apps"]
+    assert [p.title for p in decl.checklist_for("prod", "oauth2")] == ["Allow apps"]
     assert plugins.declaration("acme") is decl  # cached
     assert plugins.problems == ()
 
@@ -164,6 +172,7 @@ def test_optional_hooks_may_be_absent() -> None:
     assert decl.reconnect_policy is None
     assert decl.setup_guide is None
     assert decl.connection_test is None
+    assert decl.connect_checklist == ()
 
 
 def test_unknown_provider_suggests() -> None:
@@ -277,6 +286,34 @@ def test_invalid_declaration_is_a_plugin_error_naming_the_field() -> None:
     plugins = load_plugins([BadTest()], entry_points=False)
     with pytest.raises(PluginError, match=r"provider 'acme': connection_test\.scope: 'write' is not among the minimum"):
         plugins.declaration("acme")
+
+
+def test_a_connect_checklist_naming_an_unknown_auth_type_is_a_plugin_error() -> None:
+    class BadChecklist(Acme):
+        @hookimpl
+        def connector_core_connect_checklist(self, provider_key: str) -> Any:
+            if provider_key == "acme":
+                return [Procedure("Create a user", [ManualStep("Create it.")], auth_types=["service_user"])]
+            return None
+
+    class NotProcedures(Acme):
+        key = "np"
+
+        @hookimpl
+        def connector_core_connect_checklist(self, provider_key: str) -> Any:
+            return [ManualStep("Install it.")] if provider_key == "np" else None
+
+    plugins = load_plugins([BadChecklist(), NotProcedures()], entry_points=False)
+    with pytest.raises(PluginError) as info:
+        plugins.declaration("acme")
+    assert info.value.message == (
+        "plugin 'BadChecklist-0': provider 'acme': connect_checklist[0].auth_types: procedure 'Create a user' "
+        "names unknown auth types: service_user; expected one of oauth2"
+    )
+    with pytest.raises(
+        PluginError, match=r"plugin 'NotProcedures-1': .*returned a list holding ManualStep; expected Procedure"
+    ):
+        plugins.declaration("np")
 
 
 def test_model_error_raised_inside_a_hook_names_the_plugin() -> None:

@@ -144,6 +144,8 @@ BAD: list[tuple[Callable[[], object], str]] = [
     (lambda: Callback("/cb?x=1"), "Callback.path"),
     (lambda: ManualStep(""), "ManualStep.text: expected a non-empty string"),
     (lambda: Procedure("Do it", []), "Procedure.steps: expected at least one entry"),
+    (lambda: Procedure("Do it", [ManualStep("a")], auth_types=["OAuth2"]), "Procedure.auth_types: expected"),
+    (lambda: Procedure("Do it", [ManualStep("a")], auth_types="oauth2"), "Procedure.auth_types: expected a list"),
     (lambda: ReconnectPolicy("uninstall_then_reauthorize", "x"), "needs at least one procedure"),
     (lambda: ReconnectPolicy("delete_everything", "x"), "ReconnectPolicy.kind: expected one of"),
     (lambda: ConnectionTest("FETCH", "/x", "a:read"), "ConnectionTest.method: expected one of"),
@@ -283,6 +285,86 @@ def test_procedures_filter_by_environment() -> None:
     )
     assert [p.title for p in policy.procedures_for("sandbox")] == ["all", "sandbox only"]
     assert [p.title for p in policy.procedures_for("production")] == ["all"]
+
+
+def test_procedures_filter_by_auth_type_too() -> None:
+    oauth_only = Procedure("oauth", [ManualStep("a")], auth_types=["oauth2"])
+    everyone = Procedure("all", [ManualStep("b")])
+    assert oauth_only.applies_to("prod")  # without an auth type, as before
+    assert oauth_only.applies_to("prod", "oauth2")
+    assert not oauth_only.applies_to("prod", "basic")
+    assert everyone.applies_to("prod", "basic")
+    policy = ReconnectPolicy("uninstall_then_reauthorize", "s", [oauth_only, everyone])
+    assert [p.title for p in policy.procedures_for("prod")] == ["oauth", "all"]
+    assert [p.title for p in policy.procedures_for("prod", "basic")] == ["all"]
+    assert policy.lines_for("prod", "basic") == ("all", "  1. b")
+
+
+BASIC = HttpBasicAuth("basic", "Basic", "user", "pw")
+BASIC_FIELDS = [CredentialField("user", "User", "basic"), CredentialField("pw", "Password", "basic", kind="secret")]
+TWO_ENVS = [
+    Environment("prod", "Production", "production", "https://api.example.com", default=True),
+    Environment("sandbox", "Sandbox", "sandbox", "https://sandbox.example.com"),
+]
+
+
+def test_the_connect_checklist_is_chosen_by_environment_and_auth_type() -> None:
+    install = Procedure("Install the app", [ManualStep("Install it.")], auth_types=["oauth2"])
+    user = Procedure("Create a user", [ManualStep("Create it.")], auth_types=["basic"])
+    sandbox = Procedure("Use a sandbox company", [ManualStep("Pick it.")], environments=["sandbox"])
+    decl = declaration(
+        auth_types=[OAUTH, BASIC],
+        credential_fields=[CredentialField("client_id", "Client ID", "oauth2"), *BASIC_FIELDS],
+        environments=TWO_ENVS,
+        connect_checklist=[install, user, sandbox],
+    )
+    assert decl.connect_checklist == (install, user, sandbox)
+    assert decl.checklist_for("prod", "oauth2") == (install,)
+    assert decl.checklist_for("prod", "basic") == (user,)
+    assert decl.checklist_for("sandbox", "oauth2") == (install, sandbox)
+    assert declaration().connect_checklist == ()
+    assert declaration().checklist_for("prod", "oauth2") == ()
+    with pytest.raises(UnknownNameError, match="unknown auth type 'oauth' for provider 'acme'; did you mean 'oauth2'"):
+        decl.checklist_for("prod", "oauth")
+    with pytest.raises(UnknownNameError, match="unknown environment 'staging'"):
+        decl.checklist_for("staging", "oauth2")
+
+
+@pytest.mark.parametrize(
+    ("procedure", "message"),
+    [
+        (
+            Procedure("Install", [ManualStep("a")], auth_types=["basic"]),
+            "connect_checklist[1].auth_types: procedure 'Install' names unknown auth types: basic; "
+            "expected one of oauth2",
+        ),
+        (
+            Procedure("Install", [ManualStep("a")], environments=["staging"]),
+            "connect_checklist[1].environments: procedure 'Install' names unknown environments: staging; "
+            "expected one of prod",
+        ),
+    ],
+)
+def test_the_connect_checklist_names_only_declared_keys(procedure: Procedure, message: str) -> None:
+    fine = Procedure("Fine", [ManualStep("a")], auth_types=["oauth2"], environments=["prod"])
+    with pytest.raises(DeclarationError) as info:
+        declaration(connect_checklist=[fine, procedure])
+    assert str(info.value) == message
+
+
+def test_the_connect_checklist_holds_procedures_only() -> None:
+    with pytest.raises(DeclarationError, match=r"ProviderDeclaration\.connect_checklist"):
+        declaration(connect_checklist=[ManualStep("not a procedure")])
+
+
+def test_reconnect_procedures_name_only_declared_auth_types() -> None:
+    policy = ReconnectPolicy(
+        "uninstall_then_reauthorize", "s", [Procedure("Uninstall", [ManualStep("a")], auth_types=["basic"])]
+    )
+    with pytest.raises(
+        DeclarationError, match=r"reconnect_policy.procedures\[0\].auth_types: .* unknown auth types: basic"
+    ):
+        declaration(reconnect_policy=policy)
 
 
 def test_every_public_model_name_resolves_and_unknown_names_fail() -> None:

@@ -215,6 +215,54 @@ RECONNECT_POLICY = ReconnectPolicy(
     ),
 )
 
+#: Where service users are managed in Bob (the credential fields' help and the rejected guidance say so too).
+SERVICE_USERS_LOCATION = "Bob → Settings → Integrations → Service users"
+
+#: What the customer's Bob admin does before pressing Connect, one procedure per auth type. A
+#: reconnect's uninstall steps are the reconnect policy's, shown in their place.
+CONNECT_CHECKLIST = (
+    Procedure(
+        title="Install the app in Bob",
+        auth_types=(OAUTH2,),
+        steps=(
+            ManualStep(
+                "Be ready to sign in to Bob as an admin, or as another user allowed to install "
+                "Marketplace apps for your company."
+            ),
+            ManualStep(
+                "After you press Connect, Bob asks you to install the app and lists the permissions "
+                "(scopes) it requests."
+            ),
+            ManualStep(
+                "Choose the audience: the employees the app may see. Employees outside it are left "
+                "out of what the app can read."
+            ),
+            ManualStep(
+                "Approve all the requested permissions at once: Bob has no partial grant, so the app "
+                "is installed with every permission it asks for, or not at all."
+            ),
+        ),
+    ),
+    Procedure(
+        title="Create a service user in Bob",
+        auth_types=(SERVICE_USER,),
+        url=BOB_WEB,
+        steps=(
+            ManualStep("Sign in to Bob as an admin."),
+            ManualStep("Create a service user for this connection.", location=SERVICE_USERS_LOCATION),
+            ManualStep(
+                "Copy the service user's ID (it usually starts with SERVICE-) and its token. Bob shows "
+                "the token only once; if it is lost, reset it in Bob and use the new one."
+            ),
+            ManualStep(
+                "Add the service user to a permission group that allows the data this connection needs: "
+                "a new service user has no permissions until it is in one."
+            ),
+            ManualStep("Press Connect and enter the ID and the token."),
+        ),
+    ),
+)
+
 CONNECTION_TEST = ConnectionTest(
     method="POST",
     path="/people/search",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         ConnectionTest,
         CredentialField,
         Environment,
+        Procedure,
         ReconnectPolicy,
         ScopeCatalogue,
         SetupGuide,
@@ -105,6 +106,11 @@ def connector_core_identity(provider_key: str, token_response: Mapping[str, Any]
 @hookimpl
 def connector_core_setup_guide(provider_key: str) -> SetupGuide | None:
     return _declarations().SETUP_GUIDE if provider_key == KEY else None
+
+
+@hookimpl
+def connector_core_connect_checklist(provider_key: str) -> Sequence[Procedure] | None:
+    return _declarations().CONNECT_CHECKLIST if provider_key == KEY else None
 
 
 @hookimpl
