@@ -858,7 +858,7 @@ class _ApiPage:
         if declared is None:
             declared = "object" if "properties" in schema else "array" if "items" in schema else None
         if declared is None:
-            return "any" if "enum" not in schema else "one of the values below"
+            return "any" if "enum" not in schema else "enum"
         kinds = [declared] if isinstance(declared, str) else list(declared)
         words: list[str] = []
         for kind in kinds:
