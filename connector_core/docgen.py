@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from . import hookspecs
 from ._markers import PROJECT_NAME
@@ -40,7 +42,7 @@ from .models import (
     ReconnectKind,
 )
 
-__all__ = ["FORMATS", "render_cli_reference", "render_hook_reference", "render_provider"]
+__all__ = ["FORMATS", "render_api_reference", "render_cli_reference", "render_hook_reference", "render_provider"]
 
 #: Output formats ``connector docs`` knows.
 FORMATS = ("markdown",)
@@ -687,3 +689,515 @@ def render_hook_reference() -> str:
         blocks.append([combine])
         blocks.extend(_paragraphs(inspect.getdoc(func) or ""))
     return _join(blocks)
+
+
+# -------------------------------------------------------------------- API reference
+
+_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_SCHEMA_REF = "#/components/schemas/"
+_ID_COUNT = re.compile(r"^(.*)_([0-9]+)$")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+
+
+def _unique(anchor: str, taken: set[str]) -> str:
+    """``anchor``, or the ``_1``, ``_2``... form Python-Markdown's toc gives a repeated heading."""
+    if anchor in taken or not anchor:
+        match = _ID_COUNT.match(anchor)
+        base, count = (match.group(1), int(match.group(2))) if match else (anchor, 0)
+        count += 1
+        while f"{base}_{count}" in taken:
+            count += 1
+        anchor = f"{base}_{count}"
+    taken.add(anchor)
+    return anchor
+
+
+def _span(value: str) -> str:
+    """An inline code span for Python-Markdown, which needs no escaped pipe inside a code span,
+    even in a table (an escaped one would show its backslash)."""
+    flat = " ".join(value.split())
+    fence = "``" if "`" in flat else "`"
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
+
+
+def _spans(values: Iterable[str]) -> str:
+    return ", ".join(_span(v) for v in values)
+
+
+def _prose(value: str, *, cell: bool = False) -> str:
+    """An OpenAPI ``description`` (CommonMark) on one line: its Markdown kept, but outside code
+    spans raw HTML escaped and, in a table cell, pipes; a leading ``#``, ``>`` or list marker
+    escaped (no heading, quote or list)."""
+    flat = " ".join(value.split())
+
+    def plain(text: str) -> str:
+        text = text.replace("<", "&lt;").replace(">", "&gt;")
+        return text.replace("|", "\\|") if cell else text
+
+    out: list[str] = []
+    last = 0
+    for match in _CODE_SPAN.finditer(flat):
+        out.append(plain(flat[last : match.start()]))
+        out.append(match.group(0))
+        last = match.end()
+    out.append(plain(flat[last:]))
+    text = "".join(out)
+    if text.startswith(("#", "&gt;", "-", "+", "=", "*")):
+        text = "\\" + text
+    return text
+
+
+def _paragraphs_of(value: str) -> list[list[str]]:
+    """A multi-paragraph description, each paragraph on one line."""
+    return [[_prose(chunk)] for chunk in re.split(r"\n\s*\n", value.strip()) if chunk.strip()]
+
+
+def _sentence(value: str, *, cell: bool = False) -> str:
+    """A summary or description as a sentence: capitalised, ending with a full stop."""
+    text = _prose(value, cell=cell)
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _json_value(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _rules(rules: Sequence[str]) -> str:
+    """Constraints as one sentence."""
+    text = "; ".join(rules)
+    return text[0].upper() + text[1:] + "."
+
+
+def _count(low: object, high: object, unit: str) -> str | None:
+    if low is not None and high is not None:
+        return f"{low} to {high} {unit}"
+    if low is not None:
+        return f"at least {low} {unit}"
+    if high is not None:
+        return f"at most {high} {unit}"
+    return None
+
+
+class _ApiPage:
+    """One rendering of an OpenAPI document: the document, and the heading ids the page's
+    headings get, in page order, as Python-Markdown's toc extension gives them."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        if not isinstance(document, Mapping):
+            raise ValidationError("document", "expected an OpenAPI document (a JSON object)")
+        version = document.get("openapi")
+        if not isinstance(version, str) or not version.startswith("3."):
+            raise ValidationError("openapi", f"expected an OpenAPI 3 document version such as '3.1.0', got {version!r}")
+        self.doc = document
+        self.paths = self._mapping(document.get("paths", {}), "paths")
+        components = self._mapping(document.get("components", {}), "components")
+        self.components = components
+        self.schemas = self._mapping(components.get("schemas", {}), "components.schemas")
+        self.operations: list[tuple[str, str, Mapping[str, Any], list[Mapping[str, Any]]]] = []
+        for path, item in self.paths.items():
+            item = self._resolve(self._mapping(item, f"paths.{path}"))
+            shared = [self._resolve(p) for p in item.get("parameters", [])]
+            for method in item:
+                if method in _METHODS:
+                    op = self._mapping(item[method], f"paths.{path}.{method}")
+                    self.operations.append((path, method, op, shared))
+        self.anchors: dict[tuple[str, str], str] = {}
+        taken: set[str] = set()
+        headings: list[tuple[str, str]] = [("page", "API reference"), ("section", "Security")]
+        headings.append(("section", "Operations"))
+        seen_paths: list[str] = []
+        for path, method, _, _ in self.operations:
+            if path not in seen_paths:
+                seen_paths.append(path)
+                headings.append(("path", path))
+            headings.append(("operation", f"{method.upper()} {path}"))
+        headings.append(("section", "Schemas"))
+        headings.extend(("schema", name) for name in self.schema_names)
+        for kind, text in headings:
+            self.anchors[(kind, text)] = _unique(_anchor(text), taken)
+
+    @property
+    def schema_names(self) -> list[str]:
+        return sorted(self.schemas, key=lambda name: (name.lower(), name))
+
+    @staticmethod
+    def _mapping(value: object, field: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise ValidationError(field, f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    def _resolve(self, value: object) -> Mapping[str, Any]:
+        """A parameter, response, request body or path item, its local ``$ref`` followed."""
+        seen: set[str] = set()
+        while isinstance(value, Mapping) and "$ref" in value:
+            ref = value["$ref"]
+            if not isinstance(ref, str) or not ref.startswith("#/") or ref in seen:
+                raise ValidationError("$ref", f"expected a reference into this document, got {ref!r}")
+            seen.add(ref)
+            target: object = self.doc
+            for part in ref[2:].split("/"):
+                part = part.replace("~1", "/").replace("~0", "~")
+                if not isinstance(target, Mapping) or part not in target:
+                    raise ValidationError("$ref", f"{ref!r} names nothing in the document")
+                target = target[part]
+            value = target
+        if not isinstance(value, Mapping):
+            raise ValidationError("$ref", f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    # -- schemas
+
+    def link(self, ref: object) -> str:
+        """A ``$ref`` to a component schema as a link to its section."""
+        if not isinstance(ref, str):
+            raise ValidationError("$ref", f"expected a string, got {type(ref).__name__}")
+        if ref.startswith(_SCHEMA_REF):
+            name = ref[len(_SCHEMA_REF) :].replace("~1", "/").replace("~0", "~")
+            if name not in self.schemas:
+                raise ValidationError("$ref", f"{ref!r} is not in components.schemas")
+            return f"[{_span(name)}](#{self.anchors[('schema', name)]})"
+        return _span(ref)
+
+    def type_of(self, schema: object) -> str:
+        """What a value of ``schema`` is, in a few words (Markdown)."""
+        if schema is True or schema == {}:
+            return "any"
+        if schema is False:
+            return "nothing"
+        if not isinstance(schema, Mapping):
+            raise ValidationError("schema", f"expected a JSON object or a boolean, got {type(schema).__name__}")
+        if "$ref" in schema:
+            return self.link(schema["$ref"])
+        for key, word in (("oneOf", " or "), ("anyOf", " or "), ("allOf", " and ")):
+            if key in schema:
+                return word.join(self.type_of(part) for part in schema[key])
+        if "const" in schema:
+            return f"{_span(_json_value(schema['const']))} (constant)"
+        declared = schema.get("type")
+        if declared is None:
+            declared = "object" if "properties" in schema else "array" if "items" in schema else None
+        if declared is None:
+            return "any" if "enum" not in schema else "enum"
+        kinds = [declared] if isinstance(declared, str) else list(declared)
+        words: list[str] = []
+        for kind in kinds:
+            if kind == "array" and "items" in schema:
+                inner = self.type_of(schema["items"])
+                words.append(f"array of ({inner})" if " or " in inner or " and " in inner else f"array of {inner}")
+            elif (
+                kind == "object"
+                and "properties" not in schema
+                and isinstance(schema.get("additionalProperties"), Mapping)
+            ):
+                words.append(f"object of {self.type_of(schema['additionalProperties'])} values")
+            else:
+                words.append(str(kind))
+        return " or ".join(words)
+
+    def constraints(self, schema: object) -> list[str]:
+        """The rules a value of ``schema`` must follow, each as a few words (Markdown)."""
+        if not isinstance(schema, Mapping) or "$ref" in schema:
+            return []
+        rules: list[str] = []
+        for key in ("oneOf", "anyOf", "allOf"):
+            for part in schema.get(key, ()):
+                rules.extend(self.constraints(part))
+        if "format" in schema:
+            rules.append(f"format {_span(str(schema['format']))}")
+        if "enum" in schema:
+            rules.append("one of " + ", ".join(_span(_json_value(v)) for v in schema["enum"]))
+        if "pattern" in schema:
+            rules.append(f"pattern {_span(str(schema['pattern']))}")
+        for low, high, unit in (
+            ("minLength", "maxLength", "characters"),
+            ("minItems", "maxItems", "items"),
+            ("minProperties", "maxProperties", "fields"),
+        ):
+            words = _count(schema.get(low), schema.get(high), unit)
+            if words:
+                rules.append(words)
+        if "minimum" in schema and "maximum" in schema:
+            rules.append(f"from {schema['minimum']} to {schema['maximum']}")
+        elif "minimum" in schema:
+            rules.append(f"at least {schema['minimum']}")
+        elif "maximum" in schema:
+            rules.append(f"at most {schema['maximum']}")
+        if "exclusiveMinimum" in schema:
+            rules.append(f"more than {schema['exclusiveMinimum']}")
+        if "exclusiveMaximum" in schema:
+            rules.append(f"less than {schema['exclusiveMaximum']}")
+        if "multipleOf" in schema:
+            rules.append(f"a multiple of {schema['multipleOf']}")
+        if schema.get("uniqueItems"):
+            rules.append("no repeated items")
+        if schema.get("additionalProperties") is False:
+            rules.append("no other fields")
+        items = schema.get("items")
+        if isinstance(items, Mapping) and "properties" not in items:
+            inner = self.constraints(items)
+            if inner:
+                rules.append("each: " + ", ".join(inner))
+        if "default" in schema:
+            rules.append(f"default {_span(_json_value(schema['default']))}")
+        for flag, words in (("readOnly", "read-only"), ("writeOnly", "write-only"), ("deprecated", "deprecated")):
+            if schema.get(flag):
+                rules.append(words)
+        return rules
+
+    def describe(self, schema: object, description: object = None) -> str:
+        """A table cell: the description, then the constraints as a sentence."""
+        text = description if isinstance(description, str) else None
+        if text is None and isinstance(schema, Mapping):
+            found = schema.get("description", schema.get("title"))
+            text = found if isinstance(found, str) else None
+        parts = [_sentence(text, cell=True)] if text else []
+        rules = self.constraints(schema)
+        if rules:
+            parts.append(_rules(rules))
+        return " ".join(parts)
+
+    def field_rows(self, schema: Mapping[str, Any], prefix: str, rows: list[tuple[str, ...]]) -> None:
+        """One row per property, nested inline objects flattened (``owner.tags``, ``data[].at``)."""
+        required = set(schema.get("required", ()))
+        properties = self._mapping(schema.get("properties", {}), "properties")
+        for name, sub in properties.items():
+            path = prefix + name
+            rows.append((_span(path), self.type_of(sub), "yes" if name in required else "no", self.describe(sub)))
+            if isinstance(sub, Mapping) and "properties" in sub and "$ref" not in sub:
+                self.field_rows(sub, path + ".", rows)
+            elif isinstance(sub, Mapping) and isinstance(sub.get("items"), Mapping) and "properties" in sub["items"]:
+                self.field_rows(sub["items"], path + "[].", rows)
+
+    def schema_blocks(self, schema: object) -> list[list[str]]:
+        """A schema's own section: its description, then its fields or what it is."""
+        blocks: list[list[str]] = []
+        if isinstance(schema, Mapping) and isinstance(schema.get("description"), str):
+            blocks.extend(_paragraphs_of(schema["description"]))
+        if isinstance(schema, Mapping) and "properties" in schema and "$ref" not in schema:
+            rows: list[tuple[str, ...]] = []
+            self.field_rows(schema, "", rows)
+            blocks.append(_table(("Field", "Type", "Required", "Description"), rows))
+            rules = self.constraints(schema)
+            if "no other fields" in rules:
+                rules.remove("no other fields")
+                blocks.append(["No other fields are accepted."])
+            if rules:
+                blocks.append([f"The object: {_rules(rules)}"])
+        else:
+            rules = self.constraints(schema)
+            blocks.append([f"Type: {self.type_of(schema)}." + (f" {_rules(rules)}" if rules else "")])
+        return blocks
+
+    # -- operations
+
+    def security_of(self, op: Mapping[str, Any]) -> str:
+        requirements = op.get("security", self.doc.get("security", []))
+        if not requirements:
+            return "none"
+        options = []
+        for requirement in requirements:
+            names = [
+                f"[{_span(name)}](#{self.anchors[('section', 'Security')]})"
+                + (f" ({_spans(scopes)})" if scopes else "")
+                for name, scopes in requirement.items()
+            ]
+            options.append(" and ".join(names) if names else "none")
+        return " or ".join(options)
+
+    def parameters(self, op: Mapping[str, Any], shared: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        merged: dict[tuple[str, str], Mapping[str, Any]] = {}
+        for param in [*shared, *(self._resolve(p) for p in op.get("parameters", []))]:
+            merged[(str(param.get("name")), str(param.get("in")))] = param
+        return list(merged.values())
+
+    def content(self, content: Mapping[str, Any], headers: Mapping[str, Any] | None = None) -> str:
+        parts = []
+        for media, body in content.items():
+            schema = body.get("schema", {}) if isinstance(body, Mapping) else {}
+            kind = self.type_of(schema)
+            if isinstance(schema, Mapping) and "properties" in schema and "$ref" not in schema:
+                kind = "object (fields below)"
+            parts.append(f"{_span(media)}: {kind}")
+        for name in headers or {}:
+            parts.append(f"header {_span(name)}")
+        return "<br>".join(parts) if parts else "no body"
+
+    def inline_tables(self, label: str, content: Mapping[str, Any]) -> list[list[str]]:
+        blocks: list[list[str]] = []
+        for media, body in content.items():
+            schema = body.get("schema") if isinstance(body, Mapping) else None
+            if isinstance(schema, Mapping) and "properties" in schema and "$ref" not in schema:
+                rows: list[tuple[str, ...]] = []
+                self.field_rows(schema, "", rows)
+                blocks.append([f"{label}, {_span(media)}:"])
+                blocks.append(_table(("Field", "Type", "Required", "Description"), rows))
+        return blocks
+
+    def operation_blocks(
+        self, path: str, method: str, op: Mapping[str, Any], shared: list[Mapping[str, Any]]
+    ) -> list[list[str]]:
+        blocks: list[list[str]] = [[f"### {_span(f'{method.upper()} {path}')}"]]
+        if isinstance(op.get("summary"), str):
+            blocks.append([_sentence(op["summary"])])
+        if isinstance(op.get("description"), str):
+            blocks.extend(_paragraphs_of(op["description"]))
+        facts = []
+        if op.get("operationId"):
+            facts.append(f"- Operation id: {_span(str(op['operationId']))}")
+        if op.get("tags"):
+            facts.append(f"- Tags: {_spans(str(t) for t in op['tags'])}")
+        facts.append(f"- Security: {self.security_of(op)}")
+        if op.get("deprecated"):
+            facts.append("- Deprecated.")
+        blocks.append(facts)
+        blocks.extend(self.parameter_blocks(self.parameters(op, shared)))
+        if "requestBody" in op:
+            blocks.extend(self.body_blocks(self._resolve(op["requestBody"])))
+        blocks.extend(self.response_blocks(self._mapping(op.get("responses", {}), "responses")))
+        return blocks
+
+    def parameter_blocks(self, params: list[Mapping[str, Any]]) -> list[list[str]]:
+        if not params:
+            return []
+        rows = []
+        for param in params:
+            schema = param.get("schema")
+            if schema is None and isinstance(param.get("content"), Mapping) and param["content"]:
+                schema = next(iter(param["content"].values())).get("schema", {})
+            rows.append(
+                (
+                    _span(str(param.get("name"))),
+                    str(param.get("in")),
+                    self.type_of(schema if schema is not None else {}),
+                    "yes" if param.get("required") else "no",
+                    self.describe(schema, param.get("description")),
+                )
+            )
+        return [["Parameters:"], _table(("Name", "In", "Type", "Required", "Description"), rows)]
+
+    def body_blocks(self, body: Mapping[str, Any]) -> list[list[str]]:
+        content = self._mapping(body.get("content", {}), "requestBody.content")
+        need = "required" if body.get("required") else "optional"
+        line = f"Request body ({need}): {self.content(content)}."
+        if isinstance(body.get("description"), str):
+            line += " " + _sentence(body["description"])
+        return [[line], *self.inline_tables("Request body", content)]
+
+    def response_blocks(self, responses: Mapping[str, Any]) -> list[list[str]]:
+        if not responses:
+            return []
+        rows = []
+        inline: list[list[str]] = []
+        for status in sorted(responses, key=lambda s: (str(s) == "default", str(s))):
+            answer = self._resolve(responses[status])
+            content = self._mapping(answer.get("content", {}), "content")
+            headers = self._mapping(answer.get("headers", {}), "headers")
+            default = str(status) == "default"
+            said = _sentence(str(answer.get("description", "")), cell=True)
+            rows.append(("any other" if default else _span(str(status)), said, self.content(content, headers)))
+            label = "Response for any other status" if default else f"Response {_span(str(status))}"
+            inline.extend(self.inline_tables(label, content))
+        return [["Responses:"], _table(("Status", "Description", "Content"), rows), *inline]
+
+    # -- the page
+
+    def render(self) -> str:
+        info = self._mapping(self.doc.get("info", {}), "info")
+        title = str(info.get("title", "the API"))
+        blocks: list[list[str]] = [
+            [
+                "<!-- Generated from the OpenAPI document by 'connector docs --api-reference'. "
+                "Do not edit by hand: a test fails when this page drifts from the document. -->"
+            ],
+            ["# API reference"],
+            [
+                f"Every operation of {_text(title)} and every schema it uses, generated from its OpenAPI "
+                f"{_text(str(self.doc['openapi']))} document."
+            ],
+        ]
+        if isinstance(info.get("description"), str):
+            blocks.extend(_paragraphs_of(info["description"]))
+        servers = [s for s in self.doc.get("servers", []) if isinstance(s, Mapping) and "url" in s]
+        if servers:
+            lines = [
+                "Paths are relative to the server:" if len(servers) == 1 else "Paths are relative to a server:",
+                "",
+            ]
+            for server in servers:
+                extra = f": {_prose(server['description'])}" if isinstance(server.get("description"), str) else ""
+                lines.append(f"- {_span(str(server['url']))}{extra}")
+            blocks.append(lines)
+        blocks.extend(self.security_blocks())
+        blocks.append(["## Operations"])
+        if self.operations:
+            rows = []
+            for path, method, op, _ in self.operations:
+                name = f"{method.upper()} {path}"
+                summary = _sentence(op["summary"], cell=True) if isinstance(op.get("summary"), str) else ""
+                rows.append((f"[{_span(name)}](#{self.anchors[('operation', name)]})", summary))
+            blocks.append(_table(("Operation", "Summary"), rows))
+        else:
+            blocks.append(["The document has no operations."])
+        current = None
+        for path, method, op, shared in self.operations:
+            if path != current:
+                current = path
+                blocks.append([f"## {_span(path)}"])
+                item = self._resolve(self.paths[path])
+                for key in ("summary", "description"):
+                    if isinstance(item.get(key), str):
+                        blocks.extend(_paragraphs_of(item[key]))
+            blocks.extend(self.operation_blocks(path, method, op, shared))
+        blocks.append(["## Schemas"])
+        if not self.schemas:
+            blocks.append(["The document declares no component schemas."])
+        for name in self.schema_names:
+            blocks.append([f"### {_span(name)}"])
+            blocks.extend(self.schema_blocks(self.schemas[name]))
+        return _join(blocks)
+
+    def security_blocks(self) -> list[list[str]]:
+        schemes = self._mapping(self.components.get("securitySchemes", {}), "components.securitySchemes")
+        blocks: list[list[str]] = [["## Security"]]
+        default = self.security_of({})
+        blocks.append(
+            [
+                "Operations need no credentials unless they say otherwise."
+                if default == "none"
+                else f"Every operation needs {default} unless it says otherwise."
+            ]
+        )
+        rows = []
+        for name, raw in schemes.items():
+            scheme = self._resolve(raw)
+            kind = str(scheme.get("type", ""))
+            if kind == "http":
+                how = f"HTTP {_span(str(scheme.get('scheme', '')))}"
+                if scheme.get("scheme", "").lower() == "bearer":
+                    how += f": {_span('Authorization: Bearer KEY')}"
+            elif kind == "apiKey":
+                how = f"API key in the {scheme.get('in')} {_span(str(scheme.get('name')))}"
+            elif kind == "openIdConnect":
+                how = f"OpenID Connect, {_span(str(scheme.get('openIdConnectUrl')))}"
+            else:
+                how = kind
+            rows.append((_span(name), how, _sentence(str(scheme.get("description", "")), cell=True)))
+        if rows:
+            blocks.append(_table(("Scheme", "How", "Description"), rows))
+        return blocks
+
+
+def render_api_reference(document: Mapping[str, Any]) -> str:
+    """The Markdown reference of an OpenAPI 3 document (such as
+    :func:`connector_core.serve.openapi.openapi_document`): the security schemes, an index of the
+    operations, each operation under its path (parameters, request body, responses), then each
+    component schema once, linked to from wherever a ``$ref`` names it.
+
+    The page depends only on the document; a ``$ref`` naming nothing in it, or a part that is
+    not what OpenAPI says, is a :class:`ValidationError` naming it.
+    """
+    return _ApiPage(document).render()

@@ -206,7 +206,7 @@ def test_the_cli_reference_lists_every_command_and_option() -> None:
     assert seen > 40 and "new-provider" in choices and "docs" in choices
     assert "connector scopes [--group GROUP] [--check SCOPE... | --for-actions ACTION...] [--json] PROVIDER" in page
     assert (
-        "connector docs [--format FORMAT] [--cli-reference | --hook-reference | --data-schema] "
+        "connector docs [--format FORMAT] [--cli-reference | --hook-reference | --api-reference | --data-schema] "
         "[--output FILE] [PROVIDER]" in page
     )
     assert "| `--format FORMAT` | the output format. One of: `markdown`. Default: `markdown`. |" in page
@@ -241,7 +241,7 @@ def test_connector_docs_writes_files(run_cli: Callable[..., Result], tmp_path: P
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["docs"], 2, "connector docs: give a PROVIDER, --cli-reference or --hook-reference"),
+        (["docs"], 2, "connector docs: give a PROVIDER, --cli-reference, --hook-reference or --api-reference"),
         (["docs", "hibob", "--cli-reference"], 2, "connector docs: give a PROVIDER or a reference option, not both"),
         (["docs", "--cli-reference", "--hook-reference"], 2, "not allowed with argument"),
         (["docs", "hibob", "--format", "html"], 2, "argument --format: invalid choice: 'html'"),
