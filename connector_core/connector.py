@@ -16,7 +16,7 @@ from __future__ import annotations
 import json as jsonlib
 import random
 import time
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -424,6 +424,11 @@ class Connector:
         except ConnectorError:
             return True
 
+    def authorization_endpoint(self, profile: str) -> str:
+        """The authorization endpoint :meth:`begin` sends a person to for ``profile`` (without
+        its parameters): where a page's form may lead (its CSP ``form-action``)."""
+        return self._context(self.store.get_profile(profile, with_secrets=False)).authorize_url
+
     def redirect_uri(self, profile: Profile) -> str:
         """The profile's registered redirect URI, else the provider's callback URL."""
         return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
@@ -584,9 +589,13 @@ class Connector:
             separate=separate,
         )
 
-    def complete_provider_initiated(self, profile: str, callback: str | Mapping[str, str]) -> ConnectResult:
+    def complete_provider_initiated(
+        self, profile: str, callback: str | Mapping[str, str], *, redirect_uri: str | None = None
+    ) -> ConnectResult:
         """Finish an install that began at the provider (its callback has a code and no
-        state of ours). Allowed only when the provider declares such installs."""
+        state of ours). Allowed only when the provider declares such installs. The connection
+        is unclaimed (no owner) until :meth:`attach` gives it one. ``redirect_uri``: the URI the
+        code was sent to (default: the profile's, as for :meth:`redirect_uri`)."""
         prof = self.store.get_profile(profile)
         ctx = self._context(prof)
         if not self._code_grant(ctx).provider_initiated_install:
@@ -607,7 +616,7 @@ class Connector:
             raise self._callback_error(ctx, params)
         if params.code is None:
             raise OAuthError("the callback has neither a code nor an error", error="invalid_request")
-        redirect = self.redirect_uri(prof)
+        redirect = redirect_uri or self.redirect_uri(prof)
         flow = self._token_call(
             oauth.token_request(
                 ctx.token_url,
@@ -767,6 +776,7 @@ class Connector:
         test: bool = True,
         owner: Owner | None = None,
         separate: bool = False,
+        before_save: Callable[[], object] | None = None,
     ) -> ConnectResult:
         """Connect through a profile whose auth type sends no one to the provider: HTTP Basic
         or an API key (``credentials`` are the end user's fields, such as a service
@@ -781,8 +791,11 @@ class Connector:
         ``owner``: whose the connection is (as for :meth:`begin`). By default the same account
         (service user, API key, client) connected again updates the owner's connection of it;
         with ``separate`` a new connection is made beside it (not with ``connection_id``).
+        ``before_save`` is called once the credentials passed the connection test, just before
+        anything is stored; what it raises stops the connect with nothing stored (a connect page
+        claims its single-use session there, so that a mistyped token does not use the session up).
         """
-        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner, separate)
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner, separate, before_save)
         return run_sync(flow, self.client, self.deadline)
 
     async def aconnect(
@@ -795,9 +808,10 @@ class Connector:
         test: bool = True,
         owner: Owner | None = None,
         separate: bool = False,
+        before_save: Callable[[], object] | None = None,
     ) -> ConnectResult:
         """:meth:`connect`, asynchronously."""
-        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner, separate)
+        flow = self._connect_flow(profile, credentials or {}, connection_id, scopes, test, owner, separate, before_save)
         return await run_async(flow, self.async_client, self.deadline)
 
     def _connect_flow(
@@ -809,6 +823,7 @@ class Connector:
         test: bool,
         owner: Owner | None = None,
         separate: bool = False,
+        before_save: Callable[[], object] | None = None,
     ) -> Flow[ConnectResult]:
         if separate and connection_id is not None:
             raise ValidationError(
@@ -853,6 +868,8 @@ class Connector:
             signature = _signature(auth, merged)
         if test and decl.connection_test is not None:
             yield from self._probe_flow(decl, prof, auth, signature)
+        if before_save is not None:
+            before_save()
         warnings: list[str] = []
         if connection_id is None and identity and not separate:
             connection_id = self._same_account(prof.name, identity, owner, warnings)

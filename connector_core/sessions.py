@@ -261,6 +261,10 @@ class SessionRequest:
 # ---------------------------------------------------------------------- facade
 
 
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
 
@@ -275,7 +279,7 @@ class ConnectSessions:
 
     store: StoreLike = attrs.field(repr=False)
     plugins: Plugins = attrs.field(repr=False)
-    redirect_allow_list: tuple[str, ...] = attrs.field(default=(), converter=tuple, kw_only=True)
+    redirect_allow_list: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, kw_only=True)
     clock: Callable[[], float] = attrs.field(default=time.time, kw_only=True, repr=False)
 
     @redirect_allow_list.validator

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -30,6 +31,7 @@ from ..models import url_problem
 from ..secret import Secret
 from . import proxy
 from .config import ConnectConfig
+from .connect import ConnectService
 from .keys import ApiKeys
 from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json
 
@@ -51,6 +53,7 @@ PROXY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 _TEXT_RE = re.compile(r"[\x21-\x7e]{1,200}")
 _TAG_RE = re.compile(r"[a-z0-9][a-z0-9._:-]{0,63}")
+_TOKEN_IN_PATH = re.compile(r"cs_[A-Za-z0-9_-]+")
 _LIST_PARAMS = ("limit", "after", "end_user", "provider", "status", "tag", "organisation", "unclaimed")
 _SECURITY_HEADERS = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
@@ -89,13 +92,15 @@ class _Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        answered: list[int] = []
 
         async def secured(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
+                answered.append(message["status"])
                 present = {name.lower() for name, _ in message.get("headers", [])}
+                if b"content-security-policy" in present:
+                    # A page with its own CSP says who may frame it (frame-ancestors); a DENY would overrule it.
+                    present.add(b"x-frame-options")
                 extra = [(name, value) for name, value in self.headers if name not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
@@ -104,6 +109,20 @@ class _Guard:
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
+        began = time.perf_counter()
+        try:
+            await self._answer(scope, receive, secured, path, answered)
+        finally:
+            # The path only (a callback's query holds a code and a state), a connect token masked.
+            log.info(
+                "%s %s %s %.1fms",
+                scope.get("method"),
+                _TOKEN_IN_PATH.sub("cs_…", path)[:300],
+                answered[0] if answered else "-",
+                (time.perf_counter() - began) * 1000,
+            )
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, path: str, answered: list[int]) -> None:
         if (path == "/v1" or path.startswith("/v1/")) and not self._authorized(scope):
             reply = Problem(
                 401,
@@ -111,17 +130,15 @@ class _Guard:
                 "send a valid API key as 'Authorization: Bearer KEY'",
                 headers={"WWW-Authenticate": 'Bearer realm="connector"'},
             )
-            await problem_response(reply)(scope, receive, secured)
+            await problem_response(reply)(scope, receive, send)
             return
         try:
-            await self.app(scope, receive, secured)
+            await self.app(scope, receive, send)
         except Exception:
-            log.exception("unexpected error answering %s %s", scope.get("method"), path)
-            if started:
+            log.exception("unexpected error answering %s %s", scope.get("method"), _TOKEN_IN_PATH.sub("cs_…", path))
+            if answered:
                 raise
-            await problem_response(Problem(500, "internal", "the request could not be completed"))(
-                scope, receive, secured
-            )
+            await problem_response(Problem(500, "internal", "the request could not be completed"))(scope, receive, send)
 
     def _authorized(self, scope: Scope) -> bool:
         values = [value for name, value in scope.get("headers", []) if name.lower() == b"authorization"]
@@ -157,7 +174,7 @@ def create_app(
     session may send its end user back to (see :func:`~connector_core.sessions.redirect_allowed`);
     ``embed_origins``, the origins (``https://app.example.com``) that may frame the connect page or
     open it as a popup, and the only ones its ``postMessage`` events go to; ``install_profiles``,
-    for each provider whose installs may begin at the provider (HiBob's Marketplace), the profile
+    for each provider whose installs may begin at the provider (in its marketplace), the profile
     that takes them (default: its only such profile); ``install_redirect_url``, where an end user
     is sent after such an install (on the allow-list; ``connection_id`` and ``provider`` added).
     """
@@ -170,8 +187,9 @@ def create_app(
         install_redirect_url=install_redirect_url,
     )
     api = _Api(connector, base, max_body_bytes)
+    connect = ConnectService(connector, config, base, max_body_bytes)
     app = Starlette(
-        routes=[*api.routes(), *routes],
+        routes=[*api.routes(), *connect.routes(), *routes],
         exception_handlers={
             Problem: _on_problem,
             ConnectorError: _on_connector_error,
@@ -183,6 +201,7 @@ def create_app(
     app.state.trust_forwarded = trust_forwarded
     app.state.max_body_bytes = max_body_bytes
     app.state.connect_config = config
+    app.state.sessions = connect.sessions
     app.add_middleware(_Guard, keys=keys, hsts=base.startswith("https://"))
     return app
 

@@ -154,6 +154,75 @@ def _schemas() -> dict[str, Any]:
                 "detail": {"type": "string"},
             },
         },
+        "SessionRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["end_user"],
+            "description": "Name the providers the end user may pick from, one profile, or a connection to reconnect.",
+            "properties": {
+                "end_user": _ref("EndUser"),
+                "organisation": {"oneOf": [_TEXT, {"type": "null"}]},
+                "tags": {"type": "array", "maxItems": 50, "items": _TAG},
+                "providers": {"type": "array", "maxItems": 50, "items": _TEXT},
+                "profile": {"oneOf": [_TEXT, {"type": "null"}]},
+                "scopes": {"type": "array", "items": {"type": "string", "pattern": "^[\\x21\\x23-\\x5b\\x5d-\\x7e]+$"}},
+                "connection_id": {"oneOf": [_ID, {"type": "null"}], "description": "a connection to reconnect"},
+                "redirect_url": {
+                    "oneOf": [{"type": "string", "format": "uri", "maxLength": 2048}, {"type": "null"}],
+                    "description": "where the end user is sent when done; must be on the service's allow-list",
+                },
+                "expires_in": {"type": "integer", "minimum": 60, "maximum": 86400, "default": 1800},
+                "separate": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "a new connection even if this end user already connected the same account",
+                },
+            },
+        },
+        "SessionCreated": {
+            "type": "object",
+            "required": ["id", "token", "connect_url", "expires_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "token": {"type": "string", "description": "single use; shown this once"},
+                "connect_url": {"type": "string", "format": "uri", "description": "send the end user here"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Session": {
+            "type": "object",
+            "required": ["id", "status", "end_user", "providers", "connection_id", "error"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "used", "completed", "failed", "expired"]},
+                "end_user": {"oneOf": [_ref("EndUser"), {"type": "null"}]},
+                "organisation": _NULLABLE_STRING,
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "providers": {"type": "array", "items": {"type": "string"}},
+                "profile": _NULLABLE_STRING,
+                "provider": {"type": ["string", "null"], "description": "what the end user picked"},
+                "connection_id": {
+                    "type": ["string", "null"],
+                    "description": "the connection made, or the one being reconnected",
+                },
+                "reconnect": {"type": "boolean"},
+                "redirect_url": _NULLABLE_STRING,
+                "created_at": {"type": "string"},
+                "expires_at": {"type": "string"},
+                "used_at": _NULLABLE_STRING,
+                "finished_at": _NULLABLE_STRING,
+                "error": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": {"type": "string"}, "message": _NULLABLE_STRING},
+                        },
+                        {"type": "null"},
+                    ]
+                },
+            },
+        },
         "OwnerChange": {
             "type": "object",
             "additionalProperties": False,
@@ -212,6 +281,90 @@ def _proxy_operation(method: str) -> dict[str, Any]:
     if method in ("post", "put", "patch", "delete"):
         operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": {}}}}
     return operation
+
+
+def _html(*statuses: int) -> dict[str, Any]:
+    """A page's answers: HTML for a person, in plain words, whatever the status."""
+    words = {
+        200: "the page",
+        303: "on to the provider (or back to the page)",
+        400: "the link or the form is not valid; the page says why",
+        403: "refused: a form from another site, or access declined at the provider",
+        404: "no such link",
+        409: "the provider refused (the app is already installed)",
+        410: "the link expired or was already used",
+        413: "the form is too large",
+        415: "not this page's form",
+        502: "the provider answered with an error",
+        503: "the service cannot set this up right now",
+    }
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {str(s): {"description": words[s], "content": page} for s in statuses}
+
+
+_TOKEN_PARAM = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "the connect session's token (from connect_url)",
+}
+
+
+def _page_paths() -> dict[str, Any]:
+    form = {
+        "type": "object",
+        "properties": {
+            "csrf": {"type": "string"},
+            "action": {"type": "string", "enum": ["connect", "cancel"]},
+            "provider": {"type": "string"},
+            "confirm": {"type": "string", "enum": ["yes"]},
+        },
+        "additionalProperties": {"type": "string"},
+    }
+    return {
+        "/connect/{token}": {
+            "parameters": [_TOKEN_PARAM],
+            "get": {
+                "operationId": "connectPage",
+                "summary": "the connect page an end user opens (HTML; no key needed)",
+                "tags": ["connect page"],
+                "security": [],
+                "parameters": [{"name": "provider", "in": "query", "required": False, "schema": {"type": "string"}}],
+                "responses": _html(200, 400, 404, 410, 503),
+            },
+            "post": {
+                "operationId": "connectPageForm",
+                "summary": "the connect page's form: start connecting, or cancel (HTML; CSRF-protected)",
+                "tags": ["connect page"],
+                "security": [],
+                "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": form}}},
+                "responses": _html(200, 303, 400, 403, 404, 409, 410, 413, 415, 502, 503),
+            },
+        },
+        "/connect/oauth2/{provider}/callback": {
+            "parameters": [
+                {
+                    "name": "provider",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "the provider key: register PUBLIC_URL/connect/oauth2/KEY/callback at the provider",
+                }
+            ],
+            "get": {
+                "operationId": "oauthCallback",
+                "summary": "where the provider sends the end user back (HTML), also after an install begun there",
+                "tags": ["connect page"],
+                "security": [],
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for name in ("code", "state", "iss", "error", "error_description")
+                ],
+                "responses": _html(200, 400, 403, 404, 409, 502),
+            },
+        },
+    }
 
 
 def openapi_document(public_url: str) -> dict[str, Any]:
@@ -300,6 +453,33 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             "/v1/connections/{id}/proxy/{path}": {
                 method: _proxy_operation(method) for method in ("get", "head", "post", "put", "patch", "delete")
             },
+            "/v1/connect/sessions": {
+                "post": {
+                    "operationId": "createConnectSession",
+                    "summary": "let one of the platform's end users connect an account: send them to connect_url",
+                    "tags": ["connect sessions"],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SessionRequest")}},
+                    },
+                    "responses": {
+                        "201": _ok("the session and its single-use token", _ref("SessionCreated")),
+                        **_errors(400, 413, 415),
+                    },
+                }
+            },
+            "/v1/connect/sessions/{id}": {
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": _ID, "description": "the session's id"}
+                ],
+                "get": {
+                    "operationId": "getConnectSession",
+                    "summary": "how a connect session stands or ended (never its token)",
+                    "tags": ["connect sessions"],
+                    "responses": {"200": _ok("the session", _ref("Session")), **_errors(404)},
+                },
+            },
+            **_page_paths(),
         },
         "components": {
             "schemas": _schemas(),

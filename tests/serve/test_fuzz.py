@@ -18,7 +18,9 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from support import World
 
+from connector_core import EndUser
 from connector_core.serve import create_app
+from connector_core.sessions import SessionRequest
 
 from .conftest import AUTH, KEY, make_connections
 
@@ -30,7 +32,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with World(Path(tmp_path_factory.mktemp("fuzz")), "acme-sandbox") as world:
         ids = make_connections(world)
         app = create_app(world.connector, api_keys=[KEY], public_url="https://platform.example")
-        app.state.fuzzed_ids = ids
+        session, _ = app.state.sessions.create(SessionRequest(EndUser("user-ada"), profile=world.profile))
+        app.state.fuzzed_ids = (*ids, session.id)
         yield app
 
 
@@ -40,7 +43,7 @@ def api_schema(fuzzed: Any) -> Any:
     unknown) so that the fuzzing reaches real connections rather than 404s only."""
     with TestClient(fuzzed, headers=AUTH) as client:
         document = client.get("/v1/openapi.json").json()
-    ids = [*fuzzed.state.fuzzed_ids, "conn_unknown"]
+    ids = [*fuzzed.state.fuzzed_ids, "conn_unknown", "sess_unknown"]
     for item in document["paths"].values():
         for parameter in [
             *item.get("parameters", []),
@@ -84,7 +87,8 @@ CHECKS = [
 def test_no_answer_is_a_server_error_or_off_the_document(api_schema: Any) -> None:
     # Deleting last: the other operations see the connections first.
     operations = sorted((result.ok() for result in api_schema.get_all_operations()), key=lambda o: o.method == "delete")
-    assert len(operations) == 14  # every operation of the document, the proxy's six methods too
+    # Every operation of the document: the proxy's six methods, the sessions and the pages too.
+    assert len(operations) == 19
     called: list[str] = []
     for operation in operations:
 
