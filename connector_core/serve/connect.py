@@ -78,6 +78,8 @@ _SESSION_FIELDS = (
 _TOKEN_PATH_RE = re.compile(r"cs_[A-Za-z0-9_-]{1,100}")
 _SESSION_ID_RE = re.compile(r"sess_[0-9a-f]{32}")
 _KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+#: How often, at most, creating a session also deletes the sessions whose time ran out.
+PURGE_EVERY = 600.0
 #: How long the browser keeps the cookie binding it to an authorization it started.
 FLOW_COOKIE_AGE = 15 * 60
 
@@ -108,6 +110,7 @@ class ConnectService:
             connector.store, connector.plugins, redirect_allow_list=config.redirect_allow_list
         )
         self.secure = public_url.startswith("https://")
+        self._purged_at = 0.0
         parts = urlsplit(public_url)
         self.origin = f"{parts.scheme}://{parts.netloc}".lower()
         self.templates = jinja2.Environment(
@@ -134,6 +137,7 @@ class ConnectService:
             session, token = await anyio.to_thread.run_sync(self.sessions.create, wanted)
         except ValidationError as exc:
             raise Problem(400, "invalid", exc.message, field=exc.field) from None
+        await self._purge()
         body = {
             "id": session.id,
             "token": token.reveal(),
@@ -141,6 +145,21 @@ class ConnectService:
             "expires_at": _iso(session.expires_at),
         }
         return JSONResponse(body, status_code=201, headers={"Location": f"/v1/connect/sessions/{session.id}"})
+
+    async def _purge(self) -> None:
+        """Delete the sessions whose time ran out, now and then: sessions are made here, so this is
+        where they are cleared, on every replica, with no scheduler to run."""
+        now = self.sessions.clock()
+        if now - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = now
+        try:
+            purged = await anyio.to_thread.run_sync(self.sessions.purge)
+        except ConnectorError as exc:
+            log.warning("purging expired connect sessions failed: %s", exc.message)
+            return
+        if purged:
+            log.info("purged %d expired connect session(s)", purged)
 
     async def get_session(self, request: Request) -> Response:
         sid = request.path_params["id"]

@@ -419,3 +419,13 @@ def test_a_separate_session_makes_a_second_connection(service: Service) -> None:
     service.authorize(apart)
     first, second = service.state(made)["connection_id"], service.state(apart)["connection_id"]
     assert first != second and len(service.world.store.list_connections(end_user="user-ada")) == 2
+
+
+def test_creating_sessions_clears_those_whose_time_ran_out(service: Service) -> None:
+    old = service.session(expires_in=60)
+    sessions = service.app.state.sessions
+    later = time.time() + 2 * 86400 + 60
+    sessions.clock = lambda: later
+    fresh = service.session()
+    ids = {s.id for s in service.world.store.list_sessions()}
+    assert old["id"] not in ids and fresh["id"] in ids
