@@ -1,33 +1,57 @@
-"""``connector serve``: run the connect service's platform API under uvicorn (one worker).
+"""``connector serve``: run the connect service (the platform API, the connect page and the
+providers' callbacks) under uvicorn (one worker).
 
 The API keys come from ``CONNECTOR_SERVE_API_KEYS`` or ``--api-keys-file``, never from argv,
 and are never printed; without one the command refuses to start. Starlette and uvicorn (the
 ``serve`` extra) are imported only when the command runs.
+
+``--emulator [PROVIDER]`` is the demo: the provider's built-in emulator, a temporary store of
+its own (removed at exit, unless ``--home`` or ``--store-url`` names one), profiles of the
+emulator's test app, a generated API key in a private file, and on standard error the one
+``curl`` that creates a connect session.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from typing import IO, TYPE_CHECKING
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import ConnectorError, UsageError
+import attrs
+
+from ..errors import ConnectorError, UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector
 from .output import run_handler
 from .parser import HELP
 
 if TYPE_CHECKING:
+    from ..connector import Connector
+    from ..emulator import RunningEmulator
+    from ..models import ProviderDeclaration
     from ..plugins import Plugins
+    from ..serve import ApiKeys
 
-__all__ = ["COMMAND"]
+__all__ = ["COMMAND", "ENV_EMBED_ORIGINS", "ENV_REDIRECT_ALLOW"]
+
+#: The redirect allow-list when no ``--redirect-allow`` is given (comma-separated).
+ENV_REDIRECT_ALLOW = "CONNECTOR_SERVE_REDIRECT_ALLOW"
+#: The embedding origins when no ``--embed-origin`` is given (comma-separated).
+ENV_EMBED_ORIGINS = "CONNECTOR_SERVE_EMBED_ORIGINS"
+#: The demo's files, in its private temporary folder.
+_KEY_FILE = "api-key"
+_CREDENTIALS_FILE = "demo-credentials.json"
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.description = (
-        "Run the platform API (connections, the proxy, /v1/openapi.json) under uvicorn until Ctrl-C. "
-        "API keys come from $CONNECTOR_SERVE_API_KEYS (comma-separated) or --api-keys-file."
+        "Run the connect service (the platform API, the connect page, the providers' callbacks) under uvicorn "
+        "until Ctrl-C. API keys come from $CONNECTOR_SERVE_API_KEYS (comma-separated) or --api-keys-file. "
+        "--emulator runs a demo against a provider's built-in emulator, with a temporary store and a generated key."
     )
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="the port to listen on (default: 8080)")
@@ -36,11 +60,55 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="the https URL the service is reached at (http only for loopback; default: http://HOST:PORT on loopback)",
     )
-    p.add_argument("--api-keys-file", metavar="PATH", help="the API keys, one per line (mode 0600)")
+    p.add_argument(
+        "--api-keys-file",
+        metavar="PATH",
+        help="the API keys, one per line (mode 0600); with --emulator, the generated key is written there when "
+        "the file does not exist",
+    )
     p.add_argument(
         "--forwarded-allow-ips",
         metavar="ADDRESSES",
         help="trust X-Forwarded-For/-Proto from these comma-separated proxy addresses (default: trust none)",
+    )
+    p.add_argument(
+        "--redirect-allow",
+        action="append",
+        metavar="URL",
+        help="a URL (origin and path prefix) a connect session may send its end user back to (repeatable; "
+        f"default: ${ENV_REDIRECT_ALLOW}, comma-separated)",
+    )
+    p.add_argument(
+        "--embed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="an origin (https://app.example.com) that may frame the connect page or open it as a popup "
+        f"(repeatable; default: ${ENV_EMBED_ORIGINS}, comma-separated)",
+    )
+    p.add_argument(
+        "--install-profile",
+        action="append",
+        metavar="PROVIDER=PROFILE",
+        help="the profile that takes PROVIDER's installs begun at the provider (repeatable; default: the "
+        "provider's only such profile)",
+    )
+    p.add_argument(
+        "--install-redirect-url",
+        metavar="URL",
+        help="where an end user is sent after an install begun at the provider (on the redirect allow-list; "
+        "connection_id and provider are added)",
+    )
+    p.add_argument(
+        "--emulator",
+        nargs="?",
+        const="",
+        metavar="PROVIDER",
+        help="demo: run PROVIDER's built-in emulator (default: the one installed provider that has one and an "
+        "OAuth 2.0 authorization code auth type), a temporary store unless --home or --store-url is given, "
+        "its profiles, and a generated API key in a private file; loopback only",
+    )
+    p.add_argument(
+        "--print-key", action="store_true", help="with --emulator: also print the API key on standard output"
     )
     p.set_defaults(handler=_serve)
 
@@ -48,11 +116,29 @@ def configure(p: argparse.ArgumentParser) -> None:
 COMMAND = Command("serve", HELP["serve"], configure, run_handler)
 
 
+@attrs.frozen
+class _Settings:
+    """The connect service's settings, each checked and named after its option."""
+
+    redirect_allow_list: tuple[str, ...] = ()
+    embed_origins: tuple[str, ...] = ()
+    install_profiles: Mapping[str, str] = attrs.field(factory=dict)
+    install_redirect_url: str | None = None
+
+
 def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     from ..models import is_loopback_host  # here, not at the top: the records (cold start)
 
     if not 0 < args.port <= 65535:
         raise UsageError(f"connector serve: --port must be 1 to 65535, got {args.port}")
+    demo = args.emulator is not None
+    if demo and not is_loopback_host(args.host):
+        raise UsageError(
+            f"connector serve: --emulator listens on loopback only (its test app and key are for this machine), "
+            f"got --host {args.host}"
+        )
+    if args.print_key and not demo:
+        raise UsageError("connector serve: --print-key is used with --emulator (a key of yours is never printed)")
     try:
         # Here, not at the top: Starlette and uvicorn are the optional 'serve' extra, and
         # 'connector --help' must not pay for them (cold start).
@@ -63,7 +149,7 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         raise ConnectorError(
             f"connector serve needs the 'serve' extra ({exc.name} is missing): pip install 'connector-core[serve]'"
         ) from None
-    keys = load_api_keys(os.environ, args.api_keys_file)
+    settings = _settings(args, os.environ, plugins)
     if args.public_url is None:
         if not is_loopback_host(args.host):
             raise UsageError("connector serve: --public-url is required when listening beyond loopback")
@@ -72,10 +158,28 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
     else:
         public_url = args.public_url
     public_url = check_public_url(public_url, "--public-url")
-    connector = open_connector(args, plugins)
-    try:
+    decl = _demo_provider(plugins, args.emulator) if demo else None
+    with _stopped_by_signals() as stopped, contextlib.ExitStack() as stack:
+        emu: RunningEmulator | None = None
+        if decl is not None:
+            keys, connector, emu, settings, banner = _demo(args, plugins, decl, public_url, settings, stack, out)
+        else:
+            keys = load_api_keys(os.environ, args.api_keys_file)
+            connector = _opened(open_connector(args, plugins), stack)
+            banner = (
+                f"connector: serving the connect service for {public_url} on {args.host}:{args.port} "
+                f"with {len(keys)} API key(s) (Ctrl-C to stop)\n"
+            )
+        _check_install_profiles(connector, settings, plugins)
         app = create_app(
-            connector, api_keys=keys, public_url=public_url, trust_forwarded=args.forwarded_allow_ips is not None
+            connector,
+            api_keys=keys,
+            public_url=public_url,
+            trust_forwarded=args.forwarded_allow_ips is not None,
+            redirect_allow_list=settings.redirect_allow_list,
+            embed_origins=settings.embed_origins,
+            install_profiles=settings.install_profiles,
+            install_redirect_url=settings.install_redirect_url,
         )
         config = uvicorn.Config(
             app,
@@ -85,15 +189,299 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             proxy_headers=args.forwarded_allow_ips is not None,
             forwarded_allow_ips=args.forwarded_allow_ips or "",
             server_header=False,
+            # The application logs each request itself, with connect-session tokens redacted;
+            # uvicorn's access log would write /connect/cs_... paths as they are.
+            access_log=False,
             log_level="info",
         )
-        sys.stderr.write(
-            f"connector: serving the platform API for {public_url} on {args.host}:{args.port} "
-            f"with {len(keys)} API key(s) (Ctrl-C to stop)\n"
-        )
+        sys.stderr.write(banner)
         sys.stderr.flush()
         uvicorn.Server(config).run()
-    finally:
-        connector.close()
-        connector.store.close()
+    if stopped:
+        sys.stderr.write("connector: serve stopped\n")
+    errors = emu.unexpected_errors if emu is not None else ()
+    if errors:
+        sys.stderr.write(f"connector: error: the emulator hit {len(errors)} unexpected error(s)\n")
+        for error in errors:
+            sys.stderr.write(error.traceback)
+        return 1
     return 0
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[list[int]]:
+    """Ctrl-C or SIGTERM is the normal way to stop: uvicorn shuts down on either, then raises
+    it again with the handler it found, which is ours: the ``with`` blocks end (the store is
+    closed, the demo's emulator stopped and its folder removed) instead of the process dying
+    on the spot. Yields a list that holds the signal once one stopped the service."""
+    import signal  # here, not at the top: only a running service needs it
+
+    got: list[int] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    # SIGINT too: a process started in the background inherits SIGINT ignored, and Python
+    # then never turns Ctrl-C into KeyboardInterrupt.
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield got
+    except KeyboardInterrupt:
+        if not got:  # Ctrl-C that reached Python's own handler first
+            got.append(signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _opened(connector: Connector, stack: contextlib.ExitStack) -> Connector:
+    """``connector``, closed with its store when ``stack`` ends."""
+    stack.callback(connector.store.close)
+    stack.callback(connector.close)
+    return connector
+
+
+# ------------------------------------------------------------------ settings
+
+
+def _listed(given: Sequence[str] | None, env: Mapping[str, str], name: str, option: str) -> tuple[list[str], str]:
+    """The values of a repeatable option, else of its comma-separated variable; with the name to blame."""
+    if given:
+        return list(given), option
+    return [v.strip() for v in env.get(name, "").split(",") if v.strip()], name
+
+
+def _settings(args: argparse.Namespace, env: Mapping[str, str], plugins: Plugins) -> _Settings:
+    """The connect service's settings from the options (and variables); a ValidationError
+    naming the option (or variable) of the first wrong value."""
+    from ..serve import check_origin  # here, not at the top: the 'serve' extra, imported by _serve already
+    from ..sessions import redirect_allowed  # here, not at the top: only a running service needs it
+
+    allow, field = _listed(args.redirect_allow, env, ENV_REDIRECT_ALLOW, "--redirect-allow")
+    for entry in allow:
+        redirect_allowed(entry, (entry,), field=field)  # an entry is itself a URL the rule accepts
+    origins, field = _listed(args.embed_origin, env, ENV_EMBED_ORIGINS, "--embed-origin")
+    embed = tuple(dict.fromkeys(check_origin(o, field) for o in origins))
+    profiles: dict[str, str] = {}
+    for entry in args.install_profile or ():
+        provider, sep, profile = entry.partition("=")
+        provider, profile = provider.strip(), profile.strip()
+        if not sep or not provider or not profile:
+            raise ValidationError("--install-profile", f"expected PROVIDER=PROFILE, got {entry!r}")
+        if provider not in plugins.provider_keys():
+            raise ValidationError(
+                "--install-profile",
+                f"unknown provider {provider!r} (installed: {', '.join(plugins.provider_keys()) or 'none'})",
+            )
+        if profiles.get(provider, profile) != profile:
+            raise ValidationError("--install-profile", f"provider {provider!r} is given two profiles")
+        profiles[provider] = profile
+    if args.install_redirect_url is not None:
+        redirect_allowed(args.install_redirect_url, allow, field="--install-redirect-url")
+    return _Settings(tuple(dict.fromkeys(allow)), embed, profiles, args.install_redirect_url)
+
+
+def _check_install_profiles(connector: Connector, settings: _Settings, plugins: Plugins) -> None:
+    """Each ``--install-profile`` names a profile of its provider whose auth type sends the
+    person to the provider: a typo shows now, not on an end user's page."""
+    for provider, name in settings.install_profiles.items():
+        try:
+            profile = connector.store.get_profile(name, with_secrets=False)
+        except UnknownNameError:
+            raise ValidationError("--install-profile", f"{provider}={name}: there is no profile {name!r}") from None
+        if profile.provider != provider:
+            raise ValidationError(
+                "--install-profile", f"{provider}={name}: profile {name!r} is a {profile.provider} profile"
+            )
+        auth = plugins.declaration(provider).auth_type(profile.auth_type)
+        if not auth.kind.redirects:
+            raise ValidationError(
+                "--install-profile",
+                f"{provider}={name}: profile {name!r} uses {auth.key} ({auth.label}), which sends no one to the "
+                "provider, so no install begins there",
+            )
+
+
+# ---------------------------------------------------------------------- demo
+
+
+def _demo_ready(plugins: Plugins, decl: ProviderDeclaration) -> str | None:
+    """Why ``decl`` cannot be demonstrated, or None."""
+    from ..models import OAuth2AuthorizationCode  # here, not at the top: the records (cold start)
+
+    if plugins.emulator_spec(decl.key) is None:
+        return "has no built-in emulator"
+    if not any(isinstance(a, OAuth2AuthorizationCode) for a in decl.auth_types):
+        return "declares no OAuth 2.0 authorization code auth type"
+    if decl.callback is None:
+        return "declares no OAuth callback"
+    return None
+
+
+def _shipped(plugins: Plugins, key: str) -> bool:
+    """Whether ``key`` is a provider the core ships itself (the generic OAuth 2.0 provider)."""
+    from ..dataprovider import DataProvider  # here, not at the top: only the demo's choice needs it
+    from ..plugins import BUILTIN_PLUGIN_NAME
+
+    plugin = plugins.plugin_manager.get_plugin(plugins.plugin_of(key))
+    return isinstance(plugin, DataProvider) and plugin.origin == BUILTIN_PLUGIN_NAME
+
+
+def _demo_provider(plugins: Plugins, given: str) -> ProviderDeclaration:
+    """The provider ``--emulator`` names, else the one installed provider it can demonstrate
+    (the core's own generic provider counts only when there is no other)."""
+    if given:
+        decl = plugins.declaration(given)
+        why = _demo_ready(plugins, decl)
+        if why:
+            raise ValidationError("--emulator", f"provider {decl.key!r} {why}, so it has no demo")
+        return decl
+    ready = [d for d in plugins.declarations() if _demo_ready(plugins, d) is None]
+    chosen = [d for d in ready if not _shipped(plugins, d.key)] or ready
+    if not chosen:
+        raise ValidationError(
+            "--emulator",
+            "no installed provider has a built-in emulator and an OAuth 2.0 authorization code auth type",
+        )
+    if len(chosen) > 1:
+        raise ValidationError(
+            "--emulator",
+            f"several providers have a demo ({', '.join(d.key for d in chosen)}); name one: --emulator PROVIDER",
+        )
+    return chosen[0]
+
+
+def _demo(
+    args: argparse.Namespace,
+    plugins: Plugins,
+    decl: ProviderDeclaration,
+    public_url: str,
+    settings: _Settings,
+    stack: contextlib.ExitStack,
+    out: IO[str],
+) -> tuple[ApiKeys, Connector, RunningEmulator, _Settings, str]:
+    """Set the demo up inside ``stack`` (undone when it ends): its folder, store, emulator,
+    profiles, demo credentials and API key. Returns the keys, the connector, the emulator,
+    the settings (the install profile filled in) and what to print."""
+    # Here, not at the top: the demo's alone (cold start).
+    import json
+    import secrets
+    import shlex
+    import shutil
+    import tempfile
+
+    from .._files import write_private_file
+    from ..connector import Connector
+    from ..crypto import ENV_KEY_FILE
+    from ..emulator import start_emulator
+    from ..models import OAuth2AuthorizationCode
+    from ..serve import callback_url, load_api_keys
+    from ..store import Store
+
+    folder = Path(tempfile.mkdtemp(prefix="connector-demo-"))  # mode 0700
+    stack.callback(shutil.rmtree, folder, ignore_errors=True)
+    if args.home is None and args.store_url is None:
+        # Never the store of $CONNECTOR_HOME or $CONNECTOR_STORE_URL: a demo's test profiles
+        # and connections do not belong there. Its own key ring too, in the folder.
+        store = Store.open(folder / "home", env={ENV_KEY_FILE: str(folder / "keys.json")})
+        connector = _opened(Connector(store, plugins), stack)
+        where = f"{folder / 'home'}, removed at exit"
+    else:
+        connector = _opened(open_connector(args, plugins), stack)
+        path = getattr(connector.store, "path", None)  # SQLite; PostgreSQL's URL may hold a password
+        where = str(path) if path is not None else "the PostgreSQL store --store-url names"
+
+    key = secrets.token_urlsafe(32)
+    key_file = Path(args.api_keys_file) if args.api_keys_file else folder / _KEY_FILE
+    if write_private_file(key_file, key.encode() + b"\n", exclusive=True):
+        keys = load_api_keys({}, key_file)
+        bearer = f"$(cat {shlex.quote(str(key_file))})"
+        key_line = f"API key:   in {key_file} (mode 0600)"
+    else:  # an --api-keys-file of the user's: its keys, as without --emulator
+        keys = load_api_keys({}, key_file)
+        key = ""
+        bearer = "$API_KEY"
+        key_line = f"API key:   one of the keys in {key_file}; set API_KEY to it"
+
+    callback = callback_url(public_url, decl.key)
+    spec = plugins.emulator_spec(decl.key)
+    emu = start_emulator(decl, spec, redirect_uris=[callback], raise_on_error=False)
+    stack.callback(emu.close, check=False)
+    profiles, issued = _demo_profiles(connector, decl, emu, callback)
+    oauth = next(a for a in decl.auth_types if isinstance(a, OAuth2AuthorizationCode))
+    lines = [
+        f"connector: demo of the connect service with the {decl.provider.display_name} emulator (Ctrl-C to stop)",
+        f"  Service:   {public_url} (store: {where})",
+        f"  Emulator:  {emu.base_url} (profiles: {', '.join(profiles)})",
+        f"  {key_line}",
+    ]
+    if issued is not None:
+        label, values = issued
+        credentials_file = folder / _CREDENTIALS_FILE
+        write_private_file(credentials_file, json.dumps(values, indent=2).encode() + b"\n")
+        lines.append(f"  {label}: in {credentials_file} (mode 0600), for the connect page's form")
+    body = json.dumps({"end_user": {"id": "demo-user"}, "providers": [decl.key]})
+    sessions_url = f"{public_url.rstrip('/')}/v1/connect/sessions"
+    lines += [
+        "  Create a connect session, then open its connect_url in a browser:",
+        f'    curl -s -X POST {shlex.quote(sessions_url)} -H "Authorization: Bearer {bearer}" '
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}",
+    ]
+    if oauth.provider_initiated_install:
+        lines += [
+            "  Or install from the provider's side (as from its marketplace):",
+            f"    {emu.install_url(callback)}",
+        ]
+        settings = attrs.evolve(settings, install_profiles={decl.key: profiles[0], **settings.install_profiles})
+    if args.print_key and key:
+        out.write(key + "\n")
+        out.flush()
+    return keys, connector, emu, settings, "\n".join(lines) + "\n"
+
+
+def _demo_profiles(
+    connector: Connector, decl: ProviderDeclaration, emu: RunningEmulator, callback: str
+) -> tuple[list[str], tuple[str, dict[str, str]] | None]:
+    """The emulator's profiles, as ``connect --emulator`` makes them: ``KEY-emulator`` (OAuth,
+    redirecting to the service's callback) and, for the first auth type whose credentials the
+    emulator issues (a service user), ``KEY-emulator-AUTHTYPE`` with one set issued. Returns
+    the profiles' names and the issued set (its label, and its values by field name)."""
+    # Here, not at the top: the demo's alone (cold start).
+    from ..models import FieldKind, FieldLevel, OAuth2AuthorizationCode
+    from ..secret import Secret
+    from .connect import _save_profile
+
+    env = decl.environment()
+    creds = emu.app.credentials[env.credential_set]
+    endpoints = emu.endpoints(env.key)
+    oauth = next(a for a in decl.auth_types if isinstance(a, OAuth2AuthorizationCode))
+    known: dict[str, str | Secret] = {
+        "client_id": creds.client_id,
+        "client_secret": creds.client_secret,
+        "app_id": emu.app.app_id,
+    }
+
+    def app_values(auth_type: str) -> dict[str, str | Secret]:
+        return {
+            f.name: known[f.name]
+            for f in decl.fields_for(auth_type, FieldLevel.APP)
+            if f.name in known and f.kind is not FieldKind.SCOPE_LIST
+        }
+
+    name = f"{decl.key}-emulator"
+    _save_profile(connector, decl, name, env.key, oauth.key, app_values(oauth.key), endpoints.profile_urls(callback))
+    names = [name]
+    credential = next((a for a in decl.auth_types if a.key in emu.credential_auth_types), None)
+    if credential is None:
+        return names, None
+    name = f"{decl.key}-emulator-{credential.key}"
+    urls = {
+        "token_url": endpoints.token_url,
+        "revocation_url": endpoints.revocation_url,
+        "api_base_url": endpoints.api_base_url,
+    }
+    _save_profile(connector, decl, name, env.key, credential.key, app_values(credential.key), urls)
+    names.append(name)
+    issued = emu.issue_credentials(credential.key, environment=env.key)
+    return names, (credential.label, {"profile": name, **dict(issued)})

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import attrs
 
@@ -322,6 +322,35 @@ class RunningEmulator:
             if uri not in self._state.redirect_uris:
                 self._state.redirect_uris.append(uri)
                 self._state.flush()
+
+    def install_url(
+        self, redirect_uri: str, *, environment: str | None = None, scopes: Iterable[str] | None = None
+    ) -> str:
+        """The authorization URL an install begun at the provider starts from (a Marketplace
+        install link): ``response_type=code``, the ``client_id`` of the environment's credential
+        set (the provider's default environment when ``None``), ``redirect_uri`` and ``scopes``
+        (default: the scopes configured on the app), and no ``state`` nor PKCE challenge: the
+        platform did not begin it. Following it with consent sends a code without a state to
+        ``redirect_uri``, which ``Connector.complete_provider_initiated`` takes."""
+        if self._oauth is None:
+            raise EmulatorError(
+                f"provider {self.declaration.key!r} declares no OAuth 2.0 authorization code grant to install with"
+            )
+        problem = url_problem(redirect_uri)
+        if problem:
+            raise ValidationError("redirect URI", f"{problem}, got {redirect_uri!r}")
+        if isinstance(scopes, str):
+            raise ValidationError("scopes", "expected a list of scopes, not one string")
+        endpoints = self.endpoints(environment)
+        chosen = list(self.app.scopes if scopes is None else scopes)
+        query = {
+            "response_type": "code",
+            "client_id": self.app.credentials[endpoints.credential_set].client_id,
+            "redirect_uri": redirect_uri,
+        }
+        if chosen:
+            query["scope"] = self.spec.scope_separator.join(chosen)
+        return f"{endpoints.authorize_url}?{urlencode(query)}"
 
     @property
     def companies(self) -> tuple[EmulatedCompany, ...]:

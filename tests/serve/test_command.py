@@ -1,5 +1,6 @@
 """``connector serve`` as a real process on a free 127.0.0.1 port: it answers /healthz and an
-authenticated call, never prints the key, and without a key refuses to start in one line."""
+authenticated call, never prints the key, stops in order on SIGTERM, and without a key or with a
+bad setting refuses to start in one line naming it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from connector_core.testing import free_port
 
@@ -35,8 +37,14 @@ def _wait_for(url: str, proc: subprocess.Popen[str]) -> httpx.Response:
 def test_serve_answers_healthz_and_an_authenticated_call(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector_core", "--home", str(tmp_path / "home"), "serve", "--port", str(port)],
-        env=_env(CONNECTOR_SERVE_API_KEYS=f"{KEY},another-key-0123456789abcdef"),
+        [
+            *(sys.executable, "-m", "connector_core", "--home", str(tmp_path / "home"), "serve", "--port", str(port)),
+            *("--redirect-allow", "https://app.example/done", "--install-redirect-url", "https://app.example/done/x"),
+        ],
+        env=_env(
+            CONNECTOR_SERVE_API_KEYS=f"{KEY},another-key-0123456789abcdef",
+            CONNECTOR_SERVE_EMBED_ORIGINS="https://app.example, https://other.example:8443",
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -55,6 +63,7 @@ def test_serve_answers_healthz_and_an_authenticated_call(tmp_path: Path) -> None
         out, err = proc.communicate(timeout=30)
     assert "2 API key(s)" in err
     assert KEY not in out + err
+    assert proc.returncode == 0 and "connector: serve stopped" in err  # SIGTERM stops it in order
 
 
 def test_serve_without_a_key_refuses_to_start_in_one_line(tmp_path: Path) -> None:
@@ -123,3 +132,84 @@ def test_without_the_serve_extra_the_core_works_and_serve_says_what_to_install(t
     )
     assert done.returncode == 1, done.stderr
     assert "needs the 'serve' extra" in done.stderr and "pip install 'connector-core[serve]'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "expected"),
+    [
+        (["--embed-origin", "http://app.example"], {}, "--embed-origin: expected https"),
+        (["--embed-origin", "https://app.example/page"], {}, "--embed-origin: expected an origin alone"),
+        ([], {"CONNECTOR_SERVE_EMBED_ORIGINS": "https://ok.example,ftp://x"}, "CONNECTOR_SERVE_EMBED_ORIGINS: "),
+        (["--redirect-allow", "http://app.example/done"], {}, "--redirect-allow: expected https"),
+        ([], {"CONNECTOR_SERVE_REDIRECT_ALLOW": "app.example"}, "CONNECTOR_SERVE_REDIRECT_ALLOW: "),
+        (["--install-profile", "hibob"], {}, "--install-profile: expected PROVIDER=PROFILE, got 'hibob'"),
+        (["--install-profile", "=acme"], {}, "--install-profile: expected PROVIDER=PROFILE"),
+        (["--install-profile", "nope=acme"], {}, "--install-profile: unknown provider 'nope'"),
+        (["--install-profile", "hibob=missing"], {}, "--install-profile: hibob=missing: there is no profile"),
+        (
+            ["--redirect-allow", "https://app.example/done", "--install-redirect-url", "https://app.example/other"],
+            {},
+            "--install-redirect-url: is not on the platform's allow-list",
+        ),
+        (["--emulator", "--host", "0.0.0.0"], {}, "--emulator listens on loopback only"),
+        (["--print-key"], {}, "--print-key is used with --emulator"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    tmp_path: Path, options: list[str], env: dict[str, str], expected: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "connector_core", "--home", str(tmp_path / "home"), "serve", "--port", "1", *options],
+        env=_env(CONNECTOR_SERVE_API_KEYS=KEY, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and not done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("connector: error: ") and expected in lines[0], done.stderr
+    assert KEY not in done.stderr
+
+
+def test_an_install_profile_of_another_provider_or_one_that_sends_no_one_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = _env(CONNECTOR_SERVE_API_KEYS=KEY, CONNECTOR_CORE_KEY_FILE=str(tmp_path / "keys.json"))
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "connector_core",
+            "--home",
+            str(home),
+            "profile",
+            "create",
+            "hibob",
+            "--name",
+            "basic",
+            "--auth-type",
+            "service_user",
+            "--environment",
+            "sandbox",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    for option, expected in (
+        ("hibob=basic", "profile 'basic' uses service_user"),
+        ("oauth2-generic=basic", "profile 'basic' is a hibob profile"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "connector_core", "--home", str(home), "serve", "--install-profile", option],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1 and expected in lines[0], done.stderr
