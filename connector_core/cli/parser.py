@@ -38,7 +38,7 @@ HELP = {
     "connections": "list, show, attach, test, refresh, revoke and delete connections",
     "reconnect": "repair a connection with its provider's reconnect policy, or give it new credentials",
     "request": "an authenticated API call with a connection (like 'gh api')",
-    "serve": "run the platform API (connections, the proxy) under uvicorn; needs connector-core[serve]",
+    "serve": "run the connect service (API, connect page, callback) under uvicorn; needs connector-core[serve]",
     "store": "the store itself: where it is, and moving it into PostgreSQL",
     "new-provider": "write a new provider plugin distribution, ready to install and test",
     "docs": "print a provider's documentation page, or the CLI or hook reference",

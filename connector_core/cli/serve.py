@@ -196,6 +196,7 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         )
         sys.stderr.write(banner)
         sys.stderr.flush()
+        _log_requests()
         uvicorn.Server(config).run()
     if stopped:
         sys.stderr.write("connector: serve stopped\n")
@@ -206,6 +207,20 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             sys.stderr.write(error.traceback)
         return 1
     return 0
+
+
+def _log_requests() -> None:
+    """The service's own log lines (one per request, tokens masked; what went wrong) on stderr,
+    as uvicorn's are: uvicorn configures its loggers only."""
+    import logging  # here, not at the top: only serve logs (cold start)
+
+    logger = logging.getLogger("connector_core")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 @contextlib.contextmanager
@@ -421,17 +436,19 @@ def _demo(
         credentials_file = folder / _CREDENTIALS_FILE
         write_private_file(credentials_file, json.dumps(values, indent=2).encode() + b"\n")
         lines.append(f"  {label}: in {credentials_file} (mode 0600), for the connect page's form")
-    body = json.dumps({"end_user": {"id": "demo-user"}, "providers": [decl.key]})
+    body = json.dumps({"end_user": {"id": "demo-user"}, "profile": profiles[0]})
     sessions_url = f"{public_url.rstrip('/')}/v1/connect/sessions"
     lines += [
         "  Create a connect session, then open its connect_url in a browser:",
         f'    curl -s -X POST {shlex.quote(sessions_url)} -H "Authorization: Bearer {bearer}" '
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}",
     ]
+    if len(profiles) > 1:
+        lines.append(f'  (with "profile": "{profiles[1]}" the page asks for the credentials in the file above)')
     if oauth.provider_initiated_install:
         lines += [
             "  Or install from the provider's side (as from its marketplace):",
-            f"    {emu.install_url(callback)}",
+            f"    {emu.install_url(callback, scopes=connector.store.get_profile(profiles[0]).scopes)}",
         ]
         settings = attrs.evolve(settings, install_profiles={decl.key: profiles[0], **settings.install_profiles})
     if args.print_key and key:

@@ -109,9 +109,19 @@ def test_the_demo_serves_with_a_key_in_a_private_file_it_never_prints(demo: Demo
         f"curl -s -X POST {demo.base}/v1/connect/sessions "
         f'-H "Authorization: Bearer $(cat {key_file})" '
         "-H 'Content-Type: application/json' "
-        """-d '{"end_user": {"id": "demo-user"}, "providers": ["hibob"]}'"""
+        """-d '{"end_user": {"id": "demo-user"}, "profile": "hibob-emulator"}'"""
     )
     assert curl in [line.strip() for line in demo.err.splitlines()]
+    made = httpx.post(
+        f"{demo.base}/v1/connect/sessions",
+        json={"end_user": {"id": "demo-user"}, "profile": "hibob-emulator"},
+        headers={"Authorization": f"Bearer {key}"},
+        trust_env=False,
+    )
+    assert made.status_code == 201 and made.json()["connect_url"].startswith(f"{demo.base}/connect/cs_")
+    page = httpx.get(made.json()["connect_url"], trust_env=False)
+    assert page.status_code == 200 and "Continue to HiBob" in page.text
+    assert "/connect/cs_…" in demo.err and made.json()["token"] not in demo.err  # the request log masks it
     listed = httpx.get(f"{demo.base}/v1/connections", headers={"Authorization": f"Bearer {key}"}, trust_env=False)
     assert listed.status_code == 200 and listed.json() == {"data": [], "next": None}
     refused = httpx.get(f"{demo.base}/v1/connections", trust_env=False)
@@ -135,12 +145,15 @@ def test_the_demos_profiles_take_the_printed_install_and_the_issued_service_user
     with httpx.Client(trust_env=False, follow_redirects=False) as browser:
         answer = browser.get(install, headers={CONSENT_HEADER: "allow"})
     assert answer.status_code in (302, 303) and answer.headers["location"].startswith(callback + "?code=")
-    # Complete it through the demo's own store (the service's callback route completes it the same way).
+    # The service's callback takes it: an unclaimed connection, and a page saying what to do next.
+    with httpx.Client(trust_env=False, follow_redirects=False) as browser:
+        installed = browser.get(answer.headers["location"])
+    assert installed.status_code == 200 and "HiBob is installed" in installed.text
     store = Store.open(folder / "home", env={ENV_KEY_FILE: str(folder / "keys.json")})
     connector = Connector(store, hibob())
     try:
-        made = connector.complete_provider_initiated("hibob-emulator", answer.headers["location"])
-        assert made.connection.provider_initiated and connector.test(made.connection.id).ok
+        (made,) = store.list_connections(unclaimed=True)
+        assert made.provider_initiated and connector.test(made.id).ok
         credentials_file = Path(demo.found(r"Service user \(HTTP Basic\): in (\S+) \(mode 0600\)"))
         assert credentials_file.parent == folder and stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
         values = json.loads(credentials_file.read_text())
@@ -156,7 +169,7 @@ def test_the_demos_profiles_take_the_printed_install_and_the_issued_service_user
     unclaimed = httpx.get(
         f"{demo.base}/v1/connections?unclaimed=true", headers={"Authorization": f"Bearer {key}"}, trust_env=False
     )
-    assert [c["id"] for c in unclaimed.json()["data"]] == [made.connection.id]
+    assert [c["id"] for c in unclaimed.json()["data"]] == [made.id]
     owned = httpx.get(
         f"{demo.base}/v1/connections?end_user=demo-user", headers={"Authorization": f"Bearer {key}"}, trust_env=False
     )
