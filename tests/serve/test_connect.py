@@ -9,6 +9,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -429,3 +430,29 @@ def test_creating_sessions_clears_those_whose_time_ran_out(service: Service) -> 
     fresh = service.session()
     ids = {s.id for s in service.world.store.list_sessions()}
     assert old["id"] not in ids and fresh["id"] in ids
+
+
+def test_with_several_providers_the_page_asks_which_first(tmp_path: Path) -> None:
+    from support import multiauth
+
+    from connector_core import load_plugins, validate_profile
+    from connector_hibob import plugin as hibob_plugin
+
+    plugins = load_plugins([hibob_plugin, multiauth], entry_points=False)
+    with World(tmp_path, "acme-sandbox", plugins=plugins) as world:
+        decl = plugins.declaration(multiauth.KEY)
+        world.store.create_profile(
+            validate_profile(decl, name="multi-key", environment="sandbox", auth_type=multiauth.HEADER_KEY)
+        )
+        service = Service(world, create_app(world.connector, api_keys=[KEY], public_url=PLATFORM))
+        made = service.session(profile=None, providers=["hibob", multiauth.KEY])
+        picker = service.open(made)
+        assert picker.status_code == 200 and "Choose what to connect" in picker.text
+        buttons = re.findall(r'name="provider" value="([^"]+)">([^<]+)</button>', picker.text)
+        assert buttons == [("hibob", "HiBob"), (multiauth.KEY, "Multiauth")]
+        chosen = service.browser.get(_path(made["connect_url"]) + f"?provider={multiauth.KEY}")
+        assert "<h1>Connect Multiauth</h1>" in chosen.text and 'name="field_header_api_key"' in chosen.text
+        assert "Connect something else" in chosen.text
+        refused = service.browser.get(_path(made["connect_url"]) + "?provider=nope")
+        assert refused.status_code == 400
+        service.close()
