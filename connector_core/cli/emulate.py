@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..emulator import RunningEmulator
     from ..plugins import Plugins
 
-__all__ = ["COMMAND"]
+__all__ = ["COMMAND", "emulator_errors"]
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -143,6 +143,12 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     sys.stderr.write("connector: emulator stopped\n")
+    return emulator_errors(emu)
+
+
+def emulator_errors(emu: RunningEmulator | None) -> int:
+    """Once an emulator stopped: its unexpected errors (its own bugs, with their tracebacks) on
+    stderr, and the exit status they give (1, else 0)."""
     errors = emu.unexpected_errors if emu is not None else ()
     if errors:
         sys.stderr.write(f"connector: error: the emulator hit {len(errors)} unexpected error(s)\n")

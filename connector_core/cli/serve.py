@@ -26,6 +26,7 @@ import attrs
 from ..errors import ConnectorError, UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector
+from .emulate import emulator_errors
 from .output import run_handler
 from .parser import HELP
 
@@ -200,13 +201,7 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         uvicorn.Server(config).run()
     if stopped:
         sys.stderr.write("connector: serve stopped\n")
-    errors = emu.unexpected_errors if emu is not None else ()
-    if errors:
-        sys.stderr.write(f"connector: error: the emulator hit {len(errors)} unexpected error(s)\n")
-        for error in errors:
-            sys.stderr.write(error.traceback)
-        return 1
-    return 0
+    return emulator_errors(emu)
 
 
 def _log_requests() -> None:
