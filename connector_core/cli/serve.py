@@ -8,9 +8,10 @@ and are never printed; without one the command refuses to start. Starlette and u
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import ConnectorError, UsageError
 from ..registries import Command
@@ -86,6 +87,10 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             forwarded_allow_ips=args.forwarded_allow_ips or "",
             server_header=False,
             log_level="info",
+            # uvicorn's access log writes the raw request line: a connect token in the path, a
+            # callback's code and state in the query. The app logs each request itself, redacted.
+            access_log=False,
+            log_config=_log_config(),
         )
         sys.stderr.write(
             f"connector: serving the platform API for {public_url} on {args.host}:{args.port} "
@@ -97,3 +102,13 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         connector.close()
         connector.store.close()
     return 0
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging setup, plus the service's own request log (``connector_core``, at
+    INFO) on uvicorn's standard error handler."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["connector_core"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
