@@ -245,7 +245,17 @@ class ConnectService:
         decl = self.connector.plugins.declaration(provider)
         auth = decl.auth_type(profile.auth_type)
         reconnect: dict[str, Any] | None = None
-        if session.connection_id is not None:
+        if session.connection_id is not None and not auth.kind.redirects:
+            # New credentials replace the old: the provider's reconnect policy (uninstalling an
+            # app) is about its OAuth grant, not these.
+            guidance = getattr(auth, "rejected_guidance", "") or ""
+            reconnect = {
+                "kind": "credentials",
+                "summary": guidance or "Enter new credentials: they replace the ones this connection holds.",
+                "procedures": (),
+                "confirm": False,
+            }
+        elif session.connection_id is not None:
             plan = self.connector.reconnect_plan(session.connection_id, scopes=None)
             reconnect = {
                 "kind": plan.policy.kind.value,

@@ -456,3 +456,21 @@ def test_with_several_providers_the_page_asks_which_first(tmp_path: Path) -> Non
         refused = service.browser.get(_path(made["connect_url"]) + "?provider=nope")
         assert refused.status_code == 400
         service.close()
+
+
+def test_a_service_user_reconnect_asks_for_new_credentials_not_an_uninstall(service: Service) -> None:
+    profile = service.world.credential_profile("service_user")
+    made = service.session(profile=profile)
+    issued = service.world.issue("service_user")
+    fields = {f"field_{k}": v for k, v in issued.items() if k.startswith("service_user")}
+    assert service.post(made, service.open(made), **fields).status_code == 200
+    cid = service.state(made)["connection_id"]
+    again = service.session(profile=profile, connection_id=cid)
+    page = service.open(again)
+    assert (
+        "<h1>Reconnect HiBob</h1>" in page.text and "Uninstall" not in page.text and 'name="confirm"' not in page.text
+    )
+    fresh = service.world.emu.reset_credentials("service_user", issued["service_user_id"])
+    done = service.post(again, page, **{f"field_{k}": v for k, v in fresh.items() if k.startswith("service_user")})
+    assert done.status_code == 200 and "Connected" in done.text
+    assert service.state(again)["connection_id"] == cid
