@@ -405,7 +405,9 @@ class ConnectService:
             errors = {exc.field: _field_words(exc, label)} if label else {"form": exc.message}
             return await self._render(request, 400, "connect.html", **view, token=token, errors=errors, values=shown)
         except CredentialsRejected as exc:
-            message = exc.message.replace("; nothing was stored", "").removesuffix(".") + "."
+            # exc.message ends with the guidance, shown on a line of its own below
+            message = exc.message.removesuffix(f" {exc.guidance}" if exc.guidance else "")
+            message = message.replace("; nothing was stored", "").removesuffix(".") + "."
             errors = {"form": message, "guidance": exc.guidance or ""}
             return await self._render(request, 400, "connect.html", **view, token=token, errors=errors, values=shown)
         except (TransientError, ConnectorError) as exc:
@@ -666,7 +668,10 @@ class ConnectService:
             f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; img-src 'self' data:; "
             f"form-action {targets}; frame-ancestors {ancestors}; base-uri 'none'"
         )
-        response = HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": csp})
+        # same-origin, not no-referrer: under no-referrer browsers post the page's own forms with "Origin: null".
+        response = HTMLResponse(
+            html, status_code=status, headers={"Content-Security-Policy": csp, "Referrer-Policy": "same-origin"}
+        )
         # SameSite=None (and Partitioned) so that a page framed by the platform still posts its form;
         # the Origin check is what stops other sites. Plain http (loopback) cannot have it.
         response.set_cookie(

@@ -156,7 +156,7 @@ def test_the_page_is_strict_html_with_the_checklist(service: Service) -> None:
     assert "default-src 'none'" in csp and f"frame-ancestors {ORIGIN}" in csp and "'unsafe-inline'" not in csp
     assert "form-action 'self' " in csp and service.world.emu.base_url in csp
     assert "x-frame-options" not in page.headers
-    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "same-origin"
     assert "<h1>Connect HiBob</h1>" in page.text and "Before you connect" in page.text
     assert "Continue to HiBob" in page.text and "<script" not in page.text
 
