@@ -379,6 +379,13 @@ class ConnectService:
             if value.strip() or field.required:
                 values[field.name] = Secret(value) if field.secret else value
         shown = {f.name: form.get(f"field_{f.name}", "") for f in view["fields"] if not f.secret}
+        missing = {
+            f.name: f"Enter the {f.label}."
+            for f in view["fields"]
+            if f.required and not form.get(f"field_{f.name}", "").strip()
+        }
+        if missing:  # every empty field at once, before anything is sent anywhere
+            return await self._render(request, 400, "connect.html", **view, token=token, errors=missing, values=shown)
         claimed: list[ConnectSession] = []
 
         def claim() -> None:
@@ -405,9 +412,12 @@ class ConnectService:
             errors = {exc.field: _field_words(exc, label)} if label else {"form": exc.message}
             return await self._render(request, 400, "connect.html", **view, token=token, errors=errors, values=shown)
         except CredentialsRejected as exc:
-            # exc.message ends with the guidance, shown on a line of its own below
-            message = exc.message.removesuffix(f" {exc.guidance}" if exc.guidance else "")
-            message = message.replace("; nothing was stored", "").removesuffix(".") + "."
+            # In the end user's words: not the test request's method and path.
+            name = view["provider"].display_name
+            if exc.status == 403:
+                message = f"{name} accepted these details but does not let them read what this connection needs."
+            else:
+                message = f"{name} did not accept these details. Check them and try again."
             errors = {"form": message, "guidance": exc.guidance or ""}
             return await self._render(request, 400, "connect.html", **view, token=token, errors=errors, values=shown)
         except (TransientError, ConnectorError) as exc:

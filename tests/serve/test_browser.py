@@ -340,7 +340,7 @@ def test_a_service_user_connects_after_a_wrong_token(live: Live, page: Any, tmp_
         page.get_by_role("button", name="Connect", exact=True).click()
     assert refused.value.status == 400
     alert = page.locator("#form-error")
-    assert alert.is_visible() and "refused" in alert.inner_text()
+    assert alert.is_visible() and "did not accept these details" in alert.inner_text()
     assert alert.inner_text().count("Reset the service user's token") == 1  # the provider's advice, once
     assert page.get_by_label("Service user ID", exact=True).input_value() == issued["service_user_id"]
     assert page.get_by_label("Service user token", exact=True).input_value() == ""

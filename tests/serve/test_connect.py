@@ -376,7 +376,8 @@ def test_a_service_user_connects_through_the_form(service: Service) -> None:
     wrong = service.post(
         made, page, field_service_user_id=issued["service_user_id"], field_service_user_token="wrong-token-value"
     )
-    assert wrong.status_code == 400 and "refused" in wrong.text and "wrong-token-value" not in wrong.text
+    assert wrong.status_code == 400 and "HiBob did not accept these details" in wrong.text
+    assert "wrong-token-value" not in wrong.text
     assert issued["service_user_id"] in wrong.text  # the plain field is kept, the secret is not
     assert service.state(made)["status"] == "pending"  # a mistyped token does not use the session up
     done = service.post(
@@ -474,3 +475,10 @@ def test_a_service_user_reconnect_asks_for_new_credentials_not_an_uninstall(serv
     done = service.post(again, page, **{f"field_{k}": v for k, v in fresh.items() if k.startswith("service_user")})
     assert done.status_code == 200 and "Connected" in done.text
     assert service.state(again)["connection_id"] == cid
+
+
+def test_every_empty_field_is_flagged_at_once(service: Service) -> None:
+    made = service.session(profile=service.world.credential_profile("service_user"))
+    answer = service.post(made, service.open(made), field_service_user_id="", field_service_user_token=" ")
+    assert answer.status_code == 400 and answer.text.count('aria-invalid="true"') == 2
+    assert "Enter the Service user ID." in answer.text and "Enter the Service user token." in answer.text

@@ -230,7 +230,7 @@ CONNECT_CHECKLIST = (
                 "Marketplace apps for your company."
             ),
             ManualStep(
-                "After you press Connect, Bob asks you to install the app and lists the permissions "
+                "Once you continue to HiBob, Bob asks you to install the app and lists the permissions "
                 "(scopes) it requests."
             ),
             ManualStep(
@@ -258,7 +258,7 @@ CONNECT_CHECKLIST = (
                 "Add the service user to a permission group that allows the data this connection needs: "
                 "a new service user has no permissions until it is in one."
             ),
-            ManualStep("Press Connect and enter the ID and the token."),
+            ManualStep("Enter the ID and the token below, then press Connect."),
         ),
     ),
 )
