@@ -123,6 +123,8 @@ _LAZY = {
     "SessionStatus": ".connection",
     "ConnectSessions": ".sessions",
     "SessionRequest": ".sessions",
+    "Event": ".events",
+    "EventType": ".events",
 }
 
 
@@ -163,6 +165,7 @@ if TYPE_CHECKING:
         start_emulator,
     )
     from .errors import StoreError
+    from .events import Event, EventType
     from .formschema import connection_form_schema, profile_form_schema
     from .models import (
         Action,
@@ -231,6 +234,8 @@ __all__ = [
     "EmulatorSpec",
     "EndUser",
     "Environment",
+    "Event",
+    "EventType",
     "Fault",
     "FaultKind",
     "FieldKind",

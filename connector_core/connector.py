@@ -13,6 +13,7 @@ access token in one transaction before anyone uses it.
 
 from __future__ import annotations
 
+import contextlib
 import json as jsonlib
 import random
 import time
@@ -433,6 +434,21 @@ class Connector:
         """The profile's registered redirect URI, else the provider's callback URL."""
         return profile.endpoint("redirect_uri") or self.plugins.callback_url(profile.provider, profile.environment)
 
+    def _needs_reconnect(self, connection_id: str, reason: str, *, if_version: int | None = None) -> Connection:
+        """Mark a connection needs-reconnect with ``reason``; its lifecycle event carries the
+        provider's guidance (what a person does about it), as :class:`ReconnectRequired` does."""
+        guidance = None
+        with contextlib.suppress(ConnectorError):
+            conn = self.store.get_connection(connection_id)
+            guidance = self._guidance(conn.provider, reason, conn.auth_type)
+        return self.store.set_status(
+            connection_id,
+            ConnectionStatus.NEEDS_RECONNECT,
+            reason,
+            if_version=if_version,
+            details={"guidance": guidance},
+        )
+
     def _reconnect_error(self, conn: Connection, reason: str) -> ReconnectRequired:
         return ReconnectRequired(conn.id, reason, self._guidance(conn.provider, reason, conn.auth_type))
 
@@ -562,9 +578,7 @@ class Connector:
                 raise OAuthError("the callback has neither a code nor an error", error="invalid_request")
         except OAuthError as exc:
             if attempt.connection_id is not None:  # a failed reconnect leaves the connection needing one
-                self.store.set_status(
-                    attempt.connection_id, ConnectionStatus.NEEDS_RECONNECT, f"reconnect failed: {exc.error}"
-                )
+                self._needs_reconnect(attempt.connection_id, f"reconnect failed: {exc.error}")
             raise
         tokens = yield from self._token_call(
             oauth.token_request(
@@ -1129,7 +1143,7 @@ class Connector:
             return (yield from self._refetch_leased(lease, conn, ctx))
         if refresh_token is None:
             reason = "no refresh token, and the access token expired"
-            self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason)
+            self._needs_reconnect(connection_id, reason)
             raise self._reconnect_error(conn, reason)
         request = oauth.refresh_request(
             ctx.token_url,
@@ -1155,7 +1169,7 @@ class Connector:
                     f"refresh refused ({exc.description or exc.error}) after an earlier refresh's reply was lost: "
                     "the provider had acted on that one, rotating the refresh token, and its new tokens never arrived"
                 )
-            marked = self.store.set_status(connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version)
+            marked = self._needs_reconnect(connection_id, reason, if_version=version)
             if marked.token_version != version:
                 # Another refresher (after our lease ran out in a long Retry-After) or a
                 # reconnect replaced the tokens meanwhile: ours was merely an old one.
@@ -1190,7 +1204,7 @@ class Connector:
             raise
         except OAuthError as exc:
             reason = f"the client credentials were refused: {exc.description or exc.error or exc.message}"
-            marked = self.store.set_status(conn.id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=version)
+            marked = self._needs_reconnect(conn.id, reason, if_version=version)
             if marked.token_version != version:
                 self._require_usable(marked)
                 return marked
@@ -1243,7 +1257,7 @@ class Connector:
             values, absent = _with_profile_values(names, credentials, profile)
         if absent:
             reason = f"its credentials are incomplete ({', '.join(absent)} missing)"
-            self.store.set_status(conn.id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version)
+            self._needs_reconnect(conn.id, reason, if_version=conn.token_version)
             raise self._reconnect_error(conn, reason)
         return _signature(auth, values)
 
@@ -1251,9 +1265,7 @@ class Connector:
         """A 401 on a connection's own credentials: nothing refreshes them, so the connection
         needs new ones. Returns the error to raise, or None when its credentials were replaced
         meanwhile (the 401 was about the old ones)."""
-        marked = self.store.set_status(
-            conn.id, ConnectionStatus.NEEDS_RECONNECT, REJECTED_401, if_version=conn.token_version
-        )
+        marked = self._needs_reconnect(conn.id, REJECTED_401, if_version=conn.token_version)
         if marked.token_version != conn.token_version:
             return None
         return self._reconnect_error(conn, REJECTED_401)
@@ -1403,9 +1415,7 @@ class Connector:
                 continue
             if response.status == 401:
                 reason = FRESH_401
-                marked = self.store.set_status(
-                    connection_id, ConnectionStatus.NEEDS_RECONNECT, reason, if_version=conn.token_version
-                )
+                marked = self._needs_reconnect(connection_id, reason, if_version=conn.token_version)
                 if marked.token_version == conn.token_version:
                     raise self._reconnect_error(conn, reason)
                 return response  # the tokens changed meanwhile (a reconnect): not this call's verdict
@@ -1532,9 +1542,7 @@ class ConnectionAuth(httpx.Auth):
         now, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
         _bearer(fresh).apply(request)
         if (yield request).status_code == 401:  # the caller gets the 401; the connection says why
-            connector.store.set_status(
-                self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
-            )
+            connector._needs_reconnect(self.connection_id, FRESH_401, if_version=now.token_version)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         check_endpoint(str(request.url))  # never a credential in the clear, whoever built the URL
@@ -1560,6 +1568,4 @@ class ConnectionAuth(httpx.Auth):
         )
         _bearer(fresh).apply(request)
         if (yield request).status_code == 401:
-            connector.store.set_status(
-                self.connection_id, ConnectionStatus.NEEDS_RECONNECT, FRESH_401, if_version=now.token_version
-            )
+            connector._needs_reconnect(self.connection_id, FRESH_401, if_version=now.token_version)

@@ -112,8 +112,8 @@ def _migrate(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         return 0
     out.write(
         f"Copied {report.profiles} profile(s), {report.connections} connection(s), {report.secrets} secret(s), "
-        f"{report.events} event(s), {report.attempts} pending authorization(s) "
-        f"and {report.sessions} connect session(s)\n"
+        f"{report.events} status change(s), {report.lifecycle_events} lifecycle event(s), "
+        f"{report.attempts} pending authorization(s) and {report.sessions} connect session(s)\n"
         f"  from {report.source}\n  into {report.target}\n"
     )
     if report.verified:

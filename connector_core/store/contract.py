@@ -7,10 +7,10 @@ else, so any store keeping it serves them; :mod:`connector_core.testing.store_co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         SessionStatus,
     )
     from ..crypto import KeyRing
+    from ..events import Event, EventType
     from ..oauth import TokenSet
     from ..profiles import Profile, ProfileDraft
     from ..secret import Secret
@@ -60,6 +61,8 @@ class CopyReport:
     verified: bool
     #: Connect sessions (a pending one can still be claimed in the copy).
     sessions: int = 0
+    #: Lifecycle events (:mod:`connector_core.events`); ``events`` counts the status history's rows.
+    lifecycle_events: int = 0
 
 
 @attrs.define
@@ -264,11 +267,31 @@ class StoreLike(Protocol):
         *,
         delete_tokens: bool = False,
         if_version: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Connection:
         """Change a connection's status and record the event (``delete_tokens``: drop its tokens,
         bumping the token version). With ``if_version``, only while its tokens are still that
         version: a verdict about old tokens never overwrites a newer grant; the connection is
-        returned unchanged then. Ends the connection's refresh lease."""
+        returned unchanged then. Ends the connection's refresh lease. Moving into
+        ``needs_reconnect``, ``revoked`` or ``disconnected`` records a lifecycle event in the
+        same transaction, with the reason and ``details`` (the provider's guidance...)."""
+
+    def list_events(
+        self,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        types: Sequence[EventType] | None = None,
+        connection_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[Event, ...]:
+        """Lifecycle events in the order they were recorded (``seq``): after ``after``, of these
+        ``types``, of one connection, recorded at ``since`` or later and before ``until`` (ISO
+        8601 UTC), at most ``limit``. Each was written in the transaction of its change."""
+
+    def get_event(self, event_id: str) -> Event:
+        """One lifecycle event by id; an UnknownNameError when there is none."""
 
     def delete_connection(self, connection_id: str) -> None:
         """Delete the connection with its tokens and events; an UnknownNameError when there is none."""

@@ -17,7 +17,7 @@ __all__ = ["COPIED", "SQLITE_ONLY", "copy_from_sqlite"]
 
 #: What a copy carries: each table that keeps data (the target must hold none), its rows in
 #: storage order, every column but SQLite's refresh lease (``SQLITE_ONLY``).
-COPIED = ("profiles", "connections", "secrets", "attempts", "connection_events", "connect_sessions")
+COPIED = ("profiles", "connections", "secrets", "attempts", "connection_events", "connect_sessions", "events")
 SQLITE_ONLY = ("lock_owner", "lock_until")
 
 
@@ -41,7 +41,7 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
     """
     with source._read() as src:
         rows: dict[str, list[dict[str, Any]]] = {}
-        for table in COPIED:  # connection_events.id is its rowid
+        for table in COPIED:  # connection_events.id and events.seq are their rowids
             cursor = src.execute(f"SELECT * FROM {table} ORDER BY rowid")
             names = [column[0] for column in cursor.description]
             kept = [dict(zip(names, row, strict=True)) for row in cursor]
@@ -81,6 +81,10 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             "SELECT setval(pg_get_serial_sequence('connection_events', 'id'), "
             "(SELECT coalesce(max(id), 0) + 1 FROM connection_events), false)"
         )
+        tx.execute(
+            "SELECT setval(pg_get_serial_sequence('events', 'seq'), "
+            "(SELECT coalesce(max(seq), 0) + 1 FROM events), false)"
+        )
         if created is not None:
             tx.execute("UPDATE meta SET value = ? WHERE key = 'created_at'", (created[0],))
         tx.execute(
@@ -93,6 +97,7 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
                 target._seal(tx, table, ring=own)
         elif verify is False:
             target._set_store_id(tx, store_id)
-    # connection_events: events; connect_sessions: sessions
-    counts = {table.removeprefix("connection_").removeprefix("connect_"): len(copied) for table, copied in rows.items()}
+    # connection_events: events; connect_sessions: sessions; events: lifecycle_events
+    report_names = {"connection_events": "events", "connect_sessions": "sessions", "events": "lifecycle_events"}
+    counts = {report_names.get(table, table): len(copied) for table, copied in rows.items()}
     return CopyReport(source=str(source.path), target=target.path, store_id=target.store_id, verified=verify, **counts)

@@ -38,6 +38,7 @@ from ..connection import (
 )
 from ..crypto import CryptoError, KeyRing
 from ..errors import ConnectorError, SessionError, UnknownNameError, ValidationError
+from ..events import Event, EventType, new_event_id
 from ..profiles import Profile
 from ..secret import Secret
 from .contract import KeyRotation, StoreError
@@ -279,6 +280,58 @@ def _tag_pattern(tag: str) -> str:
         raise ValidationError("tag", f"expected a tag (lower-case letters, digits, '.', '_', ':', '-'), got {tag!r}")
     escaped = tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f'%"{escaped}"%'
+
+
+_EVENT_COLUMNS = "seq, id, type, at, data"
+_CONNECTION_ATTRIBUTES = (
+    "SELECT c.id, c.provider, p.name, c.environment, c.auth_type, c.status, c.status_reason, c.identity, "
+    "c.end_user_id, c.end_user_email, c.end_user_name, c.organisation, c.tags, c.expires_at, c.granted_scopes "
+    "FROM connections c JOIN profiles p ON p.id = c.profile_id WHERE c.id = ?"
+)
+
+
+def _snapshot(row: Sequence[Any]) -> dict[str, Any]:
+    """A connection as an event carries it (``_CONNECTION_ATTRIBUTES``): what it is and whose, no secret."""
+    user = None if row[8] is None else {"id": row[8], "email": row[9], "display_name": row[10]}
+    return {
+        "id": row[0],
+        "provider": row[1],
+        "profile": row[2],
+        "environment": row[3],
+        "auth_type": row[4],
+        "status": row[5],
+        "status_reason": row[6],
+        "end_user": user,
+        "organisation": row[11],
+        "tags": json.loads(row[12] or "[]"),
+        "identity": json.loads(row[7] or "{}"),
+        "expires_at": row[13],
+    }
+
+
+def _event_of(row: Sequence[Any]) -> Event:
+    """An event from ``_EVENT_COLUMNS``."""
+    what = f"event {row[1]}"
+    try:
+        kind = EventType(row[2])
+    except ValueError:
+        raise _damaged(what, "type", f"{str(row[2])[:60]!r} is not an event type") from None
+    return Event(id=row[1], seq=int(row[0]), type=kind, at=row[3], data=_json(row[4], dict, what, "data"))
+
+
+def _session_snapshot(session: ConnectSession) -> dict[str, Any]:
+    """A connect session as an event carries it (never its token)."""
+    user = session.owner.end_user
+    return {
+        "id": session.id,
+        "end_user": None if user is None else {"id": user.id, "email": user.email, "display_name": user.display_name},
+        "organisation": session.owner.organisation,
+        "tags": list(session.owner.tags),
+        "providers": list(session.providers),
+        "provider": session.picked_provider,
+        "profile": session.picked_profile or session.profile,
+        "connection_id": session.connection_id,
+    }
 
 
 def _owner_columns(owner: Owner) -> dict[str, Any]:
@@ -721,6 +774,9 @@ class SqlStore(abc.ABC):
             (status, reason, at, profile_id, *usable),
         )
         tx.many(_INSERT_EVENT, [(cid, at, status, reason) for (cid,) in ids])
+        for (cid,) in ids:
+            details = {"reason": reason, "previous_status": None}
+            self._emit(tx, EventType.NEEDS_RECONNECT, connection=self._snapshot_of(tx, cid), details=details)
 
     def _unknown_profile(self, name: str, tx: Tx | None = None) -> ConnectorError:
         query = "SELECT name FROM profiles ORDER BY name"
@@ -895,6 +951,75 @@ class SqlStore(abc.ABC):
     def _event(tx: Tx, connection_id: str, status: ConnectionStatus, reason: str | None) -> None:
         tx.execute(_INSERT_EVENT, (connection_id, now(), status.value, reason))
 
+    # ------------------------------------------------------------ lifecycle events
+
+    def _emit(
+        self,
+        tx: Tx,
+        kind: EventType,
+        *,
+        connection: Mapping[str, Any] | None = None,
+        session: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Record a lifecycle event in ``tx``, the transaction of the change it describes; returns its id."""
+        event_id = new_event_id()
+        data: dict[str, Any] = {}
+        if connection is not None:
+            data["connection"] = dict(connection)
+        if session is not None:
+            data["session"] = dict(session)
+        data["details"] = dict(details or {})
+        cid = connection["id"] if connection is not None else None
+        tx.execute(
+            "INSERT INTO events (id, type, at, connection_id, data) VALUES (?,?,?,?,?)",
+            (event_id, kind.value, now(), cid, json.dumps(data, separators=(",", ":"), default=str)),
+        )
+        return event_id
+
+    @staticmethod
+    def _snapshot_of(tx: Tx, connection_id: str) -> dict[str, Any] | None:
+        row = tx.one(_CONNECTION_ATTRIBUTES, (connection_id,))
+        return _snapshot(row) if row is not None else None
+
+    def list_events(
+        self,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        types: Sequence[EventType] | None = None,
+        connection_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> tuple[Event, ...]:
+        used = {
+            clause: value
+            for clause, value in (
+                ("seq > ?", after),
+                ("connection_id = ?", connection_id),
+                ("at >= ?", since),
+                ("at < ?", until),
+            )
+            if value is not None
+        }
+        clauses, args = list(used), list(used.values())
+        if types:
+            wanted = [EventType(t).value for t in types]
+            clauses.append(f"type IN ({','.join('?' * len(wanted))})")
+            args.extend(wanted)
+        query = f"SELECT {_EVENT_COLUMNS} FROM events" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        query += " ORDER BY seq"
+        if limit is not None:
+            query += " LIMIT ?"
+            args.append(int(limit))
+        return tuple(_event_of(r) for r in self._rows(query, args))
+
+    def get_event(self, event_id: str) -> Event:
+        rows = self._rows(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
+        if not rows:
+            raise UnknownNameError("event", event_id)
+        return _event_of(rows[0])
+
     def _put_credentials(self, tx: Tx, connection_id: str, credentials: Mapping[str, Secret]) -> None:
         for name, value in credentials.items():
             if not isinstance(value, Secret):
@@ -943,6 +1068,7 @@ class SqlStore(abc.ABC):
         replaced = ", ".join(f"{column} = excluded.{column}" for column in values)
         marks = ",".join("?" * (len(values) + 2))
         with self._write(cid) as tx:
+            before = tx.one("SELECT granted_scopes FROM connections WHERE id = ?" + self.dialect.for_update, (cid,))
             tx.execute(
                 f"INSERT INTO connections ({', '.join(values)}, id, created_at) VALUES ({marks}) "
                 f"ON CONFLICT (id) DO UPDATE SET {replaced}, status_reason = NULL, "
@@ -955,7 +1081,28 @@ class SqlStore(abc.ABC):
                 self._put_tokens(tx, cid, tokens)
             self._put_credentials(tx, cid, credentials or {})
             self._event(tx, cid, ConnectionStatus.CONNECTED, reason)
+            snapshot = self._snapshot_of(tx, cid)
+            details = {
+                "reason": reason,
+                "provider_initiated": bool(provider_initiated),
+                "granted_scopes": list(granted),
+            }
+            self._emit(tx, EventType.RECONNECTED if before else EventType.CREATED, connection=snapshot, details=details)
+            if before is not None:
+                self._scopes_changed(tx, snapshot, before[0], granted)
         return self.get_connection(cid)
+
+    def _scopes_changed(self, tx: Tx, snapshot: Mapping[str, Any] | None, old: Any, granted: Sequence[str]) -> None:
+        """A ``connection.scopes_changed`` event when ``granted`` is not the set of scopes ``old`` (as stored) held."""
+        try:
+            previous = [str(s) for s in json.loads(old or "[]")]
+        except ValueError:
+            previous = []
+        if set(previous) != set(granted):
+            gone = sorted(set(previous) - set(granted))
+            added = sorted(set(granted) - set(previous))
+            details = {"previous": previous, "granted": list(granted), "added": added, "removed": gone}
+            self._emit(tx, EventType.SCOPES_CHANGED, connection=snapshot, details=details)
 
     def get_connection(self, connection_id: str) -> Connection:
         rows = self._rows(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,))
@@ -1056,9 +1203,11 @@ class SqlStore(abc.ABC):
         *,
         delete_tokens: bool = False,
         if_version: int | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> Connection:
         guard, args = (" AND token_version = ?", (if_version,)) if if_version is not None else ("", ())
         with self._write(connection_id) as tx:
+            prior = tx.one("SELECT status FROM connections WHERE id = ?" + self.dialect.for_update, (connection_id,))
             cur = tx.execute(
                 "UPDATE connections SET status = ?, status_reason = ?, updated_at = ?, "
                 f"token_version = token_version + ?{self.dialect.end_lease} WHERE id = ?{guard}",
@@ -1068,12 +1217,38 @@ class SqlStore(abc.ABC):
                 if delete_tokens:
                     tx.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
                 self._event(tx, connection_id, status, reason)
+                self._status_event(tx, connection_id, prior[0] if prior else None, status, reason, details)
         return self.get_connection(connection_id)
+
+    def _status_event(
+        self,
+        tx: Tx,
+        connection_id: str,
+        prior: str | None,
+        status: ConnectionStatus,
+        reason: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> None:
+        """The lifecycle event of a status change, once per transition into it."""
+        kinds = {
+            ConnectionStatus.NEEDS_RECONNECT: EventType.NEEDS_RECONNECT,
+            ConnectionStatus.REVOKED: EventType.REVOKED,
+            ConnectionStatus.DISCONNECTED: EventType.REVOKED,
+        }
+        kind = kinds.get(status)
+        if kind is None or prior == status.value:
+            return
+        extra = {"reason": reason, "previous_status": prior, **dict(details or {})}
+        if kind is EventType.REVOKED:
+            extra["at_provider"] = status is ConnectionStatus.REVOKED
+        self._emit(tx, kind, connection=self._snapshot_of(tx, connection_id), details=extra)
 
     def delete_connection(self, connection_id: str) -> None:
         with self._write(connection_id) as tx:
             if tx.one("SELECT 1 FROM connections WHERE id = ?" + self.dialect.for_update, (connection_id,)) is None:
                 raise UnknownNameError("connection", connection_id)
+            # The connection as it stood, before it goes (its events stay: they are the outbox too).
+            self._emit(tx, EventType.DELETED, connection=self._snapshot_of(tx, connection_id))
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
             tx.execute("DELETE FROM connection_events WHERE connection_id = ?", (connection_id,))
             tx.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
@@ -1175,7 +1350,8 @@ class SqlStore(abc.ABC):
             row = tx.one(_SESSION_SELECT + " WHERE id = ?" + self.dialect.for_update, (session_id,))
             if row is None:
                 raise UnknownNameError("connect session", session_id)
-            columns = decide(self._checked_session(row))
+            session = self._checked_session(row)
+            columns = decide(session)
             if columns is not None:
                 columns["finished_at"] = now()
                 tx.execute(
@@ -1183,6 +1359,13 @@ class SqlStore(abc.ABC):
                     (*columns.values(), session_id),
                 )
                 self._seal(tx, "connect_sessions", session_id)
+                if columns.get("status") == SessionStatus.FAILED.value:
+                    self._emit(
+                        tx,
+                        EventType.SESSION_FAILED,
+                        session=_session_snapshot(session),
+                        details={"code": columns["error_code"], "message": columns["error_message"]},
+                    )
         return self.get_session(session_id)
 
     def complete_session(self, session_id: str, connection_id: str) -> ConnectSession:
@@ -1268,6 +1451,7 @@ class SqlStore(abc.ABC):
         """A refresh's writes, only while the tokens are still ``expected_version``; the caller
         commits (or rolls back on the error)."""
         at = now()
+        before = tx.one("SELECT granted_scopes FROM connections WHERE id = ?", (connection_id,))
         cur = tx.execute(
             "UPDATE connections SET token_type = ?, expires_at = ?, granted_scopes = ?, updated_at = ?, "
             f"refreshed_at = ?, token_version = token_version + 1{self.dialect.end_lease} "
@@ -1280,4 +1464,6 @@ class SqlStore(abc.ABC):
                 "the refresh's tokens were not stored"
             )
         self._put_tokens(tx, connection_id, tokens)
+        if before is not None and json.dumps(list(granted)) != before[0]:
+            self._scopes_changed(tx, self._snapshot_of(tx, connection_id), before[0], granted)
         return _connection(tx.one(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,)))

@@ -165,6 +165,20 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # 1, or NULL for no (so that rows sealed before this column existed keep their seal).
         "ALTER TABLE connect_sessions ADD COLUMN separate INTEGER",
     ),
+    7: (
+        # Lifecycle events (connector_core.events), written in the transaction of their change;
+        # seq is the order readers page in (and the outbox's), id the stable one receivers see.
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            at TEXT NOT NULL,
+            connection_id TEXT,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_connection ON events(connection_id, seq)",
+        "CREATE INDEX events_at ON events(at)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -45,6 +45,7 @@ import pytest
 from ..connection import ConnectionStatus, ConnectSession, EndUser, Owner, SessionStatus
 from ..crypto import ENV_KEY_FILE, ENV_PREVIOUS_SECRET_KEYS, ENV_SECRET_KEY, CryptoError
 from ..errors import SessionError, StoreError, UnknownNameError, ValidationError
+from ..events import EventType
 from ..oauth import TokenSet
 from ..profiles import Profile, ProfileDraft
 from ..secret import Secret
@@ -832,3 +833,80 @@ class StoreConformance:
                 time.sleep(0.2)
             saved = lease.save(0, tokens("access-late", "refresh-late"), ())  # not lost for all that
         assert saved.token_version == 1 and other.get_tokens(cid)[1] == Secret("access-late")
+
+    # ------------------------------------------------------------ lifecycle events
+
+    def test_every_change_has_its_lifecycle_event(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        owner = Owner(EndUser("user-ada", "ada@example.com", "Ada"), "org-1", ("tier-1",))
+        cid = connect(store, profile, owner=owner)
+        again = connect(store, profile, connection_id=cid)
+        assert again == cid
+        store.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "refresh refused: invalid_grant", details={"x": 1})
+        store.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "still refused")  # no second event: no transition
+        store.set_status(cid, ConnectionStatus.REVOKED, "revoked at the provider", delete_tokens=True)
+        store.delete_connection(cid)
+        events = store.list_events()
+        assert [e.type.value for e in events] == [
+            "connection.created",
+            "connection.reconnected",
+            "connection.needs_reconnect",
+            "connection.revoked",
+            "connection.deleted",
+        ]
+        assert [e.seq for e in events] == sorted(e.seq for e in events) and len({e.id for e in events}) == 5
+        assert all(e.id.startswith("evt_") and len(e.id) == 30 for e in events)
+        created = events[0].data["connection"]
+        assert created["id"] == cid and created["profile"] == "acme-sandbox" and created["status"] == "connected"
+        assert created["end_user"] == {"id": "user-ada", "email": "ada@example.com", "display_name": "Ada"}
+        assert created["organisation"] == "org-1" and created["tags"] == ["tier-1"]
+        assert created["identity"] == {"companyId": "company-1"}
+        needs = events[2].data["details"]
+        assert needs["reason"] == "refresh refused: invalid_grant" and needs["x"] == 1
+        assert needs["previous_status"] == "connected"
+        assert events[3].data["details"]["at_provider"] is True
+        assert events[4].data["connection"]["status"] == "revoked"  # as it stood when it went
+        text = repr(events) + str([e.payload() for e in events])
+        assert "access-1" not in text and "refresh-1" not in text and SECRET not in text
+        assert store.get_event(events[1].id) == events[1]
+        with pytest.raises(UnknownNameError):
+            store.get_event("evt_nope")
+
+    def test_events_are_listed_by_type_connection_time_and_page(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        first, second = connect(store, profile, 1), connect(store, profile, 2)
+        store.set_status(second, ConnectionStatus.NEEDS_RECONNECT, "refused")
+        everything = store.list_events()
+        assert len(everything) == 3
+        assert [e.connection_id for e in store.list_events(connection_id=first)] == [first]
+        only = store.list_events(types=[EventType.NEEDS_RECONNECT])
+        assert [e.connection_id for e in only] == [second]
+        page = store.list_events(limit=2)
+        assert page == everything[:2] and store.list_events(after=page[-1].seq) == everything[2:]
+        assert store.list_events(since=everything[1].at) == everything[1:]
+        assert store.list_events(until=everything[1].at) == everything[:1]
+
+    def test_scope_changes_and_session_failures_have_events(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid = connect(store, profile)
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            lease.save(0, tokens("access-2", "refresh-2"), ("employee_data:read", "tasks:read"))
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            lease.save(1, tokens("access-3", "refresh-3"), ("employee_data:read", "tasks:read"))  # same: no event
+        (changed,) = store.list_events(types=[EventType.SCOPES_CHANGED])
+        assert changed.data["details"]["added"] == ["tasks:read"] and changed.data["details"]["removed"] == []
+        store.create_session(session("sess_f"), "f" * 64)
+        store.fail_session("sess_f", "access_denied", "the end user declined")
+        store.fail_session("sess_f", "access_denied", "again")  # its first outcome stands: no second event
+        (failed,) = store.list_events(types=[EventType.SESSION_FAILED])
+        assert failed.data["session"]["id"] == "sess_f" and failed.data["session"]["end_user"]["id"] == "user-ada"
+        assert failed.data["details"] == {"code": "access_denied", "message": "the end user declined"}
+        assert failed.connection_id is None
+
+    def test_a_rolled_back_change_leaves_no_event(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid = connect(store, profile)
+        before = store.list_events()
+        with pytest.raises(StoreError), store.refresh_lease(cid, 30, owner="worker-a") as lease:
+            lease.save(7, tokens("access-x", "refresh-x"), ("other:scope",))  # a stale version: refused
+        assert store.list_events() == before
