@@ -1,10 +1,13 @@
-"""Signed webhooks: the Standard Webhooks signature scheme, both sides.
+"""Signed webhooks: the Standard Webhooks signature scheme, both sides, and the policy of
+where deliveries may go.
 
 * Signing (the sender): :func:`new_secret`, :func:`sign`, :func:`signature_header`,
   :func:`webhook_headers`.
 * Verifying (a receiver, such as the platform's backend): :func:`verify`, which raises
   :class:`WebhookVerificationError`; the ``standardwebhooks`` package accepts the same
   deliveries.
+* Where to (the endpoint's configuration and the deliverer): :func:`check_webhook_url` and
+  :func:`address_allowed`.
 
 See docs/webhooks.md.
 """
@@ -21,10 +24,13 @@ from .signing import (
     verify,
     webhook_headers,
 )
+from .urls import address_allowed, check_webhook_url
 
 __all__ = [
     "SECRET_PREFIX",
     "WebhookVerificationError",
+    "address_allowed",
+    "check_webhook_url",
     "new_secret",
     "parse_secret",
     "sign",
