@@ -30,6 +30,7 @@ own advice ("run 'connector reconnect ...'") from :attr:`ConnectorError.code`.
     ├── ConfirmationRequired                  manual steps must be confirmed first
     ├── CredentialsRejected                   the provider refused credentials given to connect
     ├── RequestFailed                         an API request failed
+    ├── WebhookVerificationError              a webhook delivery's signature or timestamp is not good
     ├── EmulatorError                         the emulator cannot start or crashed
     │   └── SnapshotError                     an emulator snapshot cannot be read
     └── HarnessError                          the provider test harness could not go on
@@ -69,6 +70,7 @@ __all__ = [
     "UnknownNameError",
     "UsageError",
     "ValidationError",
+    "WebhookVerificationError",
 ]
 
 
@@ -303,6 +305,23 @@ class RequestFailed(ConnectorError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+# ------------------------------------------------------------------- webhooks
+
+
+class WebhookVerificationError(ConnectorError):
+    """A webhook delivery failed verification (:func:`connector_core.webhooks.verify`).
+
+    ``code`` says why: ``missing_header`` (a ``webhook-*`` header is absent, empty or given
+    twice with different values), ``bad_timestamp`` (not a whole number of seconds, or ahead
+    of the receiver's clock by more than the tolerance), ``expired`` (older than the
+    tolerance: a late delivery or a replay), ``bad_signature`` (no ``v1`` signature matches
+    any of the secrets) or ``bad_body`` (signed, but not a JSON object). The message never
+    holds a secret or a signature; the receiver answers such a delivery with a 4xx."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 # ------------------------------------------------------ emulator and harness
