@@ -100,6 +100,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         "connection_id and provider are added)",
     )
     p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="the log lines on standard error: text (default) or json, one object a line with the request's "
+        "method, path, status and ms, for the service's and uvicorn's loggers; secrets masked in both",
+    )
+    p.add_argument(
         "--emulator",
         nargs="?",
         const="",
@@ -195,27 +202,53 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             access_log=False,
             log_level="info",
         )
-        sys.stderr.write(banner)
-        sys.stderr.flush()
-        _log_requests()
+        _log_requests(args.log_format)
+        _say(banner, args.log_format)
         uvicorn.Server(config).run()
     if stopped:
-        sys.stderr.write("connector: serve stopped\n")
+        _say("connector: serve stopped\n", args.log_format)
     return emulator_errors(emu)
 
 
-def _log_requests() -> None:
+def _say(text: str, log_format: str) -> None:
+    """``text`` on standard error: as it is, or as a log line of the service's with ``json``
+    (so that every line a JSON log's reader gets is an object)."""
+    if log_format == "json":
+        import logging  # here, not at the top: only serve logs (cold start)
+
+        logging.getLogger("connector_core.serve").info(text.rstrip("\n"))
+    else:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+#: uvicorn's loggers, which ``uvicorn.Config`` has given handlers of their own by the time
+#: ``_log_requests`` runs.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _log_requests(log_format: str = "text") -> None:
     """The service's own log lines (one per request, tokens masked; what went wrong) on stderr,
-    as uvicorn's are: uvicorn configures its loggers only."""
+    as uvicorn's are: uvicorn configures its loggers only. Every line goes through
+    :func:`~connector_core.logs.redact`; with ``json``, uvicorn's lines too are JSON objects."""
     import logging  # here, not at the top: only serve logs (cold start)
 
+    from ..logs import JsonFormatter, RedactingFormatter  # here, not at the top: only serve logs (cold start)
+
+    formatter: logging.Formatter = (
+        JsonFormatter() if log_format == "json" else RedactingFormatter("%(levelname)s:     %(message)s")
+    )
     logger = logging.getLogger("connector_core")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        handler.setFormatter(formatter)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    if log_format == "json":
+        for name in _UVICORN_LOGGERS:
+            for theirs in logging.getLogger(name).handlers:
+                theirs.setFormatter(formatter)
 
 
 @contextlib.contextmanager

@@ -10,14 +10,17 @@ from __future__ import annotations
 from .app import check_public_url, create_app
 from .config import CALLBACK_PATH, ConnectConfig, callback_url, check_origin
 from .keys import ENV_API_KEYS, ApiKeys, load_api_keys
+from .metrics import METRICS_PATH, Metrics
 from .problems import DEFAULT_MAX_BODY, Problem
 
 __all__ = [
     "CALLBACK_PATH",
     "DEFAULT_MAX_BODY",
     "ENV_API_KEYS",
+    "METRICS_PATH",
     "ApiKeys",
     "ConnectConfig",
+    "Metrics",
     "Problem",
     "callback_url",
     "check_origin",

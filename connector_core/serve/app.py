@@ -33,6 +33,7 @@ from . import proxy
 from .config import ConnectConfig
 from .connect import ConnectService
 from .keys import ApiKeys
+from .metrics import Metrics, RequestMetrics
 from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json
 
 if TYPE_CHECKING:
@@ -114,13 +115,10 @@ class _Guard:
             await self._answer(scope, receive, secured, path, answered)
         finally:
             # The path only (a callback's query holds a code and a state), a connect token masked.
-            log.info(
-                "%s %s %s %.1fms",
-                scope.get("method"),
-                _TOKEN_IN_PATH.sub("cs_…", path)[:300],
-                answered[0] if answered else "-",
-                (time.perf_counter() - began) * 1000,
-            )
+            method, shown = scope.get("method"), _TOKEN_IN_PATH.sub("cs_…", path)[:300]
+            status, ms = (answered[0] if answered else "-"), round((time.perf_counter() - began) * 1000, 1)
+            fields = {"method": method, "path": shown, "status": status, "ms": ms}  # the JSON log's fields
+            log.info("%s %s %s %.1fms", method, shown, status, ms, extra=fields)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, path: str, answered: list[int]) -> None:
         if (path == "/v1" or path.startswith("/v1/")) and not self._authorized(scope):
@@ -160,6 +158,8 @@ def create_app(
     embed_origins: Iterable[str] = (),
     install_profiles: Mapping[str, str] | None = None,
     install_redirect_url: str | None = None,
+    metrics: Metrics | None = None,
+    metrics_public: bool = False,
 ) -> Starlette:
     """The platform API over ``connector``, as an ASGI application.
 
@@ -177,6 +177,9 @@ def create_app(
     for each provider whose installs may begin at the provider (in its marketplace), the profile
     that takes them (default: its only such profile); ``install_redirect_url``, where an end user
     is sent after such an install (on the allow-list; ``connection_id`` and ``provider`` added).
+
+    ``metrics``: what ``GET /metrics`` exposes (default: a new :class:`~.metrics.Metrics` over the
+    connector's store), also ``app.state.metrics``; it needs an API key unless ``metrics_public``.
     """
     keys = api_keys if isinstance(api_keys, ApiKeys) else ApiKeys(api_keys)
     base = check_public_url(public_url)
@@ -188,8 +191,9 @@ def create_app(
     )
     api = _Api(connector, base, max_body_bytes)
     connect = ConnectService(connector, config, base, max_body_bytes)
+    metrics = metrics if metrics is not None else Metrics(connector.store)
     app = Starlette(
-        routes=[*api.routes(), *connect.routes(), *routes],
+        routes=[*api.routes(), *connect.routes(), metrics.route(keys, public=metrics_public), *routes],
         exception_handlers={
             Problem: _on_problem,
             ConnectorError: _on_connector_error,
@@ -202,7 +206,9 @@ def create_app(
     app.state.max_body_bytes = max_body_bytes
     app.state.connect_config = config
     app.state.sessions = connect.sessions
+    app.state.metrics = metrics
     app.add_middleware(_Guard, keys=keys, hsts=base.startswith("https://"))
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: it sees the guard's answers too
     return app
 
 

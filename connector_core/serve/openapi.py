@@ -394,6 +394,20 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "the service's metrics, in Prometheus' text format (the key is needed unless the "
+                    "service was made with metrics_public)",
+                    "responses": {
+                        "200": {
+                            "description": "connections by status, refreshes, webhook deliveries, requests",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_errors(),
+                    },
+                }
+            },
             "/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

@@ -4,6 +4,7 @@ bad setting refuses to start in one line naming it."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -213,3 +214,40 @@ def test_an_install_profile_of_another_provider_or_one_that_sends_no_one_is_refu
         )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and expected in lines[0], done.stderr
+
+
+def test_serve_with_json_logs_writes_one_object_a_line_and_serves_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    token = "cs_" + "T0ken-_" * 6 + "x"
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "connector_core", "--home", str(tmp_path / "home"), "serve"),
+            *("--port", str(port), "--log-format", "json"),
+        ],
+        env=_env(CONNECTOR_SERVE_API_KEYS=KEY),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert _wait_for(f"{base}/healthz", proc).status_code == 200
+        assert httpx.get(f"{base}/connect/{token}?code=abc", trust_env=False).status_code >= 400
+        assert httpx.get(f"{base}/metrics", trust_env=False).status_code == 401
+        scraped = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {KEY}"}, trust_env=False)
+        assert scraped.status_code == 200
+        assert 'connector_http_requests_total{method="GET",route="/healthz",status="200"}' in scraped.text
+        assert 'route="/connect/{token}"' in scraped.text and token not in scraped.text
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    lines = [json.loads(line) for line in err.splitlines()]  # every line is a JSON object
+    assert proc.returncode == 0
+    messages = [line["message"] for line in lines]
+    assert any(m.startswith("connector: serving the connect service") for m in messages)
+    assert "connector: serve stopped" in messages
+    assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's own lines too
+    requests = [line for line in lines if line.get("path") == "/connect/cs_…"]
+    assert len(requests) == 1 and requests[0]["method"] == "GET" and requests[0]["status"] >= 400
+    assert isinstance(requests[0]["ms"], float)
+    assert token not in out + err and KEY not in out + err and "code=abc" not in err

@@ -87,8 +87,8 @@ CHECKS = [
 def test_no_answer_is_a_server_error_or_off_the_document(api_schema: Any) -> None:
     # Deleting last: the other operations see the connections first.
     operations = sorted((result.ok() for result in api_schema.get_all_operations()), key=lambda o: o.method == "delete")
-    # Every operation of the document: the proxy's six methods, the sessions and the pages too.
-    assert len(operations) == 19
+    # Every operation of the document: the proxy's six methods, the sessions, the pages and the metrics too.
+    assert len(operations) == 20
     called: list[str] = []
     for operation in operations:
 
