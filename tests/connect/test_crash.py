@@ -71,7 +71,9 @@ def quiesce(world: World) -> None:
     deadline = time.monotonic() + 10
     last: tuple[int, int] | None = None
     while time.monotonic() < deadline:
-        sample = (world.emu.stats.token_requests.get("refresh_token", 0), len(token_lines(world)))
+        # Every grant's requests (the code exchanges of reconnects too), as every token line counts:
+        # comparing refreshes alone with all lines could settle while a rotation is still being answered.
+        sample = (sum(world.emu.stats.token_requests.values()), len(token_lines(world)))
         if sample == last and sample[1] >= sample[0]:
             return
         last = sample
