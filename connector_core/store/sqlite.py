@@ -179,6 +179,51 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX events_connection ON events(connection_id, seq)",
         "CREATE INDEX events_at ON events(at)",
     ),
+    8: (
+        # Webhook endpoints (connector_core.webhooks.endpoints): where deliveries go, sealed like a
+        # connection (id, url, allow_private, event_types); their secrets are rows of `secrets`.
+        """CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            allow_private INTEGER NOT NULL DEFAULT 0,
+            event_types TEXT NOT NULL DEFAULT '[]',
+            seal TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            disabled_at TEXT,
+            disabled_reason TEXT
+        )""",
+        # The outbox: one row per event and subscribed endpoint, written in the event's transaction;
+        # a deliverer claims due rows until claimed_until (epoch seconds).
+        """CREATE TABLE webhook_deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            event_id TEXT NOT NULL,
+            endpoint_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            claimed_by TEXT,
+            claimed_until REAL,
+            replay INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending'",
+        "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq)",
+        "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id)",
+        # The delivery log: every attempt, its answer's status, latency and first KiB, or its error.
+        """CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            status_code INTEGER,
+            latency_ms REAL,
+            response TEXT,
+            error TEXT,
+            PRIMARY KEY (delivery_id, attempt)
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
