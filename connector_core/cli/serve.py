@@ -111,6 +111,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-key", action="store_true", help="with --emulator: also print the API key on standard output"
     )
+    p.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="do not deliver webhooks from this process (run 'connector webhooks deliver' elsewhere)",
+    )
     p.set_defaults(handler=_serve)
 
 
@@ -198,6 +203,10 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         sys.stderr.write(banner)
         sys.stderr.flush()
         _log_requests()
+        if not args.no_webhooks:
+            from ..webhooks import delivering  # here, not at the top: only a running service delivers
+
+            stack.enter_context(delivering(connector.store))
         uvicorn.Server(config).run()
     if stopped:
         sys.stderr.write("connector: serve stopped\n")

@@ -34,6 +34,7 @@ from .config import ConnectConfig
 from .connect import ConnectService
 from .keys import ApiKeys
 from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json
+from .webhooks_api import WebhooksApi
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -188,8 +189,9 @@ def create_app(
     )
     api = _Api(connector, base, max_body_bytes)
     connect = ConnectService(connector, config, base, max_body_bytes)
+    hooks = WebhooksApi(connector, max_body_bytes)
     app = Starlette(
-        routes=[*api.routes(), *connect.routes(), *routes],
+        routes=[*api.routes(), *connect.routes(), *hooks.routes(), *routes],
         exception_handlers={
             Problem: _on_problem,
             ConnectorError: _on_connector_error,
@@ -202,6 +204,7 @@ def create_app(
     app.state.max_body_bytes = max_body_bytes
     app.state.connect_config = config
     app.state.sessions = connect.sessions
+    app.state.webhooks = hooks
     app.add_middleware(_Guard, keys=keys, hsts=base.startswith("https://"))
     return app
 

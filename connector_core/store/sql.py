@@ -428,8 +428,8 @@ def _pick(session: ConnectSession, provider: str | None, profile: str | None) ->
 
 _ENDPOINT_SELECT = (
     "SELECT e.id, e.url, e.allow_private, e.event_types, e.seal, e.created_at, e.updated_at, e.disabled_at, "
-    f"e.disabled_reason, (SELECT count(*) FROM secrets s WHERE s.owner_id = e.id AND s.name = '{PREVIOUS_SECRET_NAME}') "
-    "FROM webhook_endpoints e"
+    "e.disabled_reason, (SELECT count(*) FROM secrets s WHERE s.owner_id = e.id "
+    f"AND s.name = '{PREVIOUS_SECRET_NAME}') FROM webhook_endpoints e"
 )
 _DELIVERY_SELECT = (
     "SELECT d.id, d.seq, d.event_id, ev.type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, "
@@ -1694,9 +1694,7 @@ class SqlStore(abc.ABC):
     def drop_previous_webhook_secret(self, endpoint_id: str) -> WebhookEndpoint:
         with self._write() as tx:
             self._endpoint_in(tx, endpoint_id)
-            cur = tx.execute(
-                "DELETE FROM secrets WHERE owner_id = ? AND name = ?", (endpoint_id, PREVIOUS_SECRET_NAME)
-            )
+            cur = tx.execute("DELETE FROM secrets WHERE owner_id = ? AND name = ?", (endpoint_id, PREVIOUS_SECRET_NAME))
             if cur.rowcount != 1:
                 raise ValidationError(
                     "secret", f"webhook endpoint {endpoint_id} has no previous secret to drop", code="not_rotating"

@@ -340,10 +340,16 @@ class WebhookDeliverer:
             )
         return report
 
-    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Rounds until ``stop`` is set, waiting ``interval`` seconds whenever nothing was due. A
-        store that fails for a while (down, locked) is logged and tried again: what it could not
-        record stays claimed, then due again."""
+    def run(
+        self,
+        stop: threading.Event,
+        interval: float = 1.0,
+        *,
+        on_round: Callable[[DeliveryReport], None] | None = None,
+    ) -> None:
+        """Rounds until ``stop`` is set, waiting ``interval`` seconds whenever nothing was due
+        (``on_round`` sees each round's report). A store that fails for a while (down, locked) is
+        logged and tried again: what it could not record stays claimed, then due again."""
         while not stop.is_set():
             limit = self.default_limit()
             try:
@@ -353,6 +359,8 @@ class WebhookDeliverer:
                 log.warning("webhook deliveries: %s; trying again in %g s", reason, interval)
                 stop.wait(interval)
                 continue
+            if on_round is not None:
+                on_round(report)
             if report.claimed < limit:
                 stop.wait(interval)
 
