@@ -388,6 +388,8 @@ class WebhookDeliverer:
         started = self.clock()
         try:
             endpoint = self.store.get_webhook_endpoint(delivery.endpoint_id)
+            if endpoint.disabled:
+                return None  # since the claim (another of this round's answered 410): it waits, or failed
             secrets = self.store.webhook_secrets(endpoint.id)
             event = self.store.get_event(delivery.event_id)
         except UnknownNameError:
