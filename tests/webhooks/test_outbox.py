@@ -52,9 +52,14 @@ def test_an_event_makes_one_delivery_per_enabled_subscribed_endpoint(store: SqlS
 
 def test_an_event_whose_change_rolls_back_leaves_no_delivery(store: SqlStore) -> None:
     _add(store)
-    with pytest.raises(RuntimeError), store._write() as tx:
-        store._emit(tx, EventType.CREATED, connection={"id": "conn_1"})
-        raise RuntimeError("the change failed after its event was written")
+
+    def change_that_fails() -> None:
+        with store._write() as tx:
+            store._emit(tx, EventType.CREATED, connection={"id": "conn_1"})
+            raise RuntimeError("the change failed after its event was written")
+
+    with pytest.raises(RuntimeError):
+        change_that_fails()
     assert store.list_events() == () and store.list_webhook_deliveries() == () and store.outbox_depth() == 0
 
 
@@ -95,7 +100,7 @@ def test_rotation_signs_with_two_secrets_until_the_previous_is_dropped(store: Sq
     endpoint, second = rotate_secret(store, endpoint_id)
     assert second is not None and endpoint.rotating
     assert store.webhook_secrets(endpoint_id) == (second, first)
-    with pytest.raises(ValidationError, match="secret: .* is rotating already") as caught:
+    with pytest.raises(ValidationError, match=r"secret: .* is rotating already") as caught:
         rotate_secret(store, endpoint_id, new_secret())
     assert caught.value.code == "rotating"
     assert store.webhook_secrets(endpoint_id) == (second, first)  # nothing changed
