@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 import attrs
 
@@ -30,11 +30,9 @@ from ..secret import Secret
 from .signing import new_secret, parse_secret
 from .urls import Resolver, check_webhook_url
 
-if TYPE_CHECKING:
-    from .outbox import WebhookStore
-
 __all__ = [
     "ENDPOINT_ID_PREFIX",
+    "EndpointStore",
     "PREVIOUS_SECRET_NAME",
     "SECRET_NAME",
     "WebhookEndpoint",
@@ -51,6 +49,17 @@ ENDPOINT_ID_PREFIX = "we_"
 #: The names an endpoint's secrets have in the store's secrets table (owner: the endpoint's id).
 SECRET_NAME = "signing_secret"  # noqa: S105 - a name, not a secret
 PREVIOUS_SECRET_NAME = "previous_signing_secret"  # noqa: S105 - a name, not a secret
+
+
+class EndpointStore(Protocol):
+    """What :func:`add_endpoint` and :func:`rotate_secret` need of a store (see
+    :class:`~.outbox.WebhookStore`, which every store keeps)."""
+
+    def create_webhook_endpoint(
+        self, url: str, *, secret: Secret, event_types: Sequence[EventType] = (), allow_private: bool = False
+    ) -> WebhookEndpoint: ...
+
+    def rotate_webhook_secret(self, endpoint_id: str, secret: Secret) -> WebhookEndpoint: ...
 
 
 def new_endpoint_id() -> str:
@@ -131,7 +140,7 @@ def checked_secret(secret: Secret | str | None, field: str = "secret") -> tuple[
 
 
 def add_endpoint(
-    store: WebhookStore,
+    store: EndpointStore,
     url: str,
     *,
     event_types: Iterable[str | EventType] | None = None,
@@ -153,7 +162,7 @@ def add_endpoint(
 
 
 def rotate_secret(
-    store: WebhookStore, endpoint_id: str, secret: Secret | str | None = None
+    store: EndpointStore, endpoint_id: str, secret: Secret | str | None = None
 ) -> tuple[WebhookEndpoint, Secret | None]:
     """Start a rotation: ``secret`` (checked) or a new one becomes the current secret, the
     current one the previous; both sign until :meth:`~.outbox.WebhookStore.drop_previous_webhook_secret`.
