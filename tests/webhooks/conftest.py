@@ -47,6 +47,14 @@ class Received:
         return self.headers["webhook-id"]
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a sender killed mid-request resets its connection: nothing to report
+
+
 class Receiver:
     """A webhook receiver on 127.0.0.1 (started by :meth:`start`, on a port chosen now): it
     records and verifies every delivery, then answers as ``answer`` says (default 204), after
@@ -89,7 +97,13 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                declared = int(self.headers.get("content-length") or 0)
+                try:
+                    body = self.rfile.read(declared)
+                except OSError:
+                    return
+                if len(body) < declared:
+                    return  # the sender died mid-request: nothing was delivered
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 got = Received(headers, body, *receiver._check(body, headers))
                 with receiver._lock:
@@ -115,9 +129,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
