@@ -352,12 +352,12 @@ class StoreLike(Protocol):
         owner: str,
         next_attempt_at: float | None = None,
         reason: str | None = None,
-    ) -> Delivery | None:
+    ) -> DeliveryStatus | None:
         """Log one attempt (numbered after the delivery's last) and, while the delivery is pending,
         move it on as ``outcome`` says: ``delivered``; ``retry`` at ``next_attempt_at``; ``failed``;
         ``gone`` (the receiver answered 410: the endpoint is disabled with ``reason`` and every pending
-        delivery of it failed). ``owner``'s claim ends. One transaction; None when the delivery is
-        gone (its endpoint was deleted)."""
+        delivery of it failed). ``owner``'s claim ends. One transaction; the delivery's status after
+        it, or None when the delivery is gone (its endpoint was deleted)."""
 
     def get_webhook_delivery(self, delivery_id: str) -> Delivery:
         """One delivery with its log; an UnknownNameError when there is none."""

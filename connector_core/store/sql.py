@@ -506,6 +506,13 @@ def _delivery(row: Sequence[Any], log: tuple[DeliveryAttempt, ...] = ()) -> Deli
     )
 
 
+def _delivery_status(value: Any, delivery_id: str) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        raise _damaged(f"webhook delivery {delivery_id}", "status", "not a delivery status") from None
+
+
 def _attempt(row: Sequence[Any]) -> DeliveryAttempt:
     """An attempt from ``_ATTEMPT_SELECT`` (its delivery id first)."""
     return DeliveryAttempt(
@@ -1752,7 +1759,7 @@ class SqlStore(abc.ABC):
         owner: str,
         next_attempt_at: float | None = None,
         reason: str | None = None,
-    ) -> Delivery | None:
+    ) -> DeliveryStatus | None:
         if outcome not in ("delivered", "retry", "failed", "gone"):
             raise ValidationError("outcome", f"expected delivered, retry, failed or gone, got {outcome!r}")
         if outcome == "retry" and next_attempt_at is None:
@@ -1780,7 +1787,11 @@ class SqlStore(abc.ABC):
             columns: dict[str, Any] = {"attempts": number}
             if mine:
                 columns.update(claimed_by=None, claimed_until=None)
+            after = status
             if status == DeliveryStatus.PENDING.value:
+                after = {"delivered": DeliveryStatus.DELIVERED.value, "retry": status}.get(
+                    outcome, DeliveryStatus.FAILED.value
+                )
                 if outcome == "delivered":
                     columns.update(status=DeliveryStatus.DELIVERED.value, next_attempt_at=None, finished_at=attempt.at)
                 elif outcome == "retry":
@@ -1802,7 +1813,7 @@ class SqlStore(abc.ABC):
                     "WHERE endpoint_id = ? AND status = 'pending'",
                     (DeliveryStatus.FAILED.value, attempt.at, endpoint_id),
                 )
-        return self.get_webhook_delivery(delivery_id)
+        return _delivery_status(after, delivery_id)
 
     def _with_logs(self, rows: Sequence[Sequence[Any]]) -> tuple[Delivery, ...]:
         ids = [row[0] for row in rows]

@@ -250,6 +250,9 @@ class Store(SqlStore):
         super().__init__(env)
         self._path = Path(path)
         self._local = threading.local()
+        # This process's writers queue here rather than in SQLite's busy handler, which sleeps
+        # (up to 100 ms a time) while another thread holds the write lock.
+        self._writing = threading.RLock()
         self._prepare()
 
     @classmethod
@@ -305,22 +308,23 @@ class Store(SqlStore):
     def _write(self, connection_id: str | None = None, *, unique: ConnectorError | None = None) -> Iterator[Tx]:
         """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock."""
         conn = self._connect()
-        self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
-        try:
-            yield Tx(conn, SQLITE)
-        except BaseException as exc:
-            conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError) and unique is not None:
-                raise unique from None
-            if isinstance(exc, sqlite3.Error):
-                raise self._error("writing", exc) from None
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
+        with self._writing:
+            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
+            try:
+                yield Tx(conn, SQLITE)
+            except BaseException as exc:
                 conn.execute("ROLLBACK")
-            raise self._error("committing", exc) from None
+                if isinstance(exc, sqlite3.IntegrityError) and unique is not None:
+                    raise unique from None
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error("writing", exc) from None
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise self._error("committing", exc) from None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:

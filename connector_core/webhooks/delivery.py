@@ -326,10 +326,16 @@ class WebhookDeliverer:
         claimed = self.store.claim_webhook_deliveries(self.owner, now=self.clock(), ttl=self.ttl(limit), limit=limit)
         if not claimed:
             return DeliveryReport()
+        targets = {endpoint_id: self._target(endpoint_id) for endpoint_id in {d.endpoint_id for d in claimed}}
+        gone: set[str] = set()  # endpoints that answered 410 during this round
+
+        def deliver(delivery: Delivery) -> Outcome | None:
+            return self._deliver(delivery, targets[delivery.endpoint_id], gone)
+
         if self.concurrency == 1 or len(claimed) == 1:
-            results = [self._deliver(delivery) for delivery in claimed]
+            results = [deliver(delivery) for delivery in claimed]
         else:
-            results = list(self._executor().map(self._deliver, claimed))
+            results = list(self._executor().map(deliver, claimed))
         report = DeliveryReport(claimed=len(claimed))
         for outcome in results:
             report += DeliveryReport(
@@ -383,26 +389,43 @@ class WebhookDeliverer:
 
     # ------------------------------------------------------------- one delivery
 
-    def _deliver(self, delivery: Delivery) -> Outcome | None:
-        """Attempt ``delivery`` once and record it; its outcome (None when its endpoint is gone)."""
-        started = self.clock()
+    def _target(self, endpoint_id: str) -> tuple[WebhookEndpoint, tuple[Secret, ...]] | str | None:
+        """An endpoint and its secrets, read once per round: None when it is gone or disabled (its
+        claimed deliveries wait, or were failed), the reason when its row was changed outside
+        connector-core (nothing is sent where such a row points)."""
         try:
-            endpoint = self.store.get_webhook_endpoint(delivery.endpoint_id)
+            endpoint = self.store.get_webhook_endpoint(endpoint_id)
             if endpoint.disabled:
-                return None  # since the claim (another of this round's answered 410): it waits, or failed
-            secrets = self.store.webhook_secrets(endpoint.id)
-            event = self.store.get_event(delivery.event_id)
+                return None
+            return endpoint, self.store.webhook_secrets(endpoint_id)
         except UnknownNameError:
-            return None  # deleted meanwhile, with its deliveries
+            return None  # deleted since the claim, with its deliveries
         except StoreError as exc:
             if exc.code != "tampered":
                 raise
-            # Nothing is sent where a changed row points; the delivery waits for the row's restore.
-            log.warning("webhook delivery %s not sent: %s", delivery.id, exc.message)
-            answer = _Answer(None, 0.0, None, f"not sent: {exc.message}")
+            log.warning("webhook endpoint %s: nothing is sent: %s", endpoint_id, exc.message)
+            return exc.message
+
+    def _deliver(
+        self, delivery: Delivery, target: tuple[WebhookEndpoint, tuple[Secret, ...]] | str | None, gone: set[str]
+    ) -> Outcome | None:
+        """Attempt ``delivery`` once and record it; its outcome (None when it was not attempted)."""
+        if target is None or delivery.endpoint_id in gone:
+            return None
+        started = self.clock()
+        if isinstance(target, str):
+            # The delivery waits for the row's restore (each attempt logged).
+            answer = _Answer(None, 0.0, None, f"not sent: {target}")
         else:
+            endpoint, secrets = target
+            try:
+                event = self.store.get_event(delivery.event_id)
+            except UnknownNameError:
+                return None  # pragma: no cover - events are never deleted
             answer = self._post(endpoint, event, secrets)
         outcome, error, reason = self._judge(delivery, answer, started)
+        if outcome == "gone":
+            gone.add(delivery.endpoint_id)
         record = AttemptRecord(utc_time(started), answer.status, round(answer.latency_ms, 3), answer.response, error)
         next_at = started + backoff(delivery.attempts + 1, base=self.base_delay, cap=self.max_delay, rng=self._rng)
         recorded = self.store.record_webhook_attempt(

@@ -32,9 +32,9 @@ from .urls import Resolver, check_webhook_url
 
 __all__ = [
     "ENDPOINT_ID_PREFIX",
-    "EndpointStore",
     "PREVIOUS_SECRET_NAME",
     "SECRET_NAME",
+    "EndpointStore",
     "WebhookEndpoint",
     "add_endpoint",
     "check_event_types",

@@ -239,10 +239,10 @@ class WebhookStore(Protocol):
         owner: str,
         next_attempt_at: float | None = None,
         reason: str | None = None,
-    ) -> Delivery | None:
+    ) -> DeliveryStatus | None:
         """Log one attempt and move the delivery on as ``outcome`` says (``gone``: the endpoint is
-        disabled with ``reason`` and its pending deliveries failed), in one transaction. None when
-        the delivery is gone (its endpoint was deleted)."""
+        disabled with ``reason`` and its pending deliveries failed), in one transaction; the
+        delivery's status after it, or None when it is gone (its endpoint was deleted)."""
 
     def get_webhook_delivery(self, delivery_id: str) -> Delivery:
         """One delivery with its log."""

@@ -34,7 +34,7 @@ def _kill_while_delivering(tmp_path: Path, kills: int, per_cycle: int) -> None:
     home = tmp_path / "home"
     store = Store.open(home, env=env)
     receiver = Receiver()
-    endpoint, secret = add_endpoint(store, receiver.url)
+    _, secret = add_endpoint(store, receiver.url)
     assert secret is not None
     receiver.secrets = [secret.reveal()]
     receiver.delay = 0.004  # a receiver that takes a moment: kills land in the middle of POSTs
@@ -43,7 +43,7 @@ def _kill_while_delivering(tmp_path: Path, kills: int, per_cycle: int) -> None:
     child_env.update({"CONNECTOR_HOME": str(home), **env})
     argv = [sys.executable, "-m", "connector_core", "webhooks", "deliver", "--owner", OWNER]
     argv += ["--interval", "0.02", "--claim-ttl", "2"]
-    rng = random.Random(18)  # noqa: S311 - where the kills land, not a secret
+    rng = random.Random(18)
     ids: list[str] = []
     killed_mid_round = 0
     try:
@@ -69,7 +69,7 @@ def _kill_while_delivering(tmp_path: Path, kills: int, per_cycle: int) -> None:
         receiver.stop()
     received = Counter(got.webhook_id for got in receiver.received)
     duplicates = sum(n - 1 for n in received.values())
-    print(  # noqa: T201 - the figures this test is about
+    print(
         f"\n{kills} SIGKILLs ({killed_mid_round} with deliveries pending), {len(ids)} events, "
         f"{len(receiver.received)} POSTs received, {duplicates} sent again after a kill"
     )

@@ -215,18 +215,23 @@ def test_an_attempt_is_logged_and_moves_the_delivery_on(store: SqlStore) -> None
     now = time.time() + 1
     one, two, three = store.claim_webhook_deliveries("me", now=now, ttl=30, limit=3)
     answer = AttemptRecord(utc_time(now), 500, 12.5, "oops", "answered 500 Internal Server Error")
-    retried = store.record_webhook_attempt(one.id, answer, "retry", owner="me", next_attempt_at=now + 60)
-    assert retried is not None and retried.status is DeliveryStatus.PENDING and retried.attempts == 1
+    assert store.record_webhook_attempt(one.id, answer, "retry", owner="me", next_attempt_at=now + 60) is (
+        DeliveryStatus.PENDING
+    )
+    retried = store.get_webhook_delivery(one.id)
+    assert retried.status is DeliveryStatus.PENDING and retried.attempts == 1
     assert retried.next_attempt_at == pytest.approx(now + 60) and retried.log[0].status_code == 500
     ok = AttemptRecord(utc_time(now), 204, 3.0, "", None)
-    done = store.record_webhook_attempt(two.id, ok, "delivered", owner="me")
-    assert done is not None and done.status is DeliveryStatus.DELIVERED and done.finished_at == ok.at
+    assert store.record_webhook_attempt(two.id, ok, "delivered", owner="me") is DeliveryStatus.DELIVERED
+    done = store.get_webhook_delivery(two.id)
+    assert done.status is DeliveryStatus.DELIVERED and done.finished_at == ok.at
     # My claim of `three` expired and another deliverer took it over: my attempt is recorded, its claim stays.
     taken = store.claim_webhook_deliveries("other", now=now + 100, ttl=30, limit=5)
     assert {d.id for d in taken} == {one.id, three.id}
     gone = AttemptRecord(utc_time(now), 410, 1.0, "", "answered 410 Gone")
-    failed = store.record_webhook_attempt(three.id, gone, "gone", owner="me", reason="the receiver answered 410 Gone")
-    assert failed is not None and failed.status is DeliveryStatus.FAILED and failed.attempts == 1
+    status = store.record_webhook_attempt(three.id, gone, "gone", owner="me", reason="the receiver answered 410 Gone")
+    failed = store.get_webhook_delivery(three.id)
+    assert status is failed.status is DeliveryStatus.FAILED and failed.attempts == 1
     with store._read() as tx:
         assert tx.all("SELECT claimed_by FROM webhook_deliveries WHERE id = ?", (three.id,)) == [("other",)]
     endpoint = store.get_webhook_endpoint(endpoint_id)

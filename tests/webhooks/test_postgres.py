@@ -74,7 +74,7 @@ def test_two_deliverers_deliver_every_event_exactly_once(stores: tuple[PgStore, 
             reports = list(pool.map(deliver, (first, second)))
     finally:
         receiver.stop()
-    print(f"\ndeliveries by deliverer: {[r.delivered for r in reports]}")  # noqa: T201 - how they shared
+    print(f"\ndeliveries by deliverer: {[r.delivered for r in reports]}")
     assert sum(r.delivered for r in reports) == 240 and all(r.retried == r.failed == 0 for r in reports)
     assert Counter(got.webhook_id for got in receiver.received) == Counter(ids)  # exactly once each
     assert all(got.ours and got.theirs for got in receiver.received)
