@@ -289,3 +289,29 @@ def test_a_sqlite_database_from_schema_7_gains_the_webhook_tables(tmp_path: Path
         assert store.schema_version == SCHEMA_VERSION
         _add(store)
         assert store.replay_webhooks(event_id=event_id) == 1
+
+
+@pytest.mark.parametrize("verify", [True, False])
+def test_a_copy_into_postgresql_carries_endpoints_the_outbox_and_the_log(
+    tmp_path: Path, env: dict[str, str], pg_url: str, verify: bool
+) -> None:
+    from connector_core.store import PgStore, Store, copy_from_sqlite
+
+    with Store.open(tmp_path / "home", env=env) as source:
+        endpoint_id, secret = _add(source, event_types=["connection.created"])
+        _, second = rotate_secret(source, endpoint_id)
+        ids = record_events(source, 3)
+        now = time.time() + 1
+        (claimed, *_) = source.claim_webhook_deliveries("me", now=now, ttl=30, limit=1)
+        attempt = AttemptRecord(utc_time(now), 500, 2.0, "busy", "answered 500 Internal Server Error")
+        source.record_webhook_attempt(claimed.id, attempt, "retry", owner="me", next_attempt_at=now + 5)
+        with PgStore(pg_url, env=env) as target:
+            report = copy_from_sqlite(source, target, verify=verify)
+            assert (report.webhook_endpoints, report.webhook_deliveries, report.webhook_log) == (1, 3, 1)
+            assert target.webhook_secrets(endpoint_id) == (second, secret)  # decrypted, its seal checked
+            assert target.get_webhook_endpoint(endpoint_id) == source.get_webhook_endpoint(endpoint_id)
+            copied = target.list_webhook_deliveries()
+            assert copied == source.list_webhook_deliveries()
+            assert [d.event_id for d in copied] == ids and copied[0].log[0].response == "busy"
+            (later,) = record_events(target, 1, prefix="after")  # the outbox goes on where it was
+            assert target.list_webhook_deliveries(event_id=later)[0].seq == copied[-1].seq + 1
