@@ -368,3 +368,22 @@ def test_the_deliverer_refuses_nonsense_settings(sqlite_store: SqlStore) -> None
         WebhookDeliverer(sqlite_store, timeout=0)
     with pytest.raises(ValueError, match="positive"):
         WebhookDeliverer(sqlite_store, concurrency=0)
+
+
+def test_an_injected_client_that_follows_redirects_is_not_let_to(sqlite_store: SqlStore) -> None:
+    add_endpoint(sqlite_store, "https://hooks.example/x", resolve=public)
+    record_events(sqlite_store, 1)
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/x":
+            return httpx.Response(307, headers={"location": "https://hooks.example/elsewhere"})
+        return httpx.Response(204)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer), follow_redirects=True)
+    with client, WebhookDeliverer(sqlite_store, client=client) as deliverer:
+        assert deliverer.run_once().retried == 1
+    assert seen == ["/x"]
+    (delivery,) = sqlite_store.list_webhook_deliveries()
+    assert delivery.log[0].error == "answered 307 Temporary Redirect: a redirect, which deliveries do not follow"
