@@ -40,6 +40,7 @@ HELP = {
     "request": "an authenticated API call with a connection (like 'gh api')",
     "serve": "run the connect service (API, connect page, callback) under uvicorn; needs connector-core[serve]",
     "store": "the store itself: where it is, and moving it into PostgreSQL",
+    "webhooks": "webhook endpoints, the delivery log, replays, and the deliverer (signed, at least once)",
     "new-provider": "write a new provider plugin distribution, ready to install and test",
     "docs": "print a provider's documentation page, or the CLI or hook reference",
 }

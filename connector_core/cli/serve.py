@@ -118,6 +118,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-key", action="store_true", help="with --emulator: also print the API key on standard output"
     )
+    p.add_argument(
+        "--no-webhooks",
+        action="store_true",
+        help="do not deliver webhooks from this process (run 'connector webhooks deliver' elsewhere)",
+    )
     p.set_defaults(handler=_serve)
 
 
@@ -204,6 +209,10 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         )
         _log_requests(args.log_format)
         _say(banner, args.log_format)
+        if not args.no_webhooks:
+            from ..webhooks import delivering  # here, not at the top: only a running service delivers
+
+            stack.enter_context(delivering(connector.store, on_delivered=app.state.metrics.delivered))
         uvicorn.Server(config).run()
     if stopped:
         _say("connector: serve stopped\n", args.log_format)

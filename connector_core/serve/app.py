@@ -35,6 +35,7 @@ from .connect import ConnectService
 from .keys import ApiKeys
 from .metrics import Metrics, RequestMetrics
 from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json
+from .webhooks_api import WebhooksApi
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -192,8 +193,9 @@ def create_app(
     api = _Api(connector, base, max_body_bytes)
     connect = ConnectService(connector, config, base, max_body_bytes)
     metrics = metrics if metrics is not None else Metrics(connector.store)
+    hooks = WebhooksApi(connector, max_body_bytes)
     app = Starlette(
-        routes=[*api.routes(), *connect.routes(), metrics.route(keys, public=metrics_public), *routes],
+        routes=[*api.routes(), *connect.routes(), *hooks.routes(), metrics.route(keys, public=metrics_public), *routes],
         exception_handlers={
             Problem: _on_problem,
             ConnectorError: _on_connector_error,
@@ -207,6 +209,7 @@ def create_app(
     app.state.connect_config = config
     app.state.sessions = connect.sessions
     app.state.metrics = metrics
+    app.state.webhooks = hooks
     app.add_middleware(_Guard, keys=keys, hsts=base.startswith("https://"))
     app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: it sees the guard's answers too
     return app

@@ -110,6 +110,7 @@ class Metrics:
 
     def __init__(self, store: StoreLike | None = None) -> None:
         self._registry = CollectorRegistry(auto_describe=True)
+        self._store = store
         registry = self._registry
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
@@ -190,7 +191,14 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """Every metric in Prometheus' text format (see :data:`CONTENT_TYPE`); counting the
-        connections queries the store, so call it from a thread in async code."""
+        connections queries the store, so call it from a thread in async code. The outbox's
+        depth is read from the store here too (any replica's scrape sees the shared outbox)."""
+        depth = getattr(self._store, "outbox_depth", None)
+        if callable(depth):
+            try:
+                self.outbox_depth(int(depth()))
+            except ConnectorError as exc:
+                log.warning("metrics: reading the outbox depth failed: %s", type(exc).__name__)
         return generate_latest(self._registry)
 
     def route(self, keys: ApiKeys, *, public: bool = False) -> Route:

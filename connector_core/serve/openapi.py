@@ -8,6 +8,7 @@ from typing import Any
 
 from .._markers import __version__
 from ..connection import ConnectionStatus
+from ..events import EventType
 
 __all__ = ["openapi_document"]
 
@@ -39,11 +40,11 @@ _PASSED: dict[str, Any] = {"application/json": {}, "text/plain": {}, "applicatio
 _ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": _ID, "description": "the connection's id"}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(*statuses: int, about: str = "connection") -> dict[str, Any]:
     words = {
         400: "a parameter or the body is invalid (``field`` names it)",
-        404: "no such connection",
-        409: "the connection's state refuses the request",
+        404: f"no such {about}",
+        409: f"the {about}'s state refuses the request",
         413: "the body is larger than the limit",
         415: "the body is not JSON",
         502: "the provider answered with an error",
@@ -223,6 +224,7 @@ def _schemas() -> dict[str, Any]:
                 },
             },
         },
+        **_webhook_schemas(),
         "OwnerChange": {
             "type": "object",
             "additionalProperties": False,
@@ -233,6 +235,295 @@ def _schemas() -> dict[str, Any]:
                 "tags": {"type": "array", "maxItems": 50, "items": _TAG},
                 "replace": {"type": "boolean", "default": False},
             },
+        },
+    }
+
+
+_EVENT_TYPES = [kind.value for kind in EventType]
+_TIME = {"type": "string", "format": "date-time", "maxLength": 64}
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    endpoint_properties: dict[str, Any] = {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "event_types": {
+            "type": ["array", "null"],
+            "items": {"type": "string", "enum": _EVENT_TYPES},
+            "description": "null: every type",
+        },
+        "allow_private": {"type": "boolean"},
+        "disabled": {"type": "boolean"},
+        "disabled_at": _NULLABLE_STRING,
+        "disabled_reason": _NULLABLE_STRING,
+        "rotating": {"type": "boolean", "description": "a previous secret still signs beside the current one"},
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
+    }
+    endpoint_required = ["id", "url", "event_types", "allow_private", "disabled", "rotating"]
+    attempt = {
+        "type": "object",
+        "required": ["attempt", "at", "status_code", "latency_ms", "response", "error"],
+        "properties": {
+            "attempt": {"type": "integer", "minimum": 1},
+            "at": {"type": "string"},
+            "status_code": {"type": ["integer", "null"], "description": "null: no answer"},
+            "latency_ms": {"type": ["number", "null"]},
+            "response": {"type": ["string", "null"], "description": "the first KiB of the answer's body"},
+            "error": {"type": ["string", "null"], "description": "what went wrong, in one line"},
+        },
+    }
+    page_next = {"type": ["integer", "null"], "description": "pass as `after` for the next page; null at the end"}
+    secret = {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]+$", "maxLength": 200}
+    return {
+        "WebhookEndpoint": {"type": "object", "required": endpoint_required, "properties": endpoint_properties},
+        "WebhookEndpointWithSecret": {
+            "type": "object",
+            "required": endpoint_required,
+            "properties": {
+                **endpoint_properties,
+                "secret": {"type": "string", "description": "present only when generated: shown this once"},
+            },
+        },
+        "WebhookEndpointList": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {"data": {"type": "array", "items": _ref("WebhookEndpoint")}},
+        },
+        "WebhookEndpointRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url"],
+            "properties": {
+                "url": {
+                    "type": "string",
+                    "format": "uri",
+                    "maxLength": 2048,
+                    "description": "https only (http for a loopback host), no user:password@, a public address "
+                    "unless allow_private",
+                },
+                "event_types": {
+                    "oneOf": [
+                        {"type": "array", "minItems": 1, "items": {"type": "string", "enum": _EVENT_TYPES}},
+                        {"type": "null"},
+                    ],
+                    "description": "the event types it gets; absent or null: every type",
+                },
+                "allow_private": {"type": "boolean", "default": False},
+                "secret": {**secret, "description": "its whsec_ secret; absent: one is generated and answered once"},
+            },
+        },
+        "SecretRotation": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"secret": {**secret, "description": "the new secret; absent: one is generated"}},
+        },
+        "DisableRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"reason": {"type": ["string", "null"], "maxLength": 500}},
+        },
+        "Delivery": {
+            "type": "object",
+            "required": ["id", "seq", "event_id", "event_type", "endpoint_id", "status", "attempts", "log"],
+            "properties": {
+                "id": {"type": "string"},
+                "seq": {"type": "integer"},
+                "event_id": {"type": "string", "description": "the webhook-id of every attempt"},
+                "event_type": {"type": "string", "enum": _EVENT_TYPES},
+                "endpoint_id": {"type": "string"},
+                "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                "attempts": {"type": "integer", "minimum": 0},
+                "next_attempt_at": _NULLABLE_STRING,
+                "created_at": {"type": "string"},
+                "finished_at": _NULLABLE_STRING,
+                "replay": {"type": "boolean"},
+                "log": {"type": "array", "items": attempt},
+            },
+        },
+        "DeliveryPage": {
+            "type": "object",
+            "required": ["data", "next"],
+            "properties": {"data": {"type": "array", "items": _ref("Delivery")}, "next": page_next},
+        },
+        "Event": {
+            "type": "object",
+            "required": ["seq", "id", "type", "timestamp", "data"],
+            "properties": {
+                "seq": {"type": "integer"},
+                "id": {"type": "string", "description": "evt_ and a ULID: the webhook-id of its deliveries"},
+                "type": {"type": "string", "enum": _EVENT_TYPES},
+                "timestamp": {"type": "string"},
+                "data": {"type": "object"},
+            },
+        },
+        "EventPage": {
+            "type": "object",
+            "required": ["data", "next"],
+            "properties": {"data": {"type": "array", "items": _ref("Event")}, "next": page_next},
+        },
+        "ReplayRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "One event (event_id), or the events recorded in a time range (since, until, or both).",
+            "properties": {
+                "event_id": {"oneOf": [_ID, {"type": "null"}]},
+                "since": {"oneOf": [_TIME, {"type": "null"}], "description": "recorded at this time or later"},
+                "until": {"oneOf": [_TIME, {"type": "null"}], "description": "recorded before this time"},
+                "endpoint_id": {
+                    "oneOf": [_ID, {"type": "null"}],
+                    "description": "to this endpoint only (default: every subscribed one)",
+                },
+            },
+        },
+        "Replayed": {
+            "type": "object",
+            "required": ["deliveries"],
+            "properties": {"deliveries": {"type": "integer", "minimum": 0, "description": "deliveries made"}},
+        },
+    }
+
+
+def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _webhook_paths() -> dict[str, Any]:
+    endpoint_id = {"name": "id", "in": "path", "required": True, "schema": _ID, "description": "the endpoint's id"}
+    endpoint = _ok("the endpoint", _ref("WebhookEndpoint"))
+    page = [
+        _query_param("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}, "page size"),
+        _query_param("after", {"type": "integer", "minimum": 0}, "the cursor: the previous page's `next`"),
+    ]
+
+    def action(operation: str, summary: str, responses: dict[str, Any], body: str | None = None) -> dict[str, Any]:
+        found: dict[str, Any] = {"operationId": operation, "summary": summary, "tags": ["webhooks"]}
+        if body is not None:
+            found["requestBody"] = {"required": False, "content": {"application/json": {"schema": _ref(body)}}}
+        found["responses"] = responses
+        return found
+
+    return {
+        "/v1/events": {
+            "get": {
+                "operationId": "listEvents",
+                "summary": "the lifecycle events in the order they were recorded, a page at a time",
+                "tags": ["events"],
+                "parameters": [
+                    *page,
+                    _query_param("type", {"type": "string", "enum": _EVENT_TYPES}, "only of this type"),
+                    _query_param("connection_id", _ID, "only about this connection"),
+                ],
+                "responses": {"200": _ok("a page", _ref("EventPage")), **_errors(400)},
+            }
+        },
+        "/v1/webhooks/endpoints": {
+            "post": {
+                "operationId": "createWebhookEndpoint",
+                "summary": "configure a webhook endpoint; a generated secret is answered this once",
+                "tags": ["webhooks"],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("WebhookEndpointRequest")}},
+                },
+                "responses": {
+                    "201": _ok("the endpoint (and its generated secret)", _ref("WebhookEndpointWithSecret")),
+                    **_errors(400, 413, 415),
+                },
+            },
+            "get": {
+                "operationId": "listWebhookEndpoints",
+                "summary": "every webhook endpoint, oldest first",
+                "tags": ["webhooks"],
+                "responses": {"200": _ok("the endpoints", _ref("WebhookEndpointList")), **_errors(400)},
+            },
+        },
+        "/v1/webhooks/endpoints/{id}": {
+            "parameters": [endpoint_id],
+            "get": action(
+                "getWebhookEndpoint", "one webhook endpoint", {"200": endpoint, **_errors(404, about="endpoint")}
+            ),
+            "delete": action(
+                "deleteWebhookEndpoint",
+                "remove the endpoint with its secrets, deliveries and log",
+                {
+                    "200": _ok(
+                        "removed",
+                        {
+                            "type": "object",
+                            "required": ["id", "deleted"],
+                            "properties": {"id": {"type": "string"}, "deleted": {"type": "boolean"}},
+                        },
+                    ),
+                    **_errors(404, about="endpoint"),
+                },
+            ),
+        },
+        "/v1/webhooks/endpoints/{id}/rotate-secret": {
+            "parameters": [endpoint_id],
+            "post": action(
+                "rotateWebhookSecret",
+                "start a rotation: the new secret (given, or generated and answered once) and the previous one both "
+                "sign until drop-previous-secret",
+                {
+                    "200": _ok("the endpoint (and its generated secret)", _ref("WebhookEndpointWithSecret")),
+                    **_errors(400, 404, 409, 413, 415, about="endpoint"),
+                },
+                body="SecretRotation",
+            ),
+        },
+        "/v1/webhooks/endpoints/{id}/drop-previous-secret": {
+            "parameters": [endpoint_id],
+            "post": action(
+                "dropPreviousWebhookSecret",
+                "end a rotation: only the current secret signs from now on",
+                {"200": endpoint, **_errors(404, 409, about="endpoint")},
+            ),
+        },
+        "/v1/webhooks/endpoints/{id}/enable": {
+            "parameters": [endpoint_id],
+            "post": action(
+                "enableWebhookEndpoint",
+                "enable the endpoint again: its waiting deliveries resume",
+                {"200": endpoint, **_errors(404, about="endpoint")},
+            ),
+        },
+        "/v1/webhooks/endpoints/{id}/disable": {
+            "parameters": [endpoint_id],
+            "post": action(
+                "disableWebhookEndpoint",
+                "disable the endpoint: events make no deliveries to it; pending ones wait",
+                {"200": endpoint, **_errors(400, 404, 413, 415, about="endpoint")},
+                body="DisableRequest",
+            ),
+        },
+        "/v1/webhooks/deliveries": {
+            "get": {
+                "operationId": "listWebhookDeliveries",
+                "summary": "the delivery log: deliveries in the outbox's order, each with its attempts",
+                "tags": ["webhooks"],
+                "parameters": [
+                    *page,
+                    _query_param("endpoint_id", _ID, "only to this endpoint"),
+                    _query_param("event_id", _ID, "only of this event"),
+                    _query_param(
+                        "status", {"type": "string", "enum": ["pending", "delivered", "failed"]}, "only in this status"
+                    ),
+                ],
+                "responses": {"200": _ok("a page", _ref("DeliveryPage")), **_errors(400)},
+            }
+        },
+        "/v1/webhooks/replay": {
+            "post": {
+                "operationId": "replayWebhooks",
+                "summary": "deliver events again (the same webhook-id as before): one event, or a time range",
+                "tags": ["webhooks"],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("ReplayRequest")}}},
+                "responses": {
+                    "202": _ok("the deliveries made; the deliverer sends them", _ref("Replayed")),
+                    **_errors(400, 404, 409, 413, 415, about="event or endpoint"),
+                },
+            }
         },
     }
 
@@ -376,7 +667,8 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             "title": "connector-core platform API",
             "version": __version__,
             "description": "Connections of the platform's end users: list, inspect, refresh, attach, delete, "
-            "and call the provider's API through them. Every error is an RFC 9457 problem.",
+            "and call the provider's API through them; their lifecycle events, and the webhooks that deliver "
+            "them. Every error is an RFC 9457 problem.",
         },
         "servers": [{"url": public_url}],
         "security": [{"apiKey": []}],
@@ -493,6 +785,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     "responses": {"200": _ok("the session", _ref("Session")), **_errors(404)},
                 },
             },
+            **_webhook_paths(),
             **_page_paths(),
         },
         "components": {

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from ..oauth import TokenSet
     from ..profiles import Profile, ProfileDraft
     from ..secret import Secret
+    from ..webhooks.endpoints import WebhookEndpoint
+    from ..webhooks.outbox import AttemptRecord, Delivery, DeliveryStatus, Outcome
 
 __all__ = ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
 
@@ -63,6 +65,10 @@ class CopyReport:
     sessions: int = 0
     #: Lifecycle events (:mod:`connector_core.events`); ``events`` counts the status history's rows.
     lifecycle_events: int = 0
+    #: Webhook endpoints, their deliveries (the outbox, pending ones included) and the delivery log.
+    webhook_endpoints: int = 0
+    webhook_deliveries: int = 0
+    webhook_log: int = 0
 
 
 @attrs.define
@@ -292,6 +298,99 @@ class StoreLike(Protocol):
 
     def get_event(self, event_id: str) -> Event:
         """One lifecycle event by id; an UnknownNameError when there is none."""
+
+    # webhooks (connector_core.webhooks): endpoints, the outbox, the delivery log
+    def create_webhook_endpoint(
+        self, url: str, *, secret: Secret, event_types: Sequence[EventType] = (), allow_private: bool = False
+    ) -> WebhookEndpoint:
+        """Store a new webhook endpoint (``event_types`` empty: every type), its row sealed (id, URL,
+        private opt-in, event types: a row changed by someone without the keys is a StoreError
+        ``tampered`` wherever it is read) and ``secret`` encrypted. The URL policy
+        (:func:`~connector_core.webhooks.check_webhook_url`) is the caller's: see
+        :func:`~connector_core.webhooks.add_endpoint`."""
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        """One endpoint, its seal checked; an UnknownNameError when there is none."""
+
+    def list_webhook_endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        """Every endpoint, oldest first, each seal checked."""
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Delete the endpoint with its secrets, its deliveries (pending ones too) and their log."""
+
+    def set_webhook_endpoint_disabled(
+        self, endpoint_id: str, disabled: bool, reason: str | None = None
+    ) -> WebhookEndpoint:
+        """Disable the endpoint with a one-line ``reason`` (events no longer make deliveries to it;
+        its pending ones wait), or enable it again (they resume)."""
+
+    def rotate_webhook_secret(self, endpoint_id: str, secret: Secret) -> WebhookEndpoint:
+        """``secret`` becomes the endpoint's current secret and the current one its previous one, in
+        one transaction: both sign every delivery until :meth:`drop_previous_webhook_secret`. A
+        ValidationError ``secret`` (code ``rotating``) while a previous one is kept already."""
+
+    def drop_previous_webhook_secret(self, endpoint_id: str) -> WebhookEndpoint:
+        """End a rotation: only the current secret signs from now on; a ValidationError ``secret``
+        (code ``not_rotating``) when there is no previous one."""
+
+    def webhook_secrets(self, endpoint_id: str) -> tuple[Secret, ...]:
+        """The secrets that sign the endpoint's deliveries, current first, its seal checked."""
+
+    def claim_webhook_deliveries(self, owner: str, *, now: float, ttl: float, limit: int) -> tuple[Delivery, ...]:
+        """Claim for ``owner`` until ``now + ttl`` (epoch seconds) up to ``limit`` pending deliveries
+        of enabled endpoints that are due at ``now``, and that nobody claims, whose claim expired, or
+        that ``owner`` claimed itself (a deliverer restarted under its name takes its claims back).
+        Claimers racing on one store never get the same delivery (SQLite: a write transaction;
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+
+    def record_webhook_attempt(
+        self,
+        delivery_id: str,
+        attempt: AttemptRecord,
+        outcome: Outcome,
+        *,
+        owner: str,
+        next_attempt_at: float | None = None,
+        reason: str | None = None,
+    ) -> DeliveryStatus | None:
+        """Log one attempt (numbered after the delivery's last) and, while the delivery is pending,
+        move it on as ``outcome`` says: ``delivered``; ``retry`` at ``next_attempt_at``; ``failed``;
+        ``gone`` (the receiver answered 410: the endpoint is disabled with ``reason`` and every pending
+        delivery of it failed). ``owner``'s claim ends. One transaction; the delivery's status after
+        it, or None when the delivery is gone (its endpoint was deleted)."""
+
+    def get_webhook_delivery(self, delivery_id: str) -> Delivery:
+        """One delivery with its log; an UnknownNameError when there is none."""
+
+    def list_webhook_deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        with_log: bool = True,
+    ) -> tuple[Delivery, ...]:
+        """Deliveries in the outbox's order (``seq``): of one endpoint, of one event, in one status,
+        after ``after``, at most ``limit``; each with its log unless ``with_log=False``."""
+
+    def outbox_depth(self) -> int:
+        """How many deliveries are pending (due or waiting for their next attempt)."""
+
+    def replay_webhooks(
+        self,
+        *,
+        event_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        endpoint_id: str | None = None,
+    ) -> int:
+        """New deliveries (``replay``) of one event, or of the events recorded at ``since`` or later
+        and before ``until`` (ISO 8601 with a zone), to every enabled endpoint subscribed to each, or
+        only to ``endpoint_id`` (for the events it is subscribed to). The receiver sees the event's id
+        again as ``webhook-id``. Returns how many deliveries were made. An unknown event or endpoint
+        is an UnknownNameError; a disabled ``endpoint_id`` a ValidationError."""
 
     def delete_connection(self, connection_id: str) -> None:
         """Delete the connection with its tokens and events; an UnknownNameError when there is none."""

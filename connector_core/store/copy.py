@@ -17,7 +17,10 @@ __all__ = ["COPIED", "SQLITE_ONLY", "copy_from_sqlite"]
 
 #: What a copy carries: each table that keeps data (the target must hold none), its rows in
 #: storage order, every column but SQLite's refresh lease (``SQLITE_ONLY``).
-COPIED = ("profiles", "connections", "secrets", "attempts", "connection_events", "connect_sessions", "events")
+COPIED = (
+    *("profiles", "connections", "secrets", "attempts", "connection_events", "connect_sessions", "events"),
+    *("webhook_endpoints", "webhook_deliveries", "webhook_attempts"),
+)
 SQLITE_ONLY = ("lock_owner", "lock_until")
 
 
@@ -60,6 +63,7 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
         own = target.keyring
         owners = {row["id"]: f"profile {row['name']!r}" for row in rows["profiles"]}
         owners.update({row["id"]: f"connection {row['id']!r}" for row in rows["connections"]})
+        owners.update({row["id"]: f"webhook endpoint {row['id']!r}" for row in rows["webhook_endpoints"]})
         for row in rows["secrets"]:
             owner_id, name = row["owner_id"], row["name"]
             what = f"{name} of {owners.get(owner_id, repr(owner_id))}"
@@ -81,10 +85,11 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             "SELECT setval(pg_get_serial_sequence('connection_events', 'id'), "
             "(SELECT coalesce(max(id), 0) + 1 FROM connection_events), false)"
         )
-        tx.execute(
-            "SELECT setval(pg_get_serial_sequence('events', 'seq'), "
-            "(SELECT coalesce(max(seq), 0) + 1 FROM events), false)"
-        )
+        for table in ("events", "webhook_deliveries"):
+            tx.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'seq'), "
+                f"(SELECT coalesce(max(seq), 0) + 1 FROM {table}), false)"
+            )
         if created is not None:
             tx.execute("UPDATE meta SET value = ? WHERE key = 'created_at'", (created[0],))
         tx.execute(
@@ -99,5 +104,6 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             target._set_store_id(tx, store_id)
     # connection_events: events; connect_sessions: sessions; events: lifecycle_events
     report_names = {"connection_events": "events", "connect_sessions": "sessions", "events": "lifecycle_events"}
+    report_names["webhook_attempts"] = "webhook_log"
     counts = {report_names.get(table, table): len(copied) for table, copied in rows.items()}
     return CopyReport(source=str(source.path), target=target.path, store_id=target.store_id, verified=verify, **counts)

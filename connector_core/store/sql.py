@@ -41,6 +41,16 @@ from ..errors import ConnectorError, SessionError, UnknownNameError, ValidationE
 from ..events import Event, EventType, new_event_id
 from ..profiles import Profile
 from ..secret import Secret
+from ..webhooks.endpoints import PREVIOUS_SECRET_NAME, SECRET_NAME, WebhookEndpoint, check_event_types, new_endpoint_id
+from ..webhooks.outbox import (
+    DELIVERY_ID_PREFIX,
+    AttemptRecord,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Outcome,
+    iso_time,
+)
 from .contract import KeyRotation, StoreError
 
 if TYPE_CHECKING:
@@ -92,6 +102,8 @@ SEALED = {
         "result_connection_id",
         *SEPARATE_SEALED,
     ),
+    # A webhook endpoint: where its deliveries (signed with its secrets) go, and which events.
+    "webhook_endpoints": ("id", "url", "allow_private", "event_types"),
 }
 #: The tables sealed since the seals came (the migration adding them seals their rows); tables
 #: added later are sealed from their first row.
@@ -110,6 +122,7 @@ _SEALED_AT = {
     "profiles": ((0, 1, 2, 3, 4, 5, 6, 7, 8, 11), 12),
     "connections": ((0, 2, 3, 4, 5, 12, 19, 20), 18),
     "connect_sessions": (tuple(range(15)), 15),
+    "webhook_endpoints": ((0, 1, 2, 3), 4),
 }
 #: A ``used`` session (its end user still at the provider) outlives its expiry this long before
 #: :meth:`SqlStore.purge_sessions` deletes it.
@@ -140,6 +153,8 @@ def _what(table: str, sealed: Sequence[Any]) -> str:
     """A row named by its sealed columns, for messages."""
     if table == "connect_sessions":
         return f"connect session {sealed[0]}"
+    if table == "webhook_endpoints":
+        return f"webhook endpoint {sealed[0]}"
     return f"profile {sealed[1]!r}" if table == "profiles" else f"connection {sealed[0]}"
 
 
@@ -409,6 +424,111 @@ def _pick(session: ConnectSession, provider: str | None, profile: str | None) ->
     return provider, profile
 
 
+# ------------------------------------------------------------------ webhooks
+
+_ENDPOINT_SELECT = (
+    "SELECT e.id, e.url, e.allow_private, e.event_types, e.seal, e.created_at, e.updated_at, e.disabled_at, "
+    "e.disabled_reason, (SELECT count(*) FROM secrets s WHERE s.owner_id = e.id "
+    f"AND s.name = '{PREVIOUS_SECRET_NAME}') FROM webhook_endpoints e"
+)
+_DELIVERY_SELECT = (
+    "SELECT d.id, d.seq, d.event_id, ev.type, d.endpoint_id, d.status, d.attempts, d.next_attempt_at, "
+    "d.created_at, d.finished_at, d.replay FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id"
+)
+_INSERT_DELIVERY = (
+    "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, attempts, next_attempt_at, replay, created_at) "
+    "VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)"
+)
+_ATTEMPT_SELECT = (
+    "SELECT delivery_id, attempt, at, status_code, latency_ms, response, error FROM webhook_attempts "
+    "WHERE delivery_id IN ({marks}) ORDER BY delivery_id, attempt"
+)
+#: The longest reason kept for a disabled endpoint, and the longest error kept for an attempt.
+_MAX_REASON = 500
+
+
+def _delivery_id() -> str:
+    return DELIVERY_ID_PREFIX + uuid.uuid4().hex
+
+
+def _subscribes(stored: Any, kind: EventType) -> bool:
+    """Whether an endpoint's stored event types (a JSON list, empty for every type) take ``kind``;
+    True when they cannot be read (see :meth:`SqlStore._after_event`)."""
+    try:
+        types = json.loads(stored)
+    except (TypeError, ValueError):
+        return True
+    return not isinstance(types, list) or not types or kind.value in types
+
+
+def _endpoint(row: Sequence[Any]) -> WebhookEndpoint:
+    """An endpoint from ``_ENDPOINT_SELECT``."""
+    what = f"webhook endpoint {row[0]}"
+    kinds = []
+    for value in _json(row[3], list, what, "event types"):
+        try:
+            kinds.append(EventType(value))
+        except ValueError:
+            raise _damaged(what, "event types", f"{str(value)[:60]!r} is not an event type") from None
+    return WebhookEndpoint(
+        id=row[0],
+        url=row[1],
+        event_types=tuple(kinds),
+        allow_private=bool(row[2]),
+        created_at=row[5],
+        updated_at=row[6],
+        disabled_at=row[7],
+        disabled_reason=row[8],
+        rotating=bool(row[9]),
+    )
+
+
+def _delivery(row: Sequence[Any], log: tuple[DeliveryAttempt, ...] = ()) -> Delivery:
+    """A delivery from ``_DELIVERY_SELECT``."""
+    what = f"webhook delivery {row[0]}"
+    try:
+        kind, status = EventType(row[3]), DeliveryStatus(row[5])
+    except ValueError:
+        raise _damaged(what, "status", "not a delivery status, or its event's type is unknown") from None
+    return Delivery(
+        id=row[0],
+        seq=int(row[1]),
+        event_id=row[2],
+        event_type=kind,
+        endpoint_id=row[4],
+        status=status,
+        attempts=int(_number(row[6], what, "attempts")),
+        next_attempt_at=_number(row[7], what, "next attempt time") if row[7] is not None else None,
+        created_at=row[8],
+        finished_at=row[9],
+        replay=bool(row[10]),
+        log=log,
+    )
+
+
+def _delivery_status(value: Any, delivery_id: str) -> DeliveryStatus:
+    try:
+        return DeliveryStatus(value)
+    except ValueError:
+        raise _damaged(f"webhook delivery {delivery_id}", "status", "not a delivery status") from None
+
+
+def _attempt(row: Sequence[Any]) -> DeliveryAttempt:
+    """An attempt from ``_ATTEMPT_SELECT`` (its delivery id first)."""
+    return DeliveryAttempt(
+        attempt=int(row[1]),
+        at=row[2],
+        status_code=None if row[3] is None else int(row[3]),
+        latency_ms=None if row[4] is None else float(row[4]),
+        response=row[5],
+        error=row[6],
+    )
+
+
+def _one_line(text: str | None, limit: int = _MAX_REASON) -> str | None:
+    return None if text is None else " ".join(str(text).split())[:limit]
+
+
 @attrs.frozen
 class Dialect:
     """How an engine's SQL differs from the statements written here."""
@@ -433,6 +553,8 @@ class Dialect:
     owned_from: int
     #: Appended to the read of the store's primary key id before encrypting: a rotation waits for it.
     for_share: str = ""
+    #: Appended to the select of the deliveries a deliverer claims: rows another claimer holds are skipped.
+    skip_locked: str = ""
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -871,6 +993,7 @@ class SqlStore(abc.ABC):
                 f"SELECT owner_id, name, key_id, nonce, ciphertext FROM secrets ORDER BY {d.row_order}{d.for_update}"
             )
             names = f"SELECT id, 'profile ' || {d.quote}(name) FROM profiles UNION ALL "
+            names += f"SELECT id, 'webhook endpoint ' || {d.quote}(id) FROM webhook_endpoints UNION ALL "
             owners = dict(tx.all(names + f"SELECT id, 'connection ' || {d.quote}(id) FROM connections"))
             updates = []
             for owner_id, name, kid, nonce, ciphertext in rows:
@@ -975,7 +1098,22 @@ class SqlStore(abc.ABC):
             "INSERT INTO events (id, type, at, connection_id, data) VALUES (?,?,?,?,?)",
             (event_id, kind.value, now(), cid, json.dumps(data, separators=(",", ":"), default=str)),
         )
+        self._after_event(tx, event_id, kind)
         return event_id
+
+    def _after_event(self, tx: Tx, event_id: str, kind: EventType) -> None:
+        """The event's fan-out, in its transaction: one pending delivery per enabled webhook
+        endpoint subscribed to ``kind`` (the outbox). A row whose event types cannot be read
+        gets the delivery: its deliverer refuses the changed row, and nothing is lost once it
+        is restored."""
+        targets = [
+            endpoint_id
+            for endpoint_id, types in tx.all("SELECT id, event_types FROM webhook_endpoints WHERE disabled_at IS NULL")
+            if _subscribes(types, kind)
+        ]
+        if targets:
+            at, epoch = now(), time.time()
+            tx.many(_INSERT_DELIVERY, [(_delivery_id(), event_id, target, epoch, 0, at) for target in targets])
 
     @staticmethod
     def _snapshot_of(tx: Tx, connection_id: str) -> dict[str, Any] | None:
@@ -1467,3 +1605,298 @@ class SqlStore(abc.ABC):
         if before is not None and json.dumps(list(granted)) != before[0]:
             self._scopes_changed(tx, self._snapshot_of(tx, connection_id), before[0], granted)
         return _connection(tx.one(_CONNECTION_SELECT + " WHERE c.id = ?", (connection_id,)))
+
+    # ------------------------------------------------------------ webhook endpoints
+    # An endpoint's row is sealed (where its deliveries go and which events); its secrets are
+    # rows of ``secrets`` owned by its id: the current one, and the previous one while a rotation
+    # is under way. Deliveries are the outbox (see ``_after_event``), attempts their log.
+
+    def create_webhook_endpoint(
+        self, url: str, *, secret: Secret, event_types: Sequence[EventType] = (), allow_private: bool = False
+    ) -> WebhookEndpoint:
+        if not isinstance(url, str) or not url:
+            raise ValidationError("url", "expected a URL")
+        if not isinstance(secret, Secret):
+            raise TypeError("secret must be a Secret")
+        kinds = check_event_types(event_types) if event_types else ()
+        endpoint_id, at = new_endpoint_id(), now()
+        self.keyring  # noqa: B018 - load or create the keys before the transaction starts
+        with self._write() as tx:
+            tx.execute(
+                "INSERT INTO webhook_endpoints (id, url, allow_private, event_types, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (endpoint_id, url, int(bool(allow_private)), json.dumps([k.value for k in kinds]), at, at),
+            )
+            self._seal(tx, "webhook_endpoints", endpoint_id)
+            self._put_secret(tx, endpoint_id, SECRET_NAME, secret)
+        return self.get_webhook_endpoint(endpoint_id)
+
+    def _checked_endpoint(self, row: Sequence[Any]) -> WebhookEndpoint:
+        self._check_seal("webhook_endpoints", row)
+        return _endpoint(row)
+
+    def _endpoint_in(self, tx: Tx, endpoint_id: str) -> WebhookEndpoint:
+        """The endpoint, locked for the rest of ``tx``, its seal checked."""
+        if tx.one("SELECT 1 FROM webhook_endpoints WHERE id = ?" + self.dialect.for_update, (endpoint_id,)) is None:
+            raise UnknownNameError("webhook endpoint", endpoint_id)
+        return self._checked_endpoint(tx.one(_ENDPOINT_SELECT + " WHERE e.id = ?", (endpoint_id,)))
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        rows = self._rows(_ENDPOINT_SELECT + " WHERE e.id = ?", (endpoint_id,))
+        if not rows:
+            raise UnknownNameError("webhook endpoint", endpoint_id)
+        return self._checked_endpoint(rows[0])
+
+    def list_webhook_endpoints(self) -> tuple[WebhookEndpoint, ...]:
+        rows = self._rows(_ENDPOINT_SELECT + " ORDER BY e.created_at, e.id")
+        return tuple(self._checked_endpoint(row) for row in rows)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        with self._write() as tx:
+            if tx.one("SELECT 1 FROM webhook_endpoints WHERE id = ?" + self.dialect.for_update, (endpoint_id,)) is None:
+                raise UnknownNameError("webhook endpoint", endpoint_id)
+            tx.execute(
+                "DELETE FROM webhook_attempts WHERE delivery_id IN "
+                "(SELECT id FROM webhook_deliveries WHERE endpoint_id = ?)",
+                (endpoint_id,),
+            )
+            tx.execute("DELETE FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,))
+            tx.execute("DELETE FROM secrets WHERE owner_id = ?", (endpoint_id,))
+            tx.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,))
+
+    def set_webhook_endpoint_disabled(
+        self, endpoint_id: str, disabled: bool, reason: str | None = None
+    ) -> WebhookEndpoint:
+        at = now()
+        with self._write() as tx:
+            self._endpoint_in(tx, endpoint_id)
+            tx.execute(
+                "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? WHERE id = ?",
+                (at if disabled else None, _one_line(reason) if disabled else None, at, endpoint_id),
+            )
+        return self.get_webhook_endpoint(endpoint_id)
+
+    def rotate_webhook_secret(self, endpoint_id: str, secret: Secret) -> WebhookEndpoint:
+        if not isinstance(secret, Secret):
+            raise TypeError("secret must be a Secret")
+        self.keyring  # noqa: B018 - load the keys before the transaction starts
+        with self._write() as tx:
+            self._endpoint_in(tx, endpoint_id)
+            held = self._secrets_of(tx, endpoint_id, f"webhook endpoint {endpoint_id}")
+            if PREVIOUS_SECRET_NAME in held:
+                raise ValidationError(
+                    "secret",
+                    f"webhook endpoint {endpoint_id} is rotating already (two secrets sign its deliveries); drop "
+                    "the previous secret first, once its receivers hold the current one",
+                    code="rotating",
+                )
+            current = held.get(SECRET_NAME)
+            if current is None:
+                raise _damaged(f"webhook endpoint {endpoint_id}", "secrets", "it has no signing secret")
+            self._put_secret(tx, endpoint_id, PREVIOUS_SECRET_NAME, current)
+            self._put_secret(tx, endpoint_id, SECRET_NAME, secret)
+            tx.execute("UPDATE webhook_endpoints SET updated_at = ? WHERE id = ?", (now(), endpoint_id))
+        return self.get_webhook_endpoint(endpoint_id)
+
+    def drop_previous_webhook_secret(self, endpoint_id: str) -> WebhookEndpoint:
+        with self._write() as tx:
+            self._endpoint_in(tx, endpoint_id)
+            cur = tx.execute("DELETE FROM secrets WHERE owner_id = ? AND name = ?", (endpoint_id, PREVIOUS_SECRET_NAME))
+            if cur.rowcount != 1:
+                raise ValidationError(
+                    "secret", f"webhook endpoint {endpoint_id} has no previous secret to drop", code="not_rotating"
+                )
+            tx.execute("UPDATE webhook_endpoints SET updated_at = ? WHERE id = ?", (now(), endpoint_id))
+        return self.get_webhook_endpoint(endpoint_id)
+
+    def webhook_secrets(self, endpoint_id: str) -> tuple[Secret, ...]:
+        with self._read() as tx:
+            row = tx.one(_ENDPOINT_SELECT + " WHERE e.id = ?", (endpoint_id,))
+            if row is None:
+                raise UnknownNameError("webhook endpoint", endpoint_id)
+            order = self.dialect.row_order
+            secret_rows = tx.all(
+                f"SELECT name, key_id, nonce, ciphertext FROM secrets WHERE owner_id = ? ORDER BY {order}",
+                (endpoint_id,),
+            )
+        self._check_seal("webhook_endpoints", row)
+        found = self._decrypt(endpoint_id, secret_rows, f"webhook endpoint {endpoint_id}")
+        if SECRET_NAME not in found:
+            raise _damaged(f"webhook endpoint {endpoint_id}", "secrets", "it has no signing secret")
+        return tuple(found[name] for name in (SECRET_NAME, PREVIOUS_SECRET_NAME) if name in found)
+
+    # ------------------------------------------------------------- the outbox
+
+    def claim_webhook_deliveries(self, owner: str, *, now: float, ttl: float, limit: int) -> tuple[Delivery, ...]:
+        if not isinstance(owner, str) or not owner:
+            raise ValidationError("owner", "expected the claimer's name")
+        with self._write() as tx:
+            rows = tx.all(
+                # The literal 'pending' lets both engines use the partial index of pending deliveries.
+                "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? "
+                "AND (claimed_until IS NULL OR claimed_until < ? OR claimed_by = ?) "
+                "AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE disabled_at IS NULL) "
+                f"ORDER BY next_attempt_at, seq LIMIT ?{self.dialect.skip_locked}",
+                (now, now, owner, int(limit)),
+            )
+            ids = [row[0] for row in rows]
+            tx.many(
+                "UPDATE webhook_deliveries SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                [(owner, now + ttl, delivery_id) for delivery_id in ids],
+            )
+        if not ids:
+            return ()
+        marks = ",".join("?" * len(ids))
+        found = self._rows(_DELIVERY_SELECT + f" WHERE d.id IN ({marks}) ORDER BY d.next_attempt_at, d.seq", ids)
+        return tuple(_delivery(row) for row in found)
+
+    def record_webhook_attempt(
+        self,
+        delivery_id: str,
+        attempt: AttemptRecord,
+        outcome: Outcome,
+        *,
+        owner: str,
+        next_attempt_at: float | None = None,
+        reason: str | None = None,
+    ) -> DeliveryStatus | None:
+        if outcome not in ("delivered", "retry", "failed", "gone"):
+            raise ValidationError("outcome", f"expected delivered, retry, failed or gone, got {outcome!r}")
+        if outcome == "retry" and next_attempt_at is None:
+            raise ValidationError("next_attempt_at", "a retry needs the time of its next attempt")
+        with self._write() as tx:
+            row = tx.one(
+                "SELECT status, attempts, endpoint_id, claimed_by FROM webhook_deliveries WHERE id = ?"
+                + self.dialect.for_update,
+                (delivery_id,),
+            )
+            if row is None:
+                return None
+            status, attempts, endpoint_id, claimed_by = row
+            number = int(attempts) + 1
+            tx.execute(
+                "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, response, error) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    *(delivery_id, number, attempt.at, attempt.status_code, attempt.latency_ms),
+                    *(attempt.response, _one_line(attempt.error)),
+                ),
+            )
+            # A claim another deliverer took over (ours expired) stays theirs.
+            mine = claimed_by == owner
+            columns: dict[str, Any] = {"attempts": number}
+            if mine:
+                columns.update(claimed_by=None, claimed_until=None)
+            after = status
+            if status == DeliveryStatus.PENDING.value:
+                after = {"delivered": DeliveryStatus.DELIVERED.value, "retry": status}.get(
+                    outcome, DeliveryStatus.FAILED.value
+                )
+                if outcome == "delivered":
+                    columns.update(status=DeliveryStatus.DELIVERED.value, next_attempt_at=None, finished_at=attempt.at)
+                elif outcome == "retry":
+                    columns.update(next_attempt_at=float(next_attempt_at or 0))
+                else:
+                    columns.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, finished_at=attempt.at)
+            tx.execute(
+                f"UPDATE webhook_deliveries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+                (*columns.values(), delivery_id),
+            )
+            if outcome == "gone":
+                tx.execute(
+                    "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? "
+                    "WHERE id = ? AND disabled_at IS NULL",
+                    (attempt.at, _one_line(reason or "the receiver answered 410 Gone"), attempt.at, endpoint_id),
+                )
+                tx.execute(
+                    "UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, finished_at = ? "
+                    "WHERE endpoint_id = ? AND status = 'pending'",
+                    (DeliveryStatus.FAILED.value, attempt.at, endpoint_id),
+                )
+        return _delivery_status(after, delivery_id)
+
+    def _with_logs(self, rows: Sequence[Sequence[Any]]) -> tuple[Delivery, ...]:
+        ids = [row[0] for row in rows]
+        logs: dict[str, list[DeliveryAttempt]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for found in self._rows(_ATTEMPT_SELECT.format(marks=",".join("?" * len(chunk))), chunk):
+                logs.setdefault(found[0], []).append(_attempt(found))
+        return tuple(_delivery(row, tuple(logs.get(row[0], ()))) for row in rows)
+
+    def get_webhook_delivery(self, delivery_id: str) -> Delivery:
+        rows = self._rows(_DELIVERY_SELECT + " WHERE d.id = ?", (delivery_id,))
+        if not rows:
+            raise UnknownNameError("webhook delivery", delivery_id)
+        return self._with_logs(rows)[0]
+
+    def list_webhook_deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        event_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        with_log: bool = True,
+    ) -> tuple[Delivery, ...]:
+        conditions = {
+            "d.endpoint_id = ?": endpoint_id,
+            "d.event_id = ?": event_id,
+            "d.status = ?": DeliveryStatus(status).value if status is not None else None,
+            "d.seq > ?": int(after) if after is not None else None,
+        }
+        query, args = _page(_DELIVERY_SELECT, conditions, "d.seq", limit)
+        rows = self._rows(query, args)
+        return self._with_logs(rows) if with_log else tuple(_delivery(row) for row in rows)
+
+    def outbox_depth(self) -> int:
+        return int(self._rows("SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'")[0][0])
+
+    def replay_webhooks(
+        self,
+        *,
+        event_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        endpoint_id: str | None = None,
+    ) -> int:
+        if event_id is not None and (since is not None or until is not None):
+            raise ValidationError("event_id", "give one event's id or a time range (since, until), not both")
+        if event_id is None and since is None and until is None:
+            raise ValidationError("since", "give one event's id or a time range (since, until, or both)")
+        start = iso_time(since, "since") if since is not None else None
+        end = iso_time(until, "until") if until is not None else None
+        if start is not None and end is not None and start >= end:
+            raise ValidationError("until", f"expected a time after since ({start}), got {end}")
+        at, epoch = now(), time.time()
+        with self._write() as tx:
+            if endpoint_id is not None:
+                endpoint = self._endpoint_in(tx, endpoint_id)
+                if endpoint.disabled:
+                    raise ValidationError(
+                        "endpoint_id", f"webhook endpoint {endpoint_id} is disabled; enable it first", code="disabled"
+                    )
+                targets = [(endpoint.id, json.dumps([k.value for k in endpoint.event_types]))]
+            else:
+                targets = tx.all("SELECT id, event_types FROM webhook_endpoints WHERE disabled_at IS NULL ORDER BY id")
+            if event_id is not None:
+                events = tx.all("SELECT id, type FROM events WHERE id = ?", (event_id,))
+                if not events:
+                    raise UnknownNameError("event", event_id)
+            else:
+                query, args = _page("SELECT id, type FROM events", {"at >= ?": start, "at < ?": end}, "seq", None)
+                events = tx.all(query, args)
+            made = []
+            for found_id, kind in events:
+                try:
+                    event_type = EventType(kind)
+                except ValueError:
+                    raise _damaged(f"event {found_id}", "type", f"{str(kind)[:60]!r} is not an event type") from None
+                made += [
+                    (_delivery_id(), found_id, target, epoch, 1, at)
+                    for target, types in targets
+                    if _subscribes(types, event_type)
+                ]
+            tx.many(_INSERT_DELIVERY, made)
+        return len(made)

@@ -179,6 +179,51 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX events_connection ON events(connection_id, seq)",
         "CREATE INDEX events_at ON events(at)",
     ),
+    8: (
+        # Webhook endpoints (connector_core.webhooks.endpoints): where deliveries go, sealed like a
+        # connection (id, url, allow_private, event_types); their secrets are rows of `secrets`.
+        """CREATE TABLE webhook_endpoints (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            allow_private INTEGER NOT NULL DEFAULT 0,
+            event_types TEXT NOT NULL DEFAULT '[]',
+            seal TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            disabled_at TEXT,
+            disabled_reason TEXT
+        )""",
+        # The outbox: one row per event and subscribed endpoint, written in the event's transaction;
+        # a deliverer claims due rows until claimed_until (epoch seconds).
+        """CREATE TABLE webhook_deliveries (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            event_id TEXT NOT NULL,
+            endpoint_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            claimed_by TEXT,
+            claimed_until REAL,
+            replay INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending'",
+        "CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq)",
+        "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id)",
+        # The delivery log: every attempt, its answer's status, latency and first KiB, or its error.
+        """CREATE TABLE webhook_attempts (
+            delivery_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            status_code INTEGER,
+            latency_ms REAL,
+            response TEXT,
+            error TEXT,
+            PRIMARY KEY (delivery_id, attempt)
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -205,6 +250,9 @@ class Store(SqlStore):
         super().__init__(env)
         self._path = Path(path)
         self._local = threading.local()
+        # This process's writers queue here rather than in SQLite's busy handler, which sleeps
+        # (up to 100 ms a time) while another thread holds the write lock.
+        self._writing = threading.RLock()
         self._prepare()
 
     @classmethod
@@ -260,22 +308,23 @@ class Store(SqlStore):
     def _write(self, connection_id: str | None = None, *, unique: ConnectorError | None = None) -> Iterator[Tx]:
         """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock."""
         conn = self._connect()
-        self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
-        try:
-            yield Tx(conn, SQLITE)
-        except BaseException as exc:
-            conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError) and unique is not None:
-                raise unique from None
-            if isinstance(exc, sqlite3.Error):
-                raise self._error("writing", exc) from None
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
+        with self._writing:
+            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
+            try:
+                yield Tx(conn, SQLITE)
+            except BaseException as exc:
                 conn.execute("ROLLBACK")
-            raise self._error("committing", exc) from None
+                if isinstance(exc, sqlite3.IntegrityError) and unique is not None:
+                    raise unique from None
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error("writing", exc) from None
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise self._error("committing", exc) from None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:

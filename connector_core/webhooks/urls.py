@@ -26,6 +26,7 @@ follow redirects.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +43,7 @@ Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 """What resolves a host: :func:`socket.getaddrinfo`, called as ``resolve(host, port)``."""
 
 _MAX_URL = 2048
+_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT: neither private nor global
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
 _TEREDO = ipaddress.ip_network("2001::/32")
@@ -150,7 +152,9 @@ def check_webhook_url(url: str, *, allow_private: bool = False, resolve: Resolve
         raise ValidationError("url", f"expected a URL string, got {type(url).__name__}")
     problem = url_problem(url) if len(url) <= _MAX_URL else f"expected a URL of at most {_MAX_URL} characters"
     if problem:
-        raise ValidationError("url", f"{problem}, got {url!r}")
+        # A password in the URL is not repeated back (a message may reach a log or a terminal).
+        shown = _CREDENTIALS.sub(r"\1***@", url[:_MAX_URL])
+        raise ValidationError("url", f"{problem}, got {shown!r}")
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:

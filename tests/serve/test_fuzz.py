@@ -21,6 +21,7 @@ from support import World
 from connector_core import EndUser
 from connector_core.serve import create_app
 from connector_core.sessions import SessionRequest
+from connector_core.webhooks import add_endpoint
 
 from .conftest import AUTH, KEY, make_connections
 
@@ -33,7 +34,10 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         ids = make_connections(world)
         app = create_app(world.connector, api_keys=[KEY], public_url="https://platform.example")
         session, _ = app.state.sessions.create(SessionRequest(EndUser("user-ada"), profile=world.profile))
-        app.state.fuzzed_ids = (*ids, session.id)
+        # Webhook URLs resolve to a public address here: the fuzzing never needs the network.
+        app.state.webhooks.resolve = lambda host, port, *a, **kw: [(2, 1, 6, "", ("93.184.216.34", port))]
+        endpoint, _ = add_endpoint(world.store, "https://hooks.example/fuzz", resolve=app.state.webhooks.resolve)
+        app.state.fuzzed_ids = (*ids, session.id, endpoint.id)
         yield app
 
 
@@ -43,7 +47,7 @@ def api_schema(fuzzed: Any) -> Any:
     unknown) so that the fuzzing reaches real connections rather than 404s only."""
     with TestClient(fuzzed, headers=AUTH) as client:
         document = client.get("/v1/openapi.json").json()
-    ids = [*fuzzed.state.fuzzed_ids, "conn_unknown", "sess_unknown"]
+    ids = [*fuzzed.state.fuzzed_ids, "conn_unknown", "sess_unknown", "we_unknown"]
     for item in document["paths"].values():
         for parameter in [
             *item.get("parameters", []),
@@ -87,8 +91,9 @@ CHECKS = [
 def test_no_answer_is_a_server_error_or_off_the_document(api_schema: Any) -> None:
     # Deleting last: the other operations see the connections first.
     operations = sorted((result.ok() for result in api_schema.get_all_operations()), key=lambda o: o.method == "delete")
-    # Every operation of the document: the proxy's six methods, the sessions, the pages and the metrics too.
-    assert len(operations) == 20
+    # Every operation of the document: the proxy's six methods, the sessions, the pages, the metrics, the
+    # webhooks (endpoints, their secrets, the log, replays) and the events too.
+    assert len(operations) == 31
     called: list[str] = []
     for operation in operations:
 

@@ -5,6 +5,7 @@ applications in one process that keep their numbers apart."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -153,7 +154,7 @@ def test_the_keepers_and_deliverers_calls_show(api: Api) -> None:
     metrics.refreshed("permanent")
     metrics.delivered("delivered", 0.2)
     metrics.delivered("retry", 10.0)
-    metrics.outbox_depth(7)
+    metrics.outbox_depth(7)  # until the scrape reads the store's own outbox, which is empty
     text = _scrape(api.client)
     assert _value(text, "connector_refreshes_total", outcome="ok") == 2
     assert _value(text, "connector_refreshes_total", outcome="transient") == 0
@@ -163,7 +164,7 @@ def test_the_keepers_and_deliverers_calls_show(api: Api) -> None:
     assert _value(text, "connector_webhook_delivery_seconds_count") == 2
     assert _value(text, "connector_webhook_delivery_seconds_sum") == pytest.approx(10.2)
     assert _value(text, "connector_webhook_delivery_seconds_bucket", le="0.25") == 1
-    assert _value(text, "connector_webhook_outbox_depth") == 7
+    assert _value(text, "connector_webhook_outbox_depth") == 0
 
 
 @pytest.mark.parametrize(
@@ -216,7 +217,28 @@ def test_a_metrics_object_given_is_the_one_exposed(world: World) -> None:
     metrics = Metrics(world.connector.store)
     app = create_app(world.connector, api_keys=[KEY], public_url="https://platform.example", metrics=metrics)
     assert app.state.metrics is metrics
-    metrics.outbox_depth(4)
+    metrics.refreshed("ok")
     with TestClient(app, headers=AUTH) as client:
-        assert _value(_scrape(client), "connector_webhook_outbox_depth") == 4
+        assert _value(_scrape(client), "connector_refreshes_total", outcome="ok") == 1
     assert repr(metrics) == "<Metrics>"
+
+
+def test_the_outbox_depth_is_read_from_the_store_at_each_scrape(tmp_path: Path) -> None:
+    from connector_core.serve import Metrics
+    from connector_core.store.sqlite import Store
+
+    class Counting:
+        """A store whose outbox holds 7 deliveries."""
+
+        def __init__(self, real: Store) -> None:
+            self.real = real
+
+        def list_connections(self, **kw: object) -> tuple[object, ...]:
+            return self.real.list_connections(**kw)  # type: ignore[arg-type]
+
+        def outbox_depth(self) -> int:
+            return 7
+
+    with Store.open(tmp_path / "home", env={"CONNECTOR_CORE_KEY_FILE": str(tmp_path / "k.json")}) as store:
+        text = Metrics(Counting(store)).exposition().decode()  # type: ignore[arg-type]
+    assert "connector_webhook_outbox_depth 7.0" in text

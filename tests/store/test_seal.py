@@ -180,6 +180,8 @@ def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> N
     with sqlite3.connect(tmp_path / "home" / "connector.db") as db:  # as schema version 2 left it
         db.execute("DROP TABLE connect_sessions")
         db.execute("DROP TABLE events")
+        for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
+            db.execute(f"DROP TABLE {table}")
         db.execute("DROP INDEX connections_end_user")
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
             db.execute(f"ALTER TABLE connections DROP COLUMN {column}")
@@ -228,6 +230,8 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
         db.execute(f"SET search_path TO {settings.schema}")
         db.execute("DROP TABLE connect_sessions")
         db.execute("DROP TABLE events")
+        for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
+            db.execute(f"DROP TABLE {table}")
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
             db.execute(f"ALTER TABLE connections DROP COLUMN {column}")  # its index goes with it
         db.execute("ALTER TABLE attempts DROP COLUMN owner")
@@ -279,6 +283,8 @@ def test_sessions_sealed_before_the_separate_flag_still_verify(
             with sqlite3.connect(tmp_path / "home" / "connector.db") as db:
                 db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
                 db.execute("DROP TABLE events")
+                for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
+                    db.execute(f"DROP TABLE {table}")
                 db.execute("PRAGMA user_version = 5")
 
         latest = SQLITE_SCHEMA_VERSION
@@ -299,6 +305,8 @@ def test_sessions_sealed_before_the_separate_flag_still_verify(
                 db.execute(f"SET search_path TO {settings.schema}")
                 db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
                 db.execute("DROP TABLE events")
+                for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
+                    db.execute(f"DROP TABLE {table}")
                 db.execute("DELETE FROM schema_migrations WHERE version >= 5")
 
         latest = PG_SCHEMA_VERSION

@@ -154,6 +154,7 @@ def test_the_credentials_are_not_repeated_when_refusing_them() -> None:
     # The message quotes the URL; that is the caller's own input, but it must still be one line.
     message = _url_error("https://user:hunter2@hooks.example.com/a")
     assert message.count("\n") == 0
+    assert "hunter2" not in message and "https://***@hooks.example.com/a" in message
 
 
 def test_a_url_that_is_not_text_is_refused() -> None:
