@@ -199,6 +199,31 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX events_connection ON events (connection_id, seq)",
         "CREATE INDEX events_at ON events (at)",
     ),
+    7: (
+        # The keeper's claims and failing refreshes, and the keepers' heartbeats (see the SQLite
+        # store's migration 8); each keeper has its own row here: several share a store.
+        """CREATE TABLE keeper_state (
+            connection_id text COLLATE "C" PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+            claimed_by text COLLATE "C",
+            claimed_until double precision,
+            failures integer NOT NULL DEFAULT 0,
+            degraded_since text COLLATE "C",
+            failed_version bigint,
+            next_attempt_at double precision,
+            last_error text,
+            tested_at text COLLATE "C",
+            updated_at text NOT NULL
+        )""",
+        "CREATE INDEX keeper_state_claimed ON keeper_state (claimed_by)",
+        """CREATE TABLE keeper_locks (
+            name text COLLATE "C" PRIMARY KEY,
+            owner text COLLATE "C" NOT NULL,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            started_at text NOT NULL,
+            heartbeat_until double precision NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -213,6 +238,7 @@ POSTGRES = Dialect(
     sealed_from=2,
     owned_from=3,
     for_share=" FOR SHARE",
+    skip_locked=" FOR UPDATE OF c SKIP LOCKED",
 )
 
 
