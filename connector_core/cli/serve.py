@@ -23,10 +23,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import ConnectorError, UnknownNameError, UsageError, ValidationError
+from ..errors import ConnectorError, StoreError, UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector
 from .emulate import emulator_errors
+from .keeper import add_keeper_options, keeper_from_args
 from .output import run_handler
 from .parser import HELP
 
@@ -111,6 +112,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--print-key", action="store_true", help="with --emulator: also print the API key on standard output"
     )
+    p.add_argument(
+        "--no-keeper",
+        action="store_true",
+        help="do not run the keeper (refreshing connections before they expire) in the service; run "
+        "'connector keeper' apart, or by cron",
+    )
+    add_keeper_options(p, prefix="keeper-")
     p.set_defaults(handler=_serve)
 
 
@@ -198,10 +206,55 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         sys.stderr.write(banner)
         sys.stderr.flush()
         _log_requests()
+        if not args.no_keeper:
+            _start_keeper(args, connector, stack)
         uvicorn.Server(config).run()
     if stopped:
         sys.stderr.write("connector: serve stopped\n")
     return emulator_errors(emu)
+
+
+def _start_keeper(args: argparse.Namespace, connector: Connector, stack: contextlib.ExitStack) -> None:
+    """The keeper in a background thread (its own store handle's connections, the service's engine),
+    stopped and joined when ``stack`` ends, before the store closes. On a SQLite store another
+    keeper may hold the lock: this one waits for it to end, trying again each interval."""
+    import logging  # here, not at the top: only a running service needs it
+    import threading  # here, not at the top: only a running service needs it
+
+    keeper = keeper_from_args(args, connector)
+    stop = threading.Event()
+    log = logging.getLogger("connector_core.keeper")
+
+    def run() -> None:
+        waiting = False
+        while not stop.is_set():
+            try:
+                keeper.run(stop, args.keeper_interval, on_report=report)
+            except StoreError as exc:
+                if exc.code != "keeper_running":
+                    log.error("the keeper stopped: %s", exc.message)
+                    return
+                if not waiting:
+                    log.warning("the keeper waits: %s", exc.message)
+                    waiting = True
+                stop.wait(args.keeper_interval)
+            except Exception as exc:  # noqa: BLE001 - the service goes on; the keeper's end is logged
+                # Its type only: an unexpected error's text is nobody's to vouch for (it could hold a secret).
+                log.error("the keeper stopped on an unexpected %s; the service goes on without it", type(exc).__name__)
+                return
+
+    def report(result: Any) -> None:
+        if result.due or result.transient or result.permanent or result.recovered or result.tested:
+            log.info("keeper: %s", result.summary())
+
+    thread = threading.Thread(target=run, name="connector-keeper", daemon=True)
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=60)
+
+    thread.start()
+    stack.callback(halt)
 
 
 def _log_requests() -> None:
