@@ -179,6 +179,8 @@ def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> N
         store.create_profile(draft)
     with sqlite3.connect(tmp_path / "home" / "connector.db") as db:  # as schema version 2 left it
         db.execute("DROP TABLE connect_sessions")
+        db.execute("DROP TABLE keeper_state")
+        db.execute("DROP TABLE keeper_locks")
         db.execute("DROP TABLE events")
         db.execute("DROP INDEX connections_end_user")
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
@@ -227,6 +229,8 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
     with psycopg.connect(settings.conninfo, autocommit=True) as db:  # as schema version 1 left it
         db.execute(f"SET search_path TO {settings.schema}")
         db.execute("DROP TABLE connect_sessions")
+        db.execute("DROP TABLE keeper_state")
+        db.execute("DROP TABLE keeper_locks")
         db.execute("DROP TABLE events")
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
             db.execute(f"ALTER TABLE connections DROP COLUMN {column}")  # its index goes with it
@@ -278,6 +282,8 @@ def test_sessions_sealed_before_the_separate_flag_still_verify(
         def downgrade() -> None:  # as SQLite schema version 5 left it
             with sqlite3.connect(tmp_path / "home" / "connector.db") as db:
                 db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
+                db.execute("DROP TABLE keeper_state")
+                db.execute("DROP TABLE keeper_locks")
                 db.execute("DROP TABLE events")
                 db.execute("PRAGMA user_version = 5")
 
@@ -298,6 +304,8 @@ def test_sessions_sealed_before_the_separate_flag_still_verify(
             with psycopg.connect(settings.conninfo, autocommit=True) as db:
                 db.execute(f"SET search_path TO {settings.schema}")
                 db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
+                db.execute("DROP TABLE keeper_state")
+                db.execute("DROP TABLE keeper_locks")
                 db.execute("DROP TABLE events")
                 db.execute("DELETE FROM schema_migrations WHERE version >= 5")
 
