@@ -416,7 +416,7 @@ class Keeper:
             tally.add("permanent", failure=(cid, exc.message))
             self.connector.store.keeper_forget(cid)
             self._told("permanent")
-            log.warning("keeper: connection %s: %s", cid, exc.message)
+            log.warning("keeper: %s", exc.message)  # it names the connection
             return False
         except ConnectorError as exc:
             if not self._connected(cid):  # revoked or deleted meanwhile: not the keeper's any more
@@ -467,7 +467,7 @@ class Keeper:
         except ReconnectRequired as exc:
             tally.add("permanent", failure=(cid, exc.message))
             self.connector.store.keeper_forget(cid)
-            log.warning("keeper: connection %s: test: %s", cid, exc.message)
+            log.warning("keeper: test: %s", exc.message)  # it names the connection
             return False
         except ConnectorError as exc:
             if not self._connected(cid):

@@ -167,12 +167,12 @@ def _keeper(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
                     out.write(f"  {cid}: {error}\n")
             out.flush()
 
-        _log_to_stderr()
         if args.once:
-            show(keeper.run_once())
+            with _logging_to_stderr():
+                show(keeper.run_once())
             return 0
         stop = threading.Event()
-        with _stopping(stop):
+        with _stopping(stop), _logging_to_stderr():
             sys.stderr.write(
                 f"connector: keeper {keeper.owner} keeping the store {connector.store.path} (margin "
                 f"{keeper.margin:g} s, a pass every {args.keeper_interval:g} s; Ctrl-C to stop)\n"
@@ -186,17 +186,24 @@ def _keeper(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
         connector.store.close()
 
 
-def _log_to_stderr() -> None:
-    """The keeper's log lines (a failing refresh, a recovery) on standard error."""
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """The keeper's log lines (a failing refresh, a recovery) on standard error while the command runs."""
     import logging  # here, not at the top: only the keeper and serve log (cold start)
 
     logger = logging.getLogger("connector_core.keeper")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("connector: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("connector: %(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @contextlib.contextmanager

@@ -215,9 +215,9 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
 
 def _start_keeper(args: argparse.Namespace, connector: Connector, stack: contextlib.ExitStack) -> None:
-    """The keeper in a background thread (its own store handle's connections, the service's engine),
-    stopped and joined when ``stack`` ends, before the store closes. On a SQLite store another
-    keeper may hold the lock: this one waits for it to end, trying again each interval."""
+    """The keeper in a background thread (the service's engine), stopped and joined when ``stack``
+    ends, before the store closes. While another keeper holds a SQLite store's lock, or the store
+    cannot be reached, it waits, trying again each interval."""
     import logging  # here, not at the top: only a running service needs it
     import threading  # here, not at the top: only a running service needs it
 
@@ -226,17 +226,14 @@ def _start_keeper(args: argparse.Namespace, connector: Connector, stack: context
     log = logging.getLogger("connector_core.keeper")
 
     def run() -> None:
-        waiting = False
+        said: list[str | None] = []  # the codes of what was logged: each once in a row
         while not stop.is_set():
             try:
                 keeper.run(stop, args.keeper_interval, on_report=report)
-            except StoreError as exc:
-                if exc.code != "keeper_running":
-                    log.error("the keeper stopped: %s", exc.message)
-                    return
-                if not waiting:
-                    log.warning("the keeper waits: %s", exc.message)
-                    waiting = True
+            except StoreError as exc:  # another keeper holds the lock, or the store is unreachable: wait
+                if not said or said[-1] != exc.code:
+                    log.warning("the keeper waits, trying again every %g s: %s", args.keeper_interval, exc.message)
+                    said.append(exc.code)
                 stop.wait(args.keeper_interval)
             except Exception as exc:  # noqa: BLE001 - the service goes on; the keeper's end is logged
                 # Its type only: an unexpected error's text is nobody's to vouch for (it could hold a secret).
