@@ -85,6 +85,8 @@ LOCK_TTL = 30.0
 #: as long (with jitter: between half and all of it), at most ``RETRY_MAX``.
 RETRY_BASE = 30.0
 RETRY_MAX = 1800.0
+#: A token that lives less than twice the margin is refreshed when this fraction of its lifetime is left.
+SHORT_LIFETIME_FRACTION = 0.5
 #: What one refresh came to, as :class:`Keeper`'s ``on_refresh`` is told.
 Outcome = Literal["ok", "transient", "permanent"]
 
@@ -374,13 +376,18 @@ class Keeper:
 
     def _keep(self, claim: KeeperClaim, rules: dict[tuple[str, str], float], tally: _Tally) -> None:
         now = self._clock()
+        state = claim.state
         due_at = self._refresh_due_at(claim, rules, now)
+        test_due = self.test_every is not None and _epoch(state.tested_at or claim.created_at) < now - self.test_every
+        recovered_elsewhere = state.degraded_since is not None and claim.token_version != state.failed_version
+        if due_at is None and (state.degraded_since is not None or not test_due) and not recovered_elsewhere:
+            return  # claimed by the store's coarser rule (a short-lived token), or failing: its retry decides
         if due_at is not None:
             tally.add("due")
             if not self._refresh(claim, due_at, tally):
                 return
         tested = None
-        if self.test_every is not None and _epoch(claim.state.tested_at or claim.created_at) < now - self.test_every:
+        if test_due:
             if not self._test(claim.connection_id, tally):
                 return
             tested = self._clock()
@@ -393,8 +400,12 @@ class Keeper:
         """When the claimed connection's refresh became due; None when it is not (a test, or a
         recovery seen elsewhere, brought it)."""
         times = []
-        if claim.expires_at is not None and claim.expires_at - self.margin <= now:
-            times.append(claim.expires_at - self.margin)
+        if claim.expires_at is not None:
+            # A token living less than twice the margin is refreshed with half its life left, not on every pass.
+            lifetime = claim.expires_at - _epoch(claim.last_refreshed)
+            margin = min(self.margin, lifetime * SHORT_LIFETIME_FRACTION) if lifetime > 0 else self.margin
+            if claim.expires_at - margin <= now:
+                times.append(claim.expires_at - margin)
         every = rules.get((claim.provider, claim.auth_type))
         if every is not None and _epoch(claim.last_refreshed) + every <= now:
             times.append(_epoch(claim.last_refreshed) + every)

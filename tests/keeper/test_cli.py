@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from support import Result, World, run_connector
+from support.keeper import make_due
 
 from connector_core import ConnectionStatus, Keeper
 
@@ -42,15 +43,23 @@ def env_of(world: World) -> dict[str, str]:
 def connect_due(world: World, count: int) -> list[str]:
     """``count`` connections (one company each) whose access tokens expire within the keeper's margin."""
     ids = [world.connect(company=world.emu.add_company().id).connection.id for _ in range(count)]
-    with world.store._write() as tx:
-        tx.execute("UPDATE connections SET expires_at = ?", (time.time() + 120,))
+    make_due(world.store)
     return ids
 
 
-def keeper_process(world: World, *args: str) -> subprocess.Popen[str]:
+#: ``connector keeper`` as the console script runs it, with a short refresh lease: a killed refresher's
+#: lease would otherwise hold its connection for LEASE_TTL (30 s) before the next keeper may refresh it.
+SHORT_LEASE = (
+    "import sys; from connector_core import connector; connector.LEASE_TTL = 0.5; "
+    "from connector_core.cli import main_exit; main_exit()"
+)
+
+
+def keeper_process(world: World, *args: str, short_lease: bool = False) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "HIBOB_"))}
+    command = ["-c", SHORT_LEASE] if short_lease else ["-m", "connector_core"]
     return subprocess.Popen(
-        [sys.executable, "-m", "connector_core", "keeper", *args],
+        [sys.executable, *command, "keeper", *args],
         env={**env, **env_of(world)},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -58,9 +67,7 @@ def keeper_process(world: World, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_once_refreshes_what_is_due_prints_one_line_and_exits_0(
-    world: World, run_cli: Callable[..., Result]
-) -> None:
+def test_once_refreshes_what_is_due_prints_one_line_and_exits_0(world: World, run_cli: Callable[..., Result]) -> None:
     (cid,) = connect_due(world, 1)
     done = run_cli(["--home", str(world.home), "keeper", "--once"])
     assert done.code == 0, done.err
@@ -70,8 +77,7 @@ def test_once_refreshes_what_is_due_prints_one_line_and_exits_0(
     again = run_cli(["--home", str(world.home), "keeper", "--once", "--json"])
     assert again.code == 0 and json.loads(again.out)["due"] == 0
     # A failing refresh still exits 0 (cron retries by itself), each failure on a line of its own.
-    with world.store._write() as tx:
-        tx.execute("UPDATE connections SET expires_at = ?", (time.time() + 60,))
+    make_due(world.store, expires_in=60)
     world.emu.faults.status("token", 503, times=None)
     failing = run_cli(["--home", str(world.home), "keeper", "--once", "--json"])
     assert failing.code == 0
@@ -114,7 +120,7 @@ def test_a_running_keeper_refuses_a_second_and_stops_cleanly_on_sigterm(world: W
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("connector keeper: due 1, refreshed 1, "), proc.stderr.read() if proc.stderr else ""
+        assert first.startswith("connector keeper: due 1, refreshed 1, "), first
         second = run_connector(["keeper", "--once"], env=env_of(world))
         assert second.returncode == 1 and second.stdout == ""
         assert f"another keeper (pid {proc.pid} on " in second.stderr and len(second.stderr.splitlines()) == 1
@@ -150,12 +156,13 @@ def test_a_keeper_killed_mid_refresh_leaves_nothing_to_repair(world: World) -> N
     grant at the provider: at most one per refresh in flight, and it says so (``needs_reconnect``)
     at the next refresh. Everything else is as the next keeper needs it: the store intact, the dead
     keeper's lock and claims taken over at once, every committed rotation the live refresh token,
-    each connection not yet refreshed refreshed now, once."""
+    each connection not yet refreshed refreshed now, once. (The dead keeper's refresh leases lapse
+    after their ttl, shortened here from 30 s.)"""
     count, concurrency = 16, 4
     ids = connect_due(world, count)
     answered_before = _settle(world)
     world.emu.faults.slow("token", 0.25, times=None)  # each refresh in flight for a while
-    proc = keeper_process(world, "--interval", "0.2", "--concurrency", str(concurrency))
+    proc = keeper_process(world, "--interval", "0.2", "--concurrency", str(concurrency), short_lease=True)
     try:
         deadline = time.monotonic() + 60
         while world.emu.stats.token_requests.get("refresh_token", 0) < concurrency + 2:  # mid-pass

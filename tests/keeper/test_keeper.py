@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 import pytest
 from support import World, hibob
+from support.keeper import make_due
 
 from connector_core import ConnectionStatus, Keeper, KeeperReport, StoreError, hookimpl, load_plugins
 from connector_core import connector as connector_module
@@ -70,7 +71,7 @@ def counts(report: KeeperReport, *names: str) -> tuple[int, ...]:
 def test_a_connection_near_expiry_is_refreshed_one_far_from_it_is_not_credentials_never(world: World) -> None:
     near, far = connect(world), connect(world)
     credentials = world.connect_credentials("service_user").connection.id
-    expires_in(world, near, 120)  # within the 300 s margin
+    make_due(world.store, [near])  # within the 300 s margin
     told: list[str] = []
     keeper = Keeper(world.connector, on_refresh=told.append)
     report = keeper.run_once()
@@ -87,6 +88,15 @@ def test_a_connection_near_expiry_is_refreshed_one_far_from_it_is_not_credential
     assert versions(world, near, far, credentials) == [2, 1, 0]
     assert world.store.keeper_state(credentials) is None  # never even claimed
     assert "due 2, refreshed 2, skipped 0, transient 0, permanent 0, tested 0, recovered 0 in " in every_hour.summary()
+
+
+def test_a_short_lived_token_is_refreshed_with_half_its_life_left_not_on_every_pass(world: World) -> None:
+    cid = connect(world)
+    expires_in(world, cid, 120)  # issued a moment ago, living two minutes: less than twice the margin
+    clock = Clock()
+    assert Keeper(world.connector, clock=clock).run_once().due == 0  # 300 s would make it due on every pass
+    clock.advance(61)  # under a minute left: half its life
+    assert counts(Keeper(world.connector, clock=clock).run_once(), "due", "refreshed") == (1, 1)
 
 
 class IdleLimit:
@@ -126,7 +136,7 @@ def test_a_declared_idle_limit_refreshes_after_half_of_it_and_refresh_every_over
 
 def test_transient_failures_are_one_refresh_failing_event_then_one_recovered(world: World) -> None:
     cid = connect(world)
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     clock = Clock()
     told: list[str] = []
     keeper = Keeper(world.connector, clock=clock, on_refresh=told.append)
@@ -165,7 +175,7 @@ def test_a_lost_reply_is_transient_and_then_recovers(world: World, monkeypatch: 
     # After a refresh whose reply was lost the engine sends none for LOST_HOLD seconds; shortened here.
     monkeypatch.setattr(connector_module, "LOST_HOLD", 0.3)
     cid = connect(world)
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     clock = Clock()
     keeper = Keeper(world.connector, clock=clock)
     world.emu.faults.drop_connection("token")  # dropped before the emulator acted on it: nothing rotated
@@ -182,7 +192,7 @@ def test_a_lost_reply_is_transient_and_then_recovers(world: World, monkeypatch: 
 
 def test_a_revoked_grant_is_permanent_needs_reconnect(world: World) -> None:
     cid = connect(world)
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     company = world.store.get_connection(cid).identity[0][1]
     world.emu.uninstall(company)  # the customer removed the app: its refresh token is dead
     told: list[str] = []
@@ -201,7 +211,7 @@ def test_a_revoked_grant_is_permanent_needs_reconnect(world: World) -> None:
 
 def test_a_failing_connection_refreshed_by_a_request_recovers_without_the_keeper_refreshing(world: World) -> None:
     cid = connect(world)
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     clock = Clock()
     keeper = Keeper(world.connector, clock=clock)
     world.emu.faults.status("token", 503, times=None)
@@ -236,14 +246,14 @@ def test_scheduled_tests_run_once_per_interval_and_find_revoked_credentials(worl
 
 def test_one_keeper_per_sqlite_store(world: World) -> None:
     cid = connect(world)
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     first, second = Keeper(world.connector, owner="first"), Keeper(world.connector, owner="second")
     with first:
         with pytest.raises(StoreError, match=r"another keeper \(pid \d+ on .+\) holds this store's keeper lock") as no:
             second.run_once()
         assert no.value.code == "keeper_running" and "\n" not in no.value.message
         assert first.run_once().refreshed == 1  # the holder runs passes as it likes
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     assert second.run_once().refreshed == 1  # the first one stopped: the second starts
 
 
@@ -262,7 +272,7 @@ def test_a_dead_keepers_lock_is_taken_over_at_once(world: World) -> None:
 
 def test_run_loops_until_stopped_and_reports_each_pass(world: World) -> None:
     cid = connect(world)
-    expires_in(world, cid, 120)
+    make_due(world.store, [cid])
     keeper = Keeper(world.connector)
     stop = threading.Event()
     reports: list[KeeperReport] = []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from support.keeper import make_due
 from support.workload import REDIRECT, connect_many, make_profile
 
 from connector_core import ConnectionStatus, Keeper, KeeperReport, Plugins, load_plugins
@@ -64,8 +65,7 @@ class Clock:
 
 def expire_all(setup: Setup) -> None:
     """Every access token expires within the keeper's margin (in a minute)."""
-    with setup.store._write() as db:
-        db.execute("UPDATE connections SET expires_at = extract(epoch FROM now()) + 60")
+    make_due(setup.store, expires_in=60)
 
 
 def refreshes_answered(emu: RunningEmulator) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support import World, run_connector
+from support.keeper import make_due
 
 from connector_core.testing import free_port
 
@@ -64,8 +65,7 @@ def stop(proc: subprocess.Popen[str]) -> str:
 
 def test_serve_runs_the_keeper_unless_told_not_to(world: World) -> None:
     cid = world.connect().connection.id
-    with world.store._write() as tx:
-        tx.execute("UPDATE connections SET expires_at = ?", (time.time() + 120,))
+    make_due(world.store)
     proc, _ = serve(world, "--keeper-interval", "0.2")
     try:
         for _ in range(300):  # until the service's keeper has refreshed it (a bound on tries)
@@ -103,18 +103,22 @@ def test_the_services_keeper_waits_for_another_keeper_then_takes_over(world: Wor
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert alone.stdout is not None and alone.stdout.readline().startswith("connector keeper: ")  # it runs
-    proc, _ = serve(world, "--keeper-interval", "0.2")
     try:
-        stop(alone)  # the other keeper stops: the service's takes the store over
-        with world.store._write() as tx:
-            tx.execute("UPDATE connections SET expires_at = ?", (time.time() + 120,))
-        for _ in range(300):  # a bound on tries
-            if world.store.get_connection(cid).token_version == 1:
-                break
-            time.sleep(0.1)
-        assert world.store.get_connection(cid).token_version == 1
+        assert alone.stdout is not None and alone.stdout.readline().startswith("connector keeper: ")  # it runs
+        proc, _ = serve(world, "--keeper-interval", "0.2")
+        try:
+            stop(alone)  # the other keeper stops: the service's takes the store over
+            make_due(world.store)
+            for _ in range(300):  # a bound on tries
+                if world.store.get_connection(cid).token_version == 1:
+                    break
+                time.sleep(0.1)
+            assert world.store.get_connection(cid).token_version == 1
+        finally:
+            err = stop(proc)
     finally:
-        err = stop(proc)
+        if alone.poll() is None:
+            alone.kill()
+            alone.wait()
     assert "the keeper waits, trying again every 0.2 s: database " in err and "another keeper (pid" in err
     assert err.count("the keeper waits") == 1  # said once, not every interval
