@@ -118,6 +118,8 @@ _LAZY = {
     "RefreshReport": ".bulk",
     "arefresh_all": ".bulk",
     "refresh_all": ".bulk",
+    "Keeper": ".keeper",
+    "KeeperReport": ".keeper",
     "TokenSet": ".oauth",
     "ConnectSession": ".connection",
     "SessionStatus": ".connection",
@@ -167,6 +169,7 @@ if TYPE_CHECKING:
     from .errors import StoreError
     from .events import Event, EventType
     from .formschema import connection_form_schema, profile_form_schema
+    from .keeper import Keeper, KeeperReport
     from .models import (
         Action,
         ApiKeyAuth,
@@ -243,6 +246,8 @@ __all__ = [
     "HttpBasicAuth",
     "InvalidClient",
     "InvalidGrant",
+    "Keeper",
+    "KeeperReport",
     "KeyRing",
     "KeyRotation",
     "Link",

@@ -84,6 +84,16 @@ def _url(value: str) -> str:
     return f"<{value}>"
 
 
+def _idle_limit(seconds: int | None) -> str:
+    """What a provider page says of its refresh tokens' idle limit (the keeper acts on it)."""
+    if seconds is None:
+        return "not declared (if they do, run the keeper with `--refresh-every`)"
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit} (the keeper refreshes after half of that)"
+    return f"{seconds} seconds (the keeper refreshes after half of that)"
+
+
 def _codes(values: Iterable[str]) -> str:
     return ", ".join(_code(v) for v in values)
 
@@ -227,6 +237,7 @@ def _auth_section(decl: ProviderDeclaration) -> list[list[str]]:
                     "accepted" if auth.provider_initiated_install else "refused (no state of ours)",
                 )
             )
+            rows.append(("Refresh tokens die unused after", _idle_limit(auth.refresh_idle_limit)))
         elif isinstance(auth, HttpBasicAuth):
             rows = [("Username field", _code(auth.username_field)), ("Password field", _code(auth.password_field))]
         elif isinstance(auth, ApiKeyAuth):

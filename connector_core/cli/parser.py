@@ -39,6 +39,7 @@ HELP = {
     "reconnect": "repair a connection with its provider's reconnect policy, or give it new credentials",
     "request": "an authenticated API call with a connection (like 'gh api')",
     "serve": "run the connect service (API, connect page, callback) under uvicorn; needs connector-core[serve]",
+    "keeper": "refresh every connection before it expires, test them on a schedule, record failing refreshes",
     "store": "the store itself: where it is, and moving it into PostgreSQL",
     "webhooks": "webhook endpoints, the delivery log, replays, and the deliverer (signed, at least once)",
     "new-provider": "write a new provider plugin distribution, ready to install and test",

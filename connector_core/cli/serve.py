@@ -17,16 +17,17 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import ConnectorError, UnknownNameError, UsageError, ValidationError
+from ..errors import ConnectorError, StoreError, UnknownNameError, UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector
 from .emulate import emulator_errors
+from .keeper import add_keeper_options, keeper_from_args
 from .output import run_handler
 from .parser import HELP
 
@@ -123,6 +124,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not deliver webhooks from this process (run 'connector webhooks deliver' elsewhere)",
     )
+    p.add_argument(
+        "--no-keeper",
+        action="store_true",
+        help="do not run the keeper (refreshing connections before they expire) in the service; run "
+        "'connector keeper' apart, or by cron",
+    )
+    add_keeper_options(p, prefix="keeper-")
     p.set_defaults(handler=_serve)
 
 
@@ -213,6 +221,8 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             from ..webhooks import delivering  # here, not at the top: only a running service delivers
 
             stack.enter_context(delivering(connector.store, on_delivered=app.state.metrics.delivered))
+        if not args.no_keeper:
+            _start_keeper(args, connector, stack, on_refresh=app.state.metrics.refreshed)
         uvicorn.Server(config).run()
     if stopped:
         _say("connector: serve stopped\n", args.log_format)
@@ -234,6 +244,52 @@ def _say(text: str, log_format: str) -> None:
 #: uvicorn's loggers, which ``uvicorn.Config`` has given handlers of their own by the time
 #: ``_log_requests`` runs.
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+def _start_keeper(
+    args: argparse.Namespace,
+    connector: Connector,
+    stack: contextlib.ExitStack,
+    *,
+    on_refresh: Callable[[str], None] | None = None,
+) -> None:
+    """The keeper in a background thread (the service's engine), stopped and joined when ``stack``
+    ends, before the store closes. While another keeper holds a SQLite store's lock, or the store
+    cannot be reached, it waits, trying again each interval."""
+    import logging  # here, not at the top: only a running service needs it
+    import threading  # here, not at the top: only a running service needs it
+
+    keeper = keeper_from_args(args, connector, on_refresh=on_refresh)
+    stop = threading.Event()
+    log = logging.getLogger("connector_core.keeper")
+
+    def run() -> None:
+        said: list[str | None] = []  # the codes of what was logged: each once in a row
+        while not stop.is_set():
+            try:
+                keeper.run(stop, args.keeper_interval, on_report=report)
+            except StoreError as exc:  # another keeper holds the lock, or the store is unreachable: wait
+                if not said or said[-1] != exc.code:
+                    log.warning("the keeper waits, trying again every %g s: %s", args.keeper_interval, exc.message)
+                    said.append(exc.code)
+                stop.wait(args.keeper_interval)
+            except Exception as exc:  # noqa: BLE001 - the service goes on; the keeper's end is logged
+                # Its type only: an unexpected error's text is nobody's to vouch for (it could hold a secret).
+                log.error("the keeper stopped on an unexpected %s; the service goes on without it", type(exc).__name__)
+                return
+
+    def report(result: Any) -> None:
+        if result.due or result.transient or result.permanent or result.recovered or result.tested:
+            log.info("keeper: %s", result.summary())
+
+    thread = threading.Thread(target=run, name="connector-keeper", daemon=True)
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=60)
+
+    thread.start()
+    stack.callback(halt)
 
 
 def _log_requests(log_format: str = "text") -> None:

@@ -83,10 +83,24 @@ class OAuth2AuthorizationCode:
     profile_endpoints: tuple[str, ...] = attrs.field(
         default=(), converter=_to_tuple, validator=_choices(ENDPOINT_NAMES, "endpoint names")
     )
+    #: Seconds after which a refresh token the provider issued dies when it is not used (some
+    #: providers expire refresh tokens after days or months of disuse); ``None`` when they do not,
+    #: or nobody knows. The keeper (:mod:`connector_core.keeper`) refreshes a connection once half
+    #: of it has passed since its last refresh.
+    refresh_idle_limit: int | None = attrs.field(default=None)
 
     @property
     def kind(self) -> AuthKind:
         return AuthKind.OAUTH2_AUTHORIZATION_CODE
+
+    @refresh_idle_limit.validator
+    def _check_idle_limit(self, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool) or value < 60:
+            raise DeclarationError(
+                _where(self, attribute), f"expected whole seconds, at least 60, or None, got {value!r}"
+            )
 
     @scope_separator.validator
     def _check_separator(self, attribute: attrs.Attribute[Any], value: Any) -> None:

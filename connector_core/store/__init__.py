@@ -17,7 +17,17 @@ from ..errors import StoreError
 from .url import DB_NAME, ENV_HOME, ENV_STORE_URL, default_home, select_store, sqlite_path, store_kind
 
 if TYPE_CHECKING:
-    from .contract import CopyReport, KeyRotation, LockStats, RefreshLease, StoreLike
+    from .contract import (
+        CopyReport,
+        KeeperClaim,
+        KeeperDue,
+        KeeperLock,
+        KeeperState,
+        KeyRotation,
+        LockStats,
+        RefreshLease,
+        StoreLike,
+    )
     from .copy import copy_from_sqlite
     from .postgres import PgSettings, PgStore
     from .sqlite import Store
@@ -25,10 +35,15 @@ if TYPE_CHECKING:
 # .url's names; the records; the stores and what opens or copies one.
 __all__ = ["DB_NAME", "ENV_HOME", "ENV_STORE_URL", "default_home", "select_store", "sqlite_path", "store_kind"]
 __all__ += ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
+__all__ += ["KeeperClaim", "KeeperDue", "KeeperLock", "KeeperState"]
 __all__ += ["PgSettings", "PgStore", "Store", "copy_from_sqlite", "open_store"]
 
 _LAZY = {
     "CopyReport": ".contract",
+    "KeeperClaim": ".contract",
+    "KeeperDue": ".contract",
+    "KeeperLock": ".contract",
+    "KeeperState": ".contract",
     "KeyRotation": ".contract",
     "LockStats": ".contract",
     "RefreshLease": ".contract",

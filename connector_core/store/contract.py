@@ -34,7 +34,18 @@ if TYPE_CHECKING:
     from ..webhooks.endpoints import WebhookEndpoint
     from ..webhooks.outbox import AttemptRecord, Delivery, DeliveryStatus, Outcome
 
-__all__ = ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
+__all__ = [
+    "CopyReport",
+    "KeeperClaim",
+    "KeeperDue",
+    "KeeperLock",
+    "KeeperState",
+    "KeyRotation",
+    "LockStats",
+    "RefreshLease",
+    "StoreError",
+    "StoreLike",
+]
 
 
 @attrs.frozen
@@ -69,6 +80,8 @@ class CopyReport:
     webhook_endpoints: int = 0
     webhook_deliveries: int = 0
     webhook_log: int = 0
+    #: The keeper's record of connections whose refresh is failing (not its claims, which are short-lived).
+    keeper_states: int = 0
 
 
 @attrs.define
@@ -88,6 +101,73 @@ class LockStats:
 
     def as_dict(self) -> dict[str, int]:
         return attrs.asdict(self)
+
+
+@attrs.frozen
+class KeeperDue:
+    """What makes a connected connection due for the keeper (:meth:`StoreLike.claim_due`); times
+    are epoch seconds. A connection is due when any rule holds."""
+
+    #: Refresh those whose access token expires before this.
+    expiring_before: float
+    #: ``(provider, auth type, refreshed before)``: refresh the connections of that provider's auth type
+    #: whose last refresh (or, never refreshed, their creation) is older than the time given.
+    idle: tuple[tuple[str, str, float], ...] = ()
+    #: Test those the keeper has not tested (or, never tested, that were made) since this; None: none.
+    tested_before: float | None = None
+
+
+@attrs.frozen
+class KeeperState:
+    """What the keeper keeps about one connection (:meth:`StoreLike.keeper_state`)."""
+
+    connection_id: str
+    #: The keeper holding the connection's claim, and until when (epoch seconds); None when nobody does.
+    claimed_by: str | None = None
+    claimed_until: float | None = None
+    #: Failed refresh attempts since the last success (0: healthy).
+    failures: int = 0
+    #: When the current degradation began (ISO 8601 UTC); None while healthy.
+    degraded_since: str | None = None
+    #: The connection's token version when its refresh last failed.
+    failed_version: int | None = None
+    #: Not before this is its refresh tried again (epoch seconds, the retry's backoff).
+    next_attempt_at: float | None = None
+    #: The last failure's one-line error.
+    last_error: str | None = None
+    #: When the keeper last ran its connection test (ISO 8601 UTC).
+    tested_at: str | None = None
+
+
+@attrs.frozen
+class KeeperClaim:
+    """A connection :meth:`StoreLike.claim_due` handed to one keeper: what it was when claimed."""
+
+    connection_id: str
+    provider: str
+    auth_type: str
+    #: The token version claimed: the keeper's refresh happens only while the tokens are still this one.
+    token_version: int
+    expires_at: float | None
+    #: Its last refresh, else its creation (ISO 8601 UTC).
+    last_refreshed: str
+    created_at: str
+    state: KeeperState
+
+
+class KeeperLock(Protocol):
+    """A keeper's registration with its store (:meth:`StoreLike.keeper_lock`): on a store that one
+    host owns (SQLite) it is exclusive, one keeper per store; on a shared store (PostgreSQL) every
+    keeper holds its own, and they share the work through claims."""
+
+    #: The keeper holding it.
+    owner: str
+    #: Whether it excludes every other keeper.
+    exclusive: bool
+
+    def renew(self) -> bool:
+        """The heartbeat: extend the lock by its ttl. False when it was lost meanwhile (it lapsed and
+        another keeper took it): the holder must stop."""
 
 
 class RefreshLease(Protocol):
@@ -442,6 +522,47 @@ class StoreLike(Protocol):
     def purge_sessions(self, before: float) -> int:
         """Delete the sessions that expired before ``before`` (epoch seconds), except ``used`` ones
         (their end user may still be at the provider) until a day after; returns how many."""
+
+    # the keeper
+    def keeper_lock(self, owner: str, *, ttl: float) -> AbstractContextManager[KeeperLock]:
+        """Register keeper ``owner`` (with this process's pid and host) for a ``with`` block, ended
+        however the block ends; its claims are released then. ``ttl``: how long it lasts past its last
+        :meth:`KeeperLock.renew`. Where the store is one host's (SQLite) it is exclusive: while another
+        keeper's lock lives (renewed within its ttl, by a process that still runs when it is on this
+        host) taking it is a :class:`StoreError` coded ``keeper_running`` naming that keeper's pid and
+        host; a lapsed one is taken over, with its claims."""
+
+    def claim_due(self, due: KeeperDue, *, owner: str, ttl: float, now: float, limit: int) -> tuple[KeeperClaim, ...]:
+        """Claim for keeper ``owner``, until ``now + ttl``, at most ``limit`` connected connections that
+        ``due`` makes due (those whose retry time has not come excepted), or whose refresh was failing
+        and whose tokens have changed since (refreshed elsewhere, or reconnected), soonest expiring
+        first, in one transaction. A connection another keeper's live claim holds, or that another
+        transaction has locked (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, a refresh in progress), is
+        passed over: keepers sharing a store split the work."""
+
+    def release_claims(self, owner: str) -> int:
+        """End every claim keeper ``owner`` holds; how many."""
+
+    def keeper_succeeded(self, connection_id: str, *, owner: str, tested_at: float | None = None) -> bool:
+        """Record that the connection is healthy (refreshed, by this keeper or another refresher) and end
+        ``owner``'s claim; ``tested_at`` (epoch seconds): the keeper's connection test ran then. When its
+        refresh was failing, a ``connection.recovered`` event (``attempts``, ``degraded_since``) is
+        recorded in the same transaction, and True returned."""
+
+    def keeper_failed(
+        self, connection_id: str, *, owner: str, error: str, next_attempt_at: float, token_version: int
+    ) -> KeeperState | None:
+        """Record a failed refresh attempt (of tokens ``token_version``) and when to try again, ending
+        ``owner``'s claim. The first failure of a degradation records a ``connection.refresh_failing``
+        event (``attempt``, ``error``, ``expires_at``, ``next_attempt_at``) in the same transaction;
+        the next ones only count. Returns the new state (None for a connection that is gone)."""
+
+    def keeper_forget(self, connection_id: str) -> None:
+        """Drop what the keeper keeps about the connection (after a permanent failure: the connection's
+        own status change carries the news)."""
+
+    def keeper_state(self, connection_id: str) -> KeeperState | None:
+        """What the keeper keeps about the connection; None when nothing."""
 
     # single-flight refresh
     def refresh_lease(

@@ -13,15 +13,18 @@ if TYPE_CHECKING:
     from .postgres import PgStore
     from .sqlite import Store
 
-__all__ = ["COPIED", "SQLITE_ONLY", "copy_from_sqlite"]
+__all__ = ["COPIED", "SQLITE_ONLY", "TRANSIENT", "copy_from_sqlite"]
 
 #: What a copy carries: each table that keeps data (the target must hold none), its rows in
-#: storage order, every column but SQLite's refresh lease (``SQLITE_ONLY``).
+#: storage order, every column but SQLite's refresh lease (``SQLITE_ONLY``) and the keeper's claims
+#: (``TRANSIENT``: the keepers of the copy claim anew). The keepers' heartbeats (``keeper_locks``) are
+#: not copied: they name processes of the source's host.
 COPIED = (
     *("profiles", "connections", "secrets", "attempts", "connection_events", "connect_sessions", "events"),
-    *("webhook_endpoints", "webhook_deliveries", "webhook_attempts"),
+    *("webhook_endpoints", "webhook_deliveries", "webhook_attempts", "keeper_state"),
 )
 SQLITE_ONLY = ("lock_owner", "lock_until")
+TRANSIENT = ("claimed_by", "claimed_until")
 
 
 def _typed(column: str, value: Any) -> Any:
@@ -48,7 +51,8 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
             cursor = src.execute(f"SELECT * FROM {table} ORDER BY rowid")
             names = [column[0] for column in cursor.description]
             kept = [dict(zip(names, row, strict=True)) for row in cursor]
-            rows[table] = [{n: _typed(n, v) for n, v in row.items() if n not in SQLITE_ONLY} for row in kept]
+            dropped = (*SQLITE_ONLY, *TRANSIENT)
+            rows[table] = [{n: _typed(n, v) for n, v in row.items() if n not in dropped} for row in kept]
         created = src.one("SELECT value FROM meta WHERE key = 'created_at'")
     store_id = source.store_id
     own: KeyRing | None = None
@@ -103,7 +107,12 @@ def copy_from_sqlite(source: Store, target: PgStore, *, verify: bool = True) -> 
         elif verify is False:
             target._set_store_id(tx, store_id)
     # connection_events: events; connect_sessions: sessions; events: lifecycle_events
-    report_names = {"connection_events": "events", "connect_sessions": "sessions", "events": "lifecycle_events"}
-    report_names["webhook_attempts"] = "webhook_log"
+    report_names = {
+        "connection_events": "events",
+        "connect_sessions": "sessions",
+        "events": "lifecycle_events",
+        "keeper_state": "keeper_states",
+        "webhook_attempts": "webhook_log",
+    }
     counts = {report_names.get(table, table): len(copied) for table, copied in rows.items()}
     return CopyReport(source=str(source.path), target=target.path, store_id=target.store_id, verified=verify, **counts)

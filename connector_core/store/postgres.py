@@ -241,6 +241,31 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (delivery_id, attempt)
         )""",
     ),
+    8: (
+        # The keeper's claims and failing refreshes, and the keepers' heartbeats (see the SQLite
+        # store's migration 9); each keeper has its own row here: several share a store.
+        """CREATE TABLE keeper_state (
+            connection_id text COLLATE "C" PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+            claimed_by text COLLATE "C",
+            claimed_until double precision,
+            failures integer NOT NULL DEFAULT 0,
+            degraded_since text COLLATE "C",
+            failed_version bigint,
+            next_attempt_at double precision,
+            last_error text,
+            tested_at text COLLATE "C",
+            updated_at text NOT NULL
+        )""",
+        "CREATE INDEX keeper_state_claimed ON keeper_state (claimed_by)",
+        """CREATE TABLE keeper_locks (
+            name text COLLATE "C" PRIMARY KEY,
+            owner text COLLATE "C" NOT NULL,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            started_at text NOT NULL,
+            heartbeat_until double precision NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -256,6 +281,7 @@ POSTGRES = Dialect(
     owned_from=3,
     for_share=" FOR SHARE",
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    keeper_skip_locked=" FOR UPDATE OF c SKIP LOCKED",
 )
 
 

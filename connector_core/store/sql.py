@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import re
+import socket
 import threading
 import time
 import uuid
@@ -51,13 +52,13 @@ from ..webhooks.outbox import (
     Outcome,
     iso_time,
 )
-from .contract import KeyRotation, StoreError
+from .contract import KeeperClaim, KeeperDue, KeeperState, KeyRotation, StoreError
 
 if TYPE_CHECKING:
     from ..oauth import TokenSet
     from ..profiles import ProfileDraft
 
-__all__ = ["Dialect", "Lease", "SqlStore", "Tx", "aad", "now"]
+__all__ = ["Dialect", "KeeperLockHandle", "Lease", "SqlStore", "Tx", "aad", "iso", "now"]
 
 AAD_PREFIX = "connector-core/v1"
 #: A connection's credential field values are secrets named ``credential:FIELD`` (beside its tokens).
@@ -132,6 +133,11 @@ USED_SESSION_GRACE = 86400.0
 def now() -> str:
     """The time as the stores record it: ISO 8601, UTC, microseconds (so it sorts as text)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def iso(epoch: float) -> str:
+    """Epoch seconds as the stores record times (see :func:`now`)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="microseconds")
 
 
 def aad(owner_id: str, name: str) -> str:
@@ -555,6 +561,9 @@ class Dialect:
     for_share: str = ""
     #: Appended to the select of the deliveries a deliverer claims: rows another claimer holds are skipped.
     skip_locked: str = ""
+    #: Appended to the keeper's claim query (a join): the connection rows another transaction has
+    #: locked are passed over.
+    keeper_skip_locked: str = ""
 
     def sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -615,6 +624,85 @@ class Lease:
         if self.held and not self._inner:
             self.held = False
             self._store._end_lease(self.connection_id, self.owner)
+
+
+#: The keeper lock's name where a store has one keeper (SQLite); on a shared store each keeper's row
+#: is named ``keeper:OWNER``.
+KEEPER_LOCK = "keeper"
+_KEEPER_COLUMNS = (
+    "k.claimed_by, k.claimed_until, k.failures, k.degraded_since, k.failed_version, "
+    "k.next_attempt_at, k.last_error, k.tested_at"
+)
+_CLAIM_SELECT = (
+    "SELECT c.id, c.provider, c.auth_type, c.token_version, c.expires_at, "
+    f"coalesce(c.refreshed_at, c.created_at), c.created_at, {_KEEPER_COLUMNS} "
+    "FROM connections c LEFT JOIN keeper_state k ON k.connection_id = c.id"
+)
+_CLAIM = (
+    "INSERT INTO keeper_state (connection_id, claimed_by, claimed_until, updated_at) VALUES (?,?,?,?) "
+    "ON CONFLICT (connection_id) DO UPDATE SET claimed_by = excluded.claimed_by, "
+    "claimed_until = excluded.claimed_until, updated_at = excluded.updated_at "
+    "WHERE keeper_state.claimed_until IS NULL OR keeper_state.claimed_until < ?"
+)
+_UNCLAIM_ALL = "UPDATE keeper_state SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?"
+_UNCLAIM = _UNCLAIM_ALL + " AND connection_id = ?"
+
+
+def _keeper_state(connection_id: str, columns: Sequence[Any]) -> KeeperState:
+    """A keeper state from ``_KEEPER_COLUMNS`` (all NULL: a connection the keeper has no row for)."""
+    what = f"the keeper's state of connection {connection_id}"
+    claimed_by, claimed_until, failures, degraded_since, failed_version, next_at, last_error, tested_at = columns
+    return KeeperState(
+        connection_id=connection_id,
+        claimed_by=claimed_by,
+        claimed_until=_number(claimed_until, what, "claim") if claimed_until is not None else None,
+        failures=int(_number(failures, what, "failures")) if failures is not None else 0,
+        degraded_since=degraded_since,
+        failed_version=int(_number(failed_version, what, "failed version")) if failed_version is not None else None,
+        next_attempt_at=_number(next_at, what, "next attempt") if next_at is not None else None,
+        last_error=last_error,
+        tested_at=tested_at,
+    )
+
+
+def _error_line(text: str, limit: int = 500) -> str:
+    return " ".join(str(text).split())[:limit]
+
+
+def _gone(host: Any, pid: Any) -> bool:
+    """Whether the process ``pid`` on ``host`` is known to have ended: only this host's processes can
+    be asked (a pid reused since is taken for the keeper, which errs on the safe side)."""
+    if host != socket.gethostname() or not isinstance(pid, int) or pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's
+        return False
+    return False
+
+
+class KeeperLockHandle:
+    """A keeper's lock on a :class:`SqlStore` (see :class:`~.contract.KeeperLock`)."""
+
+    def __init__(self, store: SqlStore, name: str, owner: str, ttl: float, exclusive: bool) -> None:
+        self._store = store
+        self.name = name
+        self.owner = owner
+        self.ttl = ttl
+        self.exclusive = exclusive
+
+    def __repr__(self) -> str:
+        return f"<KeeperLock {self.name} owner={self.owner}>"
+
+    def renew(self) -> bool:
+        with self._store._write() as tx:
+            cur = tx.execute(
+                "UPDATE keeper_locks SET heartbeat_until = ? WHERE name = ? AND owner = ?",
+                (time.time() + self.ttl, self.name, self.owner),
+            )
+            return int(cur.rowcount) == 1
 
 
 class SqlStore(abc.ABC):
@@ -1390,6 +1478,166 @@ class SqlStore(abc.ABC):
             tx.execute("DELETE FROM secrets WHERE owner_id = ?", (connection_id,))
             tx.execute("DELETE FROM connection_events WHERE connection_id = ?", (connection_id,))
             tx.execute("DELETE FROM connections WHERE id = ?", (connection_id,))
+
+    # ------------------------------------------------------------------ the keeper
+    # ``keeper_state`` holds one row per connection the keeper has claimed (deleted with it), the
+    # claim and what a failing refresh needs (attempts, since when, the retry's time);
+    # ``keeper_locks`` the keepers' heartbeats. Times compared with a caller's clock are epoch seconds.
+
+    @contextlib.contextmanager
+    def keeper_lock(self, owner: str, *, ttl: float) -> Iterator[KeeperLockHandle]:
+        exclusive = not self.dialect.shared
+        name = KEEPER_LOCK if exclusive else f"{KEEPER_LOCK}:{owner}"
+        self._take_keeper_lock(name, owner, ttl, exclusive)
+        handle = KeeperLockHandle(self, name, owner, ttl, exclusive)
+        try:
+            yield handle
+        finally:
+            # Unreachable: the lock lapses after its ttl, the claims after theirs.
+            with contextlib.suppress(StoreError), self._write() as tx:
+                tx.execute("DELETE FROM keeper_locks WHERE name = ? AND owner = ?", (name, owner))
+                tx.execute(_UNCLAIM_ALL, (owner,))
+
+    def _take_keeper_lock(self, name: str, owner: str, ttl: float, exclusive: bool) -> None:
+        at = time.time()
+        host, pid = socket.gethostname(), os.getpid()
+        with self._write() as tx:
+            if not exclusive:  # lapsed keepers' rows go (their claims lapse by themselves)
+                tx.execute("DELETE FROM keeper_locks WHERE heartbeat_until < ?", (at,))
+            row = tx.one(
+                "SELECT owner, host, pid, started_at, heartbeat_until FROM keeper_locks WHERE name = ?"
+                + self.dialect.for_update,
+                (name,),
+            )
+            if row is not None and row[0] != owner:
+                other, other_host, other_pid, started, until = row
+                if float(until) >= at and not _gone(other_host, other_pid):
+                    left = max(float(until) - at, 0)
+                    raise StoreError(
+                        f"database {self.path}: another keeper (pid {other_pid} on {other_host}, running since "
+                        f"{str(started)[:19]}Z) holds this store's keeper lock, and a SQLite store has one keeper; "
+                        f"stop that one first (or, if it hangs, wait: its lock lapses in {left:.0f} s "
+                        "unless it renews it)",
+                        code="keeper_running",
+                    )
+                # A lapsed keeper (it died, or hung): its claims go with its lock.
+                tx.execute(_UNCLAIM_ALL, (other,))
+            tx.execute(
+                "INSERT INTO keeper_locks (name, owner, host, pid, started_at, heartbeat_until) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host = excluded.host, pid = excluded.pid, "
+                "started_at = excluded.started_at, heartbeat_until = excluded.heartbeat_until",
+                (name, owner, host, pid, now(), at + ttl),
+            )
+
+    def claim_due(self, due: KeeperDue, *, owner: str, ttl: float, now: float, limit: int) -> tuple[KeeperClaim, ...]:
+        rules = ["(c.expires_at IS NOT NULL AND c.expires_at <= ?)"]
+        args: list[Any] = [float(due.expiring_before)]
+        for provider, auth_type, before in due.idle:
+            rules.append("(c.provider = ? AND c.auth_type = ? AND coalesce(c.refreshed_at, c.created_at) < ?)")
+            args += [provider, auth_type, iso(before)]
+        if due.tested_before is not None:
+            rules.append("coalesce(k.tested_at, c.created_at) < ?")
+            args.append(iso(due.tested_before))
+        query = (
+            f"{_CLAIM_SELECT} WHERE c.status = ? AND (k.claimed_until IS NULL OR k.claimed_until < ?) AND ("
+            "(k.degraded_since IS NOT NULL AND c.token_version <> k.failed_version) OR "
+            f"((k.next_attempt_at IS NULL OR k.next_attempt_at <= ?) AND ({' OR '.join(rules)}))) "
+            "ORDER BY CASE WHEN c.expires_at IS NULL THEN 1 ELSE 0 END, c.expires_at, c.id LIMIT ?"
+            + self.dialect.keeper_skip_locked
+        )
+        until, at = now + ttl, iso(time.time())
+        claims = []
+        with self._write() as tx:
+            for row in tx.all(query, (ConnectionStatus.CONNECTED.value, now, now, *args, int(limit))):
+                # Claimed unless another keeper claimed it since this transaction's snapshot was taken.
+                if int(tx.execute(_CLAIM, (row[0], owner, until, at, now)).rowcount) != 1:
+                    continue
+                what = f"connection {row[0]}"
+                state = attrs.evolve(_keeper_state(row[0], row[7:15]), claimed_by=owner, claimed_until=until)
+                claims.append(
+                    KeeperClaim(
+                        connection_id=row[0],
+                        provider=row[1],
+                        auth_type=row[2],
+                        token_version=int(_number(row[3], what, "token version")),
+                        expires_at=_number(row[4], what, "expiry time") if row[4] is not None else None,
+                        last_refreshed=row[5],
+                        created_at=row[6],
+                        state=state,
+                    )
+                )
+        return tuple(claims)
+
+    def release_claims(self, owner: str) -> int:
+        with self._write() as tx:
+            return int(tx.execute(_UNCLAIM_ALL, (owner,)).rowcount)
+
+    def _keeper_row(self, tx: Tx, connection_id: str) -> Any:
+        """The connection's keeper row, locked, made when it has none; None for a connection that is gone."""
+        query = f"SELECT {_KEEPER_COLUMNS} FROM keeper_state k WHERE k.connection_id = ?" + self.dialect.for_update
+        row = tx.one(query, (connection_id,))
+        if row is None:
+            if tx.one("SELECT 1 FROM connections WHERE id = ?", (connection_id,)) is None:
+                return None
+            tx.execute("INSERT INTO keeper_state (connection_id, updated_at) VALUES (?, ?)", (connection_id, now()))
+            row = tx.one(query, (connection_id,))
+        return row
+
+    def keeper_succeeded(self, connection_id: str, *, owner: str, tested_at: float | None = None) -> bool:
+        with self._write() as tx:
+            row = self._keeper_row(tx, connection_id)
+            if row is None:
+                return False
+            state = _keeper_state(connection_id, row)
+            tx.execute(
+                "UPDATE keeper_state SET failures = 0, degraded_since = NULL, failed_version = NULL, "
+                "next_attempt_at = NULL, last_error = NULL, tested_at = coalesce(?, tested_at), updated_at = ? "
+                "WHERE connection_id = ?",
+                (iso(tested_at) if tested_at is not None else None, now(), connection_id),
+            )
+            tx.execute(_UNCLAIM, (owner, connection_id))
+            if state.degraded_since is None:
+                return False
+            details = {"attempts": state.failures, "degraded_since": state.degraded_since}
+            self._emit(tx, EventType.RECOVERED, connection=self._snapshot_of(tx, connection_id), details=details)
+            return True
+
+    def keeper_failed(
+        self, connection_id: str, *, owner: str, error: str, next_attempt_at: float, token_version: int
+    ) -> KeeperState | None:
+        line = _error_line(error) or "failed"
+        with self._write() as tx:
+            row = self._keeper_row(tx, connection_id)
+            if row is None:
+                return None
+            before = _keeper_state(connection_id, row)
+            since = before.degraded_since or now()
+            tx.execute(
+                "UPDATE keeper_state SET failures = ?, degraded_since = ?, failed_version = ?, next_attempt_at = ?, "
+                "last_error = ?, updated_at = ? WHERE connection_id = ?",
+                (before.failures + 1, since, int(token_version), float(next_attempt_at), line, now(), connection_id),
+            )
+            tx.execute(_UNCLAIM, (owner, connection_id))
+            if before.degraded_since is None:  # the first failure of this degradation: its one event
+                snapshot = self._snapshot_of(tx, connection_id)
+                expires = snapshot.get("expires_at") if snapshot else None
+                details = {
+                    "attempt": before.failures + 1,
+                    "error": line,
+                    "expires_at": iso(float(expires)) if expires is not None else None,
+                    "next_attempt_at": iso(next_attempt_at),
+                }
+                self._emit(tx, EventType.REFRESH_FAILING, connection=snapshot, details=details)
+            found = tx.one(f"SELECT {_KEEPER_COLUMNS} FROM keeper_state k WHERE k.connection_id = ?", (connection_id,))
+        return _keeper_state(connection_id, found)
+
+    def keeper_forget(self, connection_id: str) -> None:
+        with self._write() as tx:
+            tx.execute("DELETE FROM keeper_state WHERE connection_id = ?", (connection_id,))
+
+    def keeper_state(self, connection_id: str) -> KeeperState | None:
+        rows = self._rows(f"SELECT {_KEEPER_COLUMNS} FROM keeper_state k WHERE k.connection_id = ?", (connection_id,))
+        return _keeper_state(connection_id, rows[0]) if rows else None
 
     # ----------------------------------------------------------- connect sessions
 

@@ -224,6 +224,32 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (delivery_id, attempt)
         )""",
     ),
+    9: (
+        # The keeper (connector_core.keeper): per connection, its claim (which keeper refreshes it, until
+        # when) and a failing refresh's attempts, since when and its retry time (epoch seconds)...
+        """CREATE TABLE keeper_state (
+            connection_id TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+            claimed_by TEXT,
+            claimed_until REAL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            degraded_since TEXT,
+            failed_version INTEGER,
+            next_attempt_at REAL,
+            last_error TEXT,
+            tested_at TEXT,
+            updated_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX keeper_state_claimed ON keeper_state(claimed_by)",
+        # ...and the keepers' heartbeats: one row ('keeper') where a store has one keeper.
+        """CREATE TABLE keeper_locks (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            heartbeat_until REAL NOT NULL
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -34,6 +34,7 @@ tested beside each engine, not here.
 from __future__ import annotations
 
 import base64
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,6 +51,7 @@ from ..oauth import TokenSet
 from ..profiles import Profile, ProfileDraft
 from ..secret import Secret
 from ..store import StoreLike
+from ..store.contract import KeeperDue
 
 __all__ = ["StoreConformance", "StoreHarness", "postgres_harness", "sql_store_sql", "sqlite_harness"]
 
@@ -910,3 +912,149 @@ class StoreConformance:
         with pytest.raises(StoreError), store.refresh_lease(cid, 30, owner="worker-a") as lease:
             lease.save(7, tokens("access-x", "refresh-x"), ("other:scope",))  # a stale version: refused
         assert store.list_events() == before
+
+    # -------------------------------------------------------------------- the keeper
+
+    def test_the_keeper_claims_what_is_due_soonest_first_and_once(
+        self, harness: StoreHarness, store: StoreLike
+    ) -> None:
+        profile = store.create_profile(draft())
+        soon, later, idle = (connect(store, profile, n) for n in range(1, 4))
+        now = time.time()
+        harness.sql(store, "UPDATE connections SET expires_at = ? WHERE id = ?", (now + 60, soon))
+        harness.sql(store, "UPDATE connections SET refreshed_at = ? WHERE id = ?", ("2001-01-01T00:00:00+00:00", idle))
+        due = KeeperDue(expiring_before=now + 300, idle=(("example", "oauth2", now - 86400),))
+        first = store.claim_due(due, owner="keeper-a", ttl=60, now=now, limit=10)
+        assert [c.connection_id for c in first] == [soon, idle]  # by expiry; `later` is due by no rule
+        assert first[0].token_version == 0 and first[0].expires_at == now + 60 and first[0].provider == "example"
+        assert (first[0].state.claimed_by, first[0].state.claimed_until, first[0].state.failures) == (
+            "keeper-a",
+            now + 60,
+            0,
+        )
+        assert first[1].last_refreshed == "2001-01-01T00:00:00+00:00"
+        other = harness.open()  # another keeper's process
+        assert other.claim_due(due, owner="keeper-b", ttl=60, now=now, limit=10) == ()  # claimed already
+        taken = other.claim_due(due, owner="keeper-b", ttl=60, now=now + 61, limit=10)  # keeper-a's claims lapsed
+        assert [c.connection_id for c in taken] == [soon, idle]
+        assert other.release_claims("keeper-b") == 2 and store.release_claims("keeper-b") == 0
+        assert [c.connection_id for c in store.claim_due(due, owner="keeper-a", ttl=60, now=now, limit=1)] == [soon]
+        tests = KeeperDue(expiring_before=0.0, tested_before=now + 5)  # none tested yet: all made before then
+        claimed = other.claim_due(tests, owner="keeper-b", ttl=60, now=now, limit=10)
+        assert [c.connection_id for c in claimed] == [later, idle]  # `soon` is keeper-a's
+        assert store.keeper_state(later) is not None and store.keeper_state("conn_nope") is None
+
+    def test_a_failing_refresh_has_one_event_and_its_recovery_one(self, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        now = time.time()
+        due = KeeperDue(expiring_before=now + 7200)
+        (claim,) = store.claim_due(due, owner="keeper-a", ttl=60, now=now, limit=10)
+        failed = store.keeper_failed(
+            cid,
+            owner="keeper-a",
+            error="refresh: the provider answered 503\n(after 4 attempts)",
+            next_attempt_at=now + 30,
+            token_version=claim.token_version,
+        )
+        assert failed is not None and failed.failures == 1 and failed.claimed_by is None
+        assert failed.next_attempt_at == now + 30 and failed.failed_version == 0 and failed.degraded_since
+        assert failed.last_error == "refresh: the provider answered 503 (after 4 attempts)"  # one line
+        assert store.claim_due(due, owner="keeper-a", ttl=60, now=now + 10, limit=10) == ()  # until its retry time
+        (again,) = store.claim_due(due, owner="keeper-a", ttl=60, now=now + 31, limit=10)
+        assert again.state.failures == 1 and again.state.degraded_since == failed.degraded_since
+        second = store.keeper_failed(
+            cid, owner="keeper-a", error="still down", next_attempt_at=now + 90, token_version=0
+        )
+        assert second is not None and second.failures == 2 and second.degraded_since == failed.degraded_since
+        (failing,) = store.list_events(types=[EventType.REFRESH_FAILING])  # once per degradation
+        assert failing.connection_id == cid and failing.data["connection"]["status"] == "connected"
+        details = failing.data["details"]
+        assert details["attempt"] == 1 and details["error"] == failed.last_error
+        assert details["expires_at"].endswith("+00:00") and details["next_attempt_at"].endswith("+00:00")
+        assert store.keeper_succeeded(cid, owner="keeper-a") is True
+        assert store.keeper_succeeded(cid, owner="keeper-a") is False  # healthy already: no second event
+        (recovered,) = store.list_events(types=[EventType.RECOVERED])
+        assert recovered.data["details"] == {"attempts": 2, "degraded_since": failed.degraded_since}
+        assert recovered.seq > failing.seq
+        healthy = store.keeper_state(cid)
+        assert healthy is not None and (healthy.failures, healthy.degraded_since, healthy.next_attempt_at) == (
+            0,
+            None,
+            None,
+        )
+        # A new degradation is announced again.
+        store.keeper_failed(cid, owner="keeper-a", error="down again", next_attempt_at=now + 30, token_version=0)
+        assert len(store.list_events(types=[EventType.REFRESH_FAILING])) == 2
+
+    def test_a_failing_connection_refreshed_elsewhere_is_claimed_for_its_recovery(self, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        now = time.time()
+        store.claim_due(KeeperDue(expiring_before=now + 7200), owner="keeper-a", ttl=60, now=now, limit=10)
+        store.keeper_failed(cid, owner="keeper-a", error="down", next_attempt_at=now + 3600, token_version=0)
+        nothing = KeeperDue(expiring_before=0.0)
+        assert store.claim_due(nothing, owner="keeper-a", ttl=60, now=now, limit=10) == ()
+        with store.refresh_lease(cid, 30, owner="worker-a") as lease:  # a request's refresh worked meanwhile
+            lease.save(0, tokens("access-2", "refresh-2"), ("employee_data:read",))
+        (claim,) = store.claim_due(nothing, owner="keeper-a", ttl=60, now=now, limit=10)
+        assert claim.token_version == 1 and claim.state.failed_version == 0 and claim.state.failures == 1
+        assert store.keeper_succeeded(cid, owner="keeper-a") is True
+        assert store.claim_due(nothing, owner="keeper-a", ttl=60, now=now, limit=10) == ()
+
+    def test_the_keepers_record_goes_with_its_connection(self, store: StoreLike) -> None:
+        profile = store.create_profile(draft())
+        cid, other = connect(store, profile, 1), connect(store, profile, 2)
+        now = time.time()
+        store.claim_due(KeeperDue(expiring_before=now + 7200), owner="keeper-a", ttl=60, now=now, limit=10)
+        store.keeper_failed(cid, owner="keeper-a", error="down", next_attempt_at=now, token_version=0)
+        store.delete_connection(cid)
+        assert store.keeper_state(cid) is None
+        assert store.keeper_failed(cid, owner="keeper-a", error="x", next_attempt_at=now, token_version=0) is None
+        assert store.keeper_succeeded(cid, owner="keeper-a") is False
+        assert store.keeper_state(other) is not None
+        store.keeper_forget(other)  # a permanent failure: the connection's own status event tells
+        assert store.keeper_state(other) is None
+        store.set_status(other, ConnectionStatus.NEEDS_RECONNECT, "refresh refused: invalid_grant")
+        assert store.claim_due(KeeperDue(expiring_before=now + 7200), owner="keeper-a", ttl=60, now=now, limit=9) == ()
+
+    def test_the_keeper_lock_heartbeat_and_its_end(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        other = harness.open()
+        now = time.time()
+        due = KeeperDue(expiring_before=now + 7200)
+        with store.keeper_lock("keeper-a", ttl=30) as lock:
+            assert lock.owner == "keeper-a" and lock.renew()
+            store.claim_due(due, owner="keeper-a", ttl=600, now=now, limit=10)
+            if lock.exclusive:
+                refused = pytest.raises(StoreError, match=rf"another keeper \(pid {os.getpid()} on ")
+                with refused as caught, other.keeper_lock("keeper-b", ttl=30):
+                    pass
+                assert caught.value.code == "keeper_running" and "\n" not in caught.value.message
+            else:  # a shared store: every keeper has its own lock
+                with other.keeper_lock("keeper-b", ttl=30) as second:
+                    assert second.renew() and not second.exclusive
+        # Its end released its claims, and the lock: another keeper takes both.
+        with other.keeper_lock("keeper-b", ttl=30) as lock:
+            assert lock.renew()
+            assert [c.connection_id for c in other.claim_due(due, owner="keeper-b", ttl=60, now=now, limit=10)] == [cid]
+
+    def test_a_lapsed_keeper_lock_is_taken_over_with_its_claims(self, harness: StoreHarness, store: StoreLike) -> None:
+        cid = connect(store, store.create_profile(draft()))
+        now = time.time()
+        due = KeeperDue(expiring_before=now + 7200)
+        other = harness.open()
+        with store.keeper_lock("keeper-a", ttl=0.2) as lock:  # then its holder hangs: no heartbeat
+            store.claim_due(due, owner="keeper-a", ttl=600, now=now, limit=10)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with other.keeper_lock("keeper-b", ttl=30) as taken:
+                        assert taken.renew()
+                        if taken.exclusive:
+                            assert not lock.renew()  # the lapsed keeper learns it lost its lock
+                            claims = other.claim_due(due, owner="keeper-b", ttl=60, now=now, limit=10)
+                            assert [c.connection_id for c in claims] == [cid]  # its claims went with it
+                    break
+                except StoreError as exc:
+                    if exc.code != "keeper_running" or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)

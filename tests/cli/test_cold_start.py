@@ -35,6 +35,7 @@ PROBE = textwrap.dedent(
         ["--help"],
         ["providers", "show", "hibob"],
         ["serve", "--help"],
+        ["keeper", "--help"],
     ],
     ids=" ".join,
 )
@@ -63,6 +64,7 @@ CLI_MODULES = (
     "connector_core.cli.new_provider",
     "connector_core.cli.docs",
     "connector_core.cli.serve",
+    "connector_core.cli.keeper",
 )
 HIBOB_RECORDS = ("connector_hibob.declarations", "connector_hibob.catalogue")
 

@@ -61,6 +61,10 @@ class TestStoreConformance(StoreConformance):
         assert emu.stats.token_requests["refresh_token"] == 1
         assert second.get_connection(cid).token_version == 1
 
+    def test_one_keeper_per_sqlite_store_many_per_postgresql_store(self, harness: StoreHarness) -> None:
+        with harness.open().keeper_lock("keeper-a", ttl=30) as lock:
+            assert lock.exclusive is (harness.kind == "sqlite")
+
     # ------------------------------------------------- a connect session's separate flag
     # (here until the shipped suite holds them: every store keeps a session's ``separate``.)
 

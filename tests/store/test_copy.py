@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +21,7 @@ from connector_core.connector import Connector
 from connector_core.crypto import ENV_KEY_FILE
 from connector_core.emulator import CONSENT_HEADER, RunningEmulator, start_emulator
 from connector_core.store import PgStore, Store
+from connector_core.store.contract import KeeperDue
 
 
 @attrs.define
@@ -51,6 +53,10 @@ def source(tmp_path: Path) -> Iterator[Source]:
         ids = connect_many(connector, emu, 3, threads=1)
         store.set_status(ids[2], ConnectionStatus.NEEDS_RECONNECT, "refresh refused: invalid_grant")
         connector.refresh(ids[1], force=True)  # a rotated refresh token, token_version 1
+        # The keeper's record: the first connection's refresh failing, the second claimed.
+        now = time.time()
+        store.claim_due(KeeperDue(expiring_before=now + 7200), owner="keeper-a", ttl=600, now=now, limit=10)
+        store.keeper_failed(ids[0], owner="keeper-a", error="provider down", next_attempt_at=now + 30, token_version=0)
         store.rotate_keys()  # values under a second key; the key file holds both
         pending = connector.begin(PROFILE).url  # the default company: not installed yet
         sessions = ConnectSessions(store, plugins)
@@ -104,7 +110,7 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
     assert code == 0, err
     report = json.loads(out)
     assert report["profiles"] == 2 and report["connections"] == 3 and report["attempts"] == 1
-    assert report["sessions"] == 2
+    assert report["sessions"] == 2 and report["keeper_states"] == 2
     assert report["secrets"] == 2 * 1 + 3 * 2 + 1 and report["verified"] is True
     assert report["store_id"] != source.store.store_id and str(urlsplit(pg_url).password) not in out
     with PgStore(pg_url, env=source.env) as target:
@@ -113,6 +119,11 @@ def test_migrate_copies_everything_and_the_same_keys_read_it(source: Source, pg_
         assert copied["key_usage"] == {target.keyring.primary_id: report["secrets"]}  # encrypted anew
         drop = ("store_id", "key_usage")
         assert {k: v for k, v in copied.items() if k not in drop} == {k: v for k, v in before.items() if k not in drop}
+        # The keeper's record of a failing refresh is copied (so its recovery is announced once), claims are not.
+        failing, claimed = (target.keeper_state(cid) for cid in source.connection_ids[:2])
+        assert failing is not None and (failing.failures, failing.last_error) == (1, "provider down")
+        assert failing.degraded_since == source.store.keeper_state(source.connection_ids[0]).degraded_since  # type: ignore[union-attr]
+        assert claimed is not None and claimed.claimed_by is None and failing.claimed_by is None
         # The connect sessions copied under the target's seal, the separate flag with them.
         assert target.list_sessions() == source.store.list_sessions()
         assert {s.profile: s.separate for s in target.list_sessions()} == {PROFILE: False, "second-profile": True}

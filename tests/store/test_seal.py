@@ -179,6 +179,8 @@ def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> N
         store.create_profile(draft)
     with sqlite3.connect(tmp_path / "home" / "connector.db") as db:  # as schema version 2 left it
         db.execute("DROP TABLE connect_sessions")
+        db.execute("DROP TABLE keeper_state")
+        db.execute("DROP TABLE keeper_locks")
         db.execute("DROP TABLE events")
         for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
             db.execute(f"DROP TABLE {table}")
@@ -229,6 +231,8 @@ def test_a_postgresql_store_from_before_the_seals_is_sealed_on_upgrade(pg_url: s
     with psycopg.connect(settings.conninfo, autocommit=True) as db:  # as schema version 1 left it
         db.execute(f"SET search_path TO {settings.schema}")
         db.execute("DROP TABLE connect_sessions")
+        db.execute("DROP TABLE keeper_state")
+        db.execute("DROP TABLE keeper_locks")
         db.execute("DROP TABLE events")
         for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
             db.execute(f"DROP TABLE {table}")
@@ -282,6 +286,8 @@ def test_sessions_sealed_before_the_separate_flag_still_verify(
         def downgrade() -> None:  # as SQLite schema version 5 left it
             with sqlite3.connect(tmp_path / "home" / "connector.db") as db:
                 db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
+                db.execute("DROP TABLE keeper_state")
+                db.execute("DROP TABLE keeper_locks")
                 db.execute("DROP TABLE events")
                 for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
                     db.execute(f"DROP TABLE {table}")
@@ -304,6 +310,8 @@ def test_sessions_sealed_before_the_separate_flag_still_verify(
             with psycopg.connect(settings.conninfo, autocommit=True) as db:
                 db.execute(f"SET search_path TO {settings.schema}")
                 db.execute("ALTER TABLE connect_sessions DROP COLUMN separate")
+                db.execute("DROP TABLE keeper_state")
+                db.execute("DROP TABLE keeper_locks")
                 db.execute("DROP TABLE events")
                 for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
                     db.execute(f"DROP TABLE {table}")

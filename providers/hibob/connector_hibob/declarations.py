@@ -68,6 +68,10 @@ def auth_types() -> tuple[OAuth2AuthorizationCode | HttpBasicAuth, ...]:
             pkce=pkce,
             # Marketplace apps must support installs begun in Bob, which carry no state of ours.
             provider_initiated_install=True,
+            # Unknown: HiBob's partner documentation does not say whether (or after how long) a refresh
+            # token left unused dies. Unconfirmed, so not declared; an operator who learns it sets
+            # `connector keeper --refresh-every HOURS`.
+            refresh_idle_limit=None,
         ),
         HttpBasicAuth(
             key=SERVICE_USER,
