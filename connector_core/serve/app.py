@@ -34,7 +34,7 @@ from .config import ConnectConfig
 from .connect import ConnectService
 from .keys import ApiKeys
 from .metrics import Metrics, RequestMetrics
-from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json
+from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json, read_query
 from .webhooks_api import WebhooksApi
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class _Api:
         return Response(self._document, media_type="application/json")
 
     async def list_connections(self, request: Request) -> Response:
-        query = _query(request, _LIST_PARAMS)
+        query = read_query(request, _LIST_PARAMS)
         limit = DEFAULT_PAGE
         if "limit" in query:
             text = query["limit"]
@@ -416,23 +416,6 @@ class _Api:
             headers=proxy.response_headers(reply.headers),
             media_type=proxy.response_media_type(reply.headers),
         )
-
-
-def _query(request: Request, allowed: Sequence[str]) -> dict[str, str]:
-    """The query parameters, each at most once and all of them known."""
-    found: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in allowed:
-            raise Problem(
-                400,
-                "unknown-field",
-                f"{name[:50]}: unknown parameter (expected: {', '.join(allowed)})",
-                field=name[:50],
-            )
-        if name in found:
-            raise Problem(400, "invalid", f"{name}: given more than once", field=name)
-        found[name] = value
-    return found
 
 
 def _raw_subpath(request: Request) -> str:

@@ -9,7 +9,7 @@ library's own one-line messages, which carry none, or are written here.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -28,7 +28,15 @@ from ..errors import (
     ValidationError,
 )
 
-__all__ = ["DEFAULT_MAX_BODY", "PROBLEM_TYPE", "Problem", "error_problem", "problem_response", "read_json"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "PROBLEM_TYPE",
+    "Problem",
+    "error_problem",
+    "problem_response",
+    "read_json",
+    "read_query",
+]
 
 #: The largest request body the API reads.
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -91,6 +99,23 @@ def error_problem(exc: ConnectorError) -> Problem:
     if isinstance(exc, StoreError):
         return Problem(503, "store-unavailable", "the store cannot be reached; try again later")
     return Problem(500, "internal", "the request could not be completed")
+
+
+def read_query(request: Request, allowed: Sequence[str]) -> dict[str, str]:
+    """The query parameters, each at most once and all of them known: else a 400 naming the first."""
+    found: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            raise Problem(
+                400,
+                "unknown-field",
+                f"{name[:50]}: unknown parameter (expected: {', '.join(allowed)})",
+                field=name[:50],
+            )
+        if name in found:
+            raise Problem(400, "invalid", f"{name}: given more than once", field=name)
+        found[name] = value
+    return found
 
 
 async def read_json(request: Request, fields: Collection[str], limit: int = DEFAULT_MAX_BODY) -> dict[str, Any]:

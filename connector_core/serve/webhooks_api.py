@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import ValidationError
 from ..events import EventType
 from ..webhooks import DeliveryStatus, add_endpoint, delivery_data, endpoint_data, rotate_secret
-from .problems import Problem, read_body
+from .problems import Problem, read_body, read_query
 
 if TYPE_CHECKING:
     from ..connector import Connector
@@ -55,23 +55,6 @@ _CONFLICTS = ("rotating", "not_rotating", "disabled")
 def event_data(event: Event) -> dict[str, Any]:
     """An event as ``GET /v1/events`` lists it: its webhook payload and its ``seq``."""
     return {"seq": event.seq, **event.payload()}
-
-
-def _query(request: Request, allowed: Sequence[str]) -> dict[str, str]:
-    """The query parameters, each at most once and all of them known."""
-    found: dict[str, str] = {}
-    for name, value in request.query_params.multi_items():
-        if name not in allowed:
-            raise Problem(
-                400,
-                "unknown-field",
-                f"{name[:50]}: unknown parameter (expected: {', '.join(allowed)})",
-                field=name[:50],
-            )
-        if name in found:
-            raise Problem(400, "invalid", f"{name}: given more than once", field=name)
-        found[name] = value
-    return found
 
 
 def _number(query: dict[str, str], name: str, default: int | None, low: int, high: int | None) -> int | None:
@@ -163,7 +146,7 @@ class WebhooksApi:
     # ----------------------------------------------------------------- events
 
     async def list_events(self, request: Request) -> Response:
-        query = _query(request, ("after", "limit", "type", "connection_id"))
+        query = read_query(request, ("after", "limit", "type", "connection_id"))
         limit = _number(query, "limit", DEFAULT_PAGE, 1, MAX_PAGE) or DEFAULT_PAGE
         after = _number(query, "after", None, 0, None)
         types = None
@@ -206,7 +189,7 @@ class WebhooksApi:
         return JSONResponse(endpoint_data(endpoint, generated), status_code=201)
 
     async def list_endpoints(self, request: Request) -> Response:
-        _query(request, ())
+        read_query(request, ())
         endpoints = await anyio.to_thread.run_sync(self.store.list_webhook_endpoints)
         return JSONResponse({"data": [endpoint_data(e) for e in endpoints]})
 
@@ -255,7 +238,7 @@ class WebhooksApi:
     # ------------------------------------------------------------- the outbox
 
     async def list_deliveries(self, request: Request) -> Response:
-        query = _query(request, ("endpoint_id", "event_id", "status", "after", "limit"))
+        query = read_query(request, ("endpoint_id", "event_id", "status", "after", "limit"))
         limit = _number(query, "limit", DEFAULT_PAGE, 1, MAX_PAGE) or DEFAULT_PAGE
         after = _number(query, "after", None, 0, None)
         status = None

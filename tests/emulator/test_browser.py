@@ -14,21 +14,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.emulator import Flow
 
 from connector_core.emulator import RunningEmulator
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):

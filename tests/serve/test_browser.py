@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 import pytest
 from support import REPO, World
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.live import LiveApp, Platform
 
 from connector_core import EndUser, Owner
@@ -29,17 +30,6 @@ from connector_core.serve import callback_url, create_app
 
 from .conftest import AUTH, KEY
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 800, "height": 600}
 SHOTS = REPO / "docs" / "images" / "connect"
 #: Read at import: the suite's autouse fixture takes every CONNECTOR_* variable away from the tests.
