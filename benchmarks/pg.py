@@ -224,6 +224,11 @@ def bench_pg(quick: bool, only: list[str] | None = None) -> None:
             print(f"  ({name}: {time.perf_counter() - started:.0f} s)\n")
 
 
+def bench(quick: bool) -> None:
+    """The section for benchmarks/run.py."""
+    bench_pg(quick)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")

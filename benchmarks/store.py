@@ -1,0 +1,118 @@
+"""The SQLite store at scale (100,000 connections): insert, lookup by id, a page, bytes per
+connection, the CLI listing: ``python benchmarks/store.py [--quick]``."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, clean_env, median_time, row  # noqa: F401
+
+
+def bench(quick: bool) -> None:
+    import json
+    import uuid
+
+    from connector_core import Store, load_plugins, validate_profile
+    from connector_core.secret import Secret
+    from connector_core.store.sql import aad as _aad
+    from connector_hibob import plugin
+
+    count = 20_000 if quick else 100_000
+    print(f"store at scale ({count:,} connections)")
+    plugins = load_plugins([plugin], entry_points=False)
+    with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
+        home = Path(tmp) / "home"
+        env = {"CONNECTOR_CORE_KEY_FILE": str(Path(tmp) / "keys.json")}
+        store = Store.open(home, env=env)
+        profile = store.create_profile(
+            validate_profile(
+                plugins.declaration("hibob"),
+                name="bench",
+                values={"app_id": "A", "client_id": "c", "client_secret": Secret("s" * 32)},
+            )
+        )
+        ring = store.keyring
+        started = time.perf_counter()
+        with store._write() as db:
+            rows, secrets = [], []
+            for _ in range(count):
+                cid = f"conn_{uuid.uuid4().hex}"
+                rows.append(
+                    (
+                        cid,
+                        profile.id,
+                        "hibob",
+                        "sandbox",
+                        "connected",
+                        "now",
+                        "now",
+                        json.dumps(list(profile.scopes)),
+                        json.dumps(list(profile.scopes)),
+                        time.time() + 3600,
+                    )
+                )
+                for name, size in (("access_token", 40), ("refresh_token", 40)):
+                    kid, nonce, ct = ring.encrypt("t" * size, _aad(cid, name))
+                    secrets.append((cid, name, kid, nonce, ct))
+            db.executemany(
+                "INSERT INTO connections (id, profile_id, provider, environment, status, created_at, updated_at, "
+                "requested_scopes, granted_scopes, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO secrets (owner_id, name, key_id, nonce, ciphertext) VALUES (?,?,?,?,?)", secrets
+            )
+            store._seal(db, "connections")  # as save_connection seals each row
+        row("insert (one transaction, tokens encrypted)", f"{time.perf_counter() - started:.1f} s")
+        store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = sum(p.stat().st_size for p in home.iterdir())
+        row("database size per connection (2 encrypted tokens)", f"{size / count:.0f} B", f"{size / 1e6:.1f} MB")
+        ids = [r[0] for r in store._connect().execute("SELECT id FROM connections ORDER BY random() LIMIT 200")]
+        begun = time.perf_counter()
+        for cid in ids:
+            store.get_connection(cid)
+        row("lookup by id (get_connection)", f"{(time.perf_counter() - begun) / len(ids) * 1e6:.0f} us")
+        plan = (
+            store._connect()
+            .execute("EXPLAIN QUERY PLAN " + store._CONNECTION_SELECT + " WHERE c.id = ?", (ids[0],))
+            .fetchall()
+        )
+        row(
+            "lookup plan",
+            "indexed" if all("SCAN c" not in str(r) for r in plan) else "SCAN",
+            "; ".join(str(r[-1]) for r in plan),
+        )
+        begun = time.perf_counter()
+        page = store.list_connections(limit=100, after=ids[0])
+        row(
+            "list_connections(limit=100) in-process",
+            f"{(time.perf_counter() - begun) * 1000:.1f} ms",
+            f"{len(page)} rows",
+        )
+        cli = [
+            sys.executable,
+            "-m",
+            "connector_core",
+            "--home",
+            str(home),
+            "connections",
+            "list",
+            "--json",
+            "--limit",
+            "100",
+        ]
+        cli_env = clean_env() | env
+        row(
+            "connector connections list --json --limit 100",
+            f"{median_time(cli, 5, cli_env) * 1000:.0f} ms",
+            "whole process, cold",
+        )
+
+
+if __name__ == "__main__":
+    import sys
+
+    bench("--quick" in sys.argv[1:])
