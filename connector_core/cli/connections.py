@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
+from ..connection_json import connection_json_encoder
 from ..errors import UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector, open_store
@@ -87,8 +88,6 @@ def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
 
     kinds = auth_kinds(plugins)
     if args.json:
-        from ..connection_json import connection_json_encoder
-
         encode, kind = connection_json_encoder(2), kinds.get
         last: Connection | None = None
         count = 0
