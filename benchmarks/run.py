@@ -31,6 +31,7 @@ SECTIONS = {
     "discovery": ("discovery", "providers list with 1, 250 and 500 installed plugins"),
     "refresh": ("refresh", "refresh_all against a bare httpx loop, authlib and the server's capacity"),
     "store": ("store", "the SQLite store at 100,000 connections"),
+    "listings": ("listings", "connections list, --json and the API's pages over 100,000 connections"),
     "pg": ("pg", "the PostgreSQL store, bulk refresh and many workers (a throwaway cluster)"),
 }
 

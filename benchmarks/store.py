@@ -7,17 +7,71 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import REPO, clean_env, median_time, row  # noqa: F401
 
 
-def bench(quick: bool) -> None:
+def populate(store: Any, profile: Any, count: int, *, tokens: bool = True) -> list[str]:
+    """Insert ``count`` connected connections of ``profile`` into the SQLite ``store`` in one
+    transaction, sealed as ``save_connection`` seals each row, and return their ids. Each has
+    an identity (a company id) and scopes; every third is owned by one of 100 end users, with an
+    organisation and a tag. ``tokens``: encrypt an access and a refresh token for each (40
+    characters each), as a real store holds them."""
     import json
     import uuid
 
+    from connector_core.store.sql import aad
+
+    ring = store.keyring
+    scopes = json.dumps(list(profile.scopes))
+    expires = time.time() + 3600
+    rows: list[tuple[Any, ...]] = []
+    secrets: list[tuple[Any, ...]] = []
+    for n in range(count):
+        cid = f"conn_{uuid.uuid4().hex}"
+        owned = n % 3 == 0
+        rows.append(
+            (
+                cid,
+                profile.id,
+                profile.provider,
+                profile.environment,
+                profile.auth_type,
+                "connected",
+                "2026-01-01T00:00:00Z",
+                "2026-01-01T00:00:00Z",
+                scopes,
+                scopes,
+                json.dumps({"companyId": str(600000 + n)}),
+                "Bearer",
+                expires,
+                f"user-{n % 100}" if owned else None,
+                f"org-{n % 7}" if owned else None,
+                json.dumps([f"tier-{n // 3 % 2}"] if owned else []),
+            )
+        )
+        if tokens:
+            for name in ("access_token", "refresh_token"):
+                kid, nonce, ct = ring.encrypt("t" * 40, aad(cid, name))
+                secrets.append((cid, name, kid, nonce, ct))
+    with store._write() as db:
+        db.executemany(
+            "INSERT INTO connections (id, profile_id, provider, environment, auth_type, status, created_at, "
+            "updated_at, requested_scopes, granted_scopes, identity, token_type, expires_at, end_user_id, "
+            "organisation, tags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        db.executemany("INSERT INTO secrets (owner_id, name, key_id, nonce, ciphertext) VALUES (?,?,?,?,?)", secrets)
+        store._seal(db, "connections")  # as save_connection seals each row
+    store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return [r[0] for r in rows]
+
+
+def bench(quick: bool) -> None:
     from connector_core import Store, load_plugins, validate_profile
     from connector_core.secret import Secret
-    from connector_core.store.sql import aad as _aad
+    from connector_core.store.sql import _CONNECTION_SELECT
     from connector_hibob import plugin
 
     count = 20_000 if quick else 100_000
@@ -34,40 +88,9 @@ def bench(quick: bool) -> None:
                 values={"app_id": "A", "client_id": "c", "client_secret": Secret("s" * 32)},
             )
         )
-        ring = store.keyring
         started = time.perf_counter()
-        with store._write() as db:
-            rows, secrets = [], []
-            for _ in range(count):
-                cid = f"conn_{uuid.uuid4().hex}"
-                rows.append(
-                    (
-                        cid,
-                        profile.id,
-                        "hibob",
-                        "sandbox",
-                        "connected",
-                        "now",
-                        "now",
-                        json.dumps(list(profile.scopes)),
-                        json.dumps(list(profile.scopes)),
-                        time.time() + 3600,
-                    )
-                )
-                for name, size in (("access_token", 40), ("refresh_token", 40)):
-                    kid, nonce, ct = ring.encrypt("t" * size, _aad(cid, name))
-                    secrets.append((cid, name, kid, nonce, ct))
-            db.executemany(
-                "INSERT INTO connections (id, profile_id, provider, environment, status, created_at, updated_at, "
-                "requested_scopes, granted_scopes, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
-            db.executemany(
-                "INSERT INTO secrets (owner_id, name, key_id, nonce, ciphertext) VALUES (?,?,?,?,?)", secrets
-            )
-            store._seal(db, "connections")  # as save_connection seals each row
+        populate(store, profile, count)
         row("insert (one transaction, tokens encrypted)", f"{time.perf_counter() - started:.1f} s")
-        store._connect().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         size = sum(p.stat().st_size for p in home.iterdir())
         row("database size per connection (2 encrypted tokens)", f"{size / count:.0f} B", f"{size / 1e6:.1f} MB")
         ids = [r[0] for r in store._connect().execute("SELECT id FROM connections ORDER BY random() LIMIT 200")]
@@ -77,7 +100,7 @@ def bench(quick: bool) -> None:
         row("lookup by id (get_connection)", f"{(time.perf_counter() - begun) / len(ids) * 1e6:.0f} us")
         plan = (
             store._connect()
-            .execute("EXPLAIN QUERY PLAN " + store._CONNECTION_SELECT + " WHERE c.id = ?", (ids[0],))
+            .execute("EXPLAIN QUERY PLAN " + _CONNECTION_SELECT + " WHERE c.id = ?", (ids[0],))
             .fetchall()
         )
         row(

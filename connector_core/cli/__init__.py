@@ -64,7 +64,21 @@ def _run(argv: Sequence[str] | None, plugins: Plugins | None, out: IO[str], err:
         err.write("connector: interrupted\n")
         return 130
     except BrokenPipeError:
+        # The reader left (``| head``): what is still buffered goes nowhere, quietly, rather
+        # than fail again when the interpreter flushes standard output at exit.
+        _stdout_to_devnull()
         return EXIT_OK
+
+
+def _stdout_to_devnull() -> None:
+    import os  # here, not at the top: only a broken pipe needs it
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+        os.close(devnull)
+    except (OSError, ValueError):  # no such descriptor (an embedding host's stream): nothing to protect
+        pass
 
 
 def print_error(err: IO[str], error: ConnectorError) -> None:

@@ -4,17 +4,20 @@ connections, attach one to an end user, and list the ones that need someone to a
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
+from ..connection_json import connection_json_encoder
 from ..errors import UsageError, ValidationError
 from ..registries import Command
 from .context import open_connector, open_store
-from .output import Parser, add_json, emit_json, needs_subcommand, run_handler, table
+from .output import Parser, add_json, emit_json, emit_json_listing, needs_subcommand, run_handler, stream_table, table
 from .owners import add_owner_filters, add_owner_options, owner_filters, owner_from
 from .parser import HELP
 from .views import auth_kinds, connection_data, expiry, owner_column, summary
 
 if TYPE_CHECKING:
+    from ..connection import Connection
     from ..models import AuthType
     from ..plugins import Plugins
 
@@ -69,53 +72,59 @@ COMMAND = Command("connections", HELP["connections"], configure, run_handler)
 
 
 def _list(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
-    from ..connection import ConnectionStatus  # here, not at the top: cold start
+    import time  # here, not at the top: cold start
+
+    from ..connection import ConnectionStatus
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("connector connections list: --limit must be at least 1")
     whose = owner_filters(args)  # checked before the store is opened (or made)
     store = open_store(args)
-    conns = store.list_connections(
-        profile=args.profile,
-        status=ConnectionStatus(args.status) if args.status else None,
-        limit=args.limit,
-        after=args.after,
-        **whose,
-    )
+    status = ConnectionStatus(args.status) if args.status else None
+
+    def listing() -> Iterator[Connection]:
+        # Read in pages, never all at once: a listing of any size holds one page.
+        return store.iter_connections(profile=args.profile, status=status, limit=args.limit, after=args.after, **whose)
+
     kinds = auth_kinds(plugins)
     if args.json:
-        emit_json(
-            out,
-            {
-                "connections": [connection_data(c, kinds.get(c)) for c in conns],
-                "next_after": conns[-1].id if conns and args.limit and len(conns) == args.limit else None,
-            },
-        )
+        encode, kind = connection_json_encoder(2), kinds.get
+        last: Connection | None = None
+        count = 0
+
+        def elements() -> Iterator[str]:
+            nonlocal last, count
+            for last in listing():  # the last one read names the next page
+                count += 1
+                yield encode(last, kind(last))
+
+        def next_after() -> dict[str, str | None]:
+            return {"next_after": last.id if last is not None and args.limit and count == args.limit else None}
+
+        emit_json_listing(out, "connections", elements(), next_after)
         return 0
-    if not conns:
-        out.write("No connections.\n")
-        return 0
-    table(
-        out,
-        ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT", "OWNER"),
-        [
-            (
+    now = time.time()  # every row's EXPIRES counted from one moment, in both passes
+
+    def rows() -> Iterator[tuple[str, ...]]:
+        for c in listing():
+            yield (
                 c.id,
                 c.profile,
                 c.provider,
                 c.environment,
                 c.auth_type,
                 c.status.value,
-                expiry(c, kinds.get(c)),
+                expiry(c, kinds.get(c), now),
                 # Who is connected: a company, a service user's ID, a client; never a secret (the
                 # store keeps none in the identity).
                 ", ".join(value for _, value in c.identity) or "-",
                 # Last, and never with a space in it: the end user's id, or (unclaimed).
                 owner_column(c.owner),
             )
-            for c in conns
-        ],
-    )
+
+    headers = ("ID", "PROFILE", "PROVIDER", "ENV", "AUTH", "STATUS", "EXPIRES", "ACCOUNT", "OWNER")
+    if not stream_table(out, headers, rows):
+        out.write("No connections.\n")
     return 0
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any, NoReturn
 
 from ..errors import UsageError
@@ -13,13 +14,20 @@ __all__ = [
     "EXIT_INVALID",
     "EXIT_OK",
     "EXIT_USAGE",
+    "WRITE_CHUNK",
     "Parser",
     "add_json",
+    "chunked",
     "emit_json",
+    "emit_json_listing",
     "needs_subcommand",
     "run_handler",
+    "stream_table",
     "table",
 ]
+
+#: A long listing's output is written in chunks of about this many characters (one write each).
+WRITE_CHUNK = 1 << 17
 
 EXIT_OK = 0
 #: A validation failure or an error the user can fix.
@@ -100,6 +108,78 @@ def emit_json(out: IO[str], data: Any) -> None:
 
     json.dump(data, out, indent=2, ensure_ascii=False)
     out.write("\n")
+
+
+def chunked(out: IO[str], pieces: Iterable[str], size: int = WRITE_CHUNK) -> None:
+    """Write ``pieces`` to ``out`` joined into chunks of about ``size`` characters: one write (and
+    one terminal-safety pass) per chunk, not per piece."""
+    batch: list[str] = []
+    held = 0
+    for piece in pieces:
+        batch.append(piece)
+        held += len(piece)
+        if held >= size:
+            out.write("".join(batch))
+            batch.clear()
+            held = 0
+    if batch:
+        out.write("".join(batch))
+
+
+def emit_json_listing(
+    out: IO[str], key: str, elements: Iterable[str], rest: Callable[[], Mapping[str, Any]] = dict
+) -> None:
+    """Write ``{key: [elements], **rest()}`` as :func:`emit_json` writes it, character for
+    character, a chunk of elements at a time (one write of about :data:`WRITE_CHUNK`
+    characters each): each of ``elements`` is one element's JSON written two levels deep
+    (``connection_json_encoder(2)``). ``rest`` is called once the elements are written (a
+    listing's next page is known at its end)."""
+    import json  # here, not at the top: see emit_json
+
+    head = "{\n  " + json.dumps(key, ensure_ascii=False) + ": ["
+    batch: list[str] = []
+    held, written = 0, False
+    for element in elements:
+        batch.append(element)
+        held += len(element)
+        if held >= WRITE_CHUNK:
+            out.write((",\n    " if written else head + "\n    ") + ",\n    ".join(batch))
+            batch.clear()
+            held, written = 0, True
+    if batch:
+        out.write((",\n    " if written else head + "\n    ") + ",\n    ".join(batch))
+        written = True
+    tail = "".join(
+        f",\n  {json.dumps(k, ensure_ascii=False)}: "
+        + json.dumps(v, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        for k, v in rest().items()
+    )
+    out.write(("\n  ]" if written else head + "]") + tail + "\n}\n")
+
+
+def stream_table(
+    out: IO[str], headers: Sequence[str], rows: Callable[[], Iterable[Sequence[str]]], indent: str = ""
+) -> bool:
+    """:func:`table` over rows read twice and never held: ``rows()`` is called once to measure
+    each column's width and once more to write the rows (in chunks). Returns whether there was
+    any row; with none, nothing is written. A row that appeared in between, wider than any
+    measured, is written in full, shifting its own line's later columns only."""
+    widths = [len(h) for h in headers]
+    count = 0
+    for row in rows():
+        count += 1
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    if not count:
+        return False
+
+    def line(row: Sequence[str]) -> str:
+        return indent + "  ".join([cell.ljust(widths[i]) for i, cell in enumerate(row)]).rstrip() + "\n"
+
+    head = line(headers) + indent + "  ".join("-" * w for w in widths) + "\n"
+    chunked(out, itertools.chain((head,), map(line, rows())))
+    return True
 
 
 def table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> None:

@@ -25,15 +25,19 @@ class AuthTypes:
         self._found: dict[tuple[str, str], AuthType | None] = {}
 
     def get(self, conn: Connection) -> AuthType | None:
+        key = (conn.provider, conn.auth_type)
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
         from ..errors import ConnectorError  # here, not at the top: see _has_tokens
 
-        key = (conn.provider, conn.auth_type)
-        if key not in self._found:
-            try:
-                self._found[key] = self._plugins.declaration(conn.provider).auth_type(conn.auth_type)
-            except ConnectorError:
-                self._found[key] = None
-        return self._found[key]
+        try:
+            found = self._plugins.declaration(conn.provider).auth_type(conn.auth_type)
+        except ConnectorError:
+            found = None
+        self._found[key] = found
+        return found
 
 
 def auth_kinds(plugins: Plugins) -> AuthTypes:
@@ -53,14 +57,15 @@ def owner_column(owner: Owner) -> str:
     return owner.end_user.id if owner.end_user is not None else UNCLAIMED
 
 
-def expiry(conn: Connection, auth: AuthType | None = None) -> str:
+def expiry(conn: Connection, auth: AuthType | None = None, now: float | None = None) -> str:
+    """When the connection's access token expires, and in how long from ``now`` (default: now)."""
     if not _has_tokens(conn):
         return "-"
     if _holds_credentials(auth):
         return "never (credentials)"
     if conn.expires_at is None:
         return "unknown"
-    left = conn.expires_at - time.time()
+    left = conn.expires_at - (time.time() if now is None else now)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(conn.expires_at))
     return f"{stamp} ({'in ' + str(int(left)) + ' s' if left > 0 else 'expired'})"
 

@@ -332,7 +332,14 @@ class _Api:
         )
         more = len(page) > limit
         page = page[:limit]
-        return _json({"data": [self._data(c) for c in page], "next": page[-1].id if more else None})
+        kinds: dict[tuple[str, str], AuthType | None] = {}  # each provider's auth type read once a page
+        data = []
+        for conn in page:
+            key = (conn.provider, conn.auth_type)
+            if key not in kinds:
+                kinds[key] = self._auth_of(conn)
+            data.append(connection_data(conn, kinds[key]))
+        return _json({"data": data, "next": page[-1].id if more else None})
 
     async def get_connection(self, request: Request) -> Response:
         return _json(self._data(await self._connection(self._id(request))))

@@ -7,7 +7,7 @@ else, so any store keeping it serves them; :mod:`connector_core.testing.store_co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -330,6 +330,25 @@ class StoreLike(Protocol):
         """Connections ordered by id, filtered (every filter given must hold: an end user's id, an
         organisation, one tag, a provider; ``unclaimed``: only those nobody owns); page with
         ``limit`` and ``after`` (the last id seen)."""
+
+    def iter_connections(
+        self,
+        *,
+        profile: str | None = None,
+        status: ConnectionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        end_user: str | None = None,
+        organisation: str | None = None,
+        tag: str | None = None,
+        provider: str | None = None,
+        unclaimed: bool = False,
+        page: int = 500,
+    ) -> Iterator[Connection]:
+        """The connections :meth:`list_connections` lists with the same arguments, in the same
+        order, read lazily in keyset pages of at most ``page`` rows (one statement each, after the
+        last id read), so that a listing of any size holds one page at a time. Nothing is decrypted.
+        A connection added or changed while the listing runs is seen or not as its page is read."""
 
     def set_owner(self, connection_id: str, owner: Owner) -> Connection:
         """Set whose the connection is (attach an unclaimed one to an end user, change its tags),

@@ -260,6 +260,76 @@ def _owner(columns: Sequence[Any], what: str) -> Owner:
         raise _damaged(what, "owner", exc.message) from None
 
 
+#: A listing's page when none is asked for: rows read per statement by ``iter_connections``.
+LISTING_PAGE = 500
+_STATUSES = {s.value: s for s in ConnectionStatus}
+#: The C scanner under json.loads: (value, end) of the JSON text at an index.
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+class _ConnectionRows:
+    """Connections from rows of ``_CONNECTION_COLUMNS``, as :func:`_connection` makes them, faster
+    over many rows: the JSON columns most rows share (the scopes of a profile, an unclaimed owner,
+    tags) are parsed and checked once and their (immutable) values shared, for as long as this
+    reader lives (one listing). A row any check would refuse is read by :func:`_connection`,
+    which raises the same error."""
+
+    _MAX = 1024  # distinct values remembered per kind; forgotten all at once beyond that
+
+    def __init__(self) -> None:
+        self._lists: dict[Any, tuple[str, ...]] = {}
+        self._owners: dict[Any, Owner] = {}  # by the row's owner columns
+
+    def __call__(self, row: Sequence[Any]) -> Connection:
+        lists = self._lists
+        try:
+            status = _STATUSES[row[6]]
+            requested, granted, owner = lists[row[10]], lists[row[11]], self._owners[row[19:24]]
+            identity, end = _scan_json(row[12], 0)  # the C scanner json.loads runs, without its wrapping
+        except (KeyError, TypeError, ValueError, StopIteration):
+            return self._first(row)
+        expires, version = row[9], row[14]
+        if (
+            type(identity) is not dict
+            or end != len(row[12])
+            or type(version) is not int
+            or not (expires is None or type(expires) is float)
+        ):
+            return self._first(row)
+        return Connection(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            status,
+            row[7],
+            row[8],
+            expires,
+            requested,
+            granted,
+            tuple(identity.items()),
+            bool(row[13]),
+            version,
+            row[15],
+            row[16],
+            row[17],
+            owner,
+        )
+
+    def _first(self, row: Sequence[Any]) -> Connection:
+        """A row with a value not seen yet (or damaged: :func:`_connection` raises), remembered."""
+        conn = _connection(row)
+        owner_key = tuple(row[19:24])
+        for cache in (self._lists, self._owners):
+            if len(cache) >= self._MAX:
+                cache.clear()
+        self._lists[row[10]], self._lists[row[11]] = conn.requested_scopes, conn.granted_scopes
+        self._owners[owner_key] = conn.owner
+        return conn
+
+
 def owner_json(owner: Owner | None) -> str | None:
     """An owner as an attempt stores it until its connection is made."""
     if owner is None:
@@ -293,6 +363,34 @@ def _page(
         query += " LIMIT ?"
         args.append(int(limit))
     return query, args
+
+
+def _connection_filters(
+    profile: str | None,
+    status: ConnectionStatus | None,
+    end_user: str | None,
+    organisation: str | None,
+    tag: str | None,
+    provider: str | None,
+) -> dict[str, Any]:
+    """A connection listing's conditions (those whose value is None do not apply), but the page's."""
+    return {
+        "p.name = ?": profile,
+        "c.status = ?": status.value if status is not None else None,
+        "c.end_user_id = ?": end_user,
+        "c.organisation = ?": organisation,
+        "c.provider = ?": provider,
+        # Tags are a JSON list of strings that hold no quote: an exact element match.
+        "c.tags LIKE ? ESCAPE '\\'": _tag_pattern(tag) if tag is not None else None,
+    }
+
+
+def _connections_page(
+    filters: Mapping[str, Any], after: str | None, limit: int | None, unclaimed: bool
+) -> tuple[str, list[Any]]:
+    """The query and arguments of one page of a connection listing: ordered by id, after ``after``."""
+    conditions = {**filters, "c.id > ?": after}
+    return _page(_CONNECTION_SELECT, conditions, "c.id", limit, always=("c.end_user_id IS NULL",) if unclaimed else ())
 
 
 def _tag_pattern(tag: str) -> str:
@@ -1357,21 +1455,44 @@ class SqlStore(abc.ABC):
         provider: str | None = None,
         unclaimed: bool = False,
     ) -> tuple[Connection, ...]:
-        state = status.value if status is not None else None
-        conditions = {
-            "p.name = ?": profile,
-            "c.status = ?": state,
-            "c.id > ?": after,
-            "c.end_user_id = ?": end_user,
-            "c.organisation = ?": organisation,
-            "c.provider = ?": provider,
-            # Tags are a JSON list of strings that hold no quote: an exact element match.
-            "c.tags LIKE ? ESCAPE '\\'": _tag_pattern(tag) if tag is not None else None,
-        }
-        query, args = _page(
-            _CONNECTION_SELECT, conditions, "c.id", limit, always=("c.end_user_id IS NULL",) if unclaimed else ()
-        )
-        return tuple(_connection(r) for r in self._rows(query, args))
+        filters = _connection_filters(profile, status, end_user, organisation, tag, provider)
+        query, args = _connections_page(filters, after, limit, unclaimed)
+        return tuple(map(_ConnectionRows(), self._rows(query, args)))
+
+    def iter_connections(
+        self,
+        *,
+        profile: str | None = None,
+        status: ConnectionStatus | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        end_user: str | None = None,
+        organisation: str | None = None,
+        tag: str | None = None,
+        provider: str | None = None,
+        unclaimed: bool = False,
+        page: int = LISTING_PAGE,
+    ) -> Iterator[Connection]:
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise ValidationError("page", f"expected a positive number of rows, got {page!r}")
+        # The filters are checked now, not at the first row.
+        filters = _connection_filters(profile, status, end_user, organisation, tag, provider)
+        return self._connection_pages(filters, after, limit, unclaimed, page)
+
+    def _connection_pages(
+        self, filters: Mapping[str, Any], after: str | None, limit: int | None, unclaimed: bool, page: int
+    ) -> Iterator[Connection]:
+        read, left = _ConnectionRows(), limit
+        while left is None or left > 0:
+            size = page if left is None else min(page, left)
+            query, args = _connections_page(filters, after, size, unclaimed)
+            rows = self._rows(query, args)
+            yield from map(read, rows)
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
+            if left is not None:
+                left -= size
 
     def set_owner(self, connection_id: str, owner: Owner) -> Connection:
         if not isinstance(owner, Owner):

@@ -250,6 +250,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             heartbeat_until REAL NOT NULL
         )""",
     ),
+    10: (
+        # A listing filtered by status, end user, profile or organisation pages by id (keyset):
+        # each filter's index ends with the id, so a page is one range of its index, in order,
+        # not every matching row sorted anew for each page. (Indexes only: re-run on a schema
+        # whose recorded version was set back, it leaves them as they are.)
+        "DROP INDEX IF EXISTS connections_status",
+        "CREATE INDEX connections_status ON connections(status, id)",
+        "DROP INDEX IF EXISTS connections_end_user",
+        "CREATE INDEX connections_end_user ON connections(end_user_id, id)",
+        "DROP INDEX IF EXISTS connections_profile",
+        "CREATE INDEX connections_profile ON connections(profile_id, id)",
+        "CREATE INDEX IF NOT EXISTS connections_organisation ON connections(organisation, id)",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -720,6 +720,34 @@ class StoreConformance:
         assert [len(p) for p in pages] == [3, 3, 1] and [i for p in pages for i in p] == sorted(ids)
         assert len(store.list_connections(status=ConnectionStatus.CONNECTED, limit=2)) == 2
 
+    def test_iter_connections_lists_what_list_connections_does_in_pages(self, store: StoreLike) -> None:
+        one = store.create_profile(draft("one"))
+        two = store.create_profile(draft("two"))
+        ada = Owner(EndUser("user-ada"), "org-1", ("tier-1",))
+        ids = [connect(store, one if n % 2 else two, n, owner=ada if n % 3 == 0 else None) for n in range(8)]
+        store.set_status(ids[1], ConnectionStatus.REVOKED, "revoked")
+        for kw in (
+            {},
+            {"profile": "one"},
+            {"status": ConnectionStatus.CONNECTED},
+            {"end_user": "user-ada"},
+            {"organisation": "org-1", "tag": "tier-1"},
+            {"unclaimed": True},
+            {"provider": "example"},
+            {"after": sorted(ids)[2]},
+            {"limit": 5},
+            {"limit": 5, "after": sorted(ids)[4]},
+            {"status": ConnectionStatus.CONNECTED, "limit": 4, "after": sorted(ids)[0]},
+        ):
+            listed = store.list_connections(**kw)
+            for page in (1, 2, 3, 500):
+                assert tuple(store.iter_connections(**kw, page=page)) == listed, (kw, page)
+        assert list(store.iter_connections(profile="nobody")) == []
+        with pytest.raises(ValidationError, match="page"):
+            store.iter_connections(page=0)
+        with pytest.raises(ValidationError, match="tag: expected a tag"):
+            store.iter_connections(tag='x" OR 1=1')  # checked when called, not at the first row
+
     def test_needing_attention_oldest_first(self, store: StoreLike) -> None:
         profile = store.create_profile(draft())
         a, b, c = (connect(store, profile, n) for n in range(3))

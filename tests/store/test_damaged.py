@@ -45,6 +45,12 @@ def tamper(tmp_path: Path, *statements: str) -> None:
         ("UPDATE connections SET granted_scopes = 'nope'", "list_connections", "stored granted scopes: not a JSON"),
         ("UPDATE connections SET identity = '[1]'", "list_connections", "stored identity: not a JSON object"),
         ("UPDATE connections SET expires_at = 'soon'", "list_connections", "stored expiry time: not a number"),
+        # A listing that streams reads a damaged row as a listing did: the same one line.
+        ("UPDATE connections SET status = 'bogus'", "iter_connections", r"conn_\w+: stored status: 'bogus'"),
+        ("UPDATE connections SET requested_scopes = '{}'", "iter_connections", "stored requested scopes: not a JSON"),
+        ("UPDATE connections SET identity = '{} x'", "iter_connections", "stored identity: not a JSON object"),
+        ("UPDATE connections SET tags = '[\"A B\"]'", "iter_connections", "stored owner: tags: expected lower-case"),
+        ("UPDATE connections SET expires_at = 'soon'", "iter_connections", "stored expiry time: not a number"),
         ("UPDATE profiles SET scopes = 'not json'", "list_profiles", "profile 'acme': stored scopes: not a JSON array"),
         ("UPDATE profiles SET endpoints = x'00ff'", "list_profiles", "profile 'acme': stored endpoints"),
     ],
@@ -56,6 +62,7 @@ def test_a_damaged_column_is_one_line_naming_it(
     tamper(tmp_path, statement)
     reads = {
         "list_connections": sqlite_store.list_connections,
+        "iter_connections": lambda: list(sqlite_store.iter_connections()),
         "list_profiles": sqlite_store.list_profiles,
         "events": lambda: sqlite_store.connection_events(cid),
     }

@@ -185,6 +185,7 @@ def test_a_store_from_before_the_seals_is_sealed_on_upgrade(tmp_path: Path) -> N
         for table in ("webhook_endpoints", "webhook_deliveries", "webhook_attempts"):  # added later
             db.execute(f"DROP TABLE {table}")
         db.execute("DROP INDEX connections_end_user")
+        db.execute("DROP INDEX connections_organisation")  # added later
         for column in ("end_user_id", "end_user_email", "end_user_name", "organisation", "tags"):
             db.execute(f"ALTER TABLE connections DROP COLUMN {column}")
         db.execute("ALTER TABLE attempts DROP COLUMN owner")
