@@ -31,6 +31,7 @@ SECTIONS = {
     "discovery": ("discovery", "providers list with 1, 250 and 500 installed plugins"),
     "refresh": ("refresh", "refresh_all against a bare httpx loop, authlib and the server's capacity"),
     "store": ("store", "the SQLite store at 100,000 connections"),
+    "requests": ("per_request", "per GET through connector.auth() and request(); connector request cold"),
     "pg": ("pg", "the PostgreSQL store, bulk refresh and many workers (a throwaway cluster)"),
 }
 
