@@ -32,6 +32,7 @@ SECTIONS = {
     "refresh": ("refresh", "refresh_all against a bare httpx loop, authlib and the server's capacity"),
     "store": ("store", "the SQLite store at 100,000 connections"),
     "listings": ("listings", "connections list, --json and the API's pages over 100,000 connections"),
+    "requests": ("per_request", "per GET through connector.auth() and request(); connector request cold"),
     "pg": ("pg", "the PostgreSQL store, bulk refresh and many workers (a throwaway cluster)"),
 }
 

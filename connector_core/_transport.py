@@ -10,7 +10,7 @@ response carrying a :class:`~connector_core.oauth.TransientError`.
 
 from __future__ import annotations
 
-import asyncio
+import re
 import time
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,7 +25,16 @@ from .oauth import HttpRequest, TransientError
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Flow", "HttpResponse", "Sleep", "check_endpoint", "default_timeout", "run_async", "run_sync"]
+__all__ = [
+    "Flow",
+    "HttpResponse",
+    "Sleep",
+    "check_endpoint",
+    "default_timeout",
+    "run_async",
+    "run_sync",
+    "sync_client",
+]
 
 _T = TypeVar("_T")
 
@@ -64,6 +73,20 @@ def default_timeout() -> httpx.Timeout:
     return httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=5.0)
 
 
+def sync_client() -> httpx.Client:
+    """The sync client a :class:`~connector_core.Connector` makes when given none: explicit
+    timeouts, no redirect followed, no proxy or certificate settings from the environment, and
+    no TLS context until the first https request (a verifying one, as httpx makes by default):
+    building one loads the CA bundle, which a command talking to an http:// emulator never needs."""
+    import httpx
+
+    from ._lazytls import LazyTLSTransport  # here, not at the top: it imports httpx (cold start)
+
+    return httpx.Client(
+        timeout=default_timeout(), follow_redirects=False, trust_env=False, transport=LazyTLSTransport()
+    )
+
+
 def _failure(exc: Exception, request: HttpRequest) -> HttpResponse:
     import httpx
 
@@ -78,12 +101,28 @@ def _failure(exc: Exception, request: HttpRequest) -> HttpResponse:
     return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
 
 
+#: ``scheme://authority`` and what follows (a URL's netloc ends at the first '/', '?' or '#').
+_ORIGIN = re.compile(r"([^/?#]*(?://[^/?#]*)?)([/?#]?)(.*)", re.DOTALL)
+#: What after a URL's authority makes :func:`~connector_core.models.url_problem` refuse it: white
+#: space, a backslash, a #fragment.
+_ODD_REST = re.compile(r"[\s\\#]")
+#: The ``scheme://authority`` prefixes of URLs that passed :func:`check_endpoint`: a URL with one of
+#: them, and nothing odd after it, passes too (every request checks its URL; most share a few).
+_PASSED: set[str] = set()
+_MAX_PASSED = 1024
+
+
 def check_endpoint(url: str) -> None:
     """Refuse, before anything is sent, a URL that is not https (or http to a loopback
     address), carries user:password@ or a backslash. Every endpoint is checked here again
     at send time, whatever checked it before: a URL read back from a store was validated
     by whatever wrote it, which may be an older version or another program."""
+    origin, sep, rest = _ORIGIN.match(url).groups()  # type: ignore[union-attr] # the pattern matches any text
+    if origin in _PASSED and not _ODD_REST.search(sep + rest):
+        return  # what url_problem() would say: its origin passed, and nothing after it can fail
     problem = url_problem(url)
+    if not problem and len(_PASSED) < _MAX_PASSED:
+        _PASSED.add(origin)
     if problem:
         try:
             parts = urlsplit(url)
@@ -168,6 +207,8 @@ async def send_async(
     client: httpx.AsyncClient, request: HttpRequest, cap: int | None = None, deadline: float = DEFAULT_DEADLINE
 ) -> HttpResponse:
     """:func:`send_sync` for an async client, cancelled at the deadline."""
+    import asyncio  # here, not at the top: sync commands never need it (cold start)
+
     try:
         return await asyncio.wait_for(_send_async(client, request, cap), deadline)
     except TimeoutError:
@@ -218,6 +259,8 @@ def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEA
 
 async def run_async(flow: Flow[_T], client: httpx.AsyncClient, deadline: float = DEFAULT_DEADLINE) -> _T:
     """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all."""
+    import asyncio  # here, not at the top: sync commands never need it (cold start)
+
     reply: HttpResponse | None = None
     try:
         while True:

@@ -16,14 +16,16 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import random
+import re
+import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
 from . import oauth
+from ._lazy import lazy_exports
 from ._transport import (
     DEADLINE_EXCEEDED,
     DEFAULT_DEADLINE,
@@ -35,6 +37,7 @@ from ._transport import (
     default_timeout,
     run_async,
     run_sync,
+    sync_client,
 )
 from .connection import (
     AuthorizationStart,
@@ -68,12 +71,17 @@ from .models import (
     ProviderDeclaration,
     ReconnectKind,
     ReconnectPolicy,
+    url_problem,
 )
 from .oauth import HttpRequest, InvalidGrant, OAuthError, TokenSet, TransientError
 from .profiles import check_credentials
 from .secret import Secret
+from .store.contract import ConnectionStamp
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ._httpx_auth import ConnectionAuth
     from .plugins import Plugins
     from .profiles import Profile
     from .store import RefreshLease, StoreLike
@@ -127,6 +135,15 @@ FRESH_401 = "the provider refused (401) the access token a refresh had just issu
 GONE = "its tokens are gone"
 #: The status reason of a connection whose last refresh had its reply lost.
 LOST_REPLY = "the last refresh's reply was lost; its outcome is unknown"
+#: How many connections' signatures a Connector keeps ready for their next request (the oldest kept
+#: goes first): a few hundred bytes each.
+READY_CONNECTIONS = 4096
+#: What a URL's path and query may not hold for a request to skip the full endpoint check: a
+#: backslash (a browser reads it as '/') or white space (see :func:`~connector_core._transport.check_endpoint`).
+_ODD_PATH = re.compile(rb"[\\\s]")
+
+# ConnectionAuth subclasses httpx.Auth: imported on first use, so that the engine does not import httpx.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"ConnectionAuth": "connector_core._httpx_auth"})
 
 
 @attrs.frozen
@@ -170,6 +187,63 @@ class _Signature:
             request.headers[name] = value
         if self.params:
             request.url = request.url.copy_merge_params(dict(self.params))
+
+
+class _Ready:
+    """A connection's signature as last read, and what it was read with. A request uses it while
+    the store's stamp of the connection (one narrow read, nothing decrypted) is still ``stamp`` and
+    no refresh is due, instead of reading the connection, its profile and its tokens again. A plain
+    class, not attrs: the CLI imports this module (cold start)."""
+
+    __slots__ = ("base_url", "connection", "endpoint_ok", "issued", "origin", "signature", "stamp")
+
+    def __init__(self, stamp: ConnectionStamp, connection: Connection, signature: _Signature, base_url: str) -> None:
+        self.stamp = stamp
+        self.connection = connection
+        self.signature = signature
+        #: The API base URL, without a trailing slash.
+        self.base_url = base_url
+        #: The API origin as httpx splits a URL: (scheme, host, port or None for the scheme's default).
+        self.origin = _split_origin(base_url)
+        #: Whether the base URL passes the endpoint check (https, or http to a loopback address...):
+        #: only then may a request to its origin skip the full check.
+        self.endpoint_ok = url_problem(base_url) is None
+        #: When the tokens were issued (epoch seconds), for the leeway; None when unknown.
+        self.issued = _issued(connection)
+
+    def __repr__(self) -> str:
+        return f"<_Ready {self.connection.id} version {self.stamp.token_version}>"
+
+
+def _split_origin(url: str) -> tuple[str, str, int | None]:
+    """``url``'s origin as httpx reports a request's (``url.scheme, url.host, url.port``): lower
+    case, an IPv6 host without brackets, no port for the scheme's default. One that cannot be
+    split matches no request (each then takes the full check)."""
+    from urllib.parse import urlsplit  # urllib.parse is loaded already: no cost
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return ("", "", None)
+    if port == {"https": 443, "http": 80}.get(scheme):
+        port = None
+    return (scheme, (parts.hostname or "").lower(), port)
+
+
+def _issued(connection: Connection) -> float | None:
+    """When the connection's tokens were issued (epoch seconds): its creation, last refresh, or
+    the authorization that saved them; None when a stored time cannot be read."""
+    from datetime import datetime  # the issue time is parsed only here, once per token version
+
+    times = [connection.created_at, connection.refreshed_at]
+    if connection.status_reason in _ISSUED_REASONS:  # tokens saved by an authorization
+        times.append(connection.updated_at)
+    try:
+        return max(datetime.fromisoformat(t).timestamp() for t in times if t)
+    except ValueError:
+        return None
 
 
 def _with_profile_values(
@@ -219,6 +293,8 @@ def _mask_in_logs(name: str) -> None:
 
 
 def _mask_params(record: Any) -> bool:
+    import httpx  # here: a record of httpx's own logger, so httpx is imported already
+
     if isinstance(record.args, tuple) and _MASKED_PARAMS:
         record.args = tuple(_masked_url(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
     return True
@@ -315,6 +391,9 @@ class Connector:
         self._async_client = async_client
         self.leeway = leeway
         self.deadline = deadline
+        #: Connection id -> its signature as last read (see :class:`_Ready`); no secret in any repr.
+        self._ready: dict[str, _Ready] = {}
+        self._ready_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Connector store={self.store.path}>"
@@ -324,9 +403,7 @@ class Connector:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(timeout=default_timeout(), follow_redirects=False, trust_env=False)
+            self._client = sync_client()
         return self._client
 
     @property
@@ -1062,19 +1139,14 @@ class Connector:
     def leeway_for(self, connection: Connection) -> float:
         """How long before expiry the connection's access token is refreshed: ``leeway``, or a
         tenth of the token's lifetime (from when it was issued to when it expires) if less."""
-        from datetime import datetime  # the issue time is parsed only here, once per check
-
         if connection.expires_at is None:
             return self.leeway
-        times = [connection.created_at, connection.refreshed_at]
-        if connection.status_reason in _ISSUED_REASONS:  # tokens saved by an authorization
-            times.append(connection.updated_at)
-        try:
-            issued = max(datetime.fromisoformat(t).timestamp() for t in times if t)
-        except ValueError:
+        return self._leeway(connection.expires_at, _issued(connection))
+
+    def _leeway(self, expires_at: float, issued: float | None) -> float:
+        if issued is None:
             return self.leeway
-        lifetime = connection.expires_at - issued
-        return min(self.leeway, max(lifetime, 0.0) * LEEWAY_FRACTION)
+        return min(self.leeway, max(expires_at - issued, 0.0) * LEEWAY_FRACTION)
 
     def _needs_refresh(self, connection: Connection) -> bool:
         return connection.expires_at is not None and connection.expires_at - self.leeway_for(connection) <= time.time()
@@ -1228,15 +1300,17 @@ class Connector:
                 f"{connection_id} was made with {auth.key} ({auth.kind.value}) and has no access token; "
                 "send requests through Connector.request() or Connector.auth()",
             )
-        conn, access, _ = self.store.get_tokens(connection_id)
+        conn, access = self.store.get_access_token(connection_id)  # its refresh token stays sealed
         if access is None:
             raise self._reconnect_error(conn, GONE)
         return conn, access
 
-    def _signature_flow(self, connection_id: str) -> Flow[tuple[Connection, _Signature]]:
+    def _signature_flow(
+        self, connection_id: str, *, first: Connection | None = None
+    ) -> Flow[tuple[Connection, _Signature]]:
         """How to authenticate a request of the connection now: its access token (refreshed
-        first if due) or the credentials it holds."""
-        conn = self.store.get_connection(connection_id)
+        first if due) or the credentials it holds. ``first``: the connection as just read."""
+        conn = first if first is not None else self.store.get_connection(connection_id)
         auth = self._auth_of(conn)
         if isinstance(auth, (OAuth2AuthorizationCode, OAuth2ClientCredentials)):
             conn, access = yield from self._token_flow(connection_id, first=conn)
@@ -1374,9 +1448,10 @@ class Connector:
     ) -> Flow[HttpResponse]:
         if not path.startswith("/"):
             raise ValidationError("path", f"expected a path starting with '/', got {path!r}")
-        conn, signature = yield from self._signature_flow(connection_id)
-        # Only the API base URL is needed: the client secret is not decrypted for an API call.
-        base = self._api_base_url(self.store.profile_by_id(conn.profile_id, with_secrets=False))
+        ready = self._ready_now(connection_id)
+        if ready is None:
+            ready = yield from self._ready_flow(connection_id)
+        conn, signature, base = ready.connection, ready.signature, ready.base_url
         payload = b"" if body is None else jsonlib.dumps(body).encode("utf-8")
         refreshed = False
         for attempt in range(MAX_ATTEMPTS):
@@ -1398,6 +1473,8 @@ class Connector:
                     "refused",
                     status=response.status,
                 )
+            if response.status == 401:
+                self._forget(connection_id)
             if response.status == 401 and not signature.bearer:
                 rejected = self._mark_rejected(conn)
                 if rejected is not None:
@@ -1408,7 +1485,7 @@ class Connector:
                 # (some providers' firewalls block clients that repeat 401s).
                 refreshed = True
                 conn = yield from self._refresh_flow(connection_id, conn.token_version)
-                conn, fresh, _ = self.store.get_tokens(connection_id)
+                conn, fresh = self.store.get_access_token(connection_id)
                 if fresh is None:
                     raise self._reconnect_error(conn, GONE)
                 signature = _bearer(fresh)
@@ -1497,14 +1574,14 @@ class Connector:
         """An ``httpx.Auth`` for this connection: ``httpx.Client(auth=connector.auth(cid))``.
         It sends the token only to the connection's API origin (its API base URL's scheme,
         host and port); a request to any other origin is refused before a token is read."""
+        from ._httpx_auth import ConnectionAuth  # here, not at the top: it imports httpx (cold start)
+
         return ConnectionAuth(self, connection_id)
 
-    def _check_api_origin(self, connection_id: str, url: str) -> None:
+    def _refuse_other_origin(self, connection_id: str, base_url: str, url: str) -> None:
         """Refuse to put the connection's token on a request to another origin than its API's
         (RFC 6750 §5.3: a bearer token goes only where it is meant to). No refresh happens."""
-        conn = self.store.get_connection(connection_id)
-        profile = self.store.profile_by_id(conn.profile_id, with_secrets=False)  # the origin needs no secret
-        api = oauth.origin(self._api_base_url(profile))
+        api = oauth.origin(base_url)
         target = oauth.origin(url)
         if target != api:
             raise RequestFailed(
@@ -1512,60 +1589,113 @@ class Connector:
                 "without it"
             )
 
+    # ------------------------------------------------------ ready signatures
+    # A request needs the connection's signature (its access token, or its credentials) and its
+    # API base URL. Both are kept per connection (``_ready``) with the stamp of the rows they were
+    # read from; each request reads the stamp again (one narrow statement) and reads everything
+    # anew when another process or thread wrote the connection or its profile since (a refresh,
+    # a reconnect, a status change), or when a refresh is due.
 
-class ConnectionAuth(httpx.Auth):
-    """Injects the connection's access token, refreshing it before expiry and once on a
-    401 (single-flight), for sync and async httpx clients alike. Bound to the connection's
-    API origin: a request elsewhere raises :class:`RequestFailed` and never reads, sends or
-    refreshes a token."""
+    def _still_ready(self, ready: _Ready) -> bool:
+        """Whether ``ready`` may sign a request now: the store's stamp of its connection is the one
+        it was read with, and no refresh is due."""
+        conn = ready.connection
+        if self.store.connection_stamp(conn.id) != ready.stamp:
+            return False
+        expires = conn.expires_at
+        return expires is None or expires - self._leeway(expires, ready.issued) > time.time()
 
-    def __init__(self, connector: Connector, connection_id: str) -> None:
-        self._connector = connector
-        self.connection_id = connection_id
+    def _ready_now(self, connection_id: str) -> _Ready | None:
+        """The kept signature of the connection, if it may still sign a request."""
+        ready = self._ready.get(connection_id)
+        return ready if ready is not None and self._still_ready(ready) else None
 
-    def __repr__(self) -> str:
-        return f"<ConnectionAuth {self.connection_id}>"
+    def _ready_flow(self, connection_id: str, url: str | None = None) -> Flow[_Ready]:
+        """Read the connection's signature (refreshed first if due) and API base URL, and keep them
+        for its next requests. ``url``: the request's, refused unless it is on the API's origin,
+        before any token is read."""
+        conn = self.store.get_connection(connection_id)
+        profile = self.store.profile_by_id(conn.profile_id, with_secrets=False)  # the base URL needs no secret
+        base = self._api_base_url(profile)
+        if url is not None:
+            self._refuse_other_origin(connection_id, base, url)
+        # The profile is read before the tokens: should it change in between, the stamp kept is the
+        # older one, and the next request reads everything again.
+        conn, signature = yield from self._signature_flow(connection_id, first=conn)
+        ready = _Ready(ConnectionStamp.of(conn, profile), conn, signature, base)
+        if conn.profile_id == profile.id:
+            with self._ready_lock:
+                if connection_id not in self._ready and len(self._ready) >= READY_CONNECTIONS:
+                    self._ready.pop(next(iter(self._ready)))
+                self._ready[connection_id] = ready
+        return ready
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        check_endpoint(str(request.url))  # never a credential in the clear, whoever built the URL
-        connector = self._connector
-        connector._check_api_origin(self.connection_id, str(request.url))
-        conn, signature = run_sync(connector._signature_flow(self.connection_id), connector.client, connector.deadline)
-        signature.apply(request)
+    def _forget(self, connection_id: str) -> None:
+        """Read the connection in full at its next request (after a 401)."""
+        with self._ready_lock:
+            self._ready.pop(connection_id, None)
+
+    def _kept_for(self, connection_id: str, url: httpx.URL) -> _Ready | None:
+        """The kept signature for a request to ``url``, when nothing changed and the URL is plainly
+        on the API's origin, whose base URL passed the endpoint check when kept (https, or http to
+        a loopback address): no user:password@, #fragment, backslash or white space. Any other URL
+        takes the full checks."""
+        ready = self._ready.get(connection_id)
+        if (
+            ready is None
+            or (url.scheme, url.host, url.port) != ready.origin
+            or url.userinfo
+            or url.fragment
+            or _ODD_PATH.search(url.raw_path)
+            or not ready.endpoint_ok
+        ):
+            return None
+        return ready if self._still_ready(ready) else None
+
+    def _sync_auth(self, connection_id: str, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """:class:`ConnectionAuth`'s flow for a sync client."""
+        ready = self._kept_for(connection_id, request.url)
+        if ready is None:
+            url = str(request.url)
+            check_endpoint(url)  # never a credential in the clear, whoever built the URL
+            ready = run_sync(self._ready_flow(connection_id, url), self.client, self.deadline)
+        ready.signature.apply(request)
         response = yield request
         if response.status_code != 401:
             return
-        if not signature.bearer:  # the caller gets the 401; the connection says why
-            connector._mark_rejected(conn)
+        self._forget(connection_id)
+        conn = ready.connection
+        if not ready.signature.bearer:  # the caller gets the 401; the connection says why
+            self._mark_rejected(conn)
             return
-        run_sync(connector._refresh_flow(self.connection_id, conn.token_version), connector.client, connector.deadline)
-        now, fresh = run_sync(connector._token_flow(self.connection_id), connector.client, connector.deadline)
+        # The refresh reads the connection first: a token another process refreshed meanwhile is
+        # used, not refreshed again.
+        run_sync(self._refresh_flow(connection_id, conn.token_version), self.client, self.deadline)
+        now, fresh = run_sync(self._token_flow(connection_id), self.client, self.deadline)
         _bearer(fresh).apply(request)
         if (yield request).status_code == 401:  # the caller gets the 401; the connection says why
-            connector._needs_reconnect(self.connection_id, FRESH_401, if_version=now.token_version)
+            self._needs_reconnect(connection_id, FRESH_401, if_version=now.token_version)
 
-    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        check_endpoint(str(request.url))  # never a credential in the clear, whoever built the URL
-        connector = self._connector
-        connector._check_api_origin(self.connection_id, str(request.url))
-        conn, signature = await run_async(
-            connector._signature_flow(self.connection_id), connector.async_client, connector.deadline
-        )
-        signature.apply(request)
+    async def _async_auth(
+        self, connection_id: str, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """:class:`ConnectionAuth`'s flow for an async client."""
+        ready = self._kept_for(connection_id, request.url)
+        if ready is None:
+            url = str(request.url)
+            check_endpoint(url)  # never a credential in the clear, whoever built the URL
+            ready = await run_async(self._ready_flow(connection_id, url), self.async_client, self.deadline)
+        ready.signature.apply(request)
         response = yield request
         if response.status_code != 401:
             return
-        if not signature.bearer:
-            connector._mark_rejected(conn)
+        self._forget(connection_id)
+        conn = ready.connection
+        if not ready.signature.bearer:
+            self._mark_rejected(conn)
             return
-        await run_async(
-            connector._refresh_flow(self.connection_id, conn.token_version),
-            connector.async_client,
-            connector.deadline,
-        )
-        now, fresh = await run_async(
-            connector._token_flow(self.connection_id), connector.async_client, connector.deadline
-        )
+        await run_async(self._refresh_flow(connection_id, conn.token_version), self.async_client, self.deadline)
+        now, fresh = await run_async(self._token_flow(connection_id), self.async_client, self.deadline)
         _bearer(fresh).apply(request)
         if (yield request).status_code == 401:
-            connector._needs_reconnect(self.connection_id, FRESH_401, if_version=now.token_version)
+            self._needs_reconnect(connection_id, FRESH_401, if_version=now.token_version)

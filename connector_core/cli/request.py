@@ -58,8 +58,13 @@ def _request(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             body = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ValidationError("--data", f"is not valid JSON ({exc.msg} at position {exc.pos})") from None
+    from .._plainhttp import run_plain  # here, not at the top: http.client (cold start)
+
     connector = open_connector(args, plugins)
-    response = connector.request(args.connection, args.method, args.path, json=body)
+    # One call (two or three with a refresh): sent with http.client, not httpx, whose import would
+    # cost this command more than the rest of its work (see connector_core._plainhttp).
+    flow = connector._request_flow(args.connection, args.method, args.path, body, None)
+    response = run_plain(flow, connector.deadline)
     text = response.body.decode("utf-8", "replace")
     try:
         shown: Any = json.loads(text) if text.strip() else None

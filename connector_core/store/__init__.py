@@ -18,6 +18,7 @@ from .url import DB_NAME, ENV_HOME, ENV_STORE_URL, default_home, select_store, s
 
 if TYPE_CHECKING:
     from .contract import (
+        ConnectionStamp,
         CopyReport,
         KeeperClaim,
         KeeperDue,
@@ -34,11 +35,12 @@ if TYPE_CHECKING:
 
 # .url's names; the records; the stores and what opens or copies one.
 __all__ = ["DB_NAME", "ENV_HOME", "ENV_STORE_URL", "default_home", "select_store", "sqlite_path", "store_kind"]
-__all__ += ["CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
+__all__ += ["ConnectionStamp", "CopyReport", "KeyRotation", "LockStats", "RefreshLease", "StoreError", "StoreLike"]
 __all__ += ["KeeperClaim", "KeeperDue", "KeeperLock", "KeeperState"]
 __all__ += ["PgSettings", "PgStore", "Store", "copy_from_sqlite", "open_store"]
 
 _LAZY = {
+    "ConnectionStamp": ".contract",
     "CopyReport": ".contract",
     "KeeperClaim": ".contract",
     "KeeperDue": ".contract",

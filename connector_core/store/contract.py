@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import attrs
 
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ..webhooks.outbox import AttemptRecord, Delivery, DeliveryStatus, Outcome
 
 __all__ = [
+    "ConnectionStamp",
     "CopyReport",
     "KeeperClaim",
     "KeeperDue",
@@ -153,6 +154,31 @@ class KeeperClaim:
     last_refreshed: str
     created_at: str
     state: KeeperState
+
+
+class ConnectionStamp(NamedTuple):
+    """What a connection's row and its profile's row were when last written
+    (:meth:`StoreLike.connection_stamp`): every write to either changes it. A caller that kept
+    what it read of a connection (its access token, its API base URL) uses that only while the
+    stamp is still :meth:`of` what it read. A plain tuple: built and compared per request."""
+
+    token_version: int
+    updated_at: str
+    #: The status's value (``"connected"``...).
+    status: str
+    expires_at: float | None
+    profile_updated_at: str
+
+    @classmethod
+    def of(cls, connection: Connection, profile: Profile) -> ConnectionStamp:
+        """The stamp of a connection and its profile as read."""
+        return cls(
+            connection.token_version,
+            connection.updated_at,
+            connection.status.value,
+            connection.expires_at,
+            profile.updated_at,
+        )
 
 
 class KeeperLock(Protocol):
@@ -363,6 +389,16 @@ class StoreLike(Protocol):
     def get_credentials(self, connection_id: str) -> tuple[Connection, dict[str, Secret]]:
         """The connection with the credential field values stored with it (empty when none),
         read in one snapshot."""
+
+    def get_access_token(self, connection_id: str) -> tuple[Connection, Secret | None]:
+        """The connection with its access token, read in one snapshot: the only secret decrypted
+        (its refresh token stays sealed until a refresh needs it)."""
+
+    def connection_stamp(self, connection_id: str) -> ConnectionStamp | None:
+        """The connection's :class:`ConnectionStamp`, in one narrow statement that decrypts and
+        checks nothing: what a caller holding what it read before compares, per request, to learn
+        whether another process (or thread) wrote the connection or its profile since. None when
+        there is no such connection or its row must be read in full to say what is wrong with it."""
 
     def set_status(
         self,

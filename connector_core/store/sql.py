@@ -52,7 +52,7 @@ from ..webhooks.outbox import (
     Outcome,
     iso_time,
 )
-from .contract import KeeperClaim, KeeperDue, KeeperState, KeyRotation, StoreError
+from .contract import ConnectionStamp, KeeperClaim, KeeperDue, KeeperState, KeyRotation, StoreError
 
 if TYPE_CHECKING:
     from ..oauth import TokenSet
@@ -78,6 +78,11 @@ _CONNECTION_COLUMNS = (
 )
 _N_CONNECTION = 24
 _CONNECTION_SELECT = f"SELECT {_CONNECTION_COLUMNS} FROM connections c JOIN profiles p ON p.id = c.profile_id"
+#: What a connection's cached signature is checked against per request (:meth:`SqlStore.connection_stamp`).
+_STAMP_SELECT = (
+    "SELECT c.token_version, c.updated_at, c.status, c.expires_at, p.updated_at "
+    "FROM connections c JOIN profiles p ON p.id = c.profile_id WHERE c.id = ?"
+)
 _INSERT_EVENT = "INSERT INTO connection_events (connection_id, at, status, reason) VALUES (?,?,?,?)"
 #: Whose a connection is decides whose API calls may use its tokens: sealed too. An unclaimed row's
 #: seal (both NULL) is the seal it had before these columns existed.
@@ -1528,12 +1533,32 @@ class SqlStore(abc.ABC):
         n = len(CREDENTIAL_PREFIX)
         return conn, {name[n:]: value for name, value in found.items() if name.startswith(CREDENTIAL_PREFIX)}
 
-    def _connection_secrets(self, connection_id: str) -> tuple[Connection, dict[str, Secret]]:
+    def get_access_token(self, connection_id: str) -> tuple[Connection, Secret | None]:
+        conn, found = self._connection_secrets(connection_id, only="access_token")
+        return conn, found.get("access_token")
+
+    def connection_stamp(self, connection_id: str) -> ConnectionStamp | None:
+        rows = self._rows(_STAMP_SELECT, (connection_id,))
+        if not rows:
+            return None
+        version, updated, status, expires, profile_updated = rows[0]
+        try:  # a damaged row: the full read says what is wrong with it
+            return ConnectionStamp(
+                int(version), updated, status, float(expires) if expires is not None else None, profile_updated
+            )
+        except (TypeError, ValueError):
+            return None
+
+    def _connection_secrets(
+        self, connection_id: str, *, only: str | None = None
+    ) -> tuple[Connection, dict[str, Secret]]:
+        """The connection and its secrets (only the one named ``only``, when given), decrypted."""
+        which, args = (" AND s.name = ?", (only, connection_id)) if only is not None else ("", (connection_id,))
         rows = self._rows(
             f"SELECT {_CONNECTION_COLUMNS}, s.name, s.key_id, s.nonce, s.ciphertext FROM connections c "
-            "JOIN profiles p ON p.id = c.profile_id LEFT JOIN secrets s ON s.owner_id = c.id "
+            f"JOIN profiles p ON p.id = c.profile_id LEFT JOIN secrets s ON s.owner_id = c.id{which} "
             f"WHERE c.id = ? ORDER BY s.{self.dialect.row_order}",
-            (connection_id,),
+            args,
         )
         if not rows:
             raise UnknownNameError("connection", connection_id)

@@ -51,7 +51,7 @@ from ..oauth import TokenSet
 from ..profiles import Profile, ProfileDraft
 from ..secret import Secret
 from ..store import StoreLike
-from ..store.contract import KeeperDue
+from ..store.contract import ConnectionStamp, KeeperDue
 
 __all__ = ["StoreConformance", "StoreHarness", "postgres_harness", "sql_store_sql", "sqlite_harness"]
 
@@ -454,6 +454,44 @@ class StoreConformance:
         assert [e.reason for e in store.connection_events(cid)] == ["authorized", "refresh refused", "reconnected"]
         fresh = connect(store, profile, 3, connection_id="conn_chosen")  # a new connection with a given id
         assert fresh == "conn_chosen" and store.get_connection(fresh).token_version == 0
+
+    def test_the_stamp_changes_with_every_write_and_the_access_token_reads_alone(
+        self, harness: StoreHarness, store: StoreLike
+    ) -> None:
+        """What a connector keeps between requests is checked against ``connection_stamp``: every
+        write to the connection or its profile, from any handle, must change it."""
+        profile = store.create_profile(draft())
+        cid = connect(store, profile, 4)
+        conn, access = store.get_access_token(cid)
+        assert conn == store.get_connection(cid) and access == Secret("access-4")
+        stamp = store.connection_stamp(cid)
+        assert stamp == ConnectionStamp.of(conn, store.profile_by_id(conn.profile_id, with_secrets=False))
+        assert harness.open().connection_stamp(cid) == stamp  # another process reads the same
+        assert store.connection_stamp("conn_nope") is None
+        with pytest.raises(UnknownNameError):
+            store.get_access_token("conn_nope")
+        seen = [stamp]
+
+        def changed() -> None:
+            now = harness.open().connection_stamp(cid)
+            assert now is not None and now not in seen
+            assert now == store.connection_stamp(cid)
+            seen.append(now)
+
+        with store.refresh_lease(cid, 30) as lease:
+            lease.save(conn.token_version, tokens("access-5", "refresh-5"), ("employee_data:read",))
+        changed()
+        assert store.get_access_token(cid)[1] == Secret("access-5")
+        store.set_status(cid, ConnectionStatus.CONNECTED, "checked")
+        changed()
+        store.set_owner(cid, Owner(EndUser("user-1"), None, ()))
+        changed()
+        store.update_profile("acme-sandbox", draft(secret="An0ther-Secret-Value-1a2b3c"))
+        changed()
+        other = harness.open()
+        other.set_status(cid, ConnectionStatus.NEEDS_RECONNECT, "from another handle")
+        changed()
+        assert store.connection_stamp(cid).status == "needs_reconnect"  # type: ignore[union-attr]
 
     def test_credentials_are_stored_encrypted_with_the_connection(
         self, harness: StoreHarness, store: StoreLike
