@@ -25,6 +25,9 @@ from .oauth import HttpRequest, TransientError
 if TYPE_CHECKING:
     import httpx
 
+    from ._http11 import Http11Pool
+    from ._steps import StepRunner
+
 __all__ = ["Flow", "HttpResponse", "Sleep", "check_endpoint", "default_timeout", "run_async", "run_sync"]
 
 _T = TypeVar("_T")
@@ -216,17 +219,40 @@ def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEA
         return result
 
 
-async def run_async(flow: Flow[_T], client: httpx.AsyncClient, deadline: float = DEFAULT_DEADLINE) -> _T:
-    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all."""
+async def run_async(
+    flow: Flow[_T],
+    client: httpx.AsyncClient | Http11Pool,
+    deadline: float = DEFAULT_DEADLINE,
+    *,
+    steps: StepRunner | None = None,
+    lane: int | None = None,
+) -> _T:
+    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all.
+
+    ``steps``: run the flow's own steps (its store reads and writes, between two requests) in
+    that runner's threads, ``lane`` choosing which (see :class:`StepRunner`), leaving the event
+    loop free while they wait on the database. ``client`` may be an
+    :class:`~connector_core._http11.Http11Pool`."""
+    if steps is not None:
+        return await steps.run(flow, client, deadline, lane=lane)
     reply: HttpResponse | None = None
     try:
         while True:
             step = flow.send(reply)
-            if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-                reply = None
-            else:
-                reply = await send_async(client, step, deadline=deadline)
+            reply = await perform(step, client, deadline)
     except StopIteration as done:
         result: _T = done.value
         return result
+
+
+async def perform(step: HttpRequest | Sleep, client: Any, deadline: float) -> HttpResponse | None:
+    """Do what a flow asked: sleep, or send a request (through an Http11Pool's ``send_request``
+    or an httpx client)."""
+    if isinstance(step, Sleep):
+        await asyncio.sleep(step.seconds)
+        return None
+    send = getattr(client, "send_request", None)
+    if send is not None:
+        response: HttpResponse = await send(step, None, deadline)
+        return response
+    return await send_async(client, step, deadline=deadline)

@@ -74,6 +74,7 @@ from .profiles import check_credentials
 from .secret import Secret
 
 if TYPE_CHECKING:
+    from ._steps import StepRunner
     from .plugins import Plugins
     from .profiles import Profile
     from .store import RefreshLease, StoreLike
@@ -114,6 +115,8 @@ ATTEMPT_TTL = 600.0
 LEASE_TTL = 30.0
 #: How long a caller waits for another refresher before giving up.
 LEASE_WAIT = 45.0
+#: How many threads run the store steps of async refreshes on a store that does not batch its writes.
+ASYNC_STORE_THREADS = 4
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
@@ -242,6 +245,32 @@ def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
 
 
+class _LazyRedactions(Sequence[str]):
+    """:func:`_redactions`, worked out when an error text first needs them: a refresh that
+    succeeds (nearly every one) never does."""
+
+    __slots__ = ("_ctx", "_secrets", "_values")
+
+    def __init__(self, ctx: _Context, *secrets: Secret | None) -> None:
+        self._ctx = ctx
+        self._secrets = secrets
+        self._values: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = _redactions(self._ctx, *self._secrets)
+        return self._values
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return "<redactions>"
+
+
 def _with_profile_options(
     auth: OAuth2AuthorizationCode | OAuth2ClientCredentials, profile: Profile
 ) -> OAuth2AuthorizationCode | OAuth2ClientCredentials:
@@ -313,6 +342,9 @@ class Connector:
         self.plugins = plugins
         self._client = client
         self._async_client = async_client
+        #: Whether the caller chose the async client (a bulk refresh then sends through it, not its own).
+        self._async_client_given = async_client is not None
+        self._steps: StepRunner | None = None
         self.leeway = leeway
         self.deadline = deadline
 
@@ -349,6 +381,9 @@ class Connector:
     async def aclose(self) -> None:
         if self._async_client is not None:
             await self._async_client.aclose()
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
 
     # --------------------------------------------------------------- context
 
@@ -1086,8 +1121,33 @@ class Connector:
         )
 
     async def arefresh(self, connection_id: str, *, force: bool = False) -> Connection:
-        stale = self._forced_version(connection_id, force)
-        return await run_async(self._refresh_flow(connection_id, stale), self.async_client, self.deadline)
+        """:meth:`refresh` for an event loop: its store reads and writes run in a thread of the
+        connector's (see :meth:`_step_runner`), never on the loop."""
+
+        def flow() -> Flow[Connection]:
+            stale = self._forced_version(connection_id, force)
+            return (yield from self._refresh_flow(connection_id, stale))
+
+        return await run_async(flow(), self.async_client, self.deadline, steps=self._step_runner())
+
+    def _step_runner(self) -> StepRunner:
+        """The threads that run the store steps of this connector's async refreshes, started on
+        first use and ended by :meth:`aclose`. On a store that batches writes (SQLite), one thread
+        runs the steps of every refresh under way at once in one transaction, one commit (see
+        :class:`~connector_core._steps.StepRunner`); on others, a few, each refresh keeping one."""
+        runner = self._steps
+        if runner is None:
+            from functools import partial
+
+            from ._steps import StepRunner
+
+            batched = getattr(self.store, "batched", None)
+            runner = self._steps = StepRunner(
+                1 if batched is not None else ASYNC_STORE_THREADS,
+                batch=partial(batched, defer_sync=True) if batched is not None else None,
+                name="connector-arefresh",
+            )
+        return runner
 
     def _forced_version(self, connection_id: str, force: bool) -> int | None:
         """The token version a forced refresh replaces; None (refresh if expiring) otherwise.
@@ -1156,7 +1216,7 @@ class Connector:
         )
         version = conn.token_version
         try:
-            tokens = yield from self._token_call(request, what="refresh", redact=_redactions(ctx, refresh_token))
+            tokens = yield from self._token_call(request, what="refresh", redact=_LazyRedactions(ctx, refresh_token))
         except OutcomeUnknown:
             # The provider may have rotated the refresh token and be sending the new one into the
             # void: say so on the connection (still connected: it may not have), send no other.
@@ -1199,7 +1259,7 @@ class Connector:
         version = conn.token_version
         request = self._client_credentials_request(ctx, conn.requested_scopes)
         try:
-            tokens = yield from self._token_call(request, what="client credentials grant", redact=_redactions(ctx))
+            tokens = yield from self._token_call(request, what="client credentials grant", redact=_LazyRedactions(ctx))
         except TransientError:
             raise
         except OAuthError as exc:

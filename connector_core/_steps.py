@@ -1,0 +1,217 @@
+"""Running flows' own steps off the event loop: :class:`StepRunner`.
+
+A flow (see :mod:`connector_core._transport`) does its store work between two requests, inside
+``flow.send``; driven on the event loop, every read, write and fsync there stops the loop.
+A :class:`StepRunner` runs those steps in threads of its own and, on a store that can batch its
+writes (SQLite's ``batched``), runs all the steps queued at once in one transaction, so that a
+bulk refresh commits (and fsyncs) once for many refreshes rather than twice for each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from ._transport import DEFAULT_DEADLINE, Flow, HttpResponse, perform
+
+__all__ = ["StepRunner"]
+
+_T = TypeVar("_T")
+
+#: Put in a lane's queue for a flow to close rather than step.
+_CLOSE: Any = object()
+
+
+class StepRunner:
+    """Runs flows' own steps (their store calls, between two requests) in threads of its own,
+    so that the event loop only sends and reads while a step waits on the database.
+
+    ``threads``: how many lanes, one thread each. Each flow keeps its lane for all its steps (a
+    store may keep per-thread state across them, as the PostgreSQL store keeps a refresh
+    lease's transaction on the thread that took it). ``batch``: what each thread enters around
+    the steps queued for it at once, such as the SQLite store's ``batched`` (all their writes in
+    one transaction, one commit): their results are handed back only once it has ended, so no
+    step's outcome is acted on before its writes are committed, and if the commit fails, every
+    step of the batch fails with its error. If the block yields a function (``batched`` with
+    ``defer_sync``), the results wait for it too: a thread of the lane's own calls it, once for
+    every batch committed meanwhile, while the next batch runs. A flow whose run is cancelled
+    or fails is closed on its lane (its lease released there) after any step under way.
+
+    Threads start on first use and end with :meth:`close`, which the runner is a context
+    manager for; they are daemon threads, so an unclosed runner does not hold a process up."""
+
+    def __init__(
+        self,
+        threads: int = 1,
+        *,
+        batch: Callable[[], AbstractContextManager[Callable[[], None] | None]] | None = None,
+        name: str = "connector-steps",
+    ) -> None:
+        if threads < 1:
+            raise ValueError("a StepRunner needs at least one thread")
+        self._batch = batch
+        self._name = name
+        self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(threads)]
+        self._threads: list[threading.Thread | None] = [None] * threads
+        self._syncing: list[queue.SimpleQueue[Any] | None] = [None] * threads
+        self._lock = threading.Lock()
+        self._turn = itertools.count()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<StepRunner threads={len(self._queues)} batched={self._batch is not None}>"
+
+    @property
+    def lanes(self) -> int:
+        return len(self._queues)
+
+    async def run(
+        self, flow: Flow[_T], client: Any, deadline: float = DEFAULT_DEADLINE, *, lane: int | None = None
+    ) -> _T:
+        """Drive ``flow`` as :func:`run_async` does, its steps on lane ``lane`` (any: round robin)."""
+        index = (next(self._turn) if lane is None else lane) % len(self._queues)
+        self._start(index)
+        lane_queue = self._queues[index]
+        loop = asyncio.get_running_loop()
+        reply: HttpResponse | None = None
+        try:
+            while True:
+                answer: asyncio.Future[tuple[bool, Any]] = loop.create_future()
+                lane_queue.put((flow, reply, answer, loop))
+                finished, value = await answer
+                if finished:
+                    return value  # type: ignore[no-any-return]
+                reply = await perform(value, client, deadline)
+        except BaseException:
+            lane_queue.put((flow, _CLOSE, None, None))
+            raise
+
+    def _start(self, index: int) -> None:
+        if self._threads[index] is not None:
+            return
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this StepRunner is closed")
+            if self._threads[index] is None:
+                syncing: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                self._syncing[index] = syncing
+                for target, args, suffix in ((self._sync, (syncing,), "-sync"), (self._serve, (index,), "")):
+                    threading.Thread(
+                        target=target, args=args, name=f"{self._name}-{index}{suffix}", daemon=True
+                    ).start()
+                self._threads[index] = threading.current_thread()  # started: any non-None marks it
+
+    def _serve(self, index: int) -> None:
+        lane_queue, syncing = self._queues[index], self._syncing[index]
+        assert syncing is not None
+        while True:
+            items = [lane_queue.get()]
+            while True:
+                try:
+                    items.append(lane_queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is None for item in items)
+            sync, outcomes = self._run_batch([item for item in items if item is not None])
+            if sync is None:
+                _deliver(outcomes)
+            else:
+                syncing.put((sync, outcomes))
+            if stop:
+                syncing.put(None)
+                return
+
+    def _run_batch(self, items: list[Any]) -> tuple[Callable[[], None] | None, list[_Outcome]]:
+        """Run one step of each item (or close its flow) inside one ``batch`` block."""
+        outcomes: list[_Outcome] = []
+        sync: Callable[[], None] | None = None
+        try:
+            with self._batch() if self._batch is not None else contextlib.nullcontext() as sync:
+                for flow, reply, answer, loop in items:
+                    if reply is _CLOSE:
+                        with contextlib.suppress(Exception):
+                            flow.close()
+                        continue
+                    try:
+                        outcomes.append((answer, loop, _step(flow, reply), None))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the flow's caller
+                        outcomes.append((answer, loop, None, exc))
+        except BaseException as exc:  # noqa: BLE001 - the batch did not commit: none of its steps stands
+            return None, [(answer, loop, None, exc) for answer, loop, _, _ in outcomes]
+        return (sync if callable(sync) else None), outcomes
+
+    @staticmethod
+    def _sync(syncing: queue.SimpleQueue[Any]) -> None:
+        """A lane's syncer: make the committed batches durable, one call for all those waiting,
+        then hand their results over."""
+        while True:
+            pending = [syncing.get()]
+            while True:
+                try:
+                    pending.append(syncing.get_nowait())
+                except queue.Empty:
+                    break
+            batches = [item for item in pending if item is not None]
+            if batches:
+                outcomes = [outcome for _, each in batches for outcome in each]
+                try:
+                    batches[-1][0]()
+                except BaseException as exc:  # noqa: BLE001 - not durable: none of them counts
+                    outcomes = [(answer, loop, None, exc) for answer, loop, _, _ in outcomes]
+                _deliver(outcomes)
+            if len(batches) < len(pending):
+                return
+
+    def close(self) -> None:
+        """End the threads once the steps queued before have run."""
+        with self._lock:
+            self._closed = True
+            for lane_queue, thread in zip(self._queues, self._threads, strict=True):
+                if thread is not None:
+                    lane_queue.put(None)
+
+    def __enter__(self) -> StepRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: A step's outcome: (its future, its loop, (finished, value), or the error it raised).
+_Outcome = tuple[Any, Any, Any, "BaseException | None"]
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """Hand the outcomes to their loops (one call per loop)."""
+    by_loop: dict[Any, list[tuple[Any, Any, BaseException | None]]] = {}
+    for answer, loop, value, error in outcomes:
+        by_loop.setdefault(loop, []).append((answer, value, error))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits any more
+            loop.call_soon_threadsafe(_hand_over, answers)
+
+
+def _hand_over(answers: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """On the loop: answer each step's future (unless its waiter has gone)."""
+    for answer, value, error in answers:
+        if answer.done():
+            continue
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(value)
+
+
+def _step(flow: Flow[Any], reply: HttpResponse | None) -> tuple[bool, Any]:
+    """One step of ``flow``: (True, its result) once it has returned, else (False, what it asks
+    for next). A StopIteration cannot cross into a future."""
+    try:
+        return False, flow.send(reply)
+    except StopIteration as done:
+        return True, done.value
