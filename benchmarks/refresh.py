@@ -44,6 +44,30 @@ AUTHLIB_CONCURRENCIES = (1, 4, 8, 16, 32)
 MINIMAL_CONCURRENCIES = (4, 8, 16, 32)
 
 
+class Timed:
+    """A run's rate (``count`` over its wall time) and this process's CPU time (all its threads)
+    per item, in microseconds: the CPU figure is steadier than the rate on a busy machine."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.rate = self.cpu = 0.0
+
+    @staticmethod
+    def _cpu() -> float:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    def __enter__(self) -> Timed:
+        self._started, self._cpu0 = time.perf_counter(), self._cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.rate = self.count / (time.perf_counter() - self._started)
+        self.cpu = (self._cpu() - self._cpu0) / self.count * 1e6
+
+
 class Chain:
     """The connections the yardsticks refresh: the latest tokens of each (they rotate every
     refresh), kept in memory between yardstick runs and handed to and from the store around
@@ -57,6 +81,8 @@ class Chain:
         self.client_secret = client_secret
         #: (access token, refresh token) of each connection, or None while the store has the latest.
         self.tokens: list[tuple[str, str]] | None = None
+        #: The last run's CPU time per refresh (microseconds).
+        self.cpu = 0.0
 
     def refresh_tokens(self) -> list[str]:
         if self.tokens is None:
@@ -67,13 +93,13 @@ class Chain:
     def run(self, refresh: Callable[[Chain, int], Any], concurrency: int) -> float:
         """Refresh every connection once with a yardstick; its rate in refreshes a second."""
         self.refresh_tokens()
-        started = time.perf_counter()
-        new = asyncio.run(refresh(self, concurrency))
-        seconds = time.perf_counter() - started
+        with Timed(len(self.ids)) as timed:
+            new = asyncio.run(refresh(self, concurrency))
         if len(new) != len(self.ids) or not all(a and r for a, r in new):
             raise RuntimeError("a yardstick lost a refresh")
         self.tokens = list(new)
-        return len(new) / seconds
+        self.cpu = timed.cpu
+        return timed.rate
 
     def hand_over(self) -> None:
         """Save the yardsticks' latest tokens in the store (through its leases, one transaction)."""
@@ -315,14 +341,13 @@ def bench(quick: bool) -> None:
         row(f"set-up: {count} grants, stored", f"{time.perf_counter() - started:.1f} s")
         has_authlib = not _authlib_missing()
 
-        def ours() -> tuple[float, Any, int]:
+        def ours() -> tuple[float, float, Any, int]:
             chain.hand_over()
             before = emu.stats()["token_requests"].get("refresh_token", 0)
-            begun = time.perf_counter()
-            report = refresh_all(connector, force=True)
-            seconds = time.perf_counter() - begun
+            with Timed(count) as timed:
+                report = refresh_all(connector, force=True)
             calls = emu.stats()["token_requests"].get("refresh_token", 0) - before
-            return report.refreshed / seconds, report, calls
+            return timed.rate, timed.cpu, report, calls
 
         # Each yardstick's best concurrency, from one sweep.
         capacity_c, _ = _best(chain, minimal, minimal_cs)
@@ -330,37 +355,44 @@ def bench(quick: bool) -> None:
         authlib_c = _best(chain, authlib_client, authlib_cs)[0] if has_authlib else 0
         # Then each at its best beside refresh_all, run by run.
         rates: dict[str, list[float]] = {"capacity": [], "httpx": [], "authlib": [], "ours": []}
+        cpus: dict[str, list[float]] = {name: [] for name in rates}
         checks: list[tuple[int, int, int]] = []
         for _ in range(pairs):
-            rates["capacity"].append(chain.run(minimal, capacity_c))
-            rates["httpx"].append(chain.run(bare_httpx, httpx_c))
-            if has_authlib:
-                rates["authlib"].append(chain.run(authlib_client, authlib_c))
-            rate, report, calls = ours()
+            for name, refresh, concurrency in (
+                ("capacity", minimal, capacity_c),
+                ("httpx", bare_httpx, httpx_c),
+                *((("authlib", authlib_client, authlib_c),) if has_authlib else ()),
+            ):
+                rates[name].append(chain.run(refresh, concurrency))
+                cpus[name].append(chain.cpu)
+            rate, cpu, report, calls = ours()
             rates["ours"].append(rate)
+            cpus["ours"].append(cpu)
             checks.append((report.refreshed, len(report.failed), calls))
 
         def ratios(base: str) -> list[float]:
             return [a / b for a, b in zip(rates["ours"], rates[base], strict=True)]
 
         med = {name: statistics.median(values) for name, values in rates.items() if values}
+        cpu = {name: f"; {statistics.median(values):.0f} us CPU a refresh" for name, values in cpus.items() if values}
         row(
             "server capacity: minimal keep-alive client",
             f"{med['capacity']:.0f} /s",
-            f"raw asyncio sockets, concurrency {capacity_c} (best of {', '.join(map(str, minimal_cs))})",
+            f"raw asyncio sockets, concurrency {capacity_c} (best of {', '.join(map(str, minimal_cs))})"
+            f"{cpu['capacity']}",
         )
         row(
             "bare async httpx loop (persists nothing)",
             f"{med['httpx']:.0f} /s",
             f"concurrency {httpx_c}, best of {', '.join(map(str, httpx_cs))}; {med['httpx'] / med['capacity']:.0%} "
-            "of capacity",
+            f"of capacity{cpu['httpx']}",
         )
         if has_authlib:
             row(
                 "authlib AsyncOAuth2Client (persists nothing)",
                 f"{med['authlib']:.0f} /s",
                 f"concurrency {authlib_c}, best of {', '.join(map(str, authlib_cs))}; "
-                f"{med['authlib'] / med['capacity']:.0%} of capacity",
+                f"{med['authlib'] / med['capacity']:.0%} of capacity{cpu['authlib']}",
             )
         else:
             row("authlib AsyncOAuth2Client", "skipped", "not installed: pip install -r benchmarks/requirements.txt")
@@ -370,7 +402,8 @@ def bench(quick: bool) -> None:
             f"refresh_all, concurrency {DEFAULT_CONCURRENCY} (the default), durable",
             f"{med['ours']:.0f} /s",
             f"each rotation fsync'd before it counts; {refreshed} refreshed, {failed} failed, {calls} token calls "
-            f"for {count} connections (emulator){'' if exact else ' -- NOT one per connection in every run'}",
+            f"for {count} connections (emulator){'' if exact else ' -- NOT one per connection in every run'}"
+            f"{cpu['ours']}",
         )
         of_httpx = ratios("httpx")
         row(

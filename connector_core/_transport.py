@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -25,8 +25,6 @@ from .oauth import HttpRequest, TransientError
 if TYPE_CHECKING:
     import httpx
 
-    from ._http11 import Http11Pool
-    from ._steps import StepRunner
 
 __all__ = ["Flow", "HttpResponse", "Sleep", "check_endpoint", "default_timeout", "run_async", "run_sync"]
 
@@ -219,22 +217,18 @@ def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEA
         return result
 
 
-async def run_async(
-    flow: Flow[_T],
-    client: httpx.AsyncClient | Http11Pool,
-    deadline: float = DEFAULT_DEADLINE,
-    *,
-    steps: StepRunner | None = None,
-    lane: int | None = None,
-) -> _T:
-    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all.
+class RequestSender(Protocol):
+    """A client that takes a flow's requests as they are (an :class:`~connector_core._http11.Http11Pool`)."""
 
-    ``steps``: run the flow's own steps (its store reads and writes, between two requests) in
-    that runner's threads, ``lane`` choosing which (see :class:`StepRunner`), leaving the event
-    loop free while they wait on the database. ``client`` may be an
-    :class:`~connector_core._http11.Http11Pool`."""
-    if steps is not None:
-        return await steps.run(flow, client, deadline, lane=lane)
+    async def send_request(self, request: HttpRequest, cap: int | None, deadline: float) -> HttpResponse: ...
+
+
+async def run_async(
+    flow: Flow[_T], client: httpx.AsyncClient | RequestSender, deadline: float = DEFAULT_DEADLINE
+) -> _T:
+    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all. To run
+    the flow's own steps (its store calls) off the event loop, drive it with a
+    :class:`~connector_core._steps.StepRunner` instead."""
     reply: HttpResponse | None = None
     try:
         while True:
@@ -245,9 +239,11 @@ async def run_async(
         return result
 
 
-async def perform(step: HttpRequest | Sleep, client: Any, deadline: float) -> HttpResponse | None:
-    """Do what a flow asked: sleep, or send a request (through an Http11Pool's ``send_request``
-    or an httpx client)."""
+async def perform(
+    step: HttpRequest | Sleep, client: httpx.AsyncClient | RequestSender, deadline: float
+) -> HttpResponse | None:
+    """Do what a flow asked: sleep, or send a request (through a :class:`RequestSender` or an
+    httpx client)."""
     if isinstance(step, Sleep):
         await asyncio.sleep(step.seconds)
         return None
@@ -255,4 +251,4 @@ async def perform(step: HttpRequest | Sleep, client: Any, deadline: float) -> Ht
     if send is not None:
         response: HttpResponse = await send(step, None, deadline)
         return response
-    return await send_async(client, step, deadline=deadline)
+    return await send_async(client, step, deadline=deadline)  # type: ignore[arg-type] # an httpx client

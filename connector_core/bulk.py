@@ -12,7 +12,7 @@ import attrs
 
 from ._http11 import Http11Pool
 from ._steps import StepRunner
-from ._transport import default_timeout, run_async
+from ._transport import default_timeout
 from .connection import ConnectionStatus
 from .errors import ConnectorError
 
@@ -20,13 +20,15 @@ if TYPE_CHECKING:
     import httpx
 
     from .connection import Connection
-    from .connector import Connector
+    from .connector import Connector, _Context
 
 __all__ = ["RefreshReport", "arefresh_all", "refresh_all"]
 
 PAGE = 1000
 #: How many refreshes ``refresh_all`` runs at once unless told otherwise.
 DEFAULT_CONCURRENCY = 32
+#: How long a bulk refresh uses a profile it read before reading it again (seconds).
+PROFILE_TTL = 1.0
 #: At most this many threads run a bulk refresh's store calls on a store that does not batch its
 #: writes (a refresh keeps one for all its steps).
 MAX_STORE_THREADS = 32
@@ -104,12 +106,16 @@ async def arefresh_all(
             for _ in range(concurrency):
                 await queue.put(None)
 
+    contexts = _Contexts(connector)
+
     async def work(index: int) -> None:
         nonlocal refreshed
         while (conn := await queue.get()) is not None:
-            flow = connector._refresh_flow(conn.id, conn.token_version if force else None, first=conn)
+            flow = connector._refresh_flow(
+                conn.id, conn.token_version if force else None, first=conn, contexts=contexts
+            )
             try:
-                await run_async(flow, client, connector.deadline, steps=steps, lane=index)
+                await steps.run(flow, client, connector.deadline, lane=index)
                 refreshed += 1
             except ConnectorError as exc:
                 failed.append((conn.id, exc.message))
@@ -123,6 +129,25 @@ async def arefresh_all(
         lister.shutdown(wait=False)
     skipped_why = tuple(sorted(reasons.items(), key=lambda item: -item[1]))
     return RefreshReport(refreshed, skipped, tuple(failed), time.monotonic() - started, skipped_why)
+
+
+class _Contexts:
+    """Each profile's OAuth context for one bulk refresh, read again once it is
+    :data:`PROFILE_TTL` seconds old: a run of many refreshes of one profile reads it once a
+    second rather than once a refresh, and a change to it (a new client secret) is seen as soon."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+        self._found: dict[str, tuple[float, _Context]] = {}
+
+    def __call__(self, profile_id: str) -> _Context:
+        now = time.monotonic()
+        found = self._found.get(profile_id)
+        if found is not None and now - found[0] < PROFILE_TTL:
+            return found[1]
+        context = self._connector._context(self._connector.store.profile_by_id(profile_id))
+        self._found[profile_id] = (now, context)
+        return context
 
 
 def _page(connector: Connector, after: str | None) -> tuple[Connection, ...]:

@@ -1128,7 +1128,7 @@ class Connector:
             stale = self._forced_version(connection_id, force)
             return (yield from self._refresh_flow(connection_id, stale))
 
-        return await run_async(flow(), self.async_client, self.deadline, steps=self._step_runner())
+        return await self._step_runner().run(flow(), self.async_client, self.deadline)
 
     def _step_runner(self) -> StepRunner:
         """The threads that run the store steps of this connector's async refreshes, started on
@@ -1137,9 +1137,9 @@ class Connector:
         :class:`~connector_core._steps.StepRunner`); on others, a few, each refresh keeping one."""
         runner = self._steps
         if runner is None:
-            from functools import partial
+            from functools import partial  # here, with the runner: only async refreshes need either
 
-            from ._steps import StepRunner
+            from ._steps import StepRunner  # here, not at the top: threads and queues for async refreshes only
 
             batched = getattr(self.store, "batched", None)
             runner = self._steps = StepRunner(
@@ -1155,13 +1155,20 @@ class Connector:
         return self.store.get_connection(connection_id).token_version if force else None
 
     def _refresh_flow(
-        self, connection_id: str, stale_version: int | None, *, first: Connection | None = None
+        self,
+        connection_id: str,
+        stale_version: int | None,
+        *,
+        first: Connection | None = None,
+        contexts: Callable[[str], _Context] | None = None,
     ) -> Flow[Connection]:
         """Single-flight refresh: read, take the lease, call the token endpoint, save.
         ``stale_version``: refresh only if the tokens are still that version (a 401 was seen
         with them); None: refresh only if expiring. A lease another refresher holds is
         waited for here, with Sleeps, never by blocking. ``first``: the connection as just read,
-        to use instead of reading it again the first time."""
+        to use instead of reading it again the first time. ``contexts``: the OAuth context of a
+        profile id (a bulk refresh's, which reads each profile again only now and then); by
+        default the profile is read for each refresh."""
         deadline = time.monotonic() + LEASE_WAIT
         while True:
             conn, first = (first, None) if first is not None else (self.store.get_connection(connection_id), None)
@@ -1172,7 +1179,7 @@ class Connector:
                 return conn
             with self.store.refresh_lease(connection_id, LEASE_TTL) as lease:
                 if lease.held:
-                    return (yield from self._refresh_leased(lease, stale_version))
+                    return (yield from self._refresh_leased(lease, stale_version, contexts))
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"connection {connection_id}: another process is still refreshing it; try again",
@@ -1184,7 +1191,9 @@ class Connector:
         self._require_usable(conn)
         return (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
 
-    def _refresh_leased(self, lease: RefreshLease, stale_version: int | None) -> Flow[Connection]:
+    def _refresh_leased(
+        self, lease: RefreshLease, stale_version: int | None, contexts: Callable[[str], _Context] | None = None
+    ) -> Flow[Connection]:
         """The refresh under a held lease (which the caller ends on every exit)."""
         # Double-checked: another process may have refreshed between our read and the lease.
         conn, _, refresh_token = lease.read()
@@ -1198,7 +1207,7 @@ class Connector:
                 f"be processed by the provider; no other is sent for {LOST_HOLD:.0f} s after it",
                 reached_server=False,
             )
-        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        ctx = contexts(conn.profile_id) if contexts else self._context(self.store.profile_by_id(conn.profile_id))
         if isinstance(ctx.auth, OAuth2ClientCredentials):
             return (yield from self._refetch_leased(lease, conn, ctx))
         if refresh_token is None:

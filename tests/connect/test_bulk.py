@@ -126,3 +126,19 @@ def test_connections_not_due_are_skipped_with_their_reason(world: World) -> None
     assert (report.refreshed, report.skipped, report.failed) == (0, 3, ())
     assert [why for why, _ in report.skipped_why] == ["not expiring within 60 s"]
     assert world.emu.stats.token_requests.get("refresh_token", 0) == 0
+
+
+def test_a_bulk_run_reads_each_profile_again_once_it_is_a_second_old(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector_core import bulk
+
+    ((cid, _),) = connect(world, 1)
+    profile_id = world.store.get_connection(cid).profile_id
+    reads = watch(world.store, ("profile_by_id",))
+    contexts = bulk._Contexts(world.connector)
+    first = contexts(profile_id)
+    assert contexts(profile_id) is first and len(reads) == 1
+    monkeypatch.setattr(bulk, "PROFILE_TTL", 0.0)
+    assert contexts(profile_id) is not first and len(reads) == 2
+    assert contexts(profile_id).client_id == first.client_id
