@@ -47,6 +47,8 @@ __all__ = ["Http11Pool"]
 #: A keep-alive connection idle longer than this is closed rather than reused (httpx's default).
 KEEPALIVE_EXPIRY = 5.0
 _PORTS = {"http": 80, "https": 443}
+#: How far an encoded body's raw bytes may pass the cap (a compressed body is at most about its size).
+_CODING_SLACK = 1024
 #: At most this many URLs and request heads are kept (then forgotten all at once).
 _CACHED = 256
 #: Content codings the body is decoded from (we ask for none; a server may send them anyway).
@@ -193,7 +195,8 @@ class _Connection(asyncio.Protocol):
             elif kind is h11.Data:
                 assert isinstance(event, h11.Data)
                 self._size += len(event.data)
-                if self._size > self._cap and "content-encoding" not in self._headers:
+                # An encoded body is capped once decoded; its raw bytes are held to about the cap too.
+                if self._size > self._cap + (_CODING_SLACK if "content-encoding" in self._headers else 0):
                     self._finish(self._response(truncated=True))
                     self.close()  # the rest of the body is still coming: never reuse it
                     return

@@ -101,11 +101,11 @@ class StepRunner:
             if self._threads[index] is None:
                 syncing: queue.SimpleQueue[Any] = queue.SimpleQueue()
                 self._syncing[index] = syncing
-                for target, args, suffix in ((self._sync, (syncing,), "-sync"), (self._serve, (index,), "")):
-                    threading.Thread(
-                        target=target, args=args, name=f"{self._name}-{index}{suffix}", daemon=True
-                    ).start()
-                self._threads[index] = threading.current_thread()  # started: any non-None marks it
+                name = f"{self._name}-{index}"
+                threading.Thread(target=self._sync, args=(syncing,), name=f"{name}-sync", daemon=True).start()
+                serving = threading.Thread(target=self._serve, args=(index,), name=name, daemon=True)
+                serving.start()
+                self._threads[index] = serving
 
     def _serve(self, index: int) -> None:
         lane_queue, syncing = self._queues[index], self._syncing[index]

@@ -88,23 +88,21 @@ async def arefresh_all(
     async def produce() -> None:
         nonlocal skipped
         after: str | None = None
-        try:
-            while True:
-                page = await loop.run_in_executor(lister, _page, connector, after)
-                if not page:
-                    break
-                now = time.time()
-                for conn in page:
-                    why = _why_not(connector, conn, now, force)
-                    if why is None:
-                        await queue.put(conn)
-                    else:
-                        skipped += 1
-                        reasons[why] = reasons.get(why, 0) + 1
-                after = page[-1].id
-        finally:
-            for _ in range(concurrency):
-                await queue.put(None)
+        while True:
+            page = await loop.run_in_executor(lister, _page, connector, after)
+            if not page:
+                break
+            now = time.time()
+            for conn in page:
+                why = _why_not(connector, conn, now, force)
+                if why is None:
+                    await queue.put(conn)
+                else:
+                    skipped += 1
+                    reasons[why] = reasons.get(why, 0) + 1
+            after = page[-1].id
+        for _ in range(concurrency):
+            await queue.put(None)  # one end mark for each worker
 
     contexts = _Contexts(connector)
 
@@ -121,7 +119,15 @@ async def arefresh_all(
                 failed.append((conn.id, exc.message))
 
     try:
-        await asyncio.gather(produce(), *(work(i) for i in range(concurrency)))
+        workers = [asyncio.ensure_future(work(i)) for i in range(concurrency)]
+        try:
+            await produce()
+            await asyncio.gather(*workers)
+        except BaseException:  # the listing failed, or a worker did: the others stop, the error stands
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
     finally:
         if isinstance(client, Http11Pool):
             await client.aclose()

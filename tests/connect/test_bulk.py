@@ -142,3 +142,21 @@ def test_a_bulk_run_reads_each_profile_again_once_it_is_a_second_old(
     monkeypatch.setattr(bulk, "PROFILE_TTL", 0.0)
     assert contexts(profile_id) is not first and len(reads) == 2
     assert contexts(profile_id).client_id == first.client_id
+
+
+def test_a_listing_that_fails_fails_the_run_with_its_own_error(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector_core import StoreError
+
+    connect(world, 2)
+    pages = iter([world.store.list_connections(limit=1)])
+
+    def listing(**_: Any) -> Any:
+        page = next(pages, None)
+        if page is None:
+            raise StoreError("database x: reading failed (disk I/O error)")
+        return page
+
+    monkeypatch.setattr(world.store, "list_connections", listing)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        refresh_all(world.connector, concurrency=4, force=True)
+    assert world.emu.stats.token_requests.get("refresh_token", 0) <= 1  # the first page's, at most

@@ -4,6 +4,7 @@ sends, keep-alive, its limits, and each transport failure as the httpx path word
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import socket
 from collections.abc import Awaitable, Callable
@@ -249,3 +250,53 @@ def test_what_it_cannot_send_is_refused_before_sending_and_non_ascii_hosts_go_to
 
     response = run(main)
     assert response.status == 200 and sent == ["https://xn--bcher-kva.example/token"]
+
+
+def test_a_tls_server_no_trusted_authority_vouches_for_is_refused_before_anything_is_sent(tmp_path: Any) -> None:
+    import datetime
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    received: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            received.append(await reader.read(100))
+        writer.close()
+
+    async def main() -> HttpResponse:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await pool().send_request(post(f"https://127.0.0.1:{port}/oauth2/token"))
+        finally:
+            server.close()
+
+    refused = failure(run(main))
+    assert refused.message.startswith("cannot connect to 127.0.0.1:") and not refused.reached_server
+    assert not any(received)  # not one byte of the request went out
