@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["RefreshReport", "arefresh_all", "refresh_all"]
 
 PAGE = 1000
+#: The first page is smaller, so that the first refreshes start sooner.
+FIRST_PAGE = 100
 #: How many refreshes ``refresh_all`` runs at once unless told otherwise.
 DEFAULT_CONCURRENCY = 32
 #: How long a bulk refresh uses a profile it read before reading it again (seconds).
@@ -89,7 +91,7 @@ async def arefresh_all(
         nonlocal skipped
         after: str | None = None
         while True:
-            page = await loop.run_in_executor(lister, _page, connector, after)
+            page = await loop.run_in_executor(lister, _page, connector, after, PAGE if after else FIRST_PAGE)
             if not page:
                 break
             now = time.time()
@@ -156,8 +158,8 @@ class _Contexts:
         return context
 
 
-def _page(connector: Connector, after: str | None) -> tuple[Connection, ...]:
-    return tuple(connector.store.list_connections(status=ConnectionStatus.CONNECTED, limit=PAGE, after=after))
+def _page(connector: Connector, after: str | None, limit: int) -> tuple[Connection, ...]:
+    return tuple(connector.store.list_connections(status=ConnectionStatus.CONNECTED, limit=limit, after=after))
 
 
 def _why_not(connector: Connector, conn: Connection, now: float, force: bool) -> str | None:
