@@ -212,7 +212,8 @@ class _Connection(asyncio.Protocol):
         body = b"".join(self._chunks)
         coding = self._headers.get("content-encoding", "").strip().lower()
         if coding and coding != "identity":
-            body, truncated = self._decoded(body, coding)
+            body, cut = self._decoded(body, coding)
+            truncated = truncated or cut
         return HttpResponse(self._status, self._headers, body, truncated=truncated)
 
     def _decoded(self, body: bytes, coding: str) -> tuple[bytes, bool]:
