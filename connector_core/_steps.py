@@ -38,10 +38,13 @@ class StepRunner:
     the steps queued for it at once, such as the SQLite store's ``batched`` (all their writes in
     one transaction, one commit): their results are handed back only once it has ended, so no
     step's outcome is acted on before its writes are committed, and if the commit fails, every
-    step of the batch fails with its error. If the block yields a function (``batched`` with
-    ``defer_sync``), the results wait for it too: a thread of the lane's own calls it, once for
-    every batch committed meanwhile, while the next batch runs. A flow whose run is cancelled
-    or fails is closed on its lane (its lease released there) after any step under way.
+    step of the batch fails with its error. If the block yields a batch with a ``sync()``
+    (``batched`` with ``defer_sync``), a thread of the lane's own calls it, once for every batch
+    committed meanwhile, while the next batch runs, and the results wait for it too: a step that
+    wrote something durable (a save), or ran after such a write in its batch, waits for its own
+    batch's sync; one before any (a lease taken, tokens read: flows' first steps run first) waits
+    only for the earlier batches' (see ``_Lane``). A flow whose run is cancelled or fails is
+    closed on its lane (its lease released there) after any step under way.
 
     Threads start on first use and end with :meth:`close`, which the runner is a context
     manager for; they are daemon threads, so an unclosed runner does not hold a process up."""
@@ -60,6 +63,7 @@ class StepRunner:
         self._queues: list[queue.SimpleQueue[Any]] = [queue.SimpleQueue() for _ in range(threads)]
         self._threads: list[threading.Thread | None] = [None] * threads
         self._syncing: list[queue.SimpleQueue[Any] | None] = [None] * threads
+        self._lanes = [_Lane() for _ in range(threads)]
         self._lock = threading.Lock()
         self._turn = itertools.count()
         self._closed = False
@@ -102,7 +106,7 @@ class StepRunner:
                 syncing: queue.SimpleQueue[Any] = queue.SimpleQueue()
                 self._syncing[index] = syncing
                 name = f"{self._name}-{index}"
-                threading.Thread(target=self._sync, args=(syncing,), name=f"{name}-sync", daemon=True).start()
+                threading.Thread(target=self._sync, args=(index,), name=f"{name}-sync", daemon=True).start()
                 serving = threading.Thread(target=self._serve, args=(index,), name=name, daemon=True)
                 serving.start()
                 self._threads[index] = serving
@@ -110,6 +114,7 @@ class StepRunner:
     def _serve(self, index: int) -> None:
         lane_queue, syncing = self._queues[index], self._syncing[index]
         assert syncing is not None
+        lane = self._lanes[index]
         while True:
             items = [lane_queue.get()]
             while True:
@@ -118,38 +123,49 @@ class StepRunner:
                 except queue.Empty:
                     break
             stop = any(item is None for item in items)
-            sync, outcomes = self._run_batch([item for item in items if item is not None])
-            if sync is None:
-                _deliver(outcomes)
+            # A flow's first step (no reply yet) before the others: a lease taken ahead of any save
+            # in the batch is answered without waiting for the batch's own sync (see _Lane).
+            steps = [item for item in items if item is not None]
+            steps.sort(key=lambda item: item[1] is not None)
+            handle, early, late = self._run_batch(steps)
+            if handle is None:
+                _deliver(early + late)
             else:
-                syncing.put((sync, outcomes))
+                _deliver(lane.committed(early, late))
+                syncing.put(handle)
             if stop:
                 syncing.put(None)
                 return
 
-    def _run_batch(self, items: list[Any]) -> tuple[Callable[[], None] | None, list[_Outcome]]:
-        """Run one step of each item (or close its flow) inside one ``batch`` block."""
-        outcomes: list[_Outcome] = []
-        sync: Callable[[], None] | None = None
+    def _run_batch(self, items: list[Any]) -> tuple[Any, list[_Outcome], list[_Outcome]]:
+        """Run one step of each item (or close its flow) inside one ``batch`` block: (the handle
+        it yielded if it defers its sync, the outcomes that need no sync of this batch, the others)."""
+        early: list[_Outcome] = []
+        late: list[_Outcome] = []
+        handle: Any = None
         try:
-            with self._batch() if self._batch is not None else contextlib.nullcontext() as sync:
+            with self._batch() if self._batch is not None else contextlib.nullcontext() as handle:
+                deferred = hasattr(handle, "sync")
                 for flow, reply, answer, loop in items:
                     if reply is _CLOSE:
                         with contextlib.suppress(Exception):
                             flow.close()
                         continue
                     try:
-                        outcomes.append((answer, loop, _step(flow, reply), None))
+                        outcome: _Outcome = (answer, loop, _step(flow, reply), None)
                     except BaseException as exc:  # noqa: BLE001 - handed to the flow's caller
-                        outcomes.append((answer, loop, None, exc))
+                        outcome = (answer, loop, None, exc)
+                    # Nothing durable written in this batch yet, by this step or one before it.
+                    (early if deferred and not handle.durable_writes else late).append(outcome)
         except BaseException as exc:  # noqa: BLE001 - the batch did not commit: none of its steps stands
-            return None, [(answer, loop, None, exc) for answer, loop, _, _ in outcomes]
-        return (sync if callable(sync) else None), outcomes
+            return None, [], [(answer, loop, None, exc) for answer, loop, _, _ in early + late]
+        return (handle if hasattr(handle, "sync") else None), early, late
 
-    @staticmethod
-    def _sync(syncing: queue.SimpleQueue[Any]) -> None:
-        """A lane's syncer: make the committed batches durable, one call for all those waiting,
-        then hand their results over."""
+    def _sync(self, index: int) -> None:
+        """A lane's syncer: make the committed batches durable, one sync for all those waiting,
+        then hand over the outcomes that waited for them."""
+        syncing, lane = self._syncing[index], self._lanes[index]
+        assert syncing is not None
         while True:
             pending = [syncing.get()]
             while True:
@@ -157,15 +173,16 @@ class StepRunner:
                     pending.append(syncing.get_nowait())
                 except queue.Empty:
                     break
-            batches = [item for item in pending if item is not None]
-            if batches:
-                outcomes = [outcome for _, each in batches for outcome in each]
+            handles = [item for item in pending if item is not None]
+            if handles:
+                upto = lane.seq  # every batch committed so far: the sync below covers them all
                 try:
-                    batches[-1][0]()
+                    handles[-1].sync()
                 except BaseException as exc:  # noqa: BLE001 - not durable: none of them counts
-                    outcomes = [(answer, loop, None, exc) for answer, loop, _, _ in outcomes]
-                _deliver(outcomes)
-            if len(batches) < len(pending):
+                    _deliver(lane.synced(upto, exc))
+                else:
+                    _deliver(lane.synced(upto, None))
+            if len(handles) < len(pending):
                 return
 
     def close(self) -> None:
@@ -185,6 +202,47 @@ class StepRunner:
 
 #: A step's outcome: (its future, its loop, (finished, value), or the error it raised).
 _Outcome = tuple[Any, Any, Any, "BaseException | None"]
+
+
+class _Lane:
+    """What a lane's batches wait for once committed, when their sync is deferred.
+
+    Batches are numbered as they commit. A step that wrote something durable, or ran after such a
+    write in its batch, is answered once its own batch is synced. A step before any (a lease taken,
+    tokens read) is answered once every *earlier* batch is synced: what it read is then durable, and
+    its own writes, leases, need visibility only, which the commit gave them. A sync that fails
+    fails every outcome that waited for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: The last batch committed, and the last one known durable.
+        self.seq = 0
+        self._synced = 0
+        #: (the batch that must be synced first, its outcomes).
+        self._waiting: list[tuple[int, list[_Outcome]]] = []
+
+    def committed(self, early: list[_Outcome], late: list[_Outcome]) -> list[_Outcome]:
+        """Record a batch just committed; the outcomes that may be handed over now."""
+        with self._lock:
+            self.seq += 1
+            self._waiting.append((self.seq, late))
+            if self._synced >= self.seq - 1:
+                return early
+            self._waiting.append((self.seq - 1, early))
+            return []
+
+    def synced(self, upto: int, error: BaseException | None) -> list[_Outcome]:
+        """Every batch up to ``upto`` is durable (or, with ``error``, its sync failed): the
+        outcomes that waited for them, failed with ``error`` if there is one."""
+        with self._lock:
+            ready = [outcomes for need, outcomes in self._waiting if need <= upto]
+            self._waiting = [(need, outcomes) for need, outcomes in self._waiting if need > upto]
+            if error is None:
+                self._synced = max(self._synced, upto)
+        found = [outcome for outcomes in ready for outcome in outcomes]
+        if error is not None:
+            return [(answer, loop, None, error) for answer, loop, _, _ in found]
+        return found
 
 
 def _deliver(outcomes: list[_Outcome]) -> None:

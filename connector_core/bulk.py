@@ -64,9 +64,10 @@ async def arefresh_all(
     The event loop only sends and reads: every store call (the listing, each refresh's lease,
     its reads and its save) runs in threads of this run's. On a store that batches its writes
     (SQLite's ``batched``), one thread runs the steps of every refresh queued at once in one
-    transaction, one fsync'd commit (a group commit), and hands their outcomes back only once it
-    has committed: no request is sent under a lease, and no refresh counts as done, before its
-    write is durable. On other stores (PostgreSQL, whose leases are transactions of the thread
+    transaction, one fsync'd commit (a group commit; the fsync overlaps the next batch), and hands
+    their outcomes back only once committed: no refresh counts as done before its save is durable,
+    and no request is sent under a lease before the lease is committed and what it read durable.
+    On other stores (PostgreSQL, whose leases are transactions of the thread
     that took them, and whose server groups concurrent commits itself), each refresh under way
     keeps one of up to :data:`MAX_STORE_THREADS` threads. Unless the connector was given an
     ``async_client``, the token calls go through a lean HTTP/1.1 client

@@ -342,7 +342,7 @@ class Store(SqlStore):
         """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock.
         Inside :meth:`batched`, a savepoint of the batch's transaction instead."""
         if getattr(self._local, "batch", None) is not None:
-            with self._savepoint(unique) as tx:
+            with self._savepoint(unique, durable=True) as tx:
                 yield tx
             return
         conn = self._connect()
@@ -482,7 +482,7 @@ class Store(SqlStore):
         Inside :meth:`batched`, a savepoint like any write (SQLite fixes a transaction's safety
         level when it begins)."""
         if getattr(self._local, "batch", None) is not None:
-            with self._savepoint(None) as tx:
+            with self._savepoint(None, durable=False) as tx:
                 yield tx
             return
         conn = self._connect()
@@ -497,7 +497,7 @@ class Store(SqlStore):
     # ------------------------------------------------------------ batched writes
 
     @contextlib.contextmanager
-    def batched(self, *, defer_sync: bool = False) -> Iterator[Callable[[], None] | None]:
+    def batched(self, *, defer_sync: bool = False) -> Iterator[_Batch | None]:
         """Run this thread's writes until the block ends in one transaction (a group commit),
         each write a savepoint of it: one that fails rolls back alone and raises as it would
         have, the others stand. Nothing is committed, or seen by another connection, before the
@@ -507,11 +507,13 @@ class Store(SqlStore):
         the block, as for any write.
 
         The commit is fsync'd (``synchronous=FULL``), once for all the writes. With
-        ``defer_sync`` it is not: the block yields a function that makes it durable (an fsync
-        of the WAL file, what ``synchronous=FULL`` does at the commit), to be called after the
-        block, outside the write lock, so that the next batch runs while the disk syncs this
-        one; until it has returned, the batch may be lost to a power loss (not to a crash of
-        this process) and must not be acted on. One call covers every batch committed before it."""
+        ``defer_sync`` it is not: the block yields the batch, whose ``sync()`` makes it durable
+        (an fsync of the WAL file, what ``synchronous=FULL`` does at the commit), to be called
+        after the block, outside the write lock, so that the next batch runs while the disk syncs
+        this one; until it has returned, the batch may be lost to a power loss (not to a crash of
+        this process) and what it wrote must not be acted on. One call covers every batch
+        committed before it. Its ``durable_writes`` counts the writes so far that need the sync
+        (all but a lease's, see :meth:`_lease_write`)."""
         if getattr(self._local, "batch", None) is not None:
             yield None
             return
@@ -521,9 +523,9 @@ class Store(SqlStore):
                 conn.execute("PRAGMA synchronous = NORMAL")  # SQLite fixes it when a transaction begins
             try:
                 self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
-                self._local.batch = _Batch()
+                batch = self._local.batch = _Batch(self._sync_wal)
                 try:
-                    yield self._sync_wal if defer_sync else None
+                    yield batch if defer_sync else None
                 except BaseException:
                     self._local.batch = None
                     with contextlib.suppress(sqlite3.Error):
@@ -559,8 +561,9 @@ class Store(SqlStore):
                 raise StoreError(f"database {self.path}: syncing its WAL failed ({exc.strerror or exc})") from None
 
     @contextlib.contextmanager
-    def _savepoint(self, unique: ConnectorError | None) -> Iterator[Tx]:
-        """One write of a :meth:`batched` block: a savepoint, rolled back alone if it fails."""
+    def _savepoint(self, unique: ConnectorError | None, *, durable: bool) -> Iterator[Tx]:
+        """One write of a :meth:`batched` block: a savepoint, rolled back alone if it fails.
+        ``durable``: it needs the batch's sync before it is acted on (every write but a lease's)."""
         batch: _Batch = self._local.batch
         conn = self._connect()
         name = f"write{batch.depth}"
@@ -578,6 +581,8 @@ class Store(SqlStore):
                     raise self._error("writing", exc) from None
                 raise
             conn.execute(f"RELEASE {name}")
+            if durable:
+                batch.durable_writes += 1
         except sqlite3.Error as exc:
             raise self._error("writing", exc) from None
         finally:
@@ -585,10 +590,14 @@ class Store(SqlStore):
 
 
 class _Batch:
-    """The open transaction of a :meth:`Store.batched` block."""
+    """The open transaction of a :meth:`Store.batched` block (what it yields with ``defer_sync``)."""
 
-    __slots__ = ("depth",)
+    __slots__ = ("depth", "durable_writes", "sync")
 
-    def __init__(self) -> None:
+    def __init__(self, sync: Callable[[], None]) -> None:
         #: How many savepoints are open (a write inside a write nests one).
         self.depth = 0
+        #: How many writes so far need :attr:`sync` before they are acted on (any but a lease's).
+        self.durable_writes = 0
+        #: Make the batch durable once it has committed (``defer_sync``): fsync the WAL.
+        self.sync = sync

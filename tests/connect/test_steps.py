@@ -16,8 +16,9 @@ from connector_core._transport import Flow, Sleep
 
 
 class Batches:
-    """A batch context for the runner that records which steps ran in each batch, and whose
-    sync waits for ``synced``."""
+    """A batch context for the runner, as the SQLite store's ``batched(defer_sync=True)``: it
+    records which steps ran in each batch, counts the steps' durable writes (``write()``), and
+    its sync waits for ``synced``."""
 
     def __init__(self, *, fail: bool = False) -> None:
         self.batches: list[list[str]] = []
@@ -25,30 +26,39 @@ class Batches:
         self.exited = threading.Event()
         self.synced = threading.Event()
         self.synced.set()
+        self.durable_writes = 0
+        self.syncs = 0
 
     @contextlib.contextmanager
     def __call__(self) -> Iterator[Any]:
         self.batches.append([])
-        yield self.sync
+        self.durable_writes = 0
+        yield self
         self.exited.set()
         if self.fail:
             raise RuntimeError("the commit failed")
 
     def sync(self) -> None:
         self.synced.wait()
+        self.syncs += 1
 
     def ran(self, name: str) -> None:
         self.batches[-1].append(name)
 
+    def write(self) -> None:
+        self.durable_writes += 1
+
 
 def flow(batches: Batches, name: str, threads: list[int], *, hold: threading.Event | None = None) -> Flow[str]:
-    """Two steps (each recorded in its batch, on its thread) around a sleep; ``hold`` blocks the first."""
+    """Two steps (each recorded in its batch, on its thread) around a sleep, the second making a
+    durable write (as a refresh takes its lease, then saves); ``hold`` blocks the first."""
     batches.ran(name)
     threads.append(threading.get_ident())
     if hold is not None:
         hold.wait()
     yield Sleep(0)
     batches.ran(name)
+    batches.write()
     threads.append(threading.get_ident())
     return name
 
@@ -144,3 +154,34 @@ def _wait_for(items: list[Any], count: int = 1) -> None:
         if len(items) >= count:
             return
         threading.Event().wait(0.01)
+
+
+def test_a_step_before_any_durable_write_waits_only_for_earlier_batches_to_sync() -> None:
+    batches = Batches()
+    unsynced = threading.Event()  # set once the first batch has committed, its sync held
+
+    def lease_then_save(name: str, reached: list[str]) -> Flow[str]:
+        batches.ran(name)
+        yield Sleep(0)
+        reached.append(name)  # the first step's outcome came back: the "request" goes out
+        batches.ran(name)
+        batches.write()
+        return name
+
+    async def main() -> tuple[list[str], list[str]]:
+        reached: list[str] = []
+        with StepRunner(batch=batches) as runner:
+            batches.synced.clear()  # no batch becomes durable until told
+            task = asyncio.ensure_future(runner.run(lease_then_save("a", reached), None))
+            while not reached:  # the lease step is answered at its commit, the sync still held
+                await asyncio.sleep(0.001)
+            unsynced.set()
+            await asyncio.sleep(0.05)
+            assert not task.done()  # its save waits for its batch's sync
+            waited = list(reached)
+            batches.synced.set()
+            return waited, [await task]
+
+    waited, done = asyncio.run(main())
+    assert waited == ["a"] and done == ["a"] and unsynced.is_set()
+    assert batches.syncs >= 1 and batches.batches[0] == ["a"]

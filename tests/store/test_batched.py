@@ -97,7 +97,7 @@ def test_an_error_out_of_the_block_rolls_the_whole_batch_back(store: Store) -> N
 def test_a_deferred_sync_batch_commits_without_fsync_and_its_sync_fsyncs_the_wal(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (cid,) = connections(store, 1)
+    first, second = connections(store, 2)
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -106,12 +106,19 @@ def test_a_deferred_sync_batch_commits_without_fsync_and_its_sync_fsyncs_the_wal
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
-    with store.batched(defer_sync=True) as sync:
+    with store.batched(defer_sync=True) as batch:
+        assert batch is not None
         assert store._rows("PRAGMA synchronous") == [(1,)]  # NORMAL: the commit writes the WAL, no fsync
-        refresh(store, cid, 1)
+        with store.refresh_lease(first, 30.0) as lease:
+            assert lease.held and batch.durable_writes == 0  # a lease needs no sync
+            lease.save(0, tokens(1), ())
+        assert batch.durable_writes == 1  # a save does
+        with store.refresh_lease(second, 30.0):
+            pass  # taken and ended unused
+        assert batch.durable_writes == 1
     assert store._rows("PRAGMA synchronous") == [(2,)]  # FULL again for every other write
-    assert callable(sync) and synced == []
-    sync()
+    assert synced == []
+    batch.sync()
     assert synced == [str(store.path) + "-wal"]
 
 
