@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -257,19 +257,40 @@ def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEA
         return result
 
 
-async def run_async(flow: Flow[_T], client: httpx.AsyncClient, deadline: float = DEFAULT_DEADLINE) -> _T:
-    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all."""
-    import asyncio  # here, not at the top: sync commands never need it (cold start)
+class RequestSender(Protocol):
+    """A client that takes a flow's requests as they are (an :class:`~connector_core._http11.Http11Pool`)."""
 
+    async def send_request(self, request: HttpRequest, cap: int | None, deadline: float) -> HttpResponse: ...
+
+
+async def run_async(
+    flow: Flow[_T], client: httpx.AsyncClient | RequestSender, deadline: float = DEFAULT_DEADLINE
+) -> _T:
+    """Drive ``flow`` with an async client; each response has ``deadline`` seconds in all. To run
+    the flow's own steps (its store calls) off the event loop, drive it with a
+    :class:`~connector_core._steps.StepRunner` instead."""
     reply: HttpResponse | None = None
     try:
         while True:
             step = flow.send(reply)
-            if isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-                reply = None
-            else:
-                reply = await send_async(client, step, deadline=deadline)
+            reply = await perform(step, client, deadline)
     except StopIteration as done:
         result: _T = done.value
         return result
+
+
+async def perform(
+    step: HttpRequest | Sleep, client: httpx.AsyncClient | RequestSender, deadline: float
+) -> HttpResponse | None:
+    """Do what a flow asked: sleep, or send a request (through a :class:`RequestSender` or an
+    httpx client)."""
+    if isinstance(step, Sleep):
+        import asyncio  # here, not at the top: sync commands never need it (cold start)
+
+        await asyncio.sleep(step.seconds)
+        return None
+    send = getattr(client, "send_request", None)
+    if send is not None:
+        response: HttpResponse = await send(step, None, deadline)
+        return response
+    return await send_async(client, step, deadline=deadline)  # type: ignore[arg-type] # an httpx client

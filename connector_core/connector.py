@@ -82,6 +82,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ._httpx_auth import ConnectionAuth
+    from ._steps import StepRunner
     from .plugins import Plugins
     from .profiles import Profile
     from .store import RefreshLease, StoreLike
@@ -122,6 +123,8 @@ ATTEMPT_TTL = 600.0
 LEASE_TTL = 30.0
 #: How long a caller waits for another refresher before giving up.
 LEASE_WAIT = 45.0
+#: How many threads run the store steps of async refreshes on a store that does not batch its writes.
+ASYNC_STORE_THREADS = 4
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 60.0
@@ -318,6 +321,32 @@ def _redactions(ctx: _Context, *secrets: Secret | None) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=len, reverse=True))
 
 
+class _LazyRedactions(Sequence[str]):
+    """:func:`_redactions`, worked out when an error text first needs them: a refresh that
+    succeeds (nearly every one) never does."""
+
+    __slots__ = ("_ctx", "_secrets", "_values")
+
+    def __init__(self, ctx: _Context, *secrets: Secret | None) -> None:
+        self._ctx = ctx
+        self._secrets = secrets
+        self._values: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._values is None:
+            self._values = _redactions(self._ctx, *self._secrets)
+        return self._values
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return "<redactions>"
+
+
 def _with_profile_options(
     auth: OAuth2AuthorizationCode | OAuth2ClientCredentials, profile: Profile
 ) -> OAuth2AuthorizationCode | OAuth2ClientCredentials:
@@ -389,6 +418,9 @@ class Connector:
         self.plugins = plugins
         self._client = client
         self._async_client = async_client
+        #: Whether the caller chose the async client (a bulk refresh then sends through it, not its own).
+        self._async_client_given = async_client is not None
+        self._steps: StepRunner | None = None
         self.leeway = leeway
         self.deadline = deadline
         #: Connection id -> its signature as last read (see :class:`_Ready`); no secret in any repr.
@@ -426,6 +458,9 @@ class Connector:
     async def aclose(self) -> None:
         if self._async_client is not None:
             await self._async_client.aclose()
+        if self._steps is not None:
+            self._steps.close()
+            self._steps = None
 
     # --------------------------------------------------------------- context
 
@@ -1158,8 +1193,33 @@ class Connector:
         )
 
     async def arefresh(self, connection_id: str, *, force: bool = False) -> Connection:
-        stale = self._forced_version(connection_id, force)
-        return await run_async(self._refresh_flow(connection_id, stale), self.async_client, self.deadline)
+        """:meth:`refresh` for an event loop: its store reads and writes run in a thread of the
+        connector's (see :meth:`_step_runner`), never on the loop."""
+
+        def flow() -> Flow[Connection]:
+            stale = self._forced_version(connection_id, force)
+            return (yield from self._refresh_flow(connection_id, stale))
+
+        return await self._step_runner().run(flow(), self.async_client, self.deadline)
+
+    def _step_runner(self) -> StepRunner:
+        """The threads that run the store steps of this connector's async refreshes, started on
+        first use and ended by :meth:`aclose`. On a store that batches writes (SQLite), one thread
+        runs the steps of every refresh under way at once in one transaction, one commit (see
+        :class:`~connector_core._steps.StepRunner`); on others, a few, each refresh keeping one."""
+        runner = self._steps
+        if runner is None:
+            from functools import partial  # here, with the runner: only async refreshes need either
+
+            from ._steps import StepRunner  # here, not at the top: threads and queues for async refreshes only
+
+            batched = getattr(self.store, "batched", None)
+            runner = self._steps = StepRunner(
+                1 if batched is not None else ASYNC_STORE_THREADS,
+                batch=partial(batched, defer_sync=True) if batched is not None else None,
+                name="connector-arefresh",
+            )
+        return runner
 
     def _forced_version(self, connection_id: str, force: bool) -> int | None:
         """The token version a forced refresh replaces; None (refresh if expiring) otherwise.
@@ -1167,13 +1227,20 @@ class Connector:
         return self.store.get_connection(connection_id).token_version if force else None
 
     def _refresh_flow(
-        self, connection_id: str, stale_version: int | None, *, first: Connection | None = None
+        self,
+        connection_id: str,
+        stale_version: int | None,
+        *,
+        first: Connection | None = None,
+        contexts: Callable[[str], _Context] | None = None,
     ) -> Flow[Connection]:
         """Single-flight refresh: read, take the lease, call the token endpoint, save.
         ``stale_version``: refresh only if the tokens are still that version (a 401 was seen
         with them); None: refresh only if expiring. A lease another refresher holds is
         waited for here, with Sleeps, never by blocking. ``first``: the connection as just read,
-        to use instead of reading it again the first time."""
+        to use instead of reading it again the first time. ``contexts``: the OAuth context of a
+        profile id (a bulk refresh's, which reads each profile again only now and then); by
+        default the profile is read for each refresh."""
         deadline = time.monotonic() + LEASE_WAIT
         while True:
             conn, first = (first, None) if first is not None else (self.store.get_connection(connection_id), None)
@@ -1184,7 +1251,7 @@ class Connector:
                 return conn
             with self.store.refresh_lease(connection_id, LEASE_TTL) as lease:
                 if lease.held:
-                    return (yield from self._refresh_leased(lease, stale_version))
+                    return (yield from self._refresh_leased(lease, stale_version, contexts))
             if time.monotonic() > deadline:
                 raise TransientError(
                     f"connection {connection_id}: another process is still refreshing it; try again",
@@ -1196,7 +1263,9 @@ class Connector:
         self._require_usable(conn)
         return (conn.token_version == stale_version) if stale_version is not None else self._needs_refresh(conn)
 
-    def _refresh_leased(self, lease: RefreshLease, stale_version: int | None) -> Flow[Connection]:
+    def _refresh_leased(
+        self, lease: RefreshLease, stale_version: int | None, contexts: Callable[[str], _Context] | None = None
+    ) -> Flow[Connection]:
         """The refresh under a held lease (which the caller ends on every exit)."""
         # Double-checked: another process may have refreshed between our read and the lease.
         conn, _, refresh_token = lease.read()
@@ -1210,7 +1279,7 @@ class Connector:
                 f"be processed by the provider; no other is sent for {LOST_HOLD:.0f} s after it",
                 reached_server=False,
             )
-        ctx = self._context(self.store.profile_by_id(conn.profile_id))
+        ctx = contexts(conn.profile_id) if contexts else self._context(self.store.profile_by_id(conn.profile_id))
         if isinstance(ctx.auth, OAuth2ClientCredentials):
             return (yield from self._refetch_leased(lease, conn, ctx))
         if refresh_token is None:
@@ -1228,7 +1297,7 @@ class Connector:
         )
         version = conn.token_version
         try:
-            tokens = yield from self._token_call(request, what="refresh", redact=_redactions(ctx, refresh_token))
+            tokens = yield from self._token_call(request, what="refresh", redact=_LazyRedactions(ctx, refresh_token))
         except OutcomeUnknown:
             # The provider may have rotated the refresh token and be sending the new one into the
             # void: say so on the connection (still connected: it may not have), send no other.
@@ -1271,7 +1340,7 @@ class Connector:
         version = conn.token_version
         request = self._client_credentials_request(ctx, conn.requested_scopes)
         try:
-            tokens = yield from self._token_call(request, what="client credentials grant", redact=_redactions(ctx))
+            tokens = yield from self._token_call(request, what="client credentials grant", redact=_LazyRedactions(ctx))
         except TransientError:
             raise
         except OAuthError as exc:

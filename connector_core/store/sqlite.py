@@ -292,6 +292,9 @@ class Store(SqlStore):
         # This process's writers queue here rather than in SQLite's busy handler, which sleeps
         # (up to 100 ms a time) while another thread holds the write lock.
         self._writing = threading.RLock()
+        # The WAL file, kept open for batched(defer_sync=True) to fsync.
+        self._wal_fd: int | None = None
+        self._wal_lock = threading.Lock()
         self._prepare()
 
     @classmethod
@@ -328,6 +331,10 @@ class Store(SqlStore):
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._wal_lock:
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
 
     def _error(self, doing: str, exc: BaseException) -> StoreError:
         text = str(exc)
@@ -345,7 +352,12 @@ class Store(SqlStore):
 
     @contextlib.contextmanager
     def _write(self, connection_id: str | None = None, *, unique: ConnectorError | None = None) -> Iterator[Tx]:
-        """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock."""
+        """One write transaction (``BEGIN IMMEDIATE``), retried while another writer holds the lock.
+        Inside :meth:`batched`, a savepoint of the batch's transaction instead."""
+        if getattr(self._local, "batch", None) is not None:
+            with self._savepoint(unique, durable=True) as tx:
+                yield tx
+            return
         conn = self._connect()
         with self._writing:
             self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
@@ -368,6 +380,9 @@ class Store(SqlStore):
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
         conn = self._connect()
+        if getattr(self._local, "batch", None) is not None:  # the batch's transaction reads consistently already
+            yield Tx(conn, SQLITE)
+            return
         try:
             conn.execute("BEGIN")
             try:
@@ -445,7 +460,7 @@ class Store(SqlStore):
     def _take_lease(self, connection_id: str, owner: str, ttl: float) -> Taken:
         """Taken unless another live holder has it (an expired one is no holder)."""
         at = time.time()
-        with self._write() as tx:
+        with self._lease_write() as tx:
             row = tx.one("SELECT lock_owner, lock_until FROM connections WHERE id = ?", (connection_id,))
             if row is None:
                 return "refused"
@@ -458,7 +473,7 @@ class Store(SqlStore):
             return "again" if live else "taken"
 
     def _end_lease(self, connection_id: str, owner: str) -> None:
-        with self._write() as tx:
+        with self._lease_write() as tx:
             tx.execute(
                 "UPDATE connections SET lock_owner = NULL, lock_until = NULL WHERE id = ? AND lock_owner = ?",
                 (connection_id, owner),
@@ -470,3 +485,132 @@ class Store(SqlStore):
         self.keyring  # noqa: B018 - load the keys before the transaction starts
         with self._write() as tx:
             return self._write_refresh(tx, connection_id, expected_version, tokens, granted)
+
+    @contextlib.contextmanager
+    def _lease_write(self) -> Iterator[Tx]:
+        """A write that only takes or ends a refresh lease, committed with ``synchronous=NORMAL``:
+        the WAL is written but not fsync'd. The lease is seen by every other process at once and
+        survives a crash of this one; a power loss may lose it, and with it nothing (no process
+        that held it lives on; the next durable commit, such as the refresh's save, syncs it).
+        Inside :meth:`batched`, a savepoint like any write (SQLite fixes a transaction's safety
+        level when it begins)."""
+        if getattr(self._local, "batch", None) is not None:
+            with self._savepoint(None, durable=False) as tx:
+                yield tx
+            return
+        conn = self._connect()
+        with self._writing:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                with self._write() as tx:
+                    yield tx
+            finally:
+                conn.execute("PRAGMA synchronous = FULL")
+
+    # ------------------------------------------------------------ batched writes
+
+    @contextlib.contextmanager
+    def batched(self, *, defer_sync: bool = False) -> Iterator[_Batch | None]:
+        """Run this thread's writes until the block ends in one transaction (a group commit),
+        each write a savepoint of it: one that fails rolls back alone and raises as it would
+        have, the others stand. Nothing is committed, or seen by another connection, before the
+        block ends: whoever acts on a write made inside (sends a request under a lease, reports
+        a saved token) must wait for the block to end without an error. Reads inside see the
+        batch's own writes. Nested blocks join the outer one. Other threads' writes wait for
+        the block, as for any write.
+
+        The commit is fsync'd (``synchronous=FULL``), once for all the writes. With
+        ``defer_sync`` it is not: the block yields the batch, whose ``sync()`` makes it durable
+        (an fsync of the WAL file, what ``synchronous=FULL`` does at the commit), to be called
+        after the block, outside the write lock, so that the next batch runs while the disk syncs
+        this one; until it has returned, the batch may be lost to a power loss (not to a crash of
+        this process) and what it wrote must not be acted on. One call covers every batch
+        committed before it. Its ``durable_writes`` counts the writes so far that need the sync
+        (all but a lease's, see :meth:`_lease_write`)."""
+        if getattr(self._local, "batch", None) is not None:
+            yield None
+            return
+        conn = self._connect()
+        with self._writing:
+            if defer_sync:
+                conn.execute("PRAGMA synchronous = NORMAL")  # SQLite fixes it when a transaction begins
+            try:
+                self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), "writing")
+                batch = self._local.batch = _Batch(self._sync_wal)
+                try:
+                    yield batch if defer_sync else None
+                except BaseException:
+                    self._local.batch = None
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                self._local.batch = None
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise self._error("committing", exc) from None
+            finally:
+                if defer_sync:
+                    conn.execute("PRAGMA synchronous = FULL")
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL file: every transaction committed before is durable when it returns
+        (a checkpoint syncs what it moves into the database file itself). The WAL lives as long
+        as a connection of this process is open, as this thread's is; a new one (after every
+        connection closed, or another process's checkpoint truncated it) is opened anew."""
+        path = self.path.with_name(self.path.name + "-wal")
+        with self._wal_lock:
+            fd = self._wal_fd
+            try:
+                if fd is not None and os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    os.close(fd)
+                    fd = self._wal_fd = None
+                if fd is None:
+                    fd = self._wal_fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                os.fsync(fd)
+            except OSError as exc:
+                raise StoreError(f"database {self.path}: syncing its WAL failed ({exc.strerror or exc})") from None
+
+    @contextlib.contextmanager
+    def _savepoint(self, unique: ConnectorError | None, *, durable: bool) -> Iterator[Tx]:
+        """One write of a :meth:`batched` block: a savepoint, rolled back alone if it fails.
+        ``durable``: it needs the batch's sync before it is acted on (every write but a lease's)."""
+        batch: _Batch = self._local.batch
+        conn = self._connect()
+        name = f"write{batch.depth}"
+        batch.depth += 1
+        try:
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield Tx(conn, SQLITE)
+            except BaseException as exc:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                if isinstance(exc, sqlite3.IntegrityError) and unique is not None:
+                    raise unique from None
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error("writing", exc) from None
+                raise
+            conn.execute(f"RELEASE {name}")
+            if durable:
+                batch.durable_writes += 1
+        except sqlite3.Error as exc:
+            raise self._error("writing", exc) from None
+        finally:
+            batch.depth -= 1
+
+
+class _Batch:
+    """The open transaction of a :meth:`Store.batched` block (what it yields with ``defer_sync``)."""
+
+    __slots__ = ("depth", "durable_writes", "sync")
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        #: How many savepoints are open (a write inside a write nests one).
+        self.depth = 0
+        #: How many writes so far need :attr:`sync` before they are acted on (any but a lease's).
+        self.durable_writes = 0
+        #: Make the batch durable once it has committed (``defer_sync``): fsync the WAL.
+        self.sync = sync

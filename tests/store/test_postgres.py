@@ -349,6 +349,29 @@ def test_bulk_refresh_in_one_event_loop(emu_world: tuple[RunningEmulator, PgStor
     assert sorted(c.token_version for c in store.list_connections()) == [0] * 20 + [1] * 40
 
 
+def test_bulk_refresh_runs_its_store_work_off_the_event_loop(
+    emu_world: tuple[RunningEmulator, PgStore, Connector],
+) -> None:
+    # Each refresh keeps one thread for its lease, reads and save (the lease is that thread's transaction).
+    emu, store, connector = emu_world
+    ids = connect_many(connector, emu, 12)
+    seen: list[tuple[str, str, int]] = []
+    for name in ("_take_lease", "get_tokens", "_save_refresh"):
+
+        def recorded(cid: str, *args: object, _name: str = name, _real: object = getattr(store, name)) -> object:
+            seen.append((_name, cid, threading.get_ident()))
+            return _real(cid, *args)  # type: ignore[operator]
+
+        setattr(store, name, recorded)
+    report = refresh_all(connector, concurrency=4, force=True)
+    assert (report.refreshed, report.failed) == (12, ()) and emu.stats.token_requests["refresh_token"] == 12
+    assert store.stats.saved == 12 and store.stats.released_unused == 0
+    assert threading.get_ident() not in {thread for _, _, thread in seen}
+    for cid in ids:
+        assert len({thread for _, c, thread in seen if c == cid}) == 1, "a refresh moved between threads"
+    assert sorted(name for name, _, _ in seen) == ["_save_refresh"] * 12 + ["_take_lease"] * 12 + ["get_tokens"] * 12
+
+
 # ------------------------------------------------- passwords and TLS
 
 
