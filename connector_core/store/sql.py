@@ -46,6 +46,7 @@ from ..webhooks.endpoints import PREVIOUS_SECRET_NAME, SECRET_NAME, WebhookEndpo
 from ..webhooks.outbox import (
     DELIVERY_ID_PREFIX,
     AttemptRecord,
+    AttemptResult,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -510,6 +511,13 @@ def _delivery(row: Sequence[Any], log: tuple[DeliveryAttempt, ...] = ()) -> Deli
         replay=bool(row[10]),
         log=log,
     )
+
+
+def _check_outcome(outcome: str, next_attempt_at: float | None) -> None:
+    if outcome not in ("delivered", "retry", "failed", "gone"):
+        raise ValidationError("outcome", f"expected delivered, retry, failed or gone, got {outcome!r}")
+    if outcome == "retry" and next_attempt_at is None:
+        raise ValidationError("next_attempt_at", "a retry needs the time of its next attempt")
 
 
 def _delivery_status(value: Any, delivery_id: str) -> DeliveryStatus:
@@ -2008,59 +2016,82 @@ class SqlStore(abc.ABC):
         next_attempt_at: float | None = None,
         reason: str | None = None,
     ) -> DeliveryStatus | None:
-        if outcome not in ("delivered", "retry", "failed", "gone"):
-            raise ValidationError("outcome", f"expected delivered, retry, failed or gone, got {outcome!r}")
-        if outcome == "retry" and next_attempt_at is None:
-            raise ValidationError("next_attempt_at", "a retry needs the time of its next attempt")
+        _check_outcome(outcome, next_attempt_at)
         with self._write() as tx:
-            row = tx.one(
-                "SELECT status, attempts, endpoint_id, claimed_by FROM webhook_deliveries WHERE id = ?"
-                + self.dialect.for_update,
-                (delivery_id,),
+            return self._record_attempt(tx, delivery_id, attempt, outcome, owner, next_attempt_at, reason)
+
+    def record_webhook_attempts(
+        self, results: Sequence[AttemptResult], *, owner: str
+    ) -> tuple[DeliveryStatus | None, ...]:
+        for result in results:
+            _check_outcome(result.outcome, result.next_attempt_at)
+        if not results:
+            return ()
+        with self._write() as tx:
+            return tuple(
+                self._record_attempt(tx, r.delivery_id, r.attempt, r.outcome, owner, r.next_attempt_at, r.reason)
+                for r in results
             )
-            if row is None:
-                return None
-            status, attempts, endpoint_id, claimed_by = row
-            number = int(attempts) + 1
+
+    def _record_attempt(
+        self,
+        tx: Tx,
+        delivery_id: str,
+        attempt: AttemptRecord,
+        outcome: Outcome,
+        owner: str,
+        next_attempt_at: float | None,
+        reason: str | None,
+    ) -> DeliveryStatus | None:
+        """Log one attempt and move its delivery on, in ``tx`` (see :meth:`record_webhook_attempt`)."""
+        row = tx.one(
+            "SELECT status, attempts, endpoint_id, claimed_by FROM webhook_deliveries WHERE id = ?"
+            + self.dialect.for_update,
+            (delivery_id,),
+        )
+        if row is None:
+            return None
+        status, attempts, endpoint_id, claimed_by = row
+        number = int(attempts) + 1
+        tx.execute(
+            "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, response, error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                *(delivery_id, number, attempt.at, attempt.status_code, attempt.latency_ms),
+                *(attempt.response, _one_line(attempt.error)),
+            ),
+        )
+        # A claim another deliverer took over (ours expired) stays theirs.
+        mine = claimed_by == owner
+        columns: dict[str, Any] = {"attempts": number}
+        if mine:
+            columns.update(claimed_by=None, claimed_until=None)
+        after = status
+        if status == DeliveryStatus.PENDING.value:
+            after = {"delivered": DeliveryStatus.DELIVERED.value, "retry": status}.get(
+                outcome, DeliveryStatus.FAILED.value
+            )
+            if outcome == "delivered":
+                columns.update(status=DeliveryStatus.DELIVERED.value, next_attempt_at=None, finished_at=attempt.at)
+            elif outcome == "retry":
+                columns.update(next_attempt_at=float(next_attempt_at or 0))
+            else:
+                columns.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, finished_at=attempt.at)
+        tx.execute(
+            f"UPDATE webhook_deliveries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            (*columns.values(), delivery_id),
+        )
+        if outcome == "gone":
             tx.execute(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, response, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *(delivery_id, number, attempt.at, attempt.status_code, attempt.latency_ms),
-                    *(attempt.response, _one_line(attempt.error)),
-                ),
+                "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? "
+                "WHERE id = ? AND disabled_at IS NULL",
+                (attempt.at, _one_line(reason or "the receiver answered 410 Gone"), attempt.at, endpoint_id),
             )
-            # A claim another deliverer took over (ours expired) stays theirs.
-            mine = claimed_by == owner
-            columns: dict[str, Any] = {"attempts": number}
-            if mine:
-                columns.update(claimed_by=None, claimed_until=None)
-            after = status
-            if status == DeliveryStatus.PENDING.value:
-                after = {"delivered": DeliveryStatus.DELIVERED.value, "retry": status}.get(
-                    outcome, DeliveryStatus.FAILED.value
-                )
-                if outcome == "delivered":
-                    columns.update(status=DeliveryStatus.DELIVERED.value, next_attempt_at=None, finished_at=attempt.at)
-                elif outcome == "retry":
-                    columns.update(next_attempt_at=float(next_attempt_at or 0))
-                else:
-                    columns.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, finished_at=attempt.at)
             tx.execute(
-                f"UPDATE webhook_deliveries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
-                (*columns.values(), delivery_id),
+                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, finished_at = ? "
+                "WHERE endpoint_id = ? AND status = 'pending'",
+                (DeliveryStatus.FAILED.value, attempt.at, endpoint_id),
             )
-            if outcome == "gone":
-                tx.execute(
-                    "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? "
-                    "WHERE id = ? AND disabled_at IS NULL",
-                    (attempt.at, _one_line(reason or "the receiver answered 410 Gone"), attempt.at, endpoint_id),
-                )
-                tx.execute(
-                    "UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, finished_at = ? "
-                    "WHERE endpoint_id = ? AND status = 'pending'",
-                    (DeliveryStatus.FAILED.value, attempt.at, endpoint_id),
-                )
         return _delivery_status(after, delivery_id)
 
     def _with_logs(self, rows: Sequence[Sequence[Any]]) -> tuple[Delivery, ...]:
