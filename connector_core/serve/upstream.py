@@ -177,7 +177,7 @@ class PoolTransport(httpx.AsyncBaseTransport):
         """The most recent idle connection to ``key`` still usable, else a new one; with whether
         it was reused, and the idle ones found unusable on the way (to close)."""
         idle = self._idle.get(key)
-        stale = []
+        stale: list[Any] = []
         while idle:
             connection = idle.pop()
             self._idle_count -= 1
@@ -231,9 +231,8 @@ def upstream_client(
     client is shared by every connection: no provider's cookie set for one rides along with
     another's requests): what ``connector serve`` gives its :class:`~connector_core.Connector`
     as ``async_client``."""
-    from .._transport import default_timeout
-
     from .._nocookies import CookielessAsyncClient
+    from .._transport import default_timeout
 
     return CookielessAsyncClient(
         transport=PoolTransport(max_connections=max_connections),

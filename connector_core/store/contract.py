@@ -379,6 +379,10 @@ class StoreLike(Protocol):
     def get_event(self, event_id: str) -> Event:
         """One lifecycle event by id; an UnknownNameError when there is none."""
 
+    def get_events(self, event_ids: Sequence[str]) -> tuple[Event, ...]:
+        """The events of these ids that exist, in the order they were recorded (one query, where
+        :meth:`get_event` would be one per id)."""
+
     # webhooks (connector_core.webhooks): endpoints, the outbox, the delivery log
     def create_webhook_endpoint(
         self, url: str, *, secret: Secret, event_types: Sequence[EventType] = (), allow_private: bool = False

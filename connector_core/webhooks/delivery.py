@@ -349,10 +349,12 @@ class WebhookDeliverer:
         if not claimed:
             return DeliveryReport()
         targets = {endpoint_id: self._target(endpoint_id) for endpoint_id in {d.endpoint_id for d in claimed}}
+        sending = [d.event_id for d in claimed if not isinstance(targets[d.endpoint_id], str | None)]
+        events = {event.id: event for event in self.store.get_events(sending)} if sending else {}
         gone: set[str] = set()  # endpoints that answered 410 during this round
 
         def attempt(delivery: Delivery) -> _Attempted | None:
-            return self._attempt(delivery, targets[delivery.endpoint_id], gone)
+            return self._attempt(delivery, targets[delivery.endpoint_id], events.get(delivery.event_id), gone)
 
         if self.concurrency == 1 or len(claimed) == 1:
             attempted = [attempt(delivery) for delivery in claimed]
@@ -439,9 +441,13 @@ class WebhookDeliverer:
             return exc.message
 
     def _attempt(
-        self, delivery: Delivery, target: tuple[WebhookEndpoint, tuple[Secret, ...]] | str | None, gone: set[str]
+        self,
+        delivery: Delivery,
+        target: tuple[WebhookEndpoint, tuple[Secret, ...]] | str | None,
+        event: Event | None,
+        gone: set[str],
     ) -> _Attempted | None:
-        """Attempt ``delivery`` once: what to record (None when it was not attempted)."""
+        """Attempt ``delivery`` of ``event`` once: what to record (None when it was not attempted)."""
         if target is None or delivery.endpoint_id in gone:
             return None
         started = self.clock()
@@ -449,11 +455,9 @@ class WebhookDeliverer:
             # The delivery waits for the row's restore (each attempt logged).
             answer = _Answer(None, 0.0, None, f"not sent: {target}")
         else:
-            endpoint, secrets = target
-            try:
-                event = self.store.get_event(delivery.event_id)
-            except UnknownNameError:
+            if event is None:
                 return None  # pragma: no cover - events are never deleted
+            endpoint, secrets = target
             answer = self._post(endpoint, event, secrets)
         outcome, error, reason = self._judge(delivery, answer, started)
         if outcome == "gone":

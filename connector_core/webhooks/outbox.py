@@ -296,3 +296,6 @@ class WebhookStore(Protocol):
 
     def get_event(self, event_id: str) -> Event:
         """One lifecycle event by id."""
+
+    def get_events(self, event_ids: Sequence[str]) -> tuple[Event, ...]:
+        """The events of these ids that exist, in the order they were recorded."""
