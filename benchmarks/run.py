@@ -32,6 +32,7 @@ SECTIONS = {
     "refresh": ("refresh", "refresh_all against a bare httpx loop, authlib and the server's capacity"),
     "store": ("store", "the SQLite store at 100,000 connections"),
     "pg": ("pg", "the PostgreSQL store, bulk refresh and many workers (a throwaway cluster)"),
+    "service": ("service", "connector serve under 50 concurrent clients: sessions, listing, the proxy, webhooks"),
 }
 
 

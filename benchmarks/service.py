@@ -262,9 +262,10 @@ def client_ceiling(count: int) -> Run:
 
 # --------------------------------------------------------------------- receiver
 
-#: A webhook receiver in a process of its own (an asyncio protocol): reads "N SECRET" on stdin,
-#: checks each delivery's signature, answers 204, and once N distinct webhook-ids arrived (or
-#: after its lifetime, argv[1] seconds) prints what it saw as JSON and exits.
+#: A webhook receiver in a process of its own (an asyncio protocol): prints its port, reads
+#: "N SECRET" on stdin, prints "ready" once listening, checks each delivery's signature, answers
+#: 204, and once N distinct webhook-ids arrived (or after its lifetime, argv[1] seconds) prints
+#: what it saw as JSON and exits.
 RECEIVER = r"""
 import asyncio, json, sys, time
 from connector_core.webhooks import verify
@@ -304,6 +305,7 @@ async def main():
     n, secret = (await loop.run_in_executor(None, sys.stdin.readline)).split()
     config.update(n=int(n), secret=secret)
     await server.start_serving()
+    print("ready", flush=True)
     try:
         await asyncio.wait_for(done, float(sys.argv[1]))
     except TimeoutError:
@@ -485,15 +487,17 @@ def bench_service(
 ) -> None:
     """The service's figures over one store (SQLite when ``store_url`` is None); ``receiver``:
     the webhook receiver's ceiling (deliveries/s)."""
-    n = 600 if quick else 3000
+    n = 200 if quick else 3000
     started = time.perf_counter()
-    world = make_world(tmp, emu, store_url, 60)
+    world = make_world(tmp, emu, store_url, 50)  # a full page of the listing
     heading(
         f"connector serve, one worker, {label} ({CONCURRENCY} concurrent clients, {n} requests each; "
         f"set-up {time.perf_counter() - started:.1f} s for {len(world.ids)} connections)"
     )
     with serving(tmp, world.store_env, world.serve_args) as svc:
         pid, auth = svc.proc.pid, svc.auth()
+        floor = load(svc.port, [get("/healthz", svc.host)] * (n + CONCURRENCY), server_pid=pid, warmup=CONCURRENCY)
+        row("GET /healthz: the service's floor (no key, no store)", floor.figure(), floor.bound(ceiling))
         if "sessions" in only:
             sessions = [
                 post(
@@ -517,13 +521,20 @@ def bench_service(
                 run = load(svc.port, listing, server_pid=pid, warmup=CONCURRENCY)
             row("GET /v1/connections (a page of 50)", run.figure(), run.bound(ceiling))
         if "proxy" in only:
-            bench_proxy(svc, emu, world, n, ceiling, profile, label)
+            bench_proxy(svc, emu, world, n, ceiling, profile, label, pairs=1 if quick else 3)
         if "webhooks" in only:
             bench_deliveries(svc, world, store_url, quick, profile, label, receiver)
 
 
 def bench_proxy(
-    svc: Service, emu: EmulatorProcess, world: World, n: int, ceiling: Run, profile: Path | None, label: str
+    svc: Service,
+    emu: EmulatorProcess,
+    world: World,
+    n: int,
+    ceiling: Run,
+    profile: Path | None,
+    label: str,
+    pairs: int = 2,
 ) -> None:
     """The same GET through the proxy and to the emulator directly, paired run by run."""
     api = urlparts(emu.endpoints("sandbox").api_base_url)
@@ -536,9 +547,9 @@ def bench_proxy(
         get(f"{api.path}/{path}", api.host, {"authorization": f"Bearer {world.tokens[i % count]}"})
         for i in range(n + CONCURRENCY)
     ]
-    # Alternating, twice: the emulator directly, then through the proxy; the median runs kept.
+    # Alternating: the emulator directly, then through the proxy, ``pairs`` times; the median runs kept.
     runs: dict[str, list[Run]] = {"direct": [], "proxy": []}
-    for _ in range(2):
+    for _ in range(pairs):
         runs["direct"].append(load(api.port, direct, warmup=CONCURRENCY))
         with profiled(svc, None if runs["proxy"] else profile, f"{label} proxy"):
             runs["proxy"].append(load(svc.port, proxied, server_pid=svc.proc.pid, warmup=CONCURRENCY))
@@ -549,7 +560,7 @@ def bench_proxy(
         p.figure(),
         p.bound(ceiling, f"adds {p.p(50) - d.p(50):.1f} ms p50 (target <= {PROXY_BUDGET_MS:g} ms)"),
     )
-    one = min(n // 3, 300)
+    one = min(n // 2, 300)
     d1 = load(api.port, direct[:one], concurrency=1, warmup=20)
     p1 = load(svc.port, proxied[:one], concurrency=1, server_pid=svc.proc.pid, warmup=20)
     row("  one client at a time: the emulator directly", f"{d1.p(50):.2f} ms", f"p99 {d1.p(99):.2f} ms")
@@ -568,7 +579,7 @@ def bench_deliveries(
     from connector_core.events import EventType
     from connector_core.webhooks import add_endpoint
 
-    n = 1000 if quick else 4000
+    n = 400 if quick else 4000
     proc = subprocess.Popen(
         [sys.executable, "-c", RECEIVER, "120"],
         stdin=subprocess.PIPE,
@@ -587,6 +598,7 @@ def bench_deliveries(
             assert secret is not None
             proc.stdin.write(f"{n} {secret.reveal()}\n")
             proc.stdin.flush()
+            assert proc.stdout.readline().strip() == "ready"
             server_before = _cpu_of(svc.proc.pid)
             with store._write() as tx:
                 for index in range(n):
@@ -632,6 +644,7 @@ def receiver_ceiling(n: int, concurrency: int = 8) -> float:
         port = int(proc.stdout.readline())
         proc.stdin.write(f"{n} {secret}\n")
         proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "ready"
         host, body = f"127.0.0.1:{port}", b'{"type":"connection.created","data":{}}'
         signed = [webhook_headers((secret,), f"evt_{i:032x}", int(time.time()), body) for i in range(n)]
         requests = [
@@ -680,7 +693,7 @@ def _open_store(world: World, store_url: str | None) -> Any:
 
 
 def _median_run(runs: list[Run]) -> Run:
-    """The run of median throughput (of two: the slower one)."""
+    """The run of median throughput (of an even number: the slower of the middle two)."""
     ordered = sorted(runs, key=lambda r: r.rate)
     return ordered[(len(ordered) - 1) // 2]
 
@@ -713,7 +726,7 @@ def bench(
         f"p50 {ceiling.p(50):.1f} ms; client CPU {ceiling.client_cpu / ceiling.requests * 1e6:.0f} us/req: "
         "the bound of every figure below",
     )
-    receiver = receiver_ceiling(1000 if quick else 4000) if "webhooks" in only else 0.0
+    receiver = receiver_ceiling(500 if quick else 4000) if "webhooks" in only else 0.0
     if receiver:
         row("the webhook receiver's ceiling (signed POSTs, 8 at once)", f"{receiver:,.0f} /s", "a process of its own")
     options: dict[str, Any] = {"ceiling": ceiling, "receiver": receiver, "profile": profile, "only": only}

@@ -23,6 +23,9 @@ import anyio
 import httpcore
 import httpx
 
+from .._nocookies import CookielessAsyncClient
+from .._transport import default_timeout
+
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -231,9 +234,6 @@ def upstream_client(
     client is shared by every connection: no provider's cookie set for one rides along with
     another's requests): what ``connector serve`` gives its :class:`~connector_core.Connector`
     as ``async_client``."""
-    from .._nocookies import CookielessAsyncClient
-    from .._transport import default_timeout
-
     return CookielessAsyncClient(
         transport=PoolTransport(max_connections=max_connections),
         timeout=timeout or default_timeout(),
