@@ -263,12 +263,13 @@ def client_ceiling(count: int) -> Run:
 # --------------------------------------------------------------------- receiver
 
 #: A webhook receiver in a process of its own (an asyncio protocol): prints its port, reads
-#: "N SECRET" on stdin, prints "ready" once listening, checks each delivery's signature, answers
-#: 204, and once N distinct webhook-ids arrived (or after its lifetime, argv[1] seconds) prints
-#: what it saw as JSON and exits.
+#: "N SECRET DELAY" on stdin, prints "ready" once listening, checks each delivery's signature,
+#: answers 204 (after DELAY seconds, without blocking the others), and once N distinct
+#: webhook-ids arrived (or after its lifetime, argv[1] seconds) prints what it saw as JSON, exits.
 RECEIVER = r"""
 import asyncio, json, sys, time
 from connector_core.webhooks import verify
+ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
 async def main():
     loop = asyncio.get_running_loop()
     seen, stamps, bad, total = set(), [], [0], [0]
@@ -297,23 +298,80 @@ async def main():
                 total[0] += 1
                 seen.add(headers.get("webhook-id"))
                 stamps.append(time.perf_counter())
-                self.transport.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                if config["delay"]:
+                    loop.call_later(config["delay"], self.transport.write, ANSWER)
+                else:
+                    self.transport.write(ANSWER)
                 if len(seen) >= config["n"] and not done.done():
                     done.set_result(None)
     server = await loop.create_server(Receive, "127.0.0.1", 0, start_serving=False)
     print(server.sockets[0].getsockname()[1], flush=True)
-    n, secret = (await loop.run_in_executor(None, sys.stdin.readline)).split()
-    config.update(n=int(n), secret=secret)
+    n, secret, delay = (await loop.run_in_executor(None, sys.stdin.readline)).split()
+    config.update(n=int(n), secret=secret, delay=float(delay))
     await server.start_serving()
     print("ready", flush=True)
     try:
         await asyncio.wait_for(done, float(sys.argv[1]))
     except TimeoutError:
         pass
+    if config["delay"]:
+        await asyncio.sleep(config["delay"] + 0.1)  # the last answers go out before the exit
     spread = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
     print(json.dumps({"distinct": len(seen), "received": total[0], "bad": bad[0], "seconds": spread}), flush=True)
 asyncio.run(main())
 """
+
+
+class ReceiverProcess:
+    """:data:`RECEIVER` running (at most ``lifetime`` seconds)::
+
+    with ReceiverProcess() as receiver:
+        receiver.expect(n, secret)         # then deliver to receiver.url
+        seen = receiver.result()           # {"distinct", "received", "bad", "seconds"}
+    """
+
+    def __init__(self, lifetime: float = 120.0, delay: float = 0.0) -> None:
+        self.delay = delay
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER, str(lifetime)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+            cwd=REPO,
+        )
+        assert self._proc.stdout is not None
+        self.port = int(self._proc.stdout.readline())
+        self.url = f"http://127.0.0.1:{self.port}/hooks"
+
+    def expect(self, n: int, secret: str) -> None:
+        """Receive ``n`` distinct deliveries signed with ``secret``; returns once listening."""
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        self._proc.stdin.write(f"{n} {secret} {self.delay}\n")
+        self._proc.stdin.flush()
+        if self._proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the receiver did not start")
+
+    def result(self) -> dict[str, Any]:
+        """What it received, once ``n`` distinct ids came (or its lifetime ran out)."""
+        assert self._proc.stdout is not None
+        seen: dict[str, Any] = json.loads(self._proc.stdout.readline())
+        return seen
+
+    def rate(self, seen: dict[str, Any]) -> float:
+        """Deliveries per second from the first received to the last."""
+        return (seen["distinct"] - 1) / seen["seconds"] if seen["seconds"] else 0.0
+
+    def close(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+
+    def __enter__(self) -> ReceiverProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # ----------------------------------------------------------------------- world
@@ -580,41 +638,25 @@ def bench_deliveries(
     from connector_core.webhooks import add_endpoint
 
     n = 400 if quick else 4000
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER, "120"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-        cwd=REPO,
-    )
-    try:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
+    with ReceiverProcess() as receiver:
         store = _open_store(world, store_url)
         try:
-            _, secret = add_endpoint(store, f"http://127.0.0.1:{port}/hooks")
+            _, secret = add_endpoint(store, receiver.url)
             assert secret is not None
-            proc.stdin.write(f"{n} {secret.reveal()}\n")
-            proc.stdin.flush()
-            assert proc.stdout.readline().strip() == "ready"
+            receiver.expect(n, secret.reveal())
             server_before = _cpu_of(svc.proc.pid)
             with store._write() as tx:
                 for index in range(n):
                     store._emit(tx, EventType.CREATED, connection={"id": f"conn_{index}"}, details={"n": index})
             with profiled(svc, profile, f"{label} webhooks"):
-                seen = json.loads(proc.stdout.readline())
+                seen = receiver.result()
             server_cpu = (_cpu_of(svc.proc.pid) or 0.0) - (server_before or 0.0)
             deadline = time.monotonic() + 10  # the last round's attempts are recorded after their answers
             while (depth := store.outbox_depth()) and time.monotonic() < deadline:
                 time.sleep(0.05)
         finally:
             store.close()
-    finally:
-        proc.kill()
-        proc.wait()
-    rate = (seen["distinct"] - 1) / seen["seconds"] if seen["seconds"] else 0.0
+        rate = receiver.rate(seen)
     row(
         "webhook deliveries by the service's deliverer",
         f"{rate:,.0f} /s",
@@ -630,34 +672,18 @@ def receiver_ceiling(n: int, concurrency: int = 8) -> float:
     from connector_core.webhooks import new_secret, webhook_headers
 
     secret = new_secret().reveal()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER, "60"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-        cwd=REPO,
-    )
-    try:
-        assert proc.stdin is not None
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        proc.stdin.write(f"{n} {secret}\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "ready"
-        host, body = f"127.0.0.1:{port}", b'{"type":"connection.created","data":{}}'
+    with ReceiverProcess(60) as receiver:
+        receiver.expect(n, secret)
+        host, body = f"127.0.0.1:{receiver.port}", b'{"type":"connection.created","data":{}}'
         signed = [webhook_headers((secret,), f"evt_{i:032x}", int(time.time()), body) for i in range(n)]
         requests = [
             post("/hooks", host, body, {k: v for k, v in headers.items() if k != "content-type"}) for headers in signed
         ]
-        run = load(port, requests, concurrency=concurrency, expect=204)
-        seen = json.loads(proc.stdout.readline())
+        run = load(receiver.port, requests, concurrency=concurrency, expect=204)
+        seen = receiver.result()
         if seen["bad"]:
             raise RuntimeError(f"the receiver refused {seen['bad']} signatures of the load generator's")
         return run.rate
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def commit_ms(folder: Path, n: int = 200) -> float:
