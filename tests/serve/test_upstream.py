@@ -166,3 +166,14 @@ def test_connector_serve_gives_its_connector_the_pooled_client(tmp_path: Any) ->
         connector = _service_connector(store, load_plugins())
         assert isinstance(connector.async_client, CookielessAsyncClient)
         assert connector.async_client.follow_redirects is False
+
+
+def test_a_request_cancelled_midway_gives_its_connection_slot_back(origin: Origin) -> None:
+    async def go() -> int:
+        transport = PoolTransport(max_connections=1)
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(5.0, pool=1.0)) as client:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.get(f"{origin.url}/slow"), 0.01)  # cancelled while waiting
+            return (await client.get(f"{origin.url}/x")).status_code  # the one slot is free again
+
+    assert _run(go()) == 200
