@@ -34,6 +34,7 @@ SECTIONS = {
     "listings": ("listings", "connections list, --json and the API's pages over 100,000 connections"),
     "requests": ("per_request", "per GET through connector.auth() and request(); connector request cold"),
     "pg": ("pg", "the PostgreSQL store, bulk refresh and many workers (a throwaway cluster)"),
+    "service": ("service", "connector serve under 50 concurrent clients: sessions, listing, the proxy, webhooks"),
 }
 
 

@@ -8,71 +8,27 @@ the change that records an event.
 Sections:
   fanout    events recorded per second (each its own transaction, as a change records it) with 0, 1
             and 5 subscribed endpoints: the outbox rows are written in the event's transaction
-  deliver   N pending deliveries to one receiver (Python's threaded http.server, keep-alive, answering
-            204 after checking the signature, at once or after 20 ms): deliveries/s by the deliverer's
-            concurrency (the receiver runs in this process: at once, both share one interpreter)
+  deliver   N pending deliveries to one receiver (benchmarks/service.py's: asyncio, in a process of
+            its own, keep-alive, answering 204 after checking the signature, at once or after 20 ms):
+            deliveries/s by the deliverer's concurrency, from the first received to the last
   pg        the same on PostgreSQL, and two deliverers over two store handles sharing one outbox
 
-The PostgreSQL section starts a throwaway cluster on 127.0.0.1 as the tests do
-(tests/support/postgres.py), or uses ``CONNECTOR_TEST_POSTGRES_URL``. Nothing here is asserted.
+The PostgreSQL section gets its server from benchmarks/service.py's ``postgres_server()`` (a
+throwaway cluster on 127.0.0.1, or ``CONNECTOR_TEST_POSTGRES_URL``). Nothing here is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.server
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))  # the throwaway PostgreSQL cluster lives with the tests
-
-
-def row(label: str, value: str, note: str = "") -> None:
-    print(f"  {label:<52} {value:>14}  {note}")
-
-
-class Receiver:
-    """A receiver on 127.0.0.1 that checks each signature and answers 204."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.count = 0
-        self.secrets: list[str] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                from connector_core.webhooks import verify
-
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                verify(body, self.headers, receiver.secrets)
-                if delay:
-                    time.sleep(delay)
-                with receiver.lock:
-                    receiver.count += 1
-                self.send_response(204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from common import row
+from service import ReceiverProcess, _pg_schema, postgres_server
 
 
 def _events(store: Any, n: int) -> float:
@@ -121,31 +77,28 @@ def bench_deliver(open_store: Any, quick: bool, label: str, delay: float = 0.0) 
     slow = f", answering after {delay * 1000:.0f} ms" if delay else ""
     print(f"delivering to a receiver on 127.0.0.1 ({label}, {n} deliveries{slow})")
     for concurrency in (1, 8, 16):
-        receiver = Receiver(delay)
-        try:
-            with open_store() as store:
-                _, secret = add_endpoint(store, receiver.url)
-                receiver.secrets = [secret.reveal()]
-                _events(store, n)
-                with WebhookDeliverer(store, concurrency=concurrency) as deliverer:
-                    elapsed = _drain([deliverer], store)
-                assert receiver.count == n
-                row(f"concurrency {concurrency}", f"{n / elapsed:,.0f} /s", f"{elapsed:.2f} s")
-        finally:
-            receiver.close()
+        with ReceiverProcess(delay=delay) as receiver, open_store() as store:
+            _, secret = add_endpoint(store, receiver.url)
+            assert secret is not None
+            receiver.expect(n, secret.reveal())
+            _events(store, n)
+            with WebhookDeliverer(store, concurrency=concurrency) as deliverer:
+                elapsed = _drain([deliverer], store)
+            seen = receiver.result()
+            assert seen["distinct"] == n
+            assert not seen["bad"]
+            row(f"concurrency {concurrency}", f"{n / elapsed:,.0f} /s", f"{elapsed:.2f} s, claim to record")
 
 
 def bench_pg(tmp: Path, quick: bool) -> None:
-    from support.postgres import fresh_schema, postgres_url
-
     from connector_core.store import PgStore
     from connector_core.webhooks import WebhookDeliverer, add_endpoint
 
     env = {"CONNECTOR_CORE_KEY_FILE": str(tmp / "pg-keys.json")}
-    with postgres_url() as server:
+    with postgres_server() as server:
 
         def open_store() -> Any:
-            schema = fresh_schema(server, "hooks")
+            schema = _pg_schema(server)
             url = schema.__enter__()
             store = PgStore(url, env=env)
             store.close = _closing(store.close, schema)  # type: ignore[method-assign]
@@ -155,19 +108,22 @@ def bench_pg(tmp: Path, quick: bool) -> None:
         bench_deliver(open_store, quick, "PostgreSQL")
         n = 500 if quick else 2000
         print(f"two deliverers on two store handles sharing one outbox (PostgreSQL, {n} deliveries)")
-        receiver = Receiver()
-        try:
-            with fresh_schema(server, "hooks") as url, PgStore(url, env=env) as one, PgStore(url, env=env) as two:
-                _, secret = add_endpoint(one, receiver.url)
-                receiver.secrets = [secret.reveal()]
-                _events(one, n)
-                deliverers = [WebhookDeliverer(s, concurrency=8) for s in (one, two)]
-                elapsed = _drain(deliverers, one)
-                for deliverer in deliverers:
-                    deliverer.close()
-                row("2 x concurrency 8", f"{n / elapsed:,.0f} /s", f"{elapsed:.2f} s, {receiver.count} received")
-        finally:
-            receiver.close()
+        with (
+            ReceiverProcess() as receiver,
+            _pg_schema(server) as url,
+            PgStore(url, env=env) as one,
+            PgStore(url, env=env) as two,
+        ):
+            _, secret = add_endpoint(one, receiver.url)
+            assert secret is not None
+            receiver.expect(n, secret.reveal())
+            _events(one, n)
+            deliverers = [WebhookDeliverer(s, concurrency=8) for s in (one, two)]
+            elapsed = _drain(deliverers, one)
+            for deliverer in deliverers:
+                deliverer.close()
+            seen = receiver.result()
+            row("2 x concurrency 8", f"{n / elapsed:,.0f} /s", f"{elapsed:.2f} s, {seen['received']} received")
 
 
 def _closing(close: Any, schema: Any) -> Any:

@@ -25,7 +25,7 @@ import attrs
 
 from ..errors import ConnectorError, StoreError, UnknownNameError, UsageError, ValidationError
 from ..registries import Command
-from .context import open_connector
+from .context import open_store
 from .emulate import emulator_errors
 from .keeper import add_keeper_options, keeper_from_args
 from .output import run_handler
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..models import ProviderDeclaration
     from ..plugins import Plugins
     from ..serve import ApiKeys
+    from ..store import StoreLike
 
 __all__ = ["COMMAND", "ENV_EMBED_ORIGINS", "ENV_REDIRECT_ALLOW"]
 
@@ -186,7 +187,7 @@ def _serve(args: argparse.Namespace, plugins: Plugins, out: IO[str]) -> int:
             keys, connector, emu, settings, banner = _demo(args, plugins, decl, public_url, settings, stack, out)
         else:
             keys = load_api_keys(os.environ, args.api_keys_file)
-            connector = _opened(open_connector(args, plugins), stack)
+            connector = _opened(_service_connector(open_store(args), plugins), stack)
             banner = (
                 f"connector: serving the connect service for {public_url} on {args.host}:{args.port} "
                 f"with {len(keys)} API key(s) (Ctrl-C to stop)\n"
@@ -343,6 +344,16 @@ def _stopped_by_signals() -> Iterator[list[int]]:
             signal.signal(sig, handler)
 
 
+def _service_connector(store: StoreLike, plugins: Plugins) -> Connector:
+    """The service's connector: its async client (the proxy's calls, the API's refreshes) pools
+    its connections at a cost per request that does not grow with their number (see
+    :mod:`connector_core.serve.upstream`)."""
+    from ..connector import Connector  # here, not at the top: httpx and oauthlib (cold start)
+    from ..serve.upstream import upstream_client  # the 'serve' extra, imported by _serve already
+
+    return Connector(store, plugins, async_client=upstream_client())
+
+
 def _opened(connector: Connector, stack: contextlib.ExitStack) -> Connector:
     """``connector``, closed with its store when ``stack`` ends."""
     stack.callback(connector.store.close)
@@ -480,7 +491,6 @@ def _demo(
     import tempfile
 
     from .._files import write_private_file
-    from ..connector import Connector
     from ..crypto import ENV_KEY_FILE
     from ..emulator import start_emulator
     from ..models import OAuth2AuthorizationCode
@@ -493,10 +503,10 @@ def _demo(
         # Never the store of $CONNECTOR_HOME or $CONNECTOR_STORE_URL: a demo's test profiles
         # and connections do not belong there. Its own key ring too, in the folder.
         store = Store.open(folder / "home", env={ENV_KEY_FILE: str(folder / "keys.json")})
-        connector = _opened(Connector(store, plugins), stack)
+        connector = _opened(_service_connector(store, plugins), stack)
         where = f"{folder / 'home'}, removed at exit"
     else:
-        connector = _opened(open_connector(args, plugins), stack)
+        connector = _opened(_service_connector(open_store(args), plugins), stack)
         path = getattr(connector.store, "path", None)  # SQLite; PostgreSQL's URL may hold a password
         where = str(path) if path is not None else "the PostgreSQL store --store-url names"
 

@@ -35,6 +35,7 @@ from .connect import ConnectService
 from .keys import ApiKeys
 from .metrics import Metrics, RequestMetrics
 from .problems import DEFAULT_MAX_BODY, Problem, error_problem, problem_response, read_body, read_json, read_query
+from .threads import in_store_thread
 from .webhooks_api import WebhooksApi
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ class _Api:
         return cid
 
     async def _connection(self, cid: str) -> Connection:
-        return await anyio.to_thread.run_sync(self.connector.store.get_connection, cid)
+        return await in_store_thread(self.connector.store.get_connection, cid)
 
     # -------------------------------------------------------------- routes
 

@@ -59,6 +59,7 @@ from ..secret import Secret
 from ..sessions import ConnectSessions, SessionRequest
 from .config import ConnectConfig, callback_url
 from .problems import Problem, read_body, read_json
+from .threads import in_store_thread
 
 if TYPE_CHECKING:
     from ..connection import ConnectResult, ConnectSession
@@ -134,7 +135,7 @@ class ConnectService:
         data = await read_json(request, _SESSION_FIELDS, self.max_body)
         try:
             wanted = SessionRequest.from_mapping(data)
-            session, token = await anyio.to_thread.run_sync(self.sessions.create, wanted)
+            session, token = await in_store_thread(self.sessions.create, wanted)
         except ValidationError as exc:
             raise Problem(400, "invalid", exc.message, field=exc.field) from None
         await self._purge()
@@ -166,7 +167,7 @@ class ConnectService:
         if not _SESSION_ID_RE.fullmatch(sid):
             raise Problem(404, "not-found", "no connect session with such an id", field="id")
         try:
-            session = await anyio.to_thread.run_sync(self.sessions.get, sid)
+            session = await in_store_thread(self.sessions.get, sid)
         except UnknownNameError:
             raise Problem(404, "not-found", f"no connect session {sid!r}", field="id") from None
         return JSONResponse(session_data(session))
@@ -463,7 +464,7 @@ class ConnectService:
                 f"the platform and connect {name} again from this browser.",
             )
         try:
-            session = await anyio.to_thread.run_sync(self.sessions.get, sid)
+            session = await in_store_thread(self.sessions.get, sid)
         except UnknownNameError:
             raise _Page(
                 400, "error.html", title="This sign-in cannot be finished", message=_SESSION_WORDS["unknown"]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from ..profiles import Profile, ProfileDraft
     from ..secret import Secret
     from ..webhooks.endpoints import WebhookEndpoint
-    from ..webhooks.outbox import AttemptRecord, Delivery, DeliveryStatus, Outcome
+    from ..webhooks.outbox import AttemptRecord, AttemptResult, Delivery, DeliveryStatus, Outcome
 
 __all__ = [
     "ConnectionStamp",
@@ -434,6 +434,10 @@ class StoreLike(Protocol):
     def get_event(self, event_id: str) -> Event:
         """One lifecycle event by id; an UnknownNameError when there is none."""
 
+    def get_events(self, event_ids: Sequence[str]) -> tuple[Event, ...]:
+        """The events of these ids that exist, in the order they were recorded (one query, where
+        :meth:`get_event` would be one per id)."""
+
     # webhooks (connector_core.webhooks): endpoints, the outbox, the delivery log
     def create_webhook_endpoint(
         self, url: str, *, secret: Secret, event_types: Sequence[EventType] = (), allow_private: bool = False
@@ -493,6 +497,13 @@ class StoreLike(Protocol):
         ``gone`` (the receiver answered 410: the endpoint is disabled with ``reason`` and every pending
         delivery of it failed). ``owner``'s claim ends. One transaction; the delivery's status after
         it, or None when the delivery is gone (its endpoint was deleted)."""
+
+    def record_webhook_attempts(
+        self, results: Sequence[AttemptResult], *, owner: str
+    ) -> tuple[DeliveryStatus | None, ...]:
+        """:meth:`record_webhook_attempt` for each of ``results``, in order, in one transaction:
+        all of them recorded, or none (a deliverer's round commits once); each delivery's status
+        after it, or None for one that is gone."""
 
     def get_webhook_delivery(self, delivery_id: str) -> Delivery:
         """One delivery with its log; an UnknownNameError when there is none."""

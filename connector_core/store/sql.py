@@ -46,6 +46,7 @@ from ..webhooks.endpoints import PREVIOUS_SECRET_NAME, SECRET_NAME, WebhookEndpo
 from ..webhooks.outbox import (
     DELIVERY_ID_PREFIX,
     AttemptRecord,
+    AttemptResult,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -613,6 +614,48 @@ def _delivery(row: Sequence[Any], log: tuple[DeliveryAttempt, ...] = ()) -> Deli
         replay=bool(row[10]),
         log=log,
     )
+
+
+_INSERT_ATTEMPT = (
+    "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, response, error) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _attempt_row(delivery_id: str, number: int, attempt: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        *(delivery_id, number, attempt.at, attempt.status_code, attempt.latency_ms),
+        *(attempt.response, _one_line(attempt.error)),
+    )
+
+
+def _attempt_changes(
+    row: Sequence[Any], attempt: AttemptRecord, outcome: str, owner: str, next_attempt_at: float | None
+) -> tuple[int, dict[str, Any], Any]:
+    """What recording an attempt changes in its delivery's row (``status, attempts, endpoint_id,
+    claimed_by``): the attempt's number, the columns set, and the status after."""
+    status, attempts, _, claimed_by = row
+    number = int(attempts) + 1
+    columns: dict[str, Any] = {"attempts": number}
+    if claimed_by == owner:  # a claim another deliverer took over (ours expired) stays theirs
+        columns.update(claimed_by=None, claimed_until=None)
+    after = status
+    if status == DeliveryStatus.PENDING.value:
+        after = {"delivered": DeliveryStatus.DELIVERED.value, "retry": status}.get(outcome, DeliveryStatus.FAILED.value)
+        if outcome == "delivered":
+            columns.update(status=DeliveryStatus.DELIVERED.value, next_attempt_at=None, finished_at=attempt.at)
+        elif outcome == "retry":
+            columns.update(next_attempt_at=float(next_attempt_at or 0))
+        else:
+            columns.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, finished_at=attempt.at)
+    return number, columns, after
+
+
+def _check_outcome(outcome: str, next_attempt_at: float | None) -> None:
+    if outcome not in ("delivered", "retry", "failed", "gone"):
+        raise ValidationError("outcome", f"expected delivered, retry, failed or gone, got {outcome!r}")
+    if outcome == "retry" and next_attempt_at is None:
+        raise ValidationError("next_attempt_at", "a retry needs the time of its next attempt")
 
 
 def _delivery_status(value: Any, delivery_id: str) -> DeliveryStatus:
@@ -1348,6 +1391,15 @@ class SqlStore(abc.ABC):
         if not rows:
             raise UnknownNameError("event", event_id)
         return _event_of(rows[0])
+
+    def get_events(self, event_ids: Sequence[str]) -> tuple[Event, ...]:
+        wanted = sorted(set(event_ids))
+        found: list[Event] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = f"SELECT {_EVENT_COLUMNS} FROM events WHERE id IN ({','.join('?' * len(chunk))}) ORDER BY seq"
+            found += (_event_of(row) for row in self._rows(query, chunk))
+        return tuple(sorted(found, key=lambda event: event.seq))
 
     def _put_credentials(self, tx: Tx, connection_id: str, credentials: Mapping[str, Secret]) -> None:
         for name, value in credentials.items():
@@ -2154,59 +2206,90 @@ class SqlStore(abc.ABC):
         next_attempt_at: float | None = None,
         reason: str | None = None,
     ) -> DeliveryStatus | None:
-        if outcome not in ("delivered", "retry", "failed", "gone"):
-            raise ValidationError("outcome", f"expected delivered, retry, failed or gone, got {outcome!r}")
-        if outcome == "retry" and next_attempt_at is None:
-            raise ValidationError("next_attempt_at", "a retry needs the time of its next attempt")
+        _check_outcome(outcome, next_attempt_at)
         with self._write() as tx:
-            row = tx.one(
-                "SELECT status, attempts, endpoint_id, claimed_by FROM webhook_deliveries WHERE id = ?"
-                + self.dialect.for_update,
-                (delivery_id,),
-            )
-            if row is None:
-                return None
-            status, attempts, endpoint_id, claimed_by = row
-            number = int(attempts) + 1
+            return self._record_attempt(tx, delivery_id, attempt, outcome, owner, next_attempt_at, reason)
+
+    def record_webhook_attempts(
+        self, results: Sequence[AttemptResult], *, owner: str
+    ) -> tuple[DeliveryStatus | None, ...]:
+        for result in results:
+            _check_outcome(result.outcome, result.next_attempt_at)
+        if not results:
+            return ()
+        with self._write() as tx:
+            if any(r.outcome == "gone" for r in results) or len({r.delivery_id for r in results}) < len(results):
+                # An endpoint disabled mid-batch (or one delivery twice): each in turn, as alone.
+                return tuple(
+                    self._record_attempt(tx, r.delivery_id, r.attempt, r.outcome, owner, r.next_attempt_at, r.reason)
+                    for r in results
+                )
+            # The rows locked in one statement (in id order: two recorders never wait on each other in a
+            # cycle), the attempts inserted and the deliveries moved on in a statement each.
+            ids = sorted({r.delivery_id for r in results})
+            marks = ",".join("?" * len(ids))
+            rows = {
+                row[0]: row[1:]
+                for row in tx.all(
+                    "SELECT id, status, attempts, endpoint_id, claimed_by FROM webhook_deliveries "
+                    f"WHERE id IN ({marks}) ORDER BY id" + self.dialect.for_update,
+                    ids,
+                )
+            }
+            inserts: list[tuple[Any, ...]] = []
+            updates: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            statuses: list[DeliveryStatus | None] = []
+            for r in results:
+                row = rows.get(r.delivery_id)
+                if row is None:
+                    statuses.append(None)
+                    continue
+                number, columns, after = _attempt_changes(row, r.attempt, r.outcome, owner, r.next_attempt_at)
+                inserts.append(_attempt_row(r.delivery_id, number, r.attempt))
+                updates.setdefault(tuple(columns), []).append((*columns.values(), r.delivery_id))
+                statuses.append(_delivery_status(after, r.delivery_id))
+            if inserts:
+                tx.many(_INSERT_ATTEMPT, inserts)
+            for names, params in updates.items():
+                tx.many(f"UPDATE webhook_deliveries SET {', '.join(f'{c} = ?' for c in names)} WHERE id = ?", params)
+            return tuple(statuses)
+
+    def _record_attempt(
+        self,
+        tx: Tx,
+        delivery_id: str,
+        attempt: AttemptRecord,
+        outcome: Outcome,
+        owner: str,
+        next_attempt_at: float | None,
+        reason: str | None,
+    ) -> DeliveryStatus | None:
+        """Log one attempt and move its delivery on, in ``tx`` (see :meth:`record_webhook_attempt`)."""
+        row = tx.one(
+            "SELECT status, attempts, endpoint_id, claimed_by FROM webhook_deliveries WHERE id = ?"
+            + self.dialect.for_update,
+            (delivery_id,),
+        )
+        if row is None:
+            return None
+        number, columns, after = _attempt_changes(row, attempt, outcome, owner, next_attempt_at)
+        endpoint_id = row[2]
+        tx.execute(_INSERT_ATTEMPT, _attempt_row(delivery_id, number, attempt))
+        tx.execute(
+            f"UPDATE webhook_deliveries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            (*columns.values(), delivery_id),
+        )
+        if outcome == "gone":
             tx.execute(
-                "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, latency_ms, response, error) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    *(delivery_id, number, attempt.at, attempt.status_code, attempt.latency_ms),
-                    *(attempt.response, _one_line(attempt.error)),
-                ),
+                "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? "
+                "WHERE id = ? AND disabled_at IS NULL",
+                (attempt.at, _one_line(reason or "the receiver answered 410 Gone"), attempt.at, endpoint_id),
             )
-            # A claim another deliverer took over (ours expired) stays theirs.
-            mine = claimed_by == owner
-            columns: dict[str, Any] = {"attempts": number}
-            if mine:
-                columns.update(claimed_by=None, claimed_until=None)
-            after = status
-            if status == DeliveryStatus.PENDING.value:
-                after = {"delivered": DeliveryStatus.DELIVERED.value, "retry": status}.get(
-                    outcome, DeliveryStatus.FAILED.value
-                )
-                if outcome == "delivered":
-                    columns.update(status=DeliveryStatus.DELIVERED.value, next_attempt_at=None, finished_at=attempt.at)
-                elif outcome == "retry":
-                    columns.update(next_attempt_at=float(next_attempt_at or 0))
-                else:
-                    columns.update(status=DeliveryStatus.FAILED.value, next_attempt_at=None, finished_at=attempt.at)
             tx.execute(
-                f"UPDATE webhook_deliveries SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
-                (*columns.values(), delivery_id),
+                "UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, finished_at = ? "
+                "WHERE endpoint_id = ? AND status = 'pending'",
+                (DeliveryStatus.FAILED.value, attempt.at, endpoint_id),
             )
-            if outcome == "gone":
-                tx.execute(
-                    "UPDATE webhook_endpoints SET disabled_at = ?, disabled_reason = ?, updated_at = ? "
-                    "WHERE id = ? AND disabled_at IS NULL",
-                    (attempt.at, _one_line(reason or "the receiver answered 410 Gone"), attempt.at, endpoint_id),
-                )
-                tx.execute(
-                    "UPDATE webhook_deliveries SET status = ?, next_attempt_at = NULL, finished_at = ? "
-                    "WHERE endpoint_id = ? AND status = 'pending'",
-                    (DeliveryStatus.FAILED.value, attempt.at, endpoint_id),
-                )
         return _delivery_status(after, delivery_id)
 
     def _with_logs(self, rows: Sequence[Sequence[Any]]) -> tuple[Delivery, ...]:

@@ -17,11 +17,12 @@ One round (:meth:`WebhookDeliverer.run_once`):
    endpoint's ``allow_private``), and the connection goes to one of those checked addresses
    (no DNS rebinding between the check and the connection). An injected ``client`` is checked
    after the fact instead, by the peer address of its connection.
-3. **Record** the attempt in the delivery log and move the delivery on: a 2xx (but an HTML page)
-   is ``delivered``; 410 Gone disables the endpoint and fails its pending deliveries; anything
-   else (a timeout, a refused connection, a 5xx or 4xx, a redirect, an HTML page) is retried
-   after an exponential backoff with full jitter (5 s doubling, at most an hour), until the
-   delivery is older than ``max_age`` (3 days): then it is ``failed``.
+3. **Record** the round's attempts in the delivery log, in one transaction, and move each
+   delivery on: a 2xx (but an HTML page) is ``delivered``; 410 Gone disables the endpoint and
+   fails its pending deliveries; anything else (a timeout, a refused connection, a 5xx or 4xx, a
+   redirect, an HTML page) is retried after an exponential backoff with full jitter (5 s
+   doubling, at most an hour), until the delivery is older than ``max_age`` (3 days): then it
+   is ``failed``.
 
 :meth:`WebhookDeliverer.run` repeats rounds until a stop event is set; :func:`delivering` runs
 it in a background thread (``connector serve`` does, and ``connector webhooks deliver`` in the
@@ -50,8 +51,18 @@ import httpcore
 import httpx
 
 from .._markers import __version__
+from .._nocookies import CookielessClient
 from ..errors import StoreError, UnknownNameError
-from .outbox import MAX_ANSWER_BYTES, AttemptRecord, Outcome, WebhookStore, answer_text, backoff, utc_time
+from .outbox import (
+    MAX_ANSWER_BYTES,
+    AttemptRecord,
+    AttemptResult,
+    Outcome,
+    WebhookStore,
+    answer_text,
+    backoff,
+    utc_time,
+)
 from .signing import webhook_headers
 from .urls import Resolver, _address_problem, _parse
 
@@ -89,6 +100,15 @@ class DeliveryReport:
 
     def __add__(self, other: DeliveryReport) -> DeliveryReport:
         return DeliveryReport(*(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True)))
+
+
+@attrs.frozen
+class _Attempted:
+    """One attempt of a round, to record with the others."""
+
+    result: AttemptResult
+    endpoint_id: str
+    seconds: float
 
 
 @attrs.frozen
@@ -321,23 +341,36 @@ class WebhookDeliverer:
         return (2 * self.timeout + 5) * math.ceil(limit / self.concurrency) + 30
 
     def run_once(self, limit: int | None = None) -> DeliveryReport:
-        """One round: claim up to ``limit`` due deliveries, attempt each once, record each."""
+        """One round: claim up to ``limit`` due deliveries, attempt each once, then record every
+        attempt in one transaction (a deliverer stopped before that leaves its claims to expire:
+        those deliveries are attempted again, with the same ``webhook-id``)."""
         limit = self.default_limit() if limit is None else int(limit)
         claimed = self.store.claim_webhook_deliveries(self.owner, now=self.clock(), ttl=self.ttl(limit), limit=limit)
         if not claimed:
             return DeliveryReport()
         targets = {endpoint_id: self._target(endpoint_id) for endpoint_id in {d.endpoint_id for d in claimed}}
+        sending = [d.event_id for d in claimed if not isinstance(targets[d.endpoint_id], str | None)]
+        events = {event.id: event for event in self.store.get_events(sending)} if sending else {}
         gone: set[str] = set()  # endpoints that answered 410 during this round
 
-        def deliver(delivery: Delivery) -> Outcome | None:
-            return self._deliver(delivery, targets[delivery.endpoint_id], gone)
+        def attempt(delivery: Delivery) -> _Attempted | None:
+            return self._attempt(delivery, targets[delivery.endpoint_id], events.get(delivery.event_id), gone)
 
         if self.concurrency == 1 or len(claimed) == 1:
-            results = [deliver(delivery) for delivery in claimed]
+            attempted = [attempt(delivery) for delivery in claimed]
         else:
-            results = list(self._executor().map(deliver, claimed))
+            attempted = list(self._executor().map(attempt, claimed))
+        done = [a for a in attempted if a is not None]
+        statuses = self.store.record_webhook_attempts([a.result for a in done], owner=self.owner) if done else ()
         report = DeliveryReport(claimed=len(claimed))
-        for outcome in results:
+        for item, status in zip(done, statuses, strict=True):
+            outcome = item.result.outcome
+            if outcome == "gone":
+                log.warning("webhook endpoint %s disabled: %s", item.endpoint_id, item.result.reason)
+            if self.on_delivered is not None:
+                self.on_delivered("failed" if outcome == "gone" else outcome, item.seconds)
+            if status is None:
+                continue  # its endpoint was deleted meanwhile, with the delivery
             report += DeliveryReport(
                 delivered=outcome == "delivered",
                 retried=outcome == "retry",
@@ -383,7 +416,8 @@ class WebhookDeliverer:
             client = self._clients.get(allow_private)
             if client is None:
                 transport = _GuardedTransport(allow_private, self._resolve, max_connections=self.concurrency * 2)
-                client = httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
+                # No cookie kept: one receiver's answer must not put anything in another's request.
+                client = CookielessClient(transport=transport, follow_redirects=False, trust_env=False)
                 self._clients[allow_private] = client
             return client
 
@@ -406,10 +440,14 @@ class WebhookDeliverer:
             log.warning("webhook endpoint %s: nothing is sent: %s", endpoint_id, exc.message)
             return exc.message
 
-    def _deliver(
-        self, delivery: Delivery, target: tuple[WebhookEndpoint, tuple[Secret, ...]] | str | None, gone: set[str]
-    ) -> Outcome | None:
-        """Attempt ``delivery`` once and record it; its outcome (None when it was not attempted)."""
+    def _attempt(
+        self,
+        delivery: Delivery,
+        target: tuple[WebhookEndpoint, tuple[Secret, ...]] | str | None,
+        event: Event | None,
+        gone: set[str],
+    ) -> _Attempted | None:
+        """Attempt ``delivery`` of ``event`` once: what to record (None when it was not attempted)."""
         if target is None or delivery.endpoint_id in gone:
             return None
         started = self.clock()
@@ -417,30 +455,17 @@ class WebhookDeliverer:
             # The delivery waits for the row's restore (each attempt logged).
             answer = _Answer(None, 0.0, None, f"not sent: {target}")
         else:
-            endpoint, secrets = target
-            try:
-                event = self.store.get_event(delivery.event_id)
-            except UnknownNameError:
+            if event is None:
                 return None  # pragma: no cover - events are never deleted
+            endpoint, secrets = target
             answer = self._post(endpoint, event, secrets)
         outcome, error, reason = self._judge(delivery, answer, started)
         if outcome == "gone":
             gone.add(delivery.endpoint_id)
         record = AttemptRecord(utc_time(started), answer.status, round(answer.latency_ms, 3), answer.response, error)
         next_at = started + backoff(delivery.attempts + 1, base=self.base_delay, cap=self.max_delay, rng=self._rng)
-        recorded = self.store.record_webhook_attempt(
-            delivery.id,
-            record,
-            outcome,
-            owner=self.owner,
-            next_attempt_at=next_at if outcome == "retry" else None,
-            reason=reason,
-        )
-        if outcome == "gone":
-            log.warning("webhook endpoint %s disabled: %s", delivery.endpoint_id, reason)
-        if self.on_delivered is not None:
-            self.on_delivered("failed" if outcome == "gone" else outcome, answer.latency_ms / 1000)
-        return outcome if recorded is not None else None
+        result = AttemptResult(delivery.id, record, outcome, next_at if outcome == "retry" else None, reason)
+        return _Attempted(result, delivery.endpoint_id, answer.latency_ms / 1000)
 
     def _judge(self, delivery: Delivery, answer: _Answer, started: float) -> tuple[Outcome, str | None, str | None]:
         """The outcome of an attempt, its error line, and why an endpoint is disabled."""

@@ -40,6 +40,7 @@ __all__ = [
     "DELIVERY_ID_PREFIX",
     "MAX_ANSWER_BYTES",
     "AttemptRecord",
+    "AttemptResult",
     "Delivery",
     "DeliveryAttempt",
     "DeliveryStatus",
@@ -101,6 +102,19 @@ class AttemptRecord:
     latency_ms: float | None
     response: str | None
     error: str | None
+
+
+@attrs.frozen
+class AttemptResult:
+    """One attempt and where it moves its delivery, as
+    :meth:`WebhookStore.record_webhook_attempts` takes it (the arguments of
+    :meth:`~WebhookStore.record_webhook_attempt`)."""
+
+    delivery_id: str
+    attempt: AttemptRecord
+    outcome: Outcome
+    next_attempt_at: float | None = None
+    reason: str | None = None
 
 
 @attrs.frozen
@@ -244,6 +258,12 @@ class WebhookStore(Protocol):
         disabled with ``reason`` and its pending deliveries failed), in one transaction; the
         delivery's status after it, or None when it is gone (its endpoint was deleted)."""
 
+    def record_webhook_attempts(
+        self, results: Sequence[AttemptResult], *, owner: str
+    ) -> tuple[DeliveryStatus | None, ...]:
+        """:meth:`record_webhook_attempt` for each of ``results``, in order, in one transaction
+        (a deliverer's round: one commit for all its attempts); each delivery's status after it."""
+
     def get_webhook_delivery(self, delivery_id: str) -> Delivery:
         """One delivery with its log."""
 
@@ -276,3 +296,6 @@ class WebhookStore(Protocol):
 
     def get_event(self, event_id: str) -> Event:
         """One lifecycle event by id."""
+
+    def get_events(self, event_ids: Sequence[str]) -> tuple[Event, ...]:
+        """The events of these ids that exist, in the order they were recorded."""

@@ -36,6 +36,8 @@ class Received:
     #: Accepted by connector_core.webhooks.verify / by standardwebhooks (with any secret held).
     ours: bool
     theirs: bool
+    #: The sender's address and port: one per connection it delivered over.
+    peer: tuple[str, int] = ("", 0)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -105,7 +107,7 @@ class Receiver:
                 if len(body) < declared:
                     return  # the sender died mid-request: nothing was delivered
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                got = Received(headers, body, *receiver._check(body, headers))
+                got = Received(headers, body, *receiver._check(body, headers), peer=self.client_address[:2])
                 with receiver._lock:
                     receiver.received.append(got)
                 if receiver.delay:
