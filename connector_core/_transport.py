@@ -75,14 +75,15 @@ def default_timeout() -> httpx.Timeout:
 
 def sync_client() -> httpx.Client:
     """The sync client a :class:`~connector_core.Connector` makes when given none: explicit
-    timeouts, no redirect followed, no proxy or certificate settings from the environment, and
+    timeouts, no redirect followed, no proxy or certificate settings from the environment, no
+    cookie kept (the client is shared by every connection, so one tenant's cookie would ride
+    along on another's requests), and
     no TLS context until the first https request (a verifying one, as httpx makes by default):
     building one loads the CA bundle, which a command talking to an http:// emulator never needs."""
-    import httpx
-
     from ._lazytls import LazyTLSTransport  # here, not at the top: it imports httpx (cold start)
+    from ._nocookies import CookielessClient
 
-    return httpx.Client(
+    return CookielessClient(
         timeout=default_timeout(), follow_redirects=False, trust_env=False, transport=LazyTLSTransport()
     )
 

@@ -443,7 +443,9 @@ class Connector:
         if self._async_client is None:
             import httpx
 
-            self._async_client = httpx.AsyncClient(
+            from ._nocookies import CookielessAsyncClient  # shared by every connection: no cookie kept
+
+            self._async_client = CookielessAsyncClient(
                 timeout=default_timeout(),
                 follow_redirects=False,
                 trust_env=False,

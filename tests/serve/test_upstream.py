@@ -10,6 +10,7 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -177,3 +178,27 @@ def test_a_request_cancelled_midway_gives_its_connection_slot_back(origin: Origi
             return (await client.get(f"{origin.url}/x")).status_code  # the one slot is free again
 
     assert _run(go()) == 200
+
+
+def test_the_connectors_own_clients_keep_no_cookie_either(origin: Origin, tmp_path: Path) -> None:
+    """A Connector's default clients are shared by all its connections: a cookie one provider
+    answer sets must not ride along on the next connection's request."""
+    from connector_core import Connector, Store, load_plugins
+
+    store = Store.open(tmp_path / "home", env={"CONNECTOR_CORE_KEY_FILE": str(tmp_path / "keys.json")})
+    connector = Connector(store, load_plugins())
+    try:
+        connector.client.get(f"{origin.url}/cookie")
+        connector.client.get(f"{origin.url}/")
+        assert not connector.client.cookies
+
+        async def twice() -> None:
+            await connector.async_client.get(f"{origin.url}/cookie")
+            await connector.async_client.get(f"{origin.url}/")
+            assert not connector.async_client.cookies
+            await connector.aclose()
+
+        asyncio.run(twice())
+    finally:
+        connector.close()
+    assert origin.cookies == [None, None, None, None]
