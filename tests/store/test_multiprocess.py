@@ -12,7 +12,7 @@ from pathlib import Path
 
 import attrs
 import pytest
-from support.workload import connect_many, expire_all, make_profile, start_workers
+from support.workload import connect_many, expire_all, make_profile, refresh_count, start_workers
 
 from connector_core import Plugins, load_plugins, refresh_all
 from connector_core.connection import ConnectionStatus
@@ -62,7 +62,7 @@ def run(
     with start_workers(setup.url, setup.key_file, ids, workers=workers, threads=threads, tmp=tmp_path) as group:
         for epoch in range(1, epochs + 1):
             expire_all(setup.store, setup.emu)
-            result = group.run_epoch(epoch, passes, setup.emu)
+            result = group.run_epoch(epoch, passes, refresh_count=lambda: refresh_count(setup.emu))
             # No call failed, and none for auth reasons.
             assert result.errors == () and result.auth_failures == 0
             assert result.statuses == {200: connections * workers * passes}
