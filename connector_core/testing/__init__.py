@@ -35,7 +35,7 @@ from .checks import (
     check_scope_catalogue,
     check_secret_fields,
 )
-from .harness import Harness, find_plugin, isolated_plugins, isolated_store
+from .harness import Harness, find_plugin, http_client, isolated_plugins, isolated_store
 from .runner import CliResult, free_port, run_cli, run_connector
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ __all__ = [
     "check_secret_fields",
     "find_plugin",
     "free_port",
+    "http_client",
     "isolated_plugins",
     "isolated_store",
     "run_cli",
