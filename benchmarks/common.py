@@ -9,6 +9,11 @@ An emulator in the measuring process shares the GIL with what it measures, so a 
 and the code it judges would slow each other down alike. :class:`EmulatorProcess` runs the
 emulator in a child process and answers a few calls over a pipe (add a company, read its
 statistics, move its clock).
+
+PostgreSQL figures need a server: :func:`postgres_server` starts a throwaway cluster on
+127.0.0.1 (``connector_core.testing.postgres``, as the tests do) or uses
+``CONNECTOR_TEST_POSTGRES_URL``; :func:`postgres_missing` says beforehand why there is none,
+and a section then prints that instead of its PostgreSQL figures.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +74,23 @@ def median_time(argv: Sequence[str], runs: int, env: Mapping[str, str] | None = 
 
 
 def paired(
-    commands: Mapping[str, Sequence[str]], runs: int, env: Mapping[str, str] | None = None
+    commands: Mapping[str, Sequence[str]],
+    runs: int,
+    env: Mapping[str, str] | None = None,
+    *,
+    envs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, list[float]]:
     """Time each command ``runs`` times, interleaved run by run (A B C, A B C, ...), so that
     machine noise falls on every command alike. Each command runs once first, unmeasured,
-    to write bytecode caches. Returns the samples per label, in run order."""
-    for argv in commands.values():
-        run_once(argv, env)
+    to write bytecode caches. ``envs`` gives some labels an environment of their own (instead
+    of ``env``). Returns the samples per label, in run order."""
+    own = envs or {}
+    for label, argv in commands.items():
+        run_once(argv, own.get(label, env))
     samples: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(runs):
         for label, argv in commands.items():
-            samples[label].append(run_once(argv, env))
+            samples[label].append(run_once(argv, own.get(label, env)))
     return samples
 
 
@@ -118,6 +129,66 @@ def _rss_in_fresh_process(argv: Sequence[str], env: Mapping[str, str] | None) ->
         check=True,
     )
     return int(out.stdout.strip()) / 1024
+
+
+# ------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_missing() -> str | None:
+    """Why there is no PostgreSQL to measure here (no server binaries and no
+    ``CONNECTOR_TEST_POSTGRES_URL``, or the ``postgres`` extra not installed); ``None`` when
+    :func:`postgres_server` can give one."""
+    import importlib.util
+
+    from connector_core.testing.postgres import postgres_unavailable
+
+    if importlib.util.find_spec("psycopg") is None:
+        return "the postgres extra is not installed: pip install -e '.[postgres]'"
+    return postgres_unavailable()
+
+
+def skip_postgres(what: str) -> bool:
+    """Print why ``what`` (a section's PostgreSQL part) is not measured, when it cannot be;
+    true when it cannot."""
+    reason = postgres_missing()
+    if reason is not None:
+        heading(f"{what}: not measured")
+        row("PostgreSQL", "absent", reason)
+    return reason is not None
+
+
+#: While :func:`shared_postgres` runs: its exit stack, and the server's URL once started.
+_SHARED: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """The admin URL of a PostgreSQL server for the block: ``CONNECTOR_TEST_POSTGRES_URL``, or a
+    throwaway cluster on 127.0.0.1 in a temporary folder, stopped and deleted afterwards (within
+    :func:`shared_postgres`, one cluster serves every block). Give each store a schema of its own
+    with ``connector_core.testing.postgres.fresh_schema(url)``."""
+    from connector_core.testing.postgres import postgres_server as server
+
+    stack = _SHARED.get("stack")
+    if stack is None:
+        with server() as url:
+            yield url
+        return
+    if "url" not in _SHARED:
+        _SHARED["url"] = stack.enter_context(server())
+    yield _SHARED["url"]
+
+
+@contextlib.contextmanager
+def shared_postgres() -> Iterator[None]:
+    """Within the block, :func:`postgres_server` starts a cluster on first use and hands that
+    one to every later caller; it stops when the block ends (run.py: one for every section)."""
+    with contextlib.ExitStack() as stack:
+        _SHARED["stack"] = stack
+        try:
+            yield
+        finally:
+            _SHARED.clear()
 
 
 # ------------------------------------------------------------- emulator process

@@ -1,15 +1,21 @@
-"""Provider discovery at scale: ``providers list`` with 1, 250 and 500 installed provider plugins
-(real distributions in a throwaway venv): ``python benchmarks/discovery.py [--quick]``."""
+"""Provider discovery at scale: ``providers list`` with 1, 251 and 501 installed provider plugins:
+``python benchmarks/discovery.py [--quick]``.
+
+The plugins are real distributions (a dist-info with an entry point, and a module) in two
+folders of their own, put on the path with ``PYTHONPATH``: nothing is installed in the running
+environment, and the commands with 1, 251 and 501 providers are timed paired run by run
+(``common.paired``), each figure the median over runs of its ratio to the one-provider run.
+"""
 
 from __future__ import annotations
 
-import subprocess
+import statistics
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
-from common import REPO, clean_env, median_time, row
+from common import clean_env, heading, paired, paired_ratio, row
 
 PROVIDER_MODULE = textwrap.dedent(
     """
@@ -52,57 +58,42 @@ def _write_dist(site: Path, index: int) -> None:
 
 
 def bench(quick: bool) -> None:
-    print("discovery at scale (median wall time; target: 500 providers < 3x one, linear growth)")
     runs = 5 if quick else 11
+    heading(f"discovery at scale ({runs} runs, paired run by run; target: 501 providers < 3x one, linear growth)")
     with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
-        venv = Path(tmp) / "venv"
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean_env())
-        py = str(venv / "bin" / "python")
-        subprocess.run(
-            [py, "-m", "pip", "install", "-q", "-e", str(REPO), "-e", str(REPO / "providers" / "hibob")],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        site = Path(
-            subprocess.run(
-                [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-        )
+        none, first, second = (Path(tmp) / name for name in ("none", "first", "second"))
+        for folder in (none, first, second):
+            folder.mkdir()
+        for index in range(500):
+            _write_dist(first if index < 250 else second, index)
         env = clean_env()
-        listing = [py, "-m", "connector_core", "providers", "list"]
-        results: dict[int, float] = {}
-        written = 0
-        for count in (0, 250, 500):
-            while written < count:
-                _write_dist(site, written)
-                written += 1
-            subprocess.run(listing, env=env, check=True, stdout=subprocess.DEVNULL)  # warm the bytecode cache
-            results[count] = median_time(listing, runs, env)
+        envs = {
+            "1": {**env, "PYTHONPATH": str(none)},  # the same number of path entries, and nothing in it
+            "251": {**env, "PYTHONPATH": str(first)},
+            "501": {**env, "PYTHONPATH": f"{first}:{second}"},
+        }
+        cli = [sys.executable, "-m", "connector_core", "providers"]
+        commands = {"1": [*cli, "list"], "251": [*cli, "list"], "501": [*cli, "list"]}
+        commands |= {"show bench0123": [*cli, "show", "bench0123"], "show hibob": [*cli, "show", "hibob"]}
+        envs |= {"show bench0123": envs["501"], "show hibob": envs["501"]}
+        samples = paired(commands, runs, envs=envs)
+        for count in ("1", "251", "501"):
             row(
-                f"providers list, {count + 1} providers",
-                f"{results[count] * 1000:.1f} ms",
-                f"{results[count] / results[0]:.2f}x one provider",
+                f"providers list, {count} providers",
+                f"{statistics.median(samples[count]) * 1000:.1f} ms",
+                "the yardstick" if count == "1" else f"{paired_ratio(samples, count, '1'):.2f}x one provider",
             )
-        growth = (results[500] - results[0]) / max(results[250] - results[0], 1e-9)
-        row("growth 1->500 over 1->250 (2.0 = linear)", f"{growth:.2f}")
-        show_one = median_time([py, "-m", "connector_core", "providers", "show", "bench0123"], runs, env)
-        show_hibob = median_time([py, "-m", "connector_core", "providers", "show", "hibob"], runs, env)
-        row(
-            "providers show bench0123, 501 installed",
-            f"{show_one * 1000:.1f} ms",
-            f"{show_one / results[0]:.2f}x 'providers list' with one",
+        growth = statistics.median(
+            (c - a) / max(b - a, 1e-9) for a, b, c in zip(samples["1"], samples["251"], samples["501"], strict=True)
         )
-        row(
-            "providers show hibob, 501 installed",
-            f"{show_hibob * 1000:.1f} ms",
-            f"{show_hibob / results[0]:.2f}x 'providers list' with one",
-        )
+        row("growth 1->501 over 1->251 (2.0 = linear)", f"{growth:.2f}", "median per run; target: about 2 or less")
+        for label in ("show bench0123", "show hibob"):
+            row(
+                f"providers {label}, 501 installed",
+                f"{statistics.median(samples[label]) * 1000:.1f} ms",
+                f"{paired_ratio(samples, label, '1'):.2f}x 'providers list' with one",
+            )
 
 
 if __name__ == "__main__":
-    import sys
-
     bench("--quick" in sys.argv[1:])

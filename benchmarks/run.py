@@ -25,6 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from common import shared_postgres  # noqa: E402 - from benchmarks/, on the path just above
+
 #: Section name -> (module in benchmarks/, what it measures).
 SECTIONS = {
     "cold": ("cold", "CLI cold start, paired run by run with the floor"),
@@ -35,6 +37,8 @@ SECTIONS = {
     "requests": ("per_request", "per GET through connector.auth() and request(); connector request cold"),
     "pg": ("pg", "the PostgreSQL store, bulk refresh and many workers (a throwaway cluster)"),
     "service": ("service", "connector serve under 50 concurrent clients: sessions, listing, the proxy, webhooks"),
+    "webhooks": ("webhooks", "recording events with the outbox, deliveries to a local receiver (SQLite, PostgreSQL)"),
+    "keeper": ("keeper", "the keeper's refreshes per second and its lag from due to refreshed (SQLite, PostgreSQL)"),
 }
 
 
@@ -44,13 +48,21 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (about a minute)")
     args = parser.parse_args()
     print(f"connector-core benchmarks on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    for name in args.only or list(SECTIONS):
-        module, _ = SECTIONS[name]
-        started = time.perf_counter()
-        importlib.import_module(module).bench(args.quick)
-        print(f"  ({name}: {time.perf_counter() - started:.0f} s)\n", flush=True)
+    failed = []
+    begun = time.perf_counter()
+    with shared_postgres():  # one throwaway cluster for every section that needs one
+        for name in args.only or list(SECTIONS):
+            module, _ = SECTIONS[name]
+            started = time.perf_counter()
+            try:
+                importlib.import_module(module).bench(args.quick)
+            except Exception as exc:  # noqa: BLE001 - one broken section does not hide the others' figures
+                failed.append(name)
+                print(f"  {name} FAILED: {type(exc).__name__}: {exc}", flush=True)
+            print(f"  ({name}: {time.perf_counter() - started:.0f} s)\n", flush=True)
+    print(f"(all: {time.perf_counter() - begun:.0f} s{'; failed: ' + ', '.join(failed) if failed else ''})")
     shutil.rmtree(HERE / "__pycache__", ignore_errors=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -44,7 +44,20 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from common import REPO, EmulatorProcess, clean_env, connect_many, emulator_profile, heading, percentile, row
+from common import (
+    REPO,
+    EmulatorProcess,
+    clean_env,
+    connect_many,
+    emulator_profile,
+    heading,
+    percentile,
+    postgres_server,
+    row,
+    skip_postgres,
+)
+
+from connector_core.testing.postgres import fresh_schema
 
 CONCURRENCY = 50
 #: The proxy's target: at most this many milliseconds added to the emulator's p50.
@@ -54,32 +67,6 @@ DELIVERY_TARGET = 500
 
 
 # ------------------------------------------------------------------ PostgreSQL
-
-
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """The admin URL of a throwaway PostgreSQL server (the one place to swap for the benchmarks'
-    own launcher): tests/support/postgres.py's, or ``CONNECTOR_TEST_POSTGRES_URL``."""
-    sys.path.insert(0, str(REPO / "tests"))
-    try:
-        from support.postgres import postgres_url
-    finally:
-        sys.path.remove(str(REPO / "tests"))
-    with postgres_url() as url:
-        yield url
-
-
-@contextlib.contextmanager
-def _pg_schema(server: str) -> Iterator[str]:
-    """A store URL naming a fresh schema of ``server``, dropped afterwards."""
-    import psycopg
-
-    schema = f"svc_{secrets.token_hex(6)}"
-    try:
-        yield f"{server}{'&' if '?' in server else '?'}schema={schema}"
-    finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 # --------------------------------------------------------------- load generator
@@ -760,8 +747,8 @@ def bench(
         tmp = Path(folder)
         if "sqlite" in stores:
             bench_service(tmp, emu, "SQLite", None, quick, **options)
-        if "postgresql" in stores:
-            with postgres_server() as server, _pg_schema(server) as url:
+        if "postgresql" in stores and not skip_postgres("the service on PostgreSQL"):
+            with postgres_server() as server, fresh_schema(server, "svc") as url:
                 heading("  (the throwaway cluster runs with fsync=off: its commits are not durable ones)")
                 bench_service(tmp, emu, "PostgreSQL", url, quick, **options)
 

@@ -3,7 +3,7 @@ the change that records an event.
 
     python benchmarks/webhooks.py            # SQLite (about a minute on 2 cores)
     python benchmarks/webhooks.py --quick    # smaller sizes
-    python benchmarks/webhooks.py --pg       # PostgreSQL too: one deliverer, and two sharing the outbox
+    python benchmarks/webhooks.py --no-pg    # SQLite only (PostgreSQL runs when its binaries are installed)
 
 Sections:
   fanout    events recorded per second (each its own transaction, as a change records it) with 0, 1
@@ -13,8 +13,9 @@ Sections:
             deliveries/s by the deliverer's concurrency, from the first received to the last
   pg        the same on PostgreSQL, and two deliverers over two store handles sharing one outbox
 
-The PostgreSQL section gets its server from benchmarks/service.py's ``postgres_server()`` (a
-throwaway cluster on 127.0.0.1, or ``CONNECTOR_TEST_POSTGRES_URL``). Nothing here is asserted.
+The PostgreSQL section starts a throwaway cluster on 127.0.0.1 (``connector_core.testing.postgres``,
+as the tests do), or uses ``CONNECTOR_TEST_POSTGRES_URL``; without either it says so. Nothing here
+is asserted.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from common import row
-from service import ReceiverProcess, _pg_schema, postgres_server
+from common import postgres_server, row, skip_postgres
+from service import ReceiverProcess
+
+from connector_core.testing.postgres import fresh_schema
 
 
 def _events(store: Any, n: int) -> float:
@@ -98,7 +101,7 @@ def bench_pg(tmp: Path, quick: bool) -> None:
     with postgres_server() as server:
 
         def open_store() -> Any:
-            schema = _pg_schema(server)
+            schema = fresh_schema(server, "wh")
             url = schema.__enter__()
             store = PgStore(url, env=env)
             store.close = _closing(store.close, schema)  # type: ignore[method-assign]
@@ -110,7 +113,7 @@ def bench_pg(tmp: Path, quick: bool) -> None:
         print(f"two deliverers on two store handles sharing one outbox (PostgreSQL, {n} deliveries)")
         with (
             ReceiverProcess() as receiver,
-            _pg_schema(server) as url,
+            fresh_schema(server, "wh") as url,
             PgStore(url, env=env) as one,
             PgStore(url, env=env) as two,
         ):
@@ -134,11 +137,8 @@ def _closing(close: Any, schema: Any) -> Any:
     return both
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--pg", action="store_true", help="PostgreSQL too (a throwaway cluster)")
-    args = parser.parse_args()
+def bench(quick: bool, pg: bool = True) -> None:
+    """The section for benchmarks/run.py: SQLite, then PostgreSQL where its binaries are installed."""
     from connector_core.store import Store
 
     with tempfile.TemporaryDirectory() as folder:
@@ -148,11 +148,20 @@ def main() -> int:
         def open_sqlite() -> Any:
             return Store.open(tmp / f"home{next(counter)}", env={"CONNECTOR_CORE_KEY_FILE": str(tmp / "keys.json")})
 
-        bench_fanout(open_sqlite, args.quick)
-        bench_deliver(open_sqlite, args.quick, "SQLite")
-        bench_deliver(open_sqlite, args.quick, "SQLite", delay=0.02)
-        if args.pg:
-            bench_pg(tmp, args.quick)
+        bench_fanout(open_sqlite, quick)
+        bench_deliver(open_sqlite, quick, "SQLite")
+        if not quick:
+            bench_deliver(open_sqlite, quick, "SQLite", delay=0.02)
+        if pg and not skip_postgres("webhook deliveries on PostgreSQL"):
+            bench_pg(tmp, quick)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    args = parser.parse_args()
+    bench(args.quick, pg=not args.no_pg)
     return 0
 
 

@@ -9,12 +9,28 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from support import Result, hibob
+from support import REPO, Result, hibob
 
 from connector_core import Plugins
 from connector_core.testing import run_cli as _run_cli
 
 pytest_plugins = ["support.postgres"]  # a throwaway PostgreSQL server for the PostgreSQL store's tests
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _package_bytecode() -> None:
+    """Bytecode for the package's own modules, written once per session. The suite runs with
+    PYTHONDONTWRITEBYTECODE=1 (tests write plugin modules on the fly, and stale bytecode must never
+    shadow them), so without it every CLI subprocess compiles connector_core again. The package's
+    sources do not change during a run: their bytecode cannot go stale."""
+    import compileall  # only here: the one use
+
+    for folder in (
+        REPO / "connector_core",
+        REPO / "providers" / "hibob" / "connector_hibob",
+        REPO / "tests" / "support",
+    ):
+        compileall.compile_dir(folder, quiet=2)
 
 
 @pytest.fixture(autouse=True)

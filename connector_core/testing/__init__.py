@@ -11,7 +11,9 @@ A provider plugin's test file runs the whole suite in one line::
 The pieces are usable on their own: :mod:`connector_core.testing.checks` holds
 the declaration checks as plain functions, :mod:`connector_core.testing.harness`
 the isolated plugin manager and store and the emulator-driven checks,
-:mod:`connector_core.testing.runner` running the CLI in-process or as a subprocess, and
+:mod:`connector_core.testing.runner` running the CLI in-process or as a subprocess,
+:mod:`connector_core.testing.postgres` a throwaway PostgreSQL server (no pytest needed),
+:mod:`connector_core.testing.workload` the multi-process refresh workload, and
 :mod:`connector_core.testing.pytest_plugin` the fixtures (registered through the
 ``pytest11`` entry point ``connector_core``). This package needs pytest only for
 :class:`ProviderConformance`, which is imported on first use.
@@ -33,7 +35,7 @@ from .checks import (
     check_scope_catalogue,
     check_secret_fields,
 )
-from .harness import Harness, find_plugin, isolated_plugins, isolated_store
+from .harness import Harness, find_plugin, http_client, isolated_plugins, isolated_store
 from .runner import CliResult, free_port, run_cli, run_connector
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ __all__ = [
     "check_secret_fields",
     "find_plugin",
     "free_port",
+    "http_client",
     "isolated_plugins",
     "isolated_store",
     "run_cli",

@@ -22,6 +22,7 @@ from connector_core.connection import ConnectionStatus
 from connector_core.connector import AlreadyInstalled, ConfirmationRequired, ReconnectRequired
 from connector_core.emulator import CONSENT_HEADER, EmulatorSpec
 from connector_core.models import ReconnectPolicy
+from connector_core.testing import http_client
 from connector_hibob.emulator import emulator_spec
 
 REDIRECT = PLATFORM_REDIRECT
@@ -434,7 +435,7 @@ def test_bulk_refresh_refreshes_each_exactly_once(world: World) -> None:
     for _ in range(30):
         company = world.emu.add_company()
         start = world.connector.begin(PROFILE)
-        with httpx.Client(follow_redirects=False, trust_env=False) as browser:
+        with http_client(follow_redirects=False) as browser:
             answer = browser.get(start.url, headers={CONSENT_HEADER: "allow", COMPANY_HEADER: company.id})
         ids.append(world.connector.complete(answer.headers["location"]).connection.id)
     with world.store._write() as db:

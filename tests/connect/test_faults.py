@@ -29,6 +29,7 @@ from connector_core.connector import Connector, ReconnectRequired, RequestFailed
 from connector_core.emulator import RunningEmulator
 from connector_core.errors import OutcomeUnknown, ValidationError
 from connector_core.secret import Secret
+from connector_core.testing import http_client
 
 REDIRECT = PLATFORM_REDIRECT
 PROFILE = "acme"
@@ -82,9 +83,7 @@ class FaultWorld(World):
 
 
 def _client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    return httpx.Client(
-        timeout=httpx.Timeout(5.0, read=READ_TIMEOUT), follow_redirects=False, trust_env=False, transport=transport
-    )
+    return http_client(timeout=httpx.Timeout(5.0, read=READ_TIMEOUT), follow_redirects=False, transport=transport)
 
 
 def closed_port() -> int:

@@ -50,7 +50,7 @@ def callback() -> Iterator[tuple[str, list[dict[str, str]], list[str | None]]]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Callback)
     server.hits = []  # type: ignore[attr-defined]
     server.referers = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/connect/oauth2/hibob/callback"

@@ -17,13 +17,14 @@ from support.multiauth import BASIC, HEADER_KEY, QUERY_KEY, QUERY_NAME, emulator
 
 from connector_core import DeclarationError, EmulatorError, UnknownNameError, ValidationError
 from connector_core.emulator import PermissionGroup, RunningEmulator, start_emulator
+from connector_core.testing import http_client
 
 SEARCH = {"fields": ["root.id"]}
 
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False, timeout=10) as client:
+    with http_client(timeout=10) as client:
         yield client
 
 

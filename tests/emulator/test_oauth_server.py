@@ -46,6 +46,7 @@ from connector_core.emulator import (
     SnapshotError,
     start_emulator,
 )
+from connector_core.testing import http_client
 
 
 def hibob_spec(**changes: Any) -> EmulatorSpec:
@@ -156,7 +157,7 @@ def test_concurrent_refreshes_with_one_rotating_token_succeed_once(emu: RunningE
     statuses: list[int] = []
 
     def refresh() -> None:
-        with httpx.Client(trust_env=False, timeout=10) as client:
+        with http_client(timeout=10) as client:
             response = client.post(
                 flow.endpoints.token_url,
                 data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},

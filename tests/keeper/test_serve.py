@@ -15,7 +15,7 @@ import pytest
 from support import World, run_connector
 from support.keeper import make_due
 
-from connector_core.testing import free_port
+from connector_core.testing import free_port, http_client
 
 KEY = "keeper-serve-api-key-0123456789abcdef"
 
@@ -45,14 +45,15 @@ def serve(world: World, *args: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(300):  # a bound on tries, not a timing assertion
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    with http_client(timeout=2) as client:
+        for _ in range(300):  # a bound on tries, not a timing assertion
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                if client.get(f"{base}/healthz").status_code == 200:
+                    return proc, base
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
     raise AssertionError("connector serve never answered")
 
 

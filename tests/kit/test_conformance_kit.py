@@ -9,6 +9,7 @@ models cannot see the defect, every other check still passes.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import subprocess
 import sys
@@ -22,6 +23,12 @@ from connector_core.testing import checks
 from connector_core.testing.harness import find_plugin
 
 pytest_plugins = ["pytester"]
+
+# pytester's inline runs forget the modules first imported inside them; cryptography's Rust
+# bindings cannot be imported twice in one process, so its Python side is imported here, once.
+importlib.import_module("cryptography.hazmat.primitives.hashes")
+importlib.import_module("cryptography.hazmat.primitives.kdf.hkdf")
+importlib.import_module("cryptography.hazmat.primitives.ciphers.aead")
 
 GOOD = """
 from connector_core import (

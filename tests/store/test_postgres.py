@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 import pytest
 from support import profile_draft
-from support.postgres import fresh_schema, with_params
 from support.workload import PROFILE, REDIRECT, connect_many, make_profile
 
 from connector_core import StoreError, ValidationError, load_plugins, refresh_all
@@ -30,6 +29,7 @@ from connector_core.profiles import ProfileDraft
 from connector_core.secret import Secret
 from connector_core.store import ENV_STORE_URL, Store, open_store, select_store, sqlite_path, store_kind
 from connector_core.store.postgres import MIGRATIONS, SCHEMA_VERSION, PgSettings, PgStore
+from connector_core.testing.postgres import fresh_schema, with_params
 
 
 def draft(name: str = "acme") -> ProfileDraft:
@@ -120,7 +120,7 @@ def test_open_store_opens_postgresql_from_the_environment(pg_url: str, env: dict
 
 
 def test_an_unreachable_server_is_a_one_line_error(env: dict[str, str]) -> None:
-    from support.postgres import free_port
+    from connector_core.testing import free_port
 
     with pytest.raises(
         StoreError, match=r"database postgresql://u:\*\*\*@127\.0\.0\.1:\d+/db.*: connecting failed"

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from connector_core.emulator import RunningEmulator, start_emulator
+from connector_core.testing import http_client
 from support import hibob
 
 REDIRECT = "http://127.0.0.1:8765/connect/oauth2/hibob/callback"
@@ -52,7 +53,7 @@ class Flow:
         self.creds = emu.app.credentials[self.endpoints.credential_set]
         self.redirect_uri = redirect_uri
         self.verifier: str | None = None
-        self.http = httpx.Client(trust_env=False, timeout=10, follow_redirects=False)
+        self.http = http_client(timeout=10, follow_redirects=False)
 
     def close(self) -> None:
         self.http.close()

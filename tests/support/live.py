@@ -12,8 +12,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import uvicorn
+
+from connector_core.testing import http_client
 
 __all__ = ["LiveApp", "Platform"]
 
@@ -44,7 +45,7 @@ class LiveApp:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self._thread.start()
-        with httpx.Client(trust_env=False, timeout=20) as client:
+        with http_client(timeout=20) as client:
             answer = client.get(f"{self.url}/healthz")
         if answer.status_code != 200:
             raise RuntimeError(f"{self.url}/healthz answered {answer.status_code}")
@@ -138,7 +139,7 @@ class Platform:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.done = []
         self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     @property
