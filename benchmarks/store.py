@@ -3,13 +3,15 @@ connection, the CLI listing: ``python benchmarks/store.py [--quick]``."""
 
 from __future__ import annotations
 
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import REPO, clean_env, median_time, row  # noqa: F401
+from common import REPO, clean_env, paired, paired_ratio, row  # noqa: F401
 
 
 def populate(store: Any, profile: Any, count: int, *, tokens: bool = True) -> list[str]:
@@ -68,6 +70,16 @@ def populate(store: Any, profile: Any, count: int, *, tokens: bool = True) -> li
     return [r[0] for r in rows]
 
 
+def _median_seconds(fn: Callable[[], object], rounds: int = 7) -> float:
+    """The median wall time of ``rounds`` calls of ``fn``."""
+    times = []
+    for _ in range(rounds):
+        begun = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - begun)
+    return statistics.median(times)
+
+
 def bench(quick: bool) -> None:
     from connector_core import Store, load_plugins, validate_profile
     from connector_core.secret import Secret
@@ -90,30 +102,48 @@ def bench(quick: bool) -> None:
         )
         started = time.perf_counter()
         populate(store, profile, count)
-        row("insert (one transaction, tokens encrypted)", f"{time.perf_counter() - started:.1f} s")
+        total = time.perf_counter() - started
+        row(
+            "insert (one transaction, tokens encrypted)",
+            f"{total:.1f} s",
+            f"{total / count * 1e6:.0f} us each, {2 * count:,} tokens encrypted; no target",
+        )
         size = sum(p.stat().st_size for p in home.iterdir())
-        row("database size per connection (2 encrypted tokens)", f"{size / count:.0f} B", f"{size / 1e6:.1f} MB")
+        row(
+            "database size per connection (2 encrypted tokens)",
+            f"{size / count:.0f} B",
+            f"the file: {size / 1e6:.1f} MB; the tokens are 2 x 40 B in the clear",
+        )
         ids = [r[0] for r in store._connect().execute("SELECT id FROM connections ORDER BY random() LIMIT 200")]
+        db = store._connect()
+        begun = time.perf_counter()
+        for cid in ids:
+            db.execute(_CONNECTION_SELECT + " WHERE c.id = ?", (cid,)).fetchall()
+        bare = (time.perf_counter() - begun) / len(ids)
         begun = time.perf_counter()
         for cid in ids:
             store.get_connection(cid)
-        row("lookup by id (get_connection)", f"{(time.perf_counter() - begun) / len(ids) * 1e6:.0f} us")
-        plan = (
-            store._connect()
-            .execute("EXPLAIN QUERY PLAN " + _CONNECTION_SELECT + " WHERE c.id = ?", (ids[0],))
-            .fetchall()
+        per = (time.perf_counter() - begun) / len(ids)
+        row(
+            "lookup by id (get_connection)",
+            f"{per * 1e6:.0f} us",
+            f"{per / bare:.2f}x the row's bare SELECT on the store's connection ({bare * 1e6:.0f} us)",
         )
+        plan = db.execute("EXPLAIN QUERY PLAN " + _CONNECTION_SELECT + " WHERE c.id = ?", (ids[0],)).fetchall()
         row(
             "lookup plan",
             "indexed" if all("SCAN c" not in str(r) for r in plan) else "SCAN",
             "; ".join(str(r[-1]) for r in plan),
         )
-        begun = time.perf_counter()
+        bare = _median_seconds(
+            lambda: db.execute(_CONNECTION_SELECT + " WHERE c.id > ? ORDER BY c.id LIMIT 100", (ids[0],)).fetchall()
+        )
+        per = _median_seconds(lambda: store.list_connections(limit=100, after=ids[0]))
         page = store.list_connections(limit=100, after=ids[0])
         row(
-            "list_connections(limit=100) in-process",
-            f"{(time.perf_counter() - begun) * 1000:.1f} ms",
-            f"{len(page)} rows",
+            f"list_connections(limit=100) in-process, {len(page)} rows",
+            f"{per * 1000:.1f} ms",
+            f"{per / bare:.2f}x the bare SELECT of the page ({bare * 1000:.2f} ms)",
         )
         cli = [
             sys.executable,
@@ -128,10 +158,12 @@ def bench(quick: bool) -> None:
             "100",
         ]
         cli_env = clean_env() | env
+        floor = [sys.executable, "-m", "connector_core", "providers", "list"]
+        samples = paired({"list": cli, "floor": floor}, 3 if quick else 7, cli_env)
         row(
             "connector connections list --json --limit 100",
-            f"{median_time(cli, 5, cli_env) * 1000:.0f} ms",
-            "whole process, cold",
+            f"{statistics.median(samples['list']) * 1000:.0f} ms",
+            f"whole process, cold: {paired_ratio(samples, 'list', 'floor'):.2f}x 'providers list' (paired)",
         )
 
 
