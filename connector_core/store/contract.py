@@ -357,6 +357,10 @@ class StoreLike(Protocol):
         organisation, one tag, a provider; ``unclaimed``: only those nobody owns); page with
         ``limit`` and ``after`` (the last id seen)."""
 
+    def count_connections(self) -> dict[ConnectionStatus, int]:
+        """How many connections are in each status (every status a key, 0 where none), counted in
+        one statement without reading a row: what a metrics scrape asks at every scrape."""
+
     def iter_connections(
         self,
         *,

@@ -1499,6 +1499,12 @@ class SqlStore(abc.ABC):
         )
         return tuple(_connection(r) for r in rows)
 
+    def count_connections(self) -> dict[ConnectionStatus, int]:
+        counts = dict.fromkeys(ConnectionStatus, 0)
+        for value, count in self._rows("SELECT status, count(*) FROM connections GROUP BY status"):
+            counts[_status(value, "a connection")] = int(count)
+        return counts
+
     def list_connections(
         self,
         *,

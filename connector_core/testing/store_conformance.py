@@ -741,6 +741,19 @@ class StoreConformance:
             thread.join()
         assert won == ["sess_1"] and lost == ["used"] * 7
 
+    def test_count_connections_counts_each_status(self, store: StoreLike) -> None:
+        assert store.count_connections() == dict.fromkeys(ConnectionStatus, 0)
+        profile = store.create_profile(draft("one"))
+        ids = [connect(store, profile, n) for n in range(5)]
+        store.set_status(ids[0], ConnectionStatus.REVOKED, "revoked")
+        store.set_status(ids[1], ConnectionStatus.NEEDS_RECONNECT, "refused")
+        counts = store.count_connections()
+        assert set(counts) == set(ConnectionStatus)
+        assert counts[ConnectionStatus.CONNECTED] == 3
+        assert counts[ConnectionStatus.REVOKED] == 1
+        assert counts[ConnectionStatus.NEEDS_RECONNECT] == 1
+        assert sum(counts.values()) == len(store.list_connections())
+
     def test_list_connections_filters_and_pages_by_id(self, store: StoreLike) -> None:
         one = store.create_profile(draft("one"))
         two = store.create_profile(draft("two"))

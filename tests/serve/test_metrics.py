@@ -184,7 +184,7 @@ def test_a_label_value_off_the_list_is_refused(call: str, args: tuple[Any, ...],
 
 def test_a_store_that_fails_leaves_the_gauge_empty_and_says_so() -> None:
     class Down:
-        def list_connections(self, **_: Any) -> tuple[()]:
+        def count_connections(self) -> dict[Any, int]:
             raise StoreError("the database is unavailable")
 
     metrics = Metrics(Down())  # type: ignore[arg-type]
@@ -233,8 +233,8 @@ def test_the_outbox_depth_is_read_from_the_store_at_each_scrape(tmp_path: Path) 
         def __init__(self, real: Store) -> None:
             self.real = real
 
-        def list_connections(self, **kw: object) -> tuple[object, ...]:
-            return self.real.list_connections(**kw)  # type: ignore[arg-type]
+        def count_connections(self) -> dict[Any, int]:
+            return self.real.count_connections()
 
         def outbox_depth(self) -> int:
             return 7
@@ -242,3 +242,25 @@ def test_the_outbox_depth_is_read_from_the_store_at_each_scrape(tmp_path: Path) 
     with Store.open(tmp_path / "home", env={"CONNECTOR_CORE_KEY_FILE": str(tmp_path / "k.json")}) as store:
         text = Metrics(Counting(store)).exposition().decode()  # type: ignore[arg-type]
     assert "connector_webhook_outbox_depth 7.0" in text
+
+
+def test_a_scrape_counts_the_connections_in_one_statement_without_reading_a_row(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100,000 connections a scrape must not load them: one GROUP BY, whatever the count."""
+
+    def no_listing(*_: object, **__: object) -> None:
+        raise AssertionError("a scrape listed the connections")
+
+    monkeypatch.setattr(world.store, "list_connections", no_listing)
+    monkeypatch.setattr(world.store, "iter_connections", no_listing)
+    assert _value(_scrape(api.client), "connector_connections", status="connected") == 3
+    statements: list[str] = []
+    db = world.store._connect()
+    db.set_trace_callback(statements.append)
+    try:
+        counts = world.store.count_connections()
+    finally:
+        db.set_trace_callback(None)
+    assert [s for s in statements if "connections" in s] == ["SELECT status, count(*) FROM connections GROUP BY status"]
+    assert sum(counts.values()) == 3
