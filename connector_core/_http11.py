@@ -36,8 +36,9 @@ from ._transport import (
     _unsendable,
     check_endpoint,
     send_async,
+    transport_failure,
 )
-from .oauth import HttpRequest, TransientError
+from .oauth import HttpRequest
 
 if TYPE_CHECKING:
     import httpx
@@ -53,17 +54,6 @@ _CODING_SLACK = 1024
 _CACHED = 256
 #: Content codings the body is decoded from (we ask for none; a server may send them anyway).
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-def _failure(host: str, kind: str, *, reached: bool) -> HttpResponse:
-    """The response a transport failure comes back as, worded as ``_transport`` words httpx's."""
-    if kind.endswith("Timeout"):
-        text = f"timed out talking to {host} ({kind})"
-    elif kind == "ConnectError":
-        text = f"cannot connect to {host}"
-    else:
-        text = f"the connection to {host} failed ({kind})"
-    return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
 
 
 def _header_text(value: bytes) -> str:
@@ -235,7 +225,7 @@ class _Connection(asyncio.Protocol):
         return decoded, False
 
     def _fail(self, kind: str) -> None:
-        self._finish(_failure(self._host, kind, reached=True))
+        self._finish(transport_failure(self._host, kind, reached=True))
         self.close()
 
     def _finish(self, response: HttpResponse | None, *, overdue: bool = False) -> None:
@@ -411,7 +401,7 @@ class Http11Pool:
                     self._hand_back(origin, waiter.result(), loop)
                 if wait < self._pool_timeout:
                     return _overdue(request, deadline)
-                return _failure(shown, "PoolTimeout", reached=False)
+                return transport_failure(shown, "PoolTimeout", reached=False)
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._hand_back(origin, waiter.result(), loop)
@@ -432,10 +422,10 @@ class Http11Pool:
             self._free_slot(origin, loop)
             if wait < self._connect_timeout:
                 return _overdue(request, deadline)
-            return _failure(shown, "ConnectTimeout", reached=False)
+            return transport_failure(shown, "ConnectTimeout", reached=False)
         except OSError:  # refused, unreachable, a TLS handshake or certificate failure
             self._free_slot(origin, loop)
-            return _failure(shown, "ConnectError", reached=False)
+            return transport_failure(shown, "ConnectError", reached=False)
         except BaseException:
             self._free_slot(origin, loop)
             raise

@@ -22,18 +22,19 @@ from urllib.parse import urlsplit
 
 from ._markers import __version__
 from ._transport import (
-    DEADLINE_EXCEEDED,
     DEFAULT_DEADLINE,
     MAX_BODY_BYTES,
     Flow,
     HttpResponse,
-    Sleep,
+    _overdue,
     _unsendable,
     check_endpoint,
+    drive_sync,
     send_sync,
     sync_client,
+    transport_failure,
 )
-from .oauth import HttpRequest, TransientError
+from .oauth import HttpRequest
 
 if TYPE_CHECKING:
     import ssl
@@ -132,9 +133,9 @@ class PlainSender:
             except TimeoutError:
                 if time.monotonic() >= give_up - 0.01:
                     return _overdue(request, deadline)
-                return _failed(f"timed out talking to {where} (ConnectTimeout)", reached=False)
+                return transport_failure(where, "ConnectTimeout", reached=False)
             except OSError:  # refused, unreachable, a certificate refused...
-                return _failed(f"cannot connect to {where}", reached=False)
+                return transport_failure(where, "ConnectError", reached=False)
             sock = conn.sock  # kept: the response reads from it after the connection hands it over
             try:
                 sock.settimeout(left(READ_TIMEOUT))
@@ -160,13 +161,13 @@ class PlainSender:
             except TimeoutError:
                 if time.monotonic() >= give_up - 0.01:
                     return _overdue(request, deadline)  # the cut timeout fired: the deadline ran out
-                return _failed(f"timed out talking to {where} (ReadTimeout)", reached=True)
+                return transport_failure(where, "ReadTimeout", reached=True)
             except http.client.HTTPException:  # a malformed answer, or the server hung up mid-way
-                return _failed(f"the connection to {where} failed (RemoteProtocolError)", reached=True)
+                return transport_failure(where, "RemoteProtocolError", reached=True)
             except OSError:
-                return _failed(f"the connection to {where} failed (ReadError)", reached=True)
+                return transport_failure(where, "ReadError", reached=True)
             except _Undecodable:
-                return _failed(f"the connection to {where} failed (DecodingError)", reached=True)
+                return transport_failure(where, "DecodingError", reached=True)
         finally:
             conn.close()
 
@@ -245,31 +246,11 @@ class _Decoder:
             raise _Undecodable from None
 
 
-def _failed(text: str, *, reached: bool) -> HttpResponse:
-    return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
-
-
-def _overdue(request: HttpRequest, deadline: float) -> HttpResponse:
-    host = request.url.split("/")[2] if "//" in request.url else request.url
-    text = f"{host} did not answer in full within {deadline:g} s; gave up"
-    return HttpResponse(0, {}, b"", TransientError(text, error=DEADLINE_EXCEEDED, status=None))
-
-
 def run_plain(flow: Flow[_T], deadline: float = DEFAULT_DEADLINE) -> _T:
     """Drive ``flow`` with ``http.client`` (see the module doc); each response has ``deadline``
     seconds in all."""
     sender = PlainSender()
-    reply: HttpResponse | None = None
     try:
-        while True:
-            step = flow.send(reply)
-            if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-                reply = None
-            else:
-                reply = sender.send(step, deadline)
-    except StopIteration as done:
-        result: _T = done.value
-        return result
+        return drive_sync(flow, lambda request: sender.send(request, deadline))
     finally:
         sender.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -31,9 +31,11 @@ __all__ = [
     "Sleep",
     "check_endpoint",
     "default_timeout",
+    "drive_sync",
     "run_async",
     "run_sync",
     "sync_client",
+    "transport_failure",
 ]
 
 _T = TypeVar("_T")
@@ -88,18 +90,26 @@ def sync_client() -> httpx.Client:
     )
 
 
+def transport_failure(host: str, kind: str, *, reached: bool) -> HttpResponse:
+    """The response a transport failure comes back as, worded alike whichever sender met it
+    (httpx, ``_http11``, ``_plainhttp``): ``kind`` is the failure as httpx's exception classes name
+    it (``ConnectTimeout``, ``ReadTimeout``, ``ConnectError``, ``ReadError``...); ``reached``:
+    whether the request may have reached the server."""
+    if kind.endswith("Timeout") or kind == "TimeoutException":
+        text = f"timed out talking to {host} ({kind})"
+    elif kind == "ConnectError":
+        text = f"cannot connect to {host}"
+    else:
+        text = f"the connection to {host} failed ({kind})"
+    return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
+
+
 def _failure(exc: Exception, request: HttpRequest) -> HttpResponse:
     import httpx
 
     host = request.url.split("/")[2] if "//" in request.url else request.url
     reached = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-    if isinstance(exc, httpx.TimeoutException):
-        text = f"timed out talking to {host} ({type(exc).__name__})"
-    elif isinstance(exc, httpx.ConnectError):
-        text = f"cannot connect to {host}"
-    else:
-        text = f"the connection to {host} failed ({type(exc).__name__})"
-    return HttpResponse(0, {}, b"", TransientError(text, reached_server=reached, status=None))
+    return transport_failure(host, type(exc).__name__, reached=reached)
 
 
 #: ``scheme://authority`` and what follows (a URL's netloc ends at the first '/', '?' or '#').
@@ -244,6 +254,11 @@ async def _send_async(client: httpx.AsyncClient, request: HttpRequest, cap: int 
 
 def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEADLINE) -> _T:
     """Drive ``flow`` with a sync client; each response has ``deadline`` seconds in all."""
+    return drive_sync(flow, lambda request: send_sync(client, request, deadline=deadline))
+
+
+def drive_sync(flow: Flow[_T], send: Callable[[HttpRequest], HttpResponse]) -> _T:
+    """Drive ``flow`` in this thread: sleep where it asks, answer each request with ``send``."""
     reply: HttpResponse | None = None
     try:
         while True:
@@ -252,7 +267,7 @@ def run_sync(flow: Flow[_T], client: httpx.Client, deadline: float = DEFAULT_DEA
                 time.sleep(step.seconds)
                 reply = None
             else:
-                reply = send_sync(client, step, deadline=deadline)
+                reply = send(step)
     except StopIteration as done:
         result: _T = done.value
         return result
