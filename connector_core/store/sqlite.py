@@ -370,12 +370,16 @@ class Store(SqlStore):
                 if isinstance(exc, sqlite3.Error):
                     raise self._error("writing", exc) from None
                 raise
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise self._error("committing", exc) from None
+            self._commit(conn)
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """End the write transaction; one the database refuses to commit is rolled back whole."""
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise self._error("committing", exc) from None
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Tx]:
@@ -545,12 +549,7 @@ class Store(SqlStore):
                         conn.execute("ROLLBACK")
                     raise
                 self._local.batch = None
-                try:
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise self._error("committing", exc) from None
+                self._commit(conn)
             finally:
                 if defer_sync:
                     conn.execute("PRAGMA synchronous = FULL")
