@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from common import clean_env, percentile, row
-from store import populate
+from store import bench_store, populate
 
 #: The issue's targets (issue 19, target 4).
 RSS_TARGET_MIB = 40.0
@@ -177,25 +177,13 @@ def bench_api(home: Path, env: dict[str, str], count: int, floor_mib: float) -> 
 
 
 def bench(quick: bool) -> None:
-    from connector_core import Store, load_plugins, validate_profile
-    from connector_core.secret import Secret
     from connector_core.store.sql import _CONNECTION_SELECT
-    from connector_hibob import plugin
 
     count = 20_000 if quick else 100_000
     runs = 1 if quick else 3
     print(f"listings ({count:,} connections; CLI figures: median of {runs} whole processes, output to /dev/null)")
     with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
-        home = Path(tmp) / "home"
-        env = {"CONNECTOR_CORE_KEY_FILE": str(Path(tmp) / "keys.json")}
-        store = Store.open(home, env=env)
-        profile = store.create_profile(
-            validate_profile(
-                load_plugins([plugin], entry_points=False).declaration("hibob"),
-                name="bench",
-                values={"app_id": "A", "client_id": "c", "client_secret": Secret("s" * 32)},
-            )
-        )
+        home, env, store, profile = bench_store(Path(tmp))
         begun = time.perf_counter()
         populate(store, profile, count)
         store.close()

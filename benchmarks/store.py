@@ -70,6 +70,26 @@ def populate(store: Any, profile: Any, count: int, *, tokens: bool = True) -> li
     return [r[0] for r in rows]
 
 
+def bench_store(tmp: Path) -> tuple[Path, dict[str, str], Any, Any]:
+    """(home, env, store, profile): a SQLite store in ``tmp`` with one HiBob profile, ready for
+    :func:`populate`."""
+    from connector_core import Store, load_plugins, validate_profile
+    from connector_core.secret import Secret
+    from connector_hibob import plugin
+
+    home = tmp / "home"
+    env = {"CONNECTOR_CORE_KEY_FILE": str(tmp / "keys.json")}
+    store = Store.open(home, env=env)
+    profile = store.create_profile(
+        validate_profile(
+            load_plugins([plugin], entry_points=False).declaration("hibob"),
+            name="bench",
+            values={"app_id": "A", "client_id": "c", "client_secret": Secret("s" * 32)},
+        )
+    )
+    return home, env, store, profile
+
+
 def _median_seconds(fn: Callable[[], object], rounds: int = 7) -> float:
     """The median wall time of ``rounds`` calls of ``fn``."""
     times = []
@@ -81,25 +101,12 @@ def _median_seconds(fn: Callable[[], object], rounds: int = 7) -> float:
 
 
 def bench(quick: bool) -> None:
-    from connector_core import Store, load_plugins, validate_profile
-    from connector_core.secret import Secret
     from connector_core.store.sql import _CONNECTION_SELECT
-    from connector_hibob import plugin
 
     count = 20_000 if quick else 100_000
     print(f"store at scale ({count:,} connections)")
-    plugins = load_plugins([plugin], entry_points=False)
     with tempfile.TemporaryDirectory(prefix="connector-bench-") as tmp:
-        home = Path(tmp) / "home"
-        env = {"CONNECTOR_CORE_KEY_FILE": str(Path(tmp) / "keys.json")}
-        store = Store.open(home, env=env)
-        profile = store.create_profile(
-            validate_profile(
-                plugins.declaration("hibob"),
-                name="bench",
-                values={"app_id": "A", "client_id": "c", "client_secret": Secret("s" * 32)},
-            )
-        )
+        home, env, store, profile = bench_store(Path(tmp))
         started = time.perf_counter()
         populate(store, profile, count)
         total = time.perf_counter() - started
